@@ -1,0 +1,35 @@
+# The two commands of the Quick start are `make up` and `make test`; each installs whatever is missing first.
+SHELL := /bin/bash
+ROOT  := $(CURDIR)
+export PATH := $(ROOT)/.tools/node/bin:$(PATH)
+
+.PHONY: setup up down status test test-unit test-int typecheck lint bench
+
+setup:
+	@scripts/setup.sh
+
+up: setup
+	@bin/ehr stack up
+
+down:
+	@bin/ehr stack down
+
+status:
+	@bin/ehr stack status
+
+typecheck: setup
+	npx tsc -p tsconfig.json
+
+lint: setup
+	npx biome check .
+
+test: setup
+	npx tsc -p tsconfig.json
+	npx biome check .
+	npx vitest run
+
+test-unit: setup
+	npx vitest run --project unit
+
+test-int: setup
+	npx vitest run --project int

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config/spec.ts';
+import { databasePlugin } from './db/plugin.ts';
+import { healthRoutes } from './health/routes.ts';
+import { orthancPlugin } from './orthanc/plugin.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Paths that pino must never write out. */
+export const redactPaths = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'headers.authorization',
+  '*.password',
+  '*.client_secret',
+  '*.access_token',
+  '*.refresh_token',
+  'password',
+];
+
+/**
+ * The composition root: registers plugins in a fixed order and returns the app without listening,
+ * so that tests use `inject` or supertest.
+ *
+ * Order: logging and request ids → database → Orthanc client → health → (FHIR, DICOMweb scopes in later issues).
+ */
+export async function buildApp(config: Config): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: config.logLevel, redact: { paths: redactPaths, censor: '[redacted]' } },
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'requestId',
+    trustProxy: config.trustProxy,
+    bodyLimit: 1_048_576,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err }, 'unexpected error');
+    return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, requestId: req.id });
+  });
+
+  await app.register(databasePlugin, { config });
+  await app.register(orthancPlugin, { config });
+  await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs });
+  return app;
+}

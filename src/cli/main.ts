@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, configTableMarkdown, loadConfig } from '../config/load-config.ts';
+import { migrate } from '../db/migrate.ts';
+import { StackError } from '../stack/process.ts';
+import { stackCommand } from './stack-command.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+const USAGE = `usage: bin/ehr <command>
+
+  stack up|down|status   run the local stack (PostgreSQL, Orthanc, facade) in the background
+  migrate                apply pending database migrations
+  config check           validate the configuration from the environment
+  config table           print the configuration table (Markdown)
+`;
+
+/** Loads `.env` (or EHR_ENV_FILE) and then the local stack's facade.env; real environment variables always win. */
+function loadEnvFiles(): void {
+  for (const f of [
+    process.env['EHR_ENV_FILE'] ?? `${ROOT}.env`,
+    `${process.env['EHR_STACK_DIR'] ?? `${ROOT}.data`}/facade.env`,
+  ]) {
+    if (existsSync(f)) process.loadEnvFile(f);
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'stack':
+      return stackCommand(rest);
+    case 'migrate': {
+      loadEnvFiles();
+      const level = await migrate(loadConfig(process.env).databaseUrl);
+      console.log(`migrations at ${level.current} of ${level.latest}`);
+      return 0;
+    }
+    case 'config':
+      if (rest[0] === 'table') {
+        console.log(configTableMarkdown());
+        return 0;
+      }
+      if (rest[0] === 'check') {
+        loadEnvFiles();
+        loadConfig(process.env);
+        console.log('configuration ok');
+        return 0;
+      }
+      break;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 64 : 0;
+  }
+  process.stderr.write(USAGE);
+  return 64;
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const known = err instanceof ConfigError || err instanceof StackError;
+    process.stderr.write(`ehr: ${known ? '' : 'error: '}${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,49 @@
+import { fileURLToPath } from 'node:url';
+import { type StackInfo, settingsFromEnv, stackDown, stackStatus, stackUp } from '../stack/stack.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function printUrls(info: StackInfo): void {
+  const base = info.facadeEnv['EHR_PUBLIC_BASE_URL'];
+  console.log(`
+The stack is up (data in ${info.settings.dataDir}):
+  Facade          ${base}
+  Liveness        ${base}/healthz
+  Readiness       ${base}/readyz
+  FHIR R4         ${base}/fhir
+  DICOMweb        ${base}/dicom-web
+  Orthanc (admin) ${info.orthancUrl} — loopback only; user ${info.orthanc.username}, password in ${info.settings.dataDir}/secrets.json
+  DICOM C-STORE   AET ${info.orthanc.aet} on port ${info.orthanc.dicomPort}
+
+Configuration of the running facade: ${info.settings.dataDir}/facade.env
+Tokens: development tokens are minted with "bin/ehr token" once the authorization server is in place (see README, Authorization).
+Stop with "make down"; "make up" again resumes with the same data.`);
+}
+
+/** `bin/ehr stack up|down|status`: the local stack supervisor behind `make up` / `make down`. */
+export async function stackCommand(args: string[]): Promise<number> {
+  const settings = settingsFromEnv(process.env, ROOT);
+  switch (args[0]) {
+    case 'up': {
+      const info = await stackUp(settings, (line) => console.log(line));
+      printUrls(info);
+      return 0;
+    }
+    case 'down':
+      await stackDown(settings);
+      console.log('stack stopped (data kept)');
+      return 0;
+    case 'status': {
+      const rows = await stackStatus(settings);
+      for (const r of rows) {
+        console.log(
+          `${r.name.padEnd(9)} ${r.up ? 'up  ' : 'down'} ${r.pid ? `pid ${r.pid}` : '       '}\tport ${r.port}`,
+        );
+      }
+      return rows.every((r) => r.up) ? 0 : 3;
+    }
+    default:
+      console.error('usage: bin/ehr stack up|down|status');
+      return 64;
+  }
+}

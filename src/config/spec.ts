@@ -1,0 +1,144 @@
+/**
+ * The one description of the facade's configuration: every environment variable, its type, default and meaning.
+ * The JSON schema used for validation, the README's configuration table and the compose checks are all derived
+ * from this list, so there is no second hand-written copy to drift.
+ */
+export interface ConfigVar {
+  /** Environment variable name. */
+  readonly env: string;
+  /** Key in the resulting {@link Config} object. */
+  readonly key: keyof Config;
+  readonly schema: Record<string, unknown>;
+  /** Development default. `undefined` means the variable is required. */
+  readonly default?: string | number | boolean;
+  /** A secret: may also be given as `<ENV>_FILE` pointing at a file; never logged. */
+  readonly secret?: boolean;
+  readonly description: string;
+}
+
+export type Mode = 'development' | 'production';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  mode: Mode;
+  host: string;
+  port: number;
+  trustProxy: boolean;
+  publicBaseUrl: string;
+  databaseUrl: string;
+  databasePoolSize: number;
+  migrateOnStart: boolean;
+  orthancUrl: string;
+  orthancUsername: string;
+  orthancPassword: string;
+  orthancDicomWebRoot: string;
+  upstreamTimeoutMs: number;
+  readyTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+const port = { type: 'integer', minimum: 1, maximum: 65535 };
+const url = { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*)?$' };
+
+export const configVars: readonly ConfigVar[] = [
+  {
+    env: 'EHR_MODE',
+    key: 'mode',
+    schema: { enum: ['development', 'production'] },
+    default: 'development',
+    description: '`development` or `production`. Production refuses development-only features (e.g. `bin/ehr token`).',
+  },
+  {
+    env: 'EHR_HOST',
+    key: 'host',
+    schema: { type: 'string', minLength: 1 },
+    default: '127.0.0.1',
+    description: 'Listen address.',
+  },
+  { env: 'EHR_PORT', key: 'port', schema: port, default: 8000, description: 'Listen port.' },
+  {
+    env: 'EHR_TRUST_PROXY',
+    key: 'trustProxy',
+    schema: { type: 'boolean' },
+    default: false,
+    description: 'Trust `X-Forwarded-*` from a reverse proxy in front of the facade (client address in audit events).',
+  },
+  {
+    env: 'EHR_PUBLIC_BASE_URL',
+    key: 'publicBaseUrl',
+    schema: url,
+    default: 'http://localhost:8000',
+    description:
+      'Public base URL of the facade as clients see it (used in FHIR links, token audience, DICOMweb RetrieveURLs).',
+  },
+  {
+    env: 'EHR_DATABASE_URL',
+    key: 'databaseUrl',
+    schema: { type: 'string', pattern: '^postgres(ql)?://' },
+    secret: true,
+    description: 'EHR PostgreSQL connection URL, `postgres://user:password@host:port/db`.',
+  },
+  {
+    env: 'EHR_DATABASE_POOL_SIZE',
+    key: 'databasePoolSize',
+    schema: { type: 'integer', minimum: 1, maximum: 200 },
+    default: 10,
+    description: 'Maximum connections in the EHR database pool.',
+  },
+  {
+    env: 'EHR_MIGRATE_ON_START',
+    key: 'migrateOnStart',
+    schema: { type: 'boolean' },
+    default: true,
+    description: 'Apply pending migrations from `migrations/` when the facade starts.',
+  },
+  {
+    env: 'EHR_ORTHANC_URL',
+    key: 'orthancUrl',
+    schema: url,
+    default: 'http://127.0.0.1:8042',
+    description: "Orthanc's REST base URL (never exposed to clients).",
+  },
+  {
+    env: 'EHR_ORTHANC_USERNAME',
+    key: 'orthancUsername',
+    schema: { type: 'string', minLength: 1 },
+    default: 'facade',
+    description: 'Orthanc HTTP Basic user.',
+  },
+  {
+    env: 'EHR_ORTHANC_PASSWORD',
+    key: 'orthancPassword',
+    schema: { type: 'string', minLength: 1 },
+    secret: true,
+    description: 'Orthanc HTTP Basic password.',
+  },
+  {
+    env: 'EHR_ORTHANC_DICOMWEB_ROOT',
+    key: 'orthancDicomWebRoot',
+    schema: { type: 'string', pattern: '^/' },
+    default: '/dicom-web',
+    description: "Path of Orthanc's DICOMweb plugin root.",
+  },
+  {
+    env: 'EHR_UPSTREAM_TIMEOUT_MS',
+    key: 'upstreamTimeoutMs',
+    schema: { type: 'integer', minimum: 100, maximum: 600000 },
+    default: 30000,
+    description: 'Time-out for a request to Orthanc before the facade answers 504.',
+  },
+  {
+    env: 'EHR_READY_TIMEOUT_MS',
+    key: 'readyTimeoutMs',
+    schema: { type: 'integer', minimum: 50, maximum: 60000 },
+    default: 2000,
+    description: 'Time-out of each dependency check in `/readyz`.',
+  },
+  {
+    env: 'EHR_LOG_LEVEL',
+    key: 'logLevel',
+    schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    default: 'info',
+    description: 'Pino log level.',
+  },
+];
