@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/spec.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { healthRoutes } from './health/routes.ts';
@@ -20,20 +20,37 @@ export const redactPaths = [
   'password',
 ];
 
+export interface BuildOptions {
+  /** Where pino writes (tests capture it); stdout by default. */
+  logStream?: { write(line: string): void };
+}
+
 /**
  * The composition root: registers plugins in a fixed order and returns the app without listening,
  * so that tests use `inject` or supertest.
  *
  * Order: logging and request ids → database → Orthanc client → health → (FHIR, DICOMweb scopes in later issues).
  */
-export async function buildApp(config: Config): Promise<FastifyInstance> {
+export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel, redact: { paths: redactPaths, censor: '[redacted]' } },
+    logger: {
+      level: config.logLevel,
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      serializers: {
+        req: (req: { method: string; url: string; headers: Record<string, unknown>; ip?: string }) => ({
+          method: req.method,
+          url: req.url,
+          ip: req.ip,
+          headers: req.headers,
+        }),
+      },
+      ...(opts.logStream ? { stream: opts.logStream } : {}),
+    },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
     trustProxy: config.trustProxy,
     bodyLimit: 1_048_576,
     return503OnClosing: true,
