@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/spec.ts';
+import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
@@ -29,7 +30,7 @@ export interface BuildOptions {
  * The composition root: registers plugins in a fixed order and returns the app without listening,
  * so that tests use `inject` or supertest.
  *
- * Order: logging and request ids → database → Orthanc client → health → (FHIR, DICOMweb scopes in later issues).
+ * Order: logging and request ids → database → Orthanc client → health → access → FHIR → DICOMweb.
  */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -71,5 +72,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(databasePlugin, { config });
   await app.register(orthancPlugin, { config });
   await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs });
+  // Authentication: attaches req.access (the caller's access context) to every request.
+  await app.register(accessPlugin, { config });
+  // FHIR R4 API (/fhir): registered here.
+  // DICOMweb (/dicom-web): registered here.
   return app;
 }

@@ -1,0 +1,59 @@
+/**
+ * The caller's access context, carried by every request and by the per-request FHIR repository.
+ * The authorization issue computes it from a verified SMART token with the pure access policy; until then
+ * {@link DEVELOPMENT_ACCESS} (clearly named, development mode only) is used.
+ *
+ * The FHIR repository and the DICOMweb handlers ask only these questions; they never look at scopes or roles.
+ */
+
+/** FHIR interactions as the policy sees them: vread/history are reads, patch is an update. */
+export type Interaction = 'read' | 'search' | 'create' | 'update' | 'delete';
+
+/**
+ * Which patients' data the caller may touch, to be applied in SQL before paging.
+ * `all: true` means no patient constraint; otherwise only resources in these patients' compartments
+ * (and, for resource types outside any patient compartment, see {@link Access.allows}).
+ */
+export type PatientFilter = { readonly all: true } | { readonly all: false; readonly patientIds: readonly string[] };
+
+/** A granular SMART v2 restriction such as `ImagingStudy?modality=CT`: extra search parameters ANDed into queries. */
+export interface SearchRestriction {
+  readonly code: string;
+  readonly value: string;
+}
+
+export interface Agent {
+  /** `fhirUser` reference or token `sub`. */
+  readonly who: string;
+  readonly sub: string;
+  readonly fhirUser?: string;
+  readonly clientId?: string;
+  readonly jti?: string;
+  readonly roles: readonly string[];
+  readonly purposeOfUse?: readonly string[];
+}
+
+export interface Access {
+  readonly kind: 'development' | 'user' | 'patient' | 'system' | 'viewer';
+  readonly agent: Agent;
+  /** Scope-level check: may the caller do `interaction` on `resourceType` at all? */
+  allows(interaction: Interaction, resourceType: string): boolean;
+  /** The patient constraint for `interaction` on `resourceType`. */
+  patientFilter(interaction: Interaction, resourceType: string): PatientFilter;
+  /** Granular restrictions (SMART v2 `?param=value` scopes) for `resourceType`; empty when none. */
+  restrictions(resourceType: string): readonly SearchRestriction[];
+}
+
+const ALL: PatientFilter = { all: true };
+
+/**
+ * Unrestricted access for development and tests, before the authorization issue turns on authentication.
+ * Never used in production mode.
+ */
+export const DEVELOPMENT_ACCESS: Access = {
+  kind: 'development',
+  agent: { who: 'development', sub: 'development', roles: ['admin'] },
+  allows: () => true,
+  patientFilter: () => ALL,
+  restrictions: () => [],
+};
