@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, configTableMarkdown, loadConfig } from '../config/load-config.ts';
+import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from '../config/load-config.ts';
 import { migrate } from '../db/migrate.ts';
 import { StackError } from '../stack/process.ts';
 import { stackCommand } from './stack-command.ts';
@@ -13,6 +13,7 @@ const USAGE = `usage: bin/ehr <command>
   migrate                apply pending database migrations
   config check           validate the configuration from the environment
   config table           print the configuration table (Markdown)
+  config readme          rewrite the configuration table in README.md
 `;
 
 /** Loads `.env` (or EHR_ENV_FILE) and then the local stack's facade.env; real environment variables always win. */
@@ -39,6 +40,12 @@ async function run(argv: string[]): Promise<number> {
     case 'config':
       if (rest[0] === 'table') {
         console.log(configTableMarkdown());
+        return 0;
+      }
+      if (rest[0] === 'readme') {
+        const path = `${ROOT}README.md`;
+        writeFileSync(path, withConfigTable(readFileSync(path, 'utf8')));
+        console.log('README configuration table updated');
         return 0;
       }
       if (rest[0] === 'check') {

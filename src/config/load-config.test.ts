@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, configTableMarkdown, loadConfig } from './load-config.ts';
+import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from './load-config.ts';
 import { configVars } from './spec.ts';
 
 const base = { EHR_DATABASE_URL: 'postgres://u:p@localhost:5433/ehr', EHR_ORTHANC_PASSWORD: 's3cret' };
@@ -65,5 +65,12 @@ describe('loadConfig', () => {
   test('the markdown table lists every variable', () => {
     const table = configTableMarkdown();
     for (const v of configVars) expect(table).toContain(`\`${v.env}\``);
+  });
+});
+
+describe('README', () => {
+  test('its configuration table is current (run `bin/ehr config readme` after changing the config spec)', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(readme).toBe(withConfigTable(readme));
   });
 });

@@ -77,3 +77,14 @@ export function configTableMarkdown(): string {
   });
   return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
 }
+
+export const README_TABLE_START = '<!-- config-table:start -->';
+export const README_TABLE_END = '<!-- config-table:end -->';
+
+/** Replaces the generated configuration table between the README markers. */
+export function withConfigTable(readme: string): string {
+  const start = readme.indexOf(README_TABLE_START);
+  const end = readme.indexOf(README_TABLE_END);
+  if (start < 0 || end < start) throw new Error('README has no config-table markers');
+  return `${readme.slice(0, start + README_TABLE_START.length)}\n${configTableMarkdown()}\n${readme.slice(end)}`;
+}
