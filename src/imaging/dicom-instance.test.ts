@@ -1,0 +1,121 @@
+import { describe, expect, test } from 'vitest';
+import { makeSeries, newUid, pydicomFile, rewrite } from '../../tests/helpers/dicom.ts';
+import {
+  DicomAttributeError,
+  DicomReadError,
+  hasPart10Header,
+  isValidUid,
+  readDicomInstance,
+  zeroPreamble,
+} from './dicom-instance.ts';
+
+describe('readDicomInstance on real files', () => {
+  test.each([
+    ['CT_small.dcm', '1CT1', 'CT', '1.2.840.10008.1.2.1'],
+    ['MR_small.dcm', '4MR1', 'MR', '1.2.840.10008.1.2.1'],
+    ['MR_small_implicit.dcm', '4MR1', 'MR', '1.2.840.10008.1.2'],
+    ['MR_small_bigendian.dcm', '4MR1', 'MR', '1.2.840.10008.1.2.2'],
+    ['JPEG2000.dcm', undefined, undefined, '1.2.840.10008.1.2.4.91'],
+    ['MR_small_RLE.dcm', '4MR1', 'MR', '1.2.840.10008.1.2.5'],
+  ])('%s', (file, patientId, modality, ts) => {
+    const inst = readDicomInstance(pydicomFile(file));
+    if (patientId) expect(inst.patientId).toBe(patientId);
+    if (modality) expect(inst.modality).toBe(modality);
+    expect(inst.transferSyntaxUid).toBe(ts);
+    for (const uid of [inst.sopClassUid, inst.sopInstanceUid, inst.studyInstanceUid, inst.seriesInstanceUid]) {
+      expect(isValidUid(uid)).toBe(true);
+    }
+  });
+
+  test('CT_small: the attributes the EHR keeps', () => {
+    expect(readDicomInstance(pydicomFile('CT_small.dcm'))).toMatchObject({
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid: '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322',
+      studyInstanceUid: '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322',
+      seriesNumber: 1,
+      instanceNumber: 1,
+      studyDate: '20040119',
+      studyTime: '072730',
+      timezoneOffset: '-0500',
+    });
+    expect(readDicomInstance(pydicomFile('CT_small.dcm')).accessionNumber).toBeUndefined();
+  });
+
+  test('a dcmjs-generated series carries the given keys', () => {
+    const s = makeSeries({ patientId: 'MRN-1', accession: 'ACC-1', count: 3 });
+    const read = s.files.map((f) => readDicomInstance(f));
+    expect(read.map((r) => [r.patientId, r.accessionNumber, r.studyInstanceUid, r.instanceNumber])).toEqual([
+      ['MRN-1', 'ACC-1', s.studyUid, 1],
+      ['MRN-1', 'ACC-1', s.studyUid, 2],
+      ['MRN-1', 'ACC-1', s.studyUid, 3],
+    ]);
+    expect(read.map((r) => r.sopInstanceUid)).toEqual(s.sopUids);
+  });
+});
+
+test('a real deflated file without PatientID is refused for that attribute', () => {
+  expect(() => readDicomInstance(pydicomFile('image_dfl.dcm'))).toThrow(/missing required attribute PatientID/);
+});
+
+describe('unreadable input', () => {
+  const ct = pydicomFile('CT_small.dcm');
+  test.each([
+    ['empty', Buffer.alloc(0)],
+    ['text', Buffer.from('hello, this is not DICOM at all'.repeat(10))],
+    ['no preamble (raw data set)', pydicomFile('no_meta.dcm')],
+    ['DICM but truncated meta', Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from([2, 0, 0])])],
+    ['truncated after the meta header', ct.subarray(0, 300)],
+  ])('%s → DicomReadError', (_name, bytes) => {
+    expect(() => readDicomInstance(bytes)).toThrow(DicomReadError);
+  });
+});
+
+describe('required attributes', () => {
+  const ct = pydicomFile('CT_small.dcm');
+  test.each([
+    ['SOPClassUID', { SOPClassUID: null }],
+    ['SOPInstanceUID', { SOPInstanceUID: null }],
+    ['StudyInstanceUID', { StudyInstanceUID: null }],
+    ['SeriesInstanceUID', { SeriesInstanceUID: null }],
+    ['PatientID', { PatientID: null }],
+    ['PatientID', { PatientID: '   ' }],
+    ['StudyInstanceUID', { StudyInstanceUID: '1.2.03' }],
+    ['SeriesInstanceUID', { SeriesInstanceUID: 'abc' }],
+  ] as const)('%s: %j', (attr, change) => {
+    const err = (() => {
+      try {
+        readDicomInstance(rewrite(ct, change));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(DicomAttributeError);
+    expect((err as DicomAttributeError).attributes).toContain(attr);
+  });
+});
+
+describe('UIDs and preamble', () => {
+  test.each([
+    ['1.2.840.10008.1.2', true],
+    [newUid(), true],
+    ['1', false],
+    ['1.02', false],
+    ['1..2', false],
+    ['1.2.', false],
+    ['1.2.3a', false],
+    [`1.${'1'.repeat(63)}`, false],
+  ])('isValidUid(%j) = %s', (uid, ok) => expect(isValidUid(uid)).toBe(ok));
+
+  test('zeroPreamble clears exactly the first 128 bytes and keeps the file readable', () => {
+    const f = Buffer.from(pydicomFile('CT_small.dcm'));
+    f.fill(0x41, 0, 128); // a polyglot-style preamble
+    const before = Buffer.from(f);
+    const z = zeroPreamble(f);
+    expect(z).toBe(f);
+    expect(z.subarray(0, 128).every((b) => b === 0)).toBe(true);
+    expect(z.subarray(128)).toEqual(before.subarray(128));
+    expect(hasPart10Header(z)).toBe(true);
+    expect(readDicomInstance(z).patientId).toBe('1CT1');
+    expect(zeroPreamble(Buffer.from([1, 2, 3]))).toEqual(Buffer.from([0, 0, 0]));
+  });
+});

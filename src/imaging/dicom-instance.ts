@@ -1,0 +1,166 @@
+import dcmjs, { type DicomDataset } from 'dcmjs';
+
+/**
+ * Reading the attributes the EHR needs from a DICOM Part 10 instance (PS3.10 §7) with dcmjs, and zeroing its
+ * preamble. Pure: no I/O.
+ */
+
+/** The bytes are not a readable DICOM Part 10 instance. */
+export class DicomReadError extends Error {
+  override name = 'DicomReadError';
+}
+
+/** A required attribute is missing or invalid. */
+export class DicomAttributeError extends Error {
+  override name = 'DicomAttributeError';
+  readonly attributes: readonly string[];
+  constructor(message: string, attributes: readonly string[]) {
+    super(message);
+    this.attributes = attributes;
+  }
+}
+
+/** What the EHR keeps of an instance: bridge keys, hierarchy and a few descriptive attributes. */
+export interface DicomInstance {
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  readonly studyInstanceUid: string;
+  readonly seriesInstanceUid: string;
+  /** PatientID (0010,0020): must be a patient's MRN. */
+  readonly patientId: string;
+  /** AccessionNumber (0008,0050): must be an order's accession; undefined when empty. */
+  readonly accessionNumber?: string;
+  readonly transferSyntaxUid?: string;
+  readonly modality?: string;
+  readonly seriesNumber?: number;
+  readonly instanceNumber?: number;
+  readonly seriesDescription?: string;
+  readonly studyDescription?: string;
+  readonly bodyPartExamined?: string;
+  /** StudyDate (0008,0020) YYYYMMDD, StudyTime (0008,0030) HHMMSS.frac, TimezoneOffsetFromUTC (0008,0201) ±HHMM. */
+  readonly studyDate?: string;
+  readonly studyTime?: string;
+  readonly timezoneOffset?: string;
+  readonly numberOfFrames?: number;
+}
+
+const TAG = {
+  TransferSyntaxUID: '00020010',
+  SOPClassUID: '00080016',
+  SOPInstanceUID: '00080018',
+  StudyDate: '00080020',
+  StudyTime: '00080030',
+  AccessionNumber: '00080050',
+  Modality: '00080060',
+  TimezoneOffsetFromUTC: '00080201',
+  StudyDescription: '00081030',
+  SeriesDescription: '0008103E',
+  PatientID: '00100020',
+  BodyPartExamined: '00180015',
+  StudyInstanceUID: '0020000D',
+  SeriesInstanceUID: '0020000E',
+  SeriesNumber: '00200011',
+  InstanceNumber: '00200013',
+  NumberOfFrames: '00280008',
+} as const;
+
+/** The attributes whose absence makes an instance unusable for the EHR (issue: required attributes). */
+export const REQUIRED_ATTRIBUTES = [
+  'SOPClassUID',
+  'SOPInstanceUID',
+  'StudyInstanceUID',
+  'SeriesInstanceUID',
+  'PatientID',
+] as const;
+
+/** PS3.5 §9.1: digits and dots, no leading zeros in components, at most 64 characters. */
+export function isValidUid(uid: string): boolean {
+  return uid.length <= 64 && /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$/.test(uid);
+}
+
+function text(ds: DicomDataset, tag: string): string | undefined {
+  const v = ds[tag]?.Value?.[0];
+  if (v === undefined || v === null) return undefined;
+  const s = (typeof v === 'object' ? String((v as { Alphabetic?: string }).Alphabetic ?? '') : String(v))
+    .replace(/\0+$/, '')
+    .trim();
+  return s === '' ? undefined : s;
+}
+
+function int(ds: DicomDataset, tag: string): number | undefined {
+  const s = text(ds, tag);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  return Number.isInteger(n) ? n : undefined;
+}
+
+/** Whether the bytes look like a Part 10 file: a 128-byte preamble followed by "DICM". */
+export function hasPart10Header(bytes: Uint8Array): boolean {
+  return (
+    bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d
+  );
+}
+
+/**
+ * Reads an instance's attributes (stopping before Pixel Data) and checks the required ones.
+ * @throws DicomReadError when the bytes are not a readable Part 10 instance
+ * @throws DicomAttributeError when a required attribute is missing or a UID is malformed
+ */
+export function readDicomInstance(bytes: Uint8Array): DicomInstance {
+  if (!hasPart10Header(bytes)) throw new DicomReadError('not a DICOM Part 10 file (no "DICM" after the preamble)');
+  let meta: DicomDataset;
+  let ds: DicomDataset;
+  try {
+    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const dict = dcmjs.data.DicomMessage.readFile(ab, { untilTag: '7FE00010', noCopy: true });
+    meta = dict.meta;
+    ds = dict.dict;
+  } catch (err) {
+    throw new DicomReadError(`unreadable DICOM data set: ${(err as Error).message}`.slice(0, 200));
+  }
+  const values = {
+    SOPClassUID: text(ds, TAG.SOPClassUID),
+    SOPInstanceUID: text(ds, TAG.SOPInstanceUID),
+    StudyInstanceUID: text(ds, TAG.StudyInstanceUID),
+    SeriesInstanceUID: text(ds, TAG.SeriesInstanceUID),
+    PatientID: text(ds, TAG.PatientID),
+  };
+  const missing = REQUIRED_ATTRIBUTES.filter((k) => values[k] === undefined);
+  if (missing.length > 0) throw new DicomAttributeError(`missing required attribute ${missing.join(', ')}`, missing);
+  const badUids = (['SOPClassUID', 'SOPInstanceUID', 'StudyInstanceUID', 'SeriesInstanceUID'] as const).filter(
+    (k) => !isValidUid(values[k]!),
+  );
+  if (badUids.length > 0) throw new DicomAttributeError(`malformed UID in ${badUids.join(', ')}`, badUids);
+
+  const optional = {
+    accessionNumber: text(ds, TAG.AccessionNumber),
+    transferSyntaxUid: text(meta, TAG.TransferSyntaxUID),
+    modality: text(ds, TAG.Modality),
+    seriesNumber: int(ds, TAG.SeriesNumber),
+    instanceNumber: int(ds, TAG.InstanceNumber),
+    seriesDescription: text(ds, TAG.SeriesDescription),
+    studyDescription: text(ds, TAG.StudyDescription),
+    bodyPartExamined: text(ds, TAG.BodyPartExamined),
+    studyDate: text(ds, TAG.StudyDate),
+    studyTime: text(ds, TAG.StudyTime),
+    timezoneOffset: text(ds, TAG.TimezoneOffsetFromUTC),
+    numberOfFrames: int(ds, TAG.NumberOfFrames),
+  };
+  return {
+    sopClassUid: values.SOPClassUID!,
+    sopInstanceUid: values.SOPInstanceUID!,
+    studyInstanceUid: values.StudyInstanceUID!,
+    seriesInstanceUid: values.SeriesInstanceUID!,
+    patientId: values.PatientID!,
+    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
+  };
+}
+
+/**
+ * Zeroes the 128-byte preamble in place (PS3.10 §7.1 allows any content there; a zeroed one keeps no DICOM/TIFF or
+ * DICOM/executable polyglot). Returns the same buffer.
+ */
+export function zeroPreamble<T extends Uint8Array>(bytes: T): T {
+  bytes.fill(0, 0, Math.min(128, bytes.length));
+  return bytes;
+}
