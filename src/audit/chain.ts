@@ -1,0 +1,152 @@
+/**
+ * The tamper-evident hash chain, pure. Each stored event's hash is
+ *   SHA-256( prev_hash || JCS(content) )
+ * where JCS is the JSON Canonicalization Scheme (RFC 8785, https://www.rfc-editor.org/rfc/rfc8785) and prev_hash is
+ * the hex hash of the previous event (64 zeros for the first). Pruning writes a checkpoint that records the hash of
+ * the last pruned event, so the chain stays verifiable from there; checkpoints are chained the same way.
+ *
+ * Also derives the search/index columns from an event's content, so that `verify` can prove those columns were not
+ * edited apart from the JSON either.
+ */
+import { createHash } from 'node:crypto';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import canonicalize from 'canonicalize';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** RFC 8785 canonical JSON of a JSON value. */
+export function canonicalJson(value: unknown): string {
+  const out = canonicalize(value);
+  if (out === undefined) throw new TypeError('value cannot be canonicalized');
+  return out;
+}
+
+/** The chain link: hex SHA-256 over the previous hash followed by the canonical JSON of the content. */
+export function linkHash(prevHash: string, content: unknown): string {
+  return createHash('sha256').update(prevHash, 'utf8').update(canonicalJson(content), 'utf8').digest('hex');
+}
+
+/** The index columns of a stored event, all derived from its content. */
+export interface AuditIndex {
+  readonly recorded: string;
+  readonly patientIds: string[];
+  /** agent.who references, identifier values and names (user, client id). */
+  readonly agentWho: string[];
+  /** entity.what references and identifier values (resources, study UIDs, accession numbers, jti). */
+  readonly entityRefs: string[];
+  /** `system|code` and `code` of the type. */
+  readonly typeTokens: string[];
+  /** `system|code` and `code` of each subtype. */
+  readonly subtypeTokens: string[];
+  readonly action: string | null;
+  readonly outcome: string;
+  readonly source: string;
+  readonly requestId: string | null;
+}
+
+const tokens = (system: string | undefined, code: string | undefined): string[] =>
+  code ? [...(system ? [`${system}|${code}`] : []), code] : [];
+
+const uniq = (xs: (string | undefined)[]): string[] => [...new Set(xs.filter((x): x is string => !!x))].sort();
+
+/** Derives the {@link AuditIndex} of an event. */
+export function auditIndex(event: AuditEvent): AuditIndex {
+  const entities = event.entity ?? [];
+  const patientIds = entities
+    .filter((e) => e.role?.code === '1' && e.what?.reference?.startsWith('Patient/'))
+    .map((e) => e.what?.reference?.slice('Patient/'.length));
+  const agentWho = (event.agent ?? []).filter((a) => a.requestor || a.who?.identifier?.system !== 'urn:ietf:rfc:3986');
+  return {
+    recorded: event.recorded ?? '',
+    patientIds: uniq(patientIds),
+    agentWho: uniq(agentWho.flatMap((a) => [a.who?.reference, a.who?.identifier?.value, a.name])),
+    entityRefs: uniq(
+      entities
+        .filter((e) => e.type?.code !== 'XrequestId')
+        .flatMap((e) => [e.what?.reference, e.what?.identifier?.value]),
+    ),
+    typeTokens: tokens(event.type?.system, event.type?.code),
+    subtypeTokens: uniq((event.subtype ?? []).flatMap((s) => tokens(s.system, s.code))),
+    action: event.action ?? null,
+    outcome: event.outcome ?? '',
+    source: event.source?.observer?.identifier?.value ?? event.source?.site ?? '',
+    requestId: entities.find((e) => e.type?.code === 'XrequestId')?.what?.identifier?.value ?? null,
+  };
+}
+
+/** A stored row as verification sees it. */
+export interface ChainRow {
+  readonly seq: number;
+  readonly id: string;
+  readonly content: AuditEvent;
+  readonly prevHash: string;
+  readonly hash: string;
+  /** The stored index columns, compared with those derived from content. */
+  readonly index: AuditIndex;
+}
+
+/** Why a row breaks the chain. */
+export type ChainBreak =
+  | { readonly seq: number; readonly id: string; readonly problem: 'prev-hash-mismatch'; readonly expected: string }
+  | { readonly seq: number; readonly id: string; readonly problem: 'hash-mismatch'; readonly expected: string }
+  | { readonly seq: number; readonly id: string; readonly problem: 'id-mismatch' }
+  | { readonly seq: number; readonly id: string; readonly problem: 'index-mismatch'; readonly column: string }
+  | { readonly seq: number; readonly id: string; readonly problem: 'sequence-gap'; readonly expected: number };
+
+/** Compares stored index columns with derived ones; the first differing column's name, or undefined. */
+export function indexMismatch(stored: AuditIndex, derived: AuditIndex): string | undefined {
+  for (const key of Object.keys(derived) as (keyof AuditIndex)[]) {
+    const a = stored[key];
+    const b = derived[key];
+    const same =
+      key === 'recorded'
+        ? Date.parse(String(a)) === Date.parse(String(b))
+        : Array.isArray(a) && Array.isArray(b)
+          ? canonicalJson([...a].sort()) === canonicalJson(b)
+          : a === b;
+    if (!same) return key;
+  }
+  return undefined;
+}
+
+/**
+ * Checks one row against the previous link: its prev_hash, its own hash, its id inside the content, its index
+ * columns and that its seq follows the previous one. Returns the break, or undefined when the row is sound.
+ */
+export function checkLink(row: ChainRow, prev: { seq: number; hash: string }): ChainBreak | undefined {
+  const { seq, id } = row;
+  if (seq !== prev.seq + 1) return { seq, id, problem: 'sequence-gap', expected: prev.seq + 1 };
+  if (row.prevHash !== prev.hash) return { seq, id, problem: 'prev-hash-mismatch', expected: prev.hash };
+  const expected = linkHash(row.prevHash, row.content);
+  if (row.hash !== expected) return { seq, id, problem: 'hash-mismatch', expected };
+  if (row.content.id !== id) return { seq, id, problem: 'id-mismatch' };
+  const column = indexMismatch(row.index, auditIndex(row.content));
+  if (column) return { seq, id, problem: 'index-mismatch', column };
+  return undefined;
+}
+
+/** A human-readable line for a break, as `bin/ehr audit verify` prints it. */
+export function describeBreak(b: ChainBreak): string {
+  const where = `event #${b.seq} (${b.id})`;
+  switch (b.problem) {
+    case 'sequence-gap':
+      return `${where}: sequence gap, expected #${b.expected} (an event was removed)`;
+    case 'prev-hash-mismatch':
+      return `${where}: prev_hash does not match the previous event's hash (an event was removed or reordered)`;
+    case 'hash-mismatch':
+      return `${where}: content does not match its hash (the event was changed)`;
+    case 'id-mismatch':
+      return `${where}: the id inside the content differs from the row id`;
+    case 'index-mismatch':
+      return `${where}: column ${b.column} does not match the content`;
+  }
+}
+
+/** A prune checkpoint's own content, hashed and chained to the previous checkpoint. */
+export interface CheckpointContent {
+  readonly prunedBefore: string;
+  readonly throughSeq: number;
+  readonly throughHash: string;
+  readonly prunedCount: number;
+  readonly created: string;
+}

@@ -1,0 +1,226 @@
+/**
+ * The audit store: append-only PostgreSQL table `audit_event` (migration 005) in one SHA-256 hash chain
+ * (see chain.ts), with verification, NDJSON export and retention pruning behind checkpoints.
+ *
+ * {@link appendAuditEvent} takes either the pool (its own short transaction) or a caller's transaction connection,
+ * so that a FHIR write and its AuditEvent commit or roll back together. Appends lock the single chain-head row
+ * (SELECT ... FOR UPDATE) until their transaction ends: links are made strictly one after another.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import { type CommonQueryMethods, sql } from 'slonik';
+import {
+  type AuditIndex,
+  auditIndex,
+  type ChainBreak,
+  type ChainRow,
+  type CheckpointContent,
+  checkLink,
+  GENESIS_HASH,
+  linkHash,
+} from './chain.ts';
+
+/** A pool or a transaction connection (both can open a (sub)transaction). */
+export type AuditDb = Pick<CommonQueryMethods, 'transaction' | 'one' | 'maybeOne' | 'any' | 'query'>;
+
+export interface StoredAuditEvent {
+  readonly seq: number;
+  readonly id: string;
+  readonly hash: string;
+  readonly event: AuditEvent;
+}
+
+const textArray = (xs: readonly string[]) => sql.array(xs, 'text');
+
+/**
+ * Appends `event` (given an id if it has none) as the next link of the chain. Inside a caller's transaction this is a
+ * savepoint and the chain-head lock is held until that transaction commits or rolls back.
+ */
+export async function appendAuditEvent(db: AuditDb, event: AuditEvent): Promise<StoredAuditEvent> {
+  const content: AuditEvent = { ...event, id: event.id ?? randomUUID() };
+  const ix = auditIndex(content);
+  return db.transaction(async (tx) => {
+    const head = (await tx.one(
+      sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton FOR UPDATE`,
+    )) as { last_seq: number | bigint; last_hash: string };
+    const seq = Number(head.last_seq) + 1;
+    const hash = linkHash(head.last_hash, content);
+    await tx.query(sql.unsafe`
+      INSERT INTO audit_event (seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens, subtype_tokens,
+                               action, outcome, source, request_id, content, prev_hash, hash)
+      VALUES (${seq}, ${sql.uuid(content.id as string)}, ${sql.timestamp(new Date(ix.recorded))},
+              ${textArray(ix.patientIds)}, ${textArray(ix.agentWho)}, ${textArray(ix.entityRefs)},
+              ${textArray(ix.typeTokens)}, ${textArray(ix.subtypeTokens)}, ${ix.action}, ${ix.outcome}, ${ix.source},
+              ${ix.requestId}, ${sql.jsonb(content as unknown as Record<string, unknown>)}, ${head.last_hash}, ${hash})`);
+    await tx.query(sql.unsafe`UPDATE audit_chain_head SET last_seq = ${seq}, last_hash = ${hash} WHERE singleton`);
+    return { seq, id: content.id as string, hash, event: content };
+  });
+}
+
+/** Whether an event with this id is stored (committed, as this connection sees it). */
+export async function auditEventExists(db: AuditDb, id: string): Promise<boolean> {
+  return (await db.maybeOne(sql.unsafe`SELECT 1 FROM audit_event WHERE id = ${sql.uuid(id)}`)) !== null;
+}
+
+interface Row {
+  seq: number | bigint;
+  id: string;
+  recorded: number | string;
+  patient_ids: string[];
+  agent_who: string[];
+  entity_refs: string[];
+  type_tokens: string[];
+  subtype_tokens: string[];
+  action: string | null;
+  outcome: string;
+  source: string;
+  request_id: string | null;
+  content: AuditEvent;
+  prev_hash: string;
+  hash: string;
+}
+
+function toChainRow(r: Row): ChainRow {
+  const index: AuditIndex = {
+    recorded: new Date(r.recorded).toISOString(),
+    patientIds: r.patient_ids,
+    agentWho: r.agent_who,
+    entityRefs: r.entity_refs,
+    typeTokens: r.type_tokens,
+    subtypeTokens: r.subtype_tokens,
+    action: r.action,
+    outcome: r.outcome,
+    source: r.source,
+    requestId: r.request_id,
+  };
+  return { seq: Number(r.seq), id: r.id, content: r.content, prevHash: r.prev_hash, hash: r.hash, index };
+}
+
+const PAGE = 1000;
+
+export type VerifyResult =
+  | { readonly ok: true; readonly events: number; readonly lastSeq: number; readonly lastHash: string }
+  | { readonly ok: false; readonly events: number; readonly break: ChainBreak | HeadBreak | CheckpointBreak };
+
+export interface HeadBreak {
+  readonly problem: 'head-mismatch';
+  readonly headSeq: number;
+  readonly lastSeq: number;
+}
+export interface CheckpointBreak {
+  readonly problem: 'checkpoint-mismatch';
+  readonly checkpointId: number;
+}
+
+/**
+ * Recomputes the whole chain: the checkpoints' own chain, then every event from the latest checkpoint (or from the
+ * genesis hash), then that the chain head names the last event (so that removing the newest events shows too).
+ */
+export async function verifyChain(db: AuditDb): Promise<VerifyResult> {
+  const checkpoints = (await db.any(
+    sql.unsafe`SELECT id, content, prev_hash, hash FROM audit_checkpoint ORDER BY id`,
+  )) as readonly { id: number | bigint; content: CheckpointContent; prev_hash: string; hash: string }[];
+  let cpHash = GENESIS_HASH;
+  let prev = { seq: 0, hash: GENESIS_HASH };
+  for (const cp of checkpoints) {
+    if (cp.prev_hash !== cpHash || linkHash(cp.prev_hash, cp.content) !== cp.hash) {
+      return { ok: false, events: 0, break: { problem: 'checkpoint-mismatch', checkpointId: Number(cp.id) } };
+    }
+    cpHash = cp.hash;
+    prev = { seq: cp.content.throughSeq, hash: cp.content.throughHash };
+  }
+  let events = 0;
+  for (;;) {
+    const rows = (await db.any(sql.unsafe`
+      SELECT seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens, subtype_tokens, action, outcome,
+             source, request_id, content, prev_hash, hash
+        FROM audit_event WHERE seq > ${prev.seq} ORDER BY seq LIMIT ${PAGE}`)) as readonly Row[];
+    for (const row of rows.map(toChainRow)) {
+      const broken = checkLink(row, prev);
+      if (broken) return { ok: false, events, break: broken };
+      prev = { seq: row.seq, hash: row.hash };
+      events++;
+    }
+    if (rows.length < PAGE) break;
+  }
+  const head = (await db.one(sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton`)) as {
+    last_seq: number | bigint;
+    last_hash: string;
+  };
+  if (Number(head.last_seq) !== prev.seq || head.last_hash !== prev.hash) {
+    return {
+      ok: false,
+      events,
+      break: { problem: 'head-mismatch', headSeq: Number(head.last_seq), lastSeq: prev.seq },
+    };
+  }
+  return { ok: true, events, lastSeq: prev.seq, lastHash: prev.hash };
+}
+
+/** Streams the events recorded in [since, until) in chain order to `write`, one JSON object per call. */
+export async function exportEvents(
+  db: AuditDb,
+  range: { since?: Date | undefined; until?: Date | undefined },
+  write: (event: AuditEvent) => void | Promise<void>,
+): Promise<number> {
+  let after = 0;
+  let count = 0;
+  const since = range.since ? sql.fragment`AND recorded >= ${sql.timestamp(range.since)}` : sql.fragment``;
+  const until = range.until ? sql.fragment`AND recorded < ${sql.timestamp(range.until)}` : sql.fragment``;
+  for (;;) {
+    const rows = (await db.any(sql.unsafe`
+      SELECT seq, content FROM audit_event WHERE seq > ${after} ${since} ${until} ORDER BY seq LIMIT ${PAGE}`)) as readonly {
+      seq: number | bigint;
+      content: AuditEvent;
+    }[];
+    for (const r of rows) {
+      await write(r.content);
+      count++;
+      after = Number(r.seq);
+    }
+    if (rows.length < PAGE) return count;
+  }
+}
+
+export interface PruneResult {
+  readonly pruned: number;
+  readonly throughSeq: number;
+}
+
+/**
+ * Removes the oldest events recorded before `before` (a prefix of the chain: every event up to the last one recorded
+ * before that instant) and records a checkpoint with the seq and hash of the last removed event, chained to the
+ * previous checkpoint. The remaining chain then verifies from the checkpoint.
+ */
+export async function pruneBefore(db: AuditDb, before: Date, now = new Date()): Promise<PruneResult> {
+  return db.transaction(async (tx) => {
+    await tx.one(sql.unsafe`SELECT last_seq FROM audit_chain_head WHERE singleton FOR UPDATE`);
+    const last = (await tx.maybeOne(sql.unsafe`
+      SELECT seq, hash FROM audit_event
+       WHERE seq = (SELECT max(seq) FROM audit_event WHERE recorded < ${sql.timestamp(before)})`)) as {
+      seq: number | bigint;
+      hash: string;
+    } | null;
+    if (!last) return { pruned: 0, throughSeq: 0 };
+    const throughSeq = Number(last.seq);
+    await tx.query(sql.unsafe`SELECT set_config('ehr.audit_prune', 'on', true)`);
+    const deleted = await tx.query(sql.unsafe`DELETE FROM audit_event WHERE seq <= ${throughSeq}`);
+    await tx.query(sql.unsafe`SELECT set_config('ehr.audit_prune', 'off', true)`);
+    const prevCp = (await tx.maybeOne(sql.unsafe`SELECT hash FROM audit_checkpoint ORDER BY id DESC LIMIT 1`)) as {
+      hash: string;
+    } | null;
+    const prevHash = prevCp?.hash ?? GENESIS_HASH;
+    const content: CheckpointContent = {
+      prunedBefore: before.toISOString(),
+      throughSeq,
+      throughHash: last.hash,
+      prunedCount: deleted.rowCount,
+      created: now.toISOString(),
+    };
+    const hash = linkHash(prevHash, content);
+    await tx.query(sql.unsafe`
+      INSERT INTO audit_checkpoint (content, prev_hash, hash)
+      VALUES (${sql.jsonb(content as unknown as Record<string, unknown>)}, ${prevHash}, ${hash})`);
+    return { pruned: deleted.rowCount, throughSeq };
+  });
+}
