@@ -42,6 +42,26 @@ export interface Access {
   patientFilter(interaction: Interaction, resourceType: string): PatientFilter;
   /** Granular restrictions (SMART v2 `?param=value` scopes) for `resourceType`; empty when none. */
   restrictions(resourceType: string): readonly SearchRestriction[];
+  /** The `patient` launch context of the token, when it has one. */
+  readonly patientContext?: string | undefined;
+  /** The granted scopes (for audit and introspection); absent for the development context. */
+  readonly scopes?: readonly string[];
+}
+
+/**
+ * "May this caller do `interaction` on `resourceType` of patient `patientId`?" — the single question for one resource.
+ * `patientId` is undefined for resources outside any patient compartment.
+ */
+export function allowsPatient(
+  access: Access,
+  interaction: Interaction,
+  resourceType: string,
+  patientId: string | undefined,
+): boolean {
+  if (!access.allows(interaction, resourceType)) return false;
+  const f = access.patientFilter(interaction, resourceType);
+  if (f.all) return true;
+  return patientId !== undefined && f.patientIds.includes(patientId);
 }
 
 const ALL: PatientFilter = { all: true };

@@ -1,24 +1,121 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { type Access, DEVELOPMENT_ACCESS } from './access.ts';
+import type { Access } from './access.ts';
+import { fhirInteraction } from './fhir-interaction.ts';
+import { externalIssuer, parseExternalIssuers } from './issuers.ts';
+import { resolveAccess } from './resolve-caller.ts';
+import { authUrls } from './server/discovery.ts';
+import { authServerRoutes, PUBLIC_AUTH_PATHS } from './server/routes.ts';
+import { KeyStore } from './signing-keys.ts';
+import { bearerToken, TokenError, type TrustedIssuer, verifyAccessToken } from './verify-token.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     access: Access;
   }
+  interface FastifyInstance {
+    /** Signing keys of the built-in authorization server (also used by test helpers to mint tokens). */
+    authKeys: KeyStore;
+  }
+}
+
+/** Routes anyone may call: health, the FHIR capability statement, SMART discovery and the OAuth endpoints. */
+const PUBLIC_GET = new Set(['/healthz', '/readyz', '/fhir/metadata', '/fhir/.well-known/smart-configuration']);
+
+function isPublic(method: string, path: string): boolean {
+  if ((method === 'GET' || method === 'HEAD') && PUBLIC_GET.has(path)) return true;
+  return PUBLIC_AUTH_PATHS.has(path);
+}
+
+/** RFC 6750 §3: quoted-string values may not contain `"` or `\`. */
+function quoted(s: string): string {
+  return s.replace(/["\\]/g, "'");
+}
+
+function refuse(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  status: 401 | 403,
+  error: 'invalid_token' | 'insufficient_scope',
+  description: string,
+): FastifyReply {
+  req.log.info({ auth: { decision: 'deny', status, error, reason: description } }, 'access denied');
+  reply.header('www-authenticate', `Bearer error="${error}", error_description="${quoted(description)}"`);
+  if (req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?')) {
+    return reply
+      .code(status)
+      .type('application/fhir+json')
+      .send({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: status === 401 ? 'login' : 'forbidden', diagnostics: description }],
+      });
+  }
+  return reply.code(status).send({ error, error_description: description, requestId: req.id });
 }
 
 /**
- * Attaches the caller's {@link Access} to every request. Until the authorization issue lands this is the
- * development context, and only in development mode: production refuses every request that needs access.
+ * The resource server: every request except the public routes must carry a valid bearer token; it gets `req.access`
+ * (the caller's {@link Access}, answered by the pure policy). FHIR requests whose interaction and type are in the URL
+ * are refused with 403 `insufficient_scope` here when no scope/role grants them at all; the per-request FHIR repository
+ * applies the patient constraint. Also registers the built-in authorization server (`/auth/...`) when enabled.
  */
 export const accessPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
-    app.decorateRequest('access', null as unknown as Access);
-    app.addHook('onRequest', async (req) => {
-      if (opts.config.mode === 'development') req.access = DEVELOPMENT_ACCESS;
+    const { config } = opts;
+    const urls = authUrls(config.publicBaseUrl);
+    const keys = new KeyStore(app.db, {
+      alg: config.authSigningAlg,
+      rotationDays: config.authKeyRotationDays,
+      graceS: config.authAccessTokenTtlS + config.authClockToleranceS + 60,
     });
+    app.decorate('authKeys', keys);
+    const issuers = new Map<string, TrustedIssuer>();
+    if (config.authBuiltinServer) {
+      issuers.set(urls.issuer, { issuer: urls.issuer, audience: urls.fhirBase, getKey: keys.getKey, builtin: true });
+    }
+    for (const c of parseExternalIssuers(config.authExternalIssuers)) {
+      if (issuers.has(c.issuer)) continue;
+      issuers.set(c.issuer, externalIssuer(c, urls.fhirBase));
+    }
+
+    const authenticate = async (req: FastifyRequest): Promise<Access> => {
+      const token = bearerToken(req.raw.rawHeaders);
+      return resolveAccess(app.db, await verifyAccessToken(token, issuers, config.authClockToleranceS));
+    };
+
+    app.decorateRequest('access', null as unknown as Access);
+    app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0] ?? '';
+      if (isPublic(req.method, path)) return;
+      let access: Access;
+      try {
+        access = await authenticate(req);
+      } catch (err) {
+        if (err instanceof TokenError) return refuse(req, reply, 401, 'invalid_token', err.message);
+        throw err;
+      }
+      req.access = access;
+      const wanted = fhirInteraction(req.method, path);
+      if (wanted && !access.allows(wanted.interaction, wanted.resourceType)) {
+        return refuse(
+          req,
+          reply,
+          403,
+          'insufficient_scope',
+          `no scope or role permits ${wanted.interaction} on ${wanted.resourceType}`,
+        );
+      }
+      req.log.info(
+        { auth: { decision: 'allow', kind: access.kind, who: access.agent.who, client: access.agent.clientId } },
+        'authenticated',
+      );
+    });
+
+    if (config.authBuiltinServer) {
+      await keys.signingKey();
+      await app.register(authServerRoutes, { config, keys, urls, authenticate });
+    }
   },
-  { name: 'access' },
+  { name: 'access', dependencies: ['database'] },
 );

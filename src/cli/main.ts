@@ -1,8 +1,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { DevelopmentOnlyError } from '../auth/local-token.ts';
 import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from '../config/load-config.ts';
 import { migrate } from '../db/migrate.ts';
 import { StackError } from '../stack/process.ts';
+import { authCommand, UsageError } from './auth-command.ts';
 import { stackCommand } from './stack-command.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -14,6 +16,10 @@ const USAGE = `usage: bin/ehr <command>
   config check           validate the configuration from the environment
   config table           print the configuration table (Markdown)
   config readme          rewrite the configuration table in README.md
+  user add|list|grant|revoke   users of the built-in authorization server and their patient grants
+  client add|list        OAuth clients (--public | --jwks FILE | --jwks-url URL, --scope ceiling, --patients)
+  token                  mint a local access token for a user or client (development mode only)
+  key rotate|list        signing keys of the built-in authorization server
 `;
 
 /** Loads `.env` (or EHR_ENV_FILE) and then the local stack's facade.env; real environment variables always win. */
@@ -55,6 +61,12 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       break;
+    case 'user':
+    case 'client':
+    case 'token':
+    case 'key':
+      loadEnvFiles();
+      return authCommand(cmd, rest);
     case undefined:
     case 'help':
     case '--help':
@@ -69,7 +81,11 @@ async function run(argv: string[]): Promise<number> {
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const known = err instanceof ConfigError || err instanceof StackError;
+    const known =
+      err instanceof ConfigError ||
+      err instanceof StackError ||
+      err instanceof UsageError ||
+      err instanceof DevelopmentOnlyError;
     process.stderr.write(`ehr: ${known ? '' : 'error: '}${(err as Error).message}\n`);
     process.exit(1);
   },

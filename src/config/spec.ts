@@ -35,6 +35,17 @@ export interface Config {
   upstreamTimeoutMs: number;
   readyTimeoutMs: number;
   logLevel: LogLevel;
+  authBuiltinServer: boolean;
+  authExternalIssuers: string;
+  authSigningAlg: 'RS256' | 'ES256' | 'PS256';
+  authKeyRotationDays: number;
+  authAccessTokenTtlS: number;
+  authRefreshTokenTtlS: number;
+  authCodeTtlS: number;
+  authClockToleranceS: number;
+  authLoginMaxFailuresPerUser: number;
+  authLoginMaxFailuresPerIp: number;
+  authLoginWindowS: number;
 }
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
@@ -140,5 +151,85 @@ export const configVars: readonly ConfigVar[] = [
     schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     default: 'info',
     description: 'Pino log level.',
+  },
+  {
+    env: 'EHR_AUTH_BUILTIN_SERVER',
+    key: 'authBuiltinServer',
+    schema: { type: 'boolean' },
+    default: true,
+    description:
+      'Run the built-in SMART authorization server under `/auth` (issuer `<EHR_PUBLIC_BASE_URL>/auth`). Turn off when an external IdP issues all tokens.',
+  },
+  {
+    env: 'EHR_AUTH_EXTERNAL_ISSUERS',
+    key: 'authExternalIssuers',
+    schema: { type: 'string', pattern: '^\\s*\\[' },
+    default: '[]',
+    description:
+      'JSON array of trusted external token issuers: `[{"issuer":"https://idp/realms/x","jwksUri":"https://idp/.../certs"}]` or with `"jwks":{"keys":[...]}` instead of `jwksUri`; optional `"audience"` (defaults to `<EHR_PUBLIC_BASE_URL>/fhir`).',
+  },
+  {
+    env: 'EHR_AUTH_SIGNING_ALG',
+    key: 'authSigningAlg',
+    schema: { enum: ['RS256', 'ES256', 'PS256'] },
+    default: 'RS256',
+    description: 'Algorithm of the signing keys the built-in server generates (existing keys keep theirs).',
+  },
+  {
+    env: 'EHR_AUTH_KEY_ROTATION_DAYS',
+    key: 'authKeyRotationDays',
+    schema: { type: 'integer', minimum: 1, maximum: 365 },
+    default: 30,
+    description:
+      'Age after which the built-in server rotates its signing key (the old key stays in the JWKS until its tokens expire).',
+  },
+  {
+    env: 'EHR_AUTH_ACCESS_TOKEN_TTL_S',
+    key: 'authAccessTokenTtlS',
+    schema: { type: 'integer', minimum: 30, maximum: 3600 },
+    default: 900,
+    description: 'Lifetime of access tokens in seconds (at most one hour).',
+  },
+  {
+    env: 'EHR_AUTH_REFRESH_TOKEN_TTL_S',
+    key: 'authRefreshTokenTtlS',
+    schema: { type: 'integer', minimum: 60, maximum: 7776000 },
+    default: 604800,
+    description: 'Lifetime of refresh tokens in seconds (each use rotates the token).',
+  },
+  {
+    env: 'EHR_AUTH_CODE_TTL_S',
+    key: 'authCodeTtlS',
+    schema: { type: 'integer', minimum: 10, maximum: 600 },
+    default: 60,
+    description: 'Lifetime of authorization codes in seconds (RFC 6749 §4.1.2: at most 10 minutes).',
+  },
+  {
+    env: 'EHR_AUTH_CLOCK_TOLERANCE_S',
+    key: 'authClockToleranceS',
+    schema: { type: 'integer', minimum: 0, maximum: 300 },
+    default: 30,
+    description: 'Leeway in seconds when checking `exp`/`nbf`/`iat` of tokens and client assertions.',
+  },
+  {
+    env: 'EHR_AUTH_LOGIN_MAX_FAILURES_PER_USER',
+    key: 'authLoginMaxFailuresPerUser',
+    schema: { type: 'integer', minimum: 1, maximum: 1000 },
+    default: 5,
+    description: 'Failed logins allowed per user name within the login window before further attempts are refused.',
+  },
+  {
+    env: 'EHR_AUTH_LOGIN_MAX_FAILURES_PER_IP',
+    key: 'authLoginMaxFailuresPerIp',
+    schema: { type: 'integer', minimum: 1, maximum: 100000 },
+    default: 20,
+    description: 'Failed logins allowed per client IP within the login window.',
+  },
+  {
+    env: 'EHR_AUTH_LOGIN_WINDOW_S',
+    key: 'authLoginWindowS',
+    schema: { type: 'integer', minimum: 10, maximum: 86400 },
+    default: 900,
+    description: 'Length of the failed-login counting window in seconds.',
   },
 ];

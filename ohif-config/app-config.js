@@ -1,0 +1,118 @@
+/**
+ * OHIF 3.13 configuration for the imaging EHR facade (served as /app-config.js; scripts/fetch-ohif.sh also copies it
+ * over the build's own). OHIF is served from the facade's origin, so every URL below is computed from
+ * window.location.origin: no CORS, no host names baked in.
+ *
+ * Two ways in:
+ *  1. A viewer link from `GET /api/v1/dicom/viewer-url/{order_id}`:
+ *       /viewer?StudyInstanceUIDs=<uid>#token=<short-lived study-scoped token>
+ *     The token travels in the URL fragment, which browsers never send to a server (so it reaches no access log and,
+ *     with the viewer's `Referrer-Policy: no-referrer`, no Referer header). The shim below moves it into the query
+ *     string, where OHIF's own token-from-URL support (ModeRoute → updateAuthServiceAndCleanUrl) picks it up, sends it
+ *     as `Authorization: Bearer` on every DICOMweb request and removes it from the address bar with
+ *     history.replaceState. No OpenID Connect in this mode: the token is the whole session.
+ *  2. A user opening / (the study list) or /viewer?StudyInstanceUIDs=... with no token: OHIF's oidc client logs them
+ *     in at the facade's built-in authorization server (authorization code + PKCE, public client `ohif-viewer`),
+ *     and the study list shows exactly what their token lets /dicom-web return.
+ */
+(() => {
+  const origin = window.location.origin;
+  const dicomWebRoot = `${origin}/dicom-web`;
+
+  // --- viewer token: fragment → query, for OHIF's token-from-URL support ----------------------------------------
+  const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ''));
+  const fragmentToken = fragment.get('token');
+  if (fragmentToken) {
+    const url = new URL(window.location.href);
+    url.searchParams.set('token', fragmentToken);
+    fragment.delete('token');
+    const rest = fragment.toString();
+    url.hash = rest ? `#${rest}` : '';
+    window.history.replaceState(null, '', url.toString());
+  }
+  const viewerTokenMode = new URLSearchParams(window.location.search).has('token');
+
+  // --- logged-in use: OHIF's oidc client (oidc-client-ts; response_type 'code' always uses PKCE) --------------------
+  const oidc = [
+    {
+      authority: `${origin}/auth`,
+      // The built-in authorization server's metadata (OpenID Connect discovery, RFC 8414 fields).
+      metadataUrl: `${origin}/auth/.well-known/openid-configuration`,
+      client_id: 'ohif-viewer',
+      redirect_uri: '/callback',
+      post_logout_redirect_uri: '/',
+      silent_redirect_uri: '/silent-refresh.html',
+      response_type: 'code',
+      scope: 'openid fhirUser user/ImagingStudy.rs user/Patient.rs',
+      // No silent renew through a hidden iframe: the login page cannot be framed. Access tokens are short-lived; an
+      // expired session sends the user through the login again.
+      automaticSilentRenew: false,
+      revokeAccessTokenOnSignout: false,
+    },
+  ];
+
+  window.config = {
+    name: 'imaging-ehr-facade',
+    routerBasename: '/',
+    // Our name in place of OHIF's logo (header of the study list and of the viewer).
+    whiteLabeling: {
+      createLogoComponentFn: (React) =>
+        React.createElement(
+          'a',
+          {
+            href: '/',
+            className: 'text-primary-light text-lg font-semibold whitespace-nowrap',
+            'data-testid': 'ehr-logo',
+          },
+          'Imaging EHR',
+        ),
+    },
+    extensions: [],
+    modes: [],
+    // The first-visit onboarding tour (shepherd popups over the viewport) is off: no tours at all.
+    customizationService: [{ 'ohif.tours': { $set: [] } }],
+    investigationalUseDialog: { option: 'never' },
+    showStudyList: true,
+    maxNumberOfWebWorkers: 2,
+    showWarningMessageForCrossOrigin: false,
+    showCPUFallbackMessage: true,
+    showLoadingIndicator: true,
+    strictZSpacingForVolumeViewport: true,
+    groupEnabledModesFirst: true,
+    maxNumRequests: { interaction: 100, thumbnail: 5, prefetch: 10 },
+    showErrorDetails: 'production',
+    defaultDataSourceName: 'dicomweb',
+    dataSources: [
+      {
+        namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
+        sourceName: 'dicomweb',
+        configuration: {
+          friendlyName: 'Imaging EHR facade',
+          name: 'facade',
+          qidoRoot: dicomWebRoot,
+          wadoRoot: dicomWebRoot,
+          wadoUriRoot: dicomWebRoot,
+          // The facade answers includefield (comma form included), so the study list gets descriptions,
+          // modalities and dates in one QIDO-RS query.
+          qidoSupportsIncludeField: true,
+          supportsReject: false,
+          imageRendering: 'wadors',
+          thumbnailRendering: 'wadors',
+          enableStudyLazyLoad: true,
+          supportsFuzzyMatching: false,
+          supportsWildcard: true,
+          staticWado: false,
+          singlepart: 'bulkdata,video',
+          bulkDataURI: { enabled: true, relativeResolution: 'studies' },
+          omitQuotationForMultipartRequest: true,
+          dicomUploadEnabled: false,
+        },
+      },
+    ],
+    ...(viewerTokenMode ? {} : { oidc }),
+    httpErrorHandler: (error) => {
+      console.warn('DICOMweb request failed', error?.status);
+    },
+  };
+  document.title = 'Imaging EHR viewer';
+})();

@@ -1,0 +1,52 @@
+/**
+ * Mints a token from the built-in server's signing key without any OAuth flow: for `bin/ehr token` (development mode
+ * only) and for tests. The token is exactly what the token endpoint would issue (same claims, audience, lifetime cap),
+ * and the resource server still checks the user or client behind it against the database.
+ */
+import type { DatabasePool } from 'slonik';
+import type { Config } from '../config/spec.ts';
+import { authUrls } from './server/discovery.ts';
+import { type MintedToken, mintAccessToken } from './server/tokens.ts';
+import type { KeyStore } from './signing-keys.ts';
+import { clientById, userByUsername } from './store.ts';
+
+/** `bin/ehr token` outside development mode. */
+export class DevelopmentOnlyError extends Error {
+  override name = 'DevelopmentOnlyError';
+}
+
+export interface LocalTokenRequest {
+  /** A user name, or a backend client id (exactly one). */
+  readonly username?: string;
+  readonly clientId?: string;
+  readonly scope: string;
+  readonly patient?: string;
+  readonly ttlS?: number;
+}
+
+export async function mintLocalToken(
+  db: DatabasePool,
+  keys: KeyStore,
+  config: Config,
+  r: LocalTokenRequest,
+): Promise<MintedToken> {
+  const mint = { keys, urls: authUrls(config.publicBaseUrl), accessTokenTtlS: config.authAccessTokenTtlS };
+  if ((r.username === undefined) === (r.clientId === undefined)) {
+    throw new Error('give exactly one of a user name or a client id');
+  }
+  if (r.clientId !== undefined) {
+    const client = await clientById(db, r.clientId);
+    if (client?.kind !== 'backend') throw new Error(`no backend client ${r.clientId}`);
+    return mintAccessToken(mint, { sub: client.clientId, clientId: client.clientId, scope: r.scope, ttlS: r.ttlS });
+  }
+  const user = await userByUsername(db, r.username!);
+  if (!user) throw new Error(`no user ${r.username}`);
+  return mintAccessToken(mint, {
+    sub: user.id,
+    clientId: 'ehr-cli',
+    scope: r.scope,
+    patient: r.patient,
+    fhirUser: user.practitionerId ? `Practitioner/${user.practitionerId}` : undefined,
+    ttlS: r.ttlS,
+  });
+}

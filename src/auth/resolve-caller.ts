@@ -1,0 +1,81 @@
+/**
+ * Turns a verified token into the caller the policy consumes: looks up the user or client behind it (so that a
+ * deactivated user, a deleted client or a lowered scope ceiling take effect at once), checks revocation, and resolves
+ * the caller's patient sets once for the request.
+ */
+import type { DatabasePool } from 'slonik';
+import type { Access, Agent } from './access.ts';
+import { resolvePatientSets } from './patient-sets.ts';
+import { type Caller, isRole, neededPatientSources, type Role } from './policy.ts';
+import { narrowScopes, parseScopes } from './scopes.ts';
+import { clientById, isRevoked, userByExternalIdentity, userById } from './store.ts';
+import { accessFor } from './token-access.ts';
+import { TokenError, type VerifiedToken } from './verify-token.ts';
+
+const PATIENT_ID = /^[A-Za-z0-9.-]{1,64}$/;
+
+/** `scope` (RFC 8693/9068 string) or `scp` (array, e.g. Okta). */
+function scopeClaim(claims: Record<string, unknown>): string {
+  if (typeof claims['scope'] === 'string') return claims['scope'];
+  const scp = claims['scp'];
+  if (Array.isArray(scp)) return scp.filter((s): s is string => typeof s === 'string').join(' ');
+  return '';
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Promise<Access> {
+  const { claims, issuer } = token;
+  const sub = str(claims.sub)!;
+  const jti = str(claims.jti);
+  const clientId = str(claims['client_id']) ?? str(claims['azp']);
+  if (issuer.builtin && !jti) throw new TokenError('token has no jti');
+  if (jti && (await isRevoked(db, jti))) throw new TokenError('token revoked');
+
+  let scope = scopeClaim(claims);
+  const patientClaim = str(claims['patient']);
+  if (patientClaim !== undefined && !PATIENT_ID.test(patientClaim)) throw new TokenError('token patient claim invalid');
+  const fhirUser = str(claims['fhirUser']);
+  const agentBase = {
+    sub,
+    ...(clientId ? { clientId } : {}),
+    ...(jti ? { jti } : {}),
+    ...(fhirUser ? { fhirUser } : {}),
+  };
+
+  // Backend service (client_credentials): sub is the client itself.
+  if (clientId !== undefined && sub === clientId) {
+    const client = await clientById(db, clientId);
+    if (!client?.active || client.kind !== 'backend') {
+      if (issuer.builtin) throw new TokenError('client unknown or inactive');
+    }
+    const usable = client?.active && client.kind === 'backend' ? client : undefined;
+    if (usable) scope = narrowScopes(scope, usable.scopeCeiling).join(' ');
+    const caller: Caller = {
+      scopes: parseScopes(scope),
+      roles: [],
+      patientSets: {},
+      ...(usable ? { clientPatients: usable.allowedPatients ?? 'all' } : {}),
+    };
+    const agent: Agent = { ...agentBase, who: `Device/${clientId}`, roles: [] };
+    return accessFor(caller, agent);
+  }
+
+  // A user (possibly with a patient context chosen at launch).
+  const user = issuer.builtin ? await userById(db, sub) : await userByExternalIdentity(db, issuer.issuer, sub);
+  if (issuer.builtin && !user?.active) throw new TokenError('user unknown or inactive');
+  const roles: Role[] = user?.active ? user.roles.filter(isRole) : [];
+  const scopes = parseScopes(scope);
+  const needsSets = scopes.resource.some((s) => s.context === 'user');
+  const patientSets = user && needsSets ? await resolvePatientSets(db, user, neededPatientSources(roles)) : {};
+  const caller: Caller = {
+    scopes,
+    roles,
+    patientSets,
+    ...(patientClaim !== undefined ? { patient: patientClaim } : {}),
+  };
+  const who = fhirUser ?? (user?.practitionerId ? `Practitioner/${user.practitionerId}` : `User/${sub}`);
+  return accessFor(caller, { ...agentBase, who, roles });
+}

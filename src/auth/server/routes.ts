@@ -1,0 +1,83 @@
+/**
+ * The built-in authorization server, an encapsulated Fastify scope: SMART discovery, the OAuth endpoints under
+ * `/auth/...` and the JWKS. Its errors are OAuth JSON errors (RFC 6749 §5.2), never stack traces.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../../config/spec.ts';
+import type { Access } from '../access.ts';
+import type { KeyStore } from '../signing-keys.ts';
+import { TokenError } from '../verify-token.ts';
+import { authorizeRoutes } from './authorize.ts';
+import type { ServerContext } from './context.ts';
+import { type AuthUrls, smartConfiguration } from './discovery.ts';
+import { OAuthError } from './errors.ts';
+import { introspectionRoutes } from './introspect.ts';
+import { tokenRoutes } from './token-endpoint.ts';
+
+/** Paths of this server; the resource server lets them through without a token (each checks its own callers). */
+export const PUBLIC_AUTH_PATHS: ReadonlySet<string> = new Set([
+  '/auth/authorize',
+  '/auth/authorize/patient',
+  '/auth/token',
+  '/auth/introspect',
+  '/auth/revoke',
+  '/auth/jwks',
+]);
+
+export interface AuthServerOptions {
+  config: Config;
+  keys: KeyStore;
+  urls: AuthUrls;
+  authenticate: (req: FastifyRequest) => Promise<Access>;
+}
+
+export async function authServerRoutes(app: FastifyInstance, opts: AuthServerOptions): Promise<void> {
+  const { config, keys, urls } = opts;
+  const ctx: ServerContext = {
+    db: app.db,
+    config,
+    keys,
+    urls,
+    mint: { keys, urls, accessTokenTtlS: config.authAccessTokenTtlS },
+  };
+
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: 65_536 },
+    (_req, body, done) => done(null, body),
+  );
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    if (err instanceof OAuthError) {
+      req.log.info({ auth: { error: err.error, reason: err.message, url: req.url } }, 'oauth request refused');
+      if (err.status === 401) reply.header('www-authenticate', 'Bearer error="invalid_client"');
+      return reply
+        .code(err.status)
+        .header('cache-control', 'no-store')
+        .send({ error: err.error, error_description: err.message });
+    }
+    if (err instanceof TokenError) {
+      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.message}"`);
+      return reply.code(401).send({ error: 'invalid_token', error_description: err.message });
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err }, 'authorization server error');
+    return reply.code(status).send({
+      error: status === 500 ? 'server_error' : 'invalid_request',
+      error_description: status === 500 ? 'internal error' : err.message,
+    });
+  });
+
+  app.get('/fhir/.well-known/smart-configuration', async (_req, reply) =>
+    reply.header('cache-control', 'public, max-age=300').send(smartConfiguration(urls, config.authSigningAlg)),
+  );
+  app.get('/auth/jwks', async (_req, reply) =>
+    reply
+      .header('cache-control', 'public, max-age=60')
+      .type('application/jwk-set+json')
+      .send(await keys.jwks()),
+  );
+  await app.register(authorizeRoutes, { ctx });
+  await app.register(tokenRoutes, { ctx });
+  await app.register(introspectionRoutes, { ctx, authenticate: opts.authenticate });
+}

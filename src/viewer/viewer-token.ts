@@ -1,0 +1,129 @@
+/**
+ * Viewer tokens: the short-lived, study-scoped bearer tokens inside `viewer-url` links.
+ *
+ * A viewer token is an ordinary access token of the built-in authorization server (RFC 9068 JWT, `typ: at+jwt`, signed
+ * with its current key, audience = our FHIR base URL, a `jti` so that it can be revoked), issued for the user who asked
+ * for the link (`sub`, `fhirUser`: the audit trail names them), with the narrowest grant the policy knows:
+ * `patient/ImagingStudy.rs` in the context of the order's patient (SMART App Launch 2.x scopes). On top of that it
+ * carries {@link VIEWER_STUDY_CLAIM}, the StudyInstanceUID, and {@link checkViewerUse} confines it to DICOMweb reads
+ * of exactly that study: anywhere else it is refused even where its scope alone would be enough.
+ */
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+
+/** The private claim naming the one study a viewer token may read. */
+export const VIEWER_STUDY_CLAIM = 'ehr_viewer_study';
+/** `client_id` of viewer tokens (no OAuth client is registered under it; it only labels the token in audit logs). */
+export const VIEWER_CLIENT_ID = 'ehr-viewer-link';
+export const VIEWER_SCOPE = 'patient/ImagingStudy.rs';
+/** Hard ceiling of the configurable lifetime: 15 minutes. */
+export const MAX_VIEWER_TOKEN_TTL_S = 900;
+
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+
+export function isStudyUid(value: string): boolean {
+  return value.length <= 64 && UID.test(value);
+}
+
+export type ViewerUse =
+  | { readonly allowed: true }
+  | { readonly allowed: false; readonly status: 401 | 404; readonly reason: string };
+
+const ELSEWHERE: ViewerUse = {
+  allowed: false,
+  status: 401,
+  reason: 'a viewer token is valid only for DICOMweb reads of its study',
+};
+const OTHER_STUDY: ViewerUse = { allowed: false, status: 404, reason: 'not found for this viewer token' };
+
+/**
+ * May a viewer token for `study` be used on this request? Pure. Allowed (PS3.18 §10.6 QIDO-RS, §10.4 WADO-RS):
+ * - GET/HEAD `/dicom-web/studies/{study}` and everything below it (series, metadata, instances, frames, rendered);
+ * - GET/HEAD `/dicom-web/studies?...` whose only StudyInstanceUID match (`StudyInstanceUID` or `0020000D`) is `study`,
+ *   which is the query OHIF sends first to load a study.
+ * Any other DICOMweb read answers 404 (another study, or a search wider than its study: nothing to see for this
+ * token); any other method or path answers 401 (the token is no credential there).
+ */
+export function checkViewerUse(method: string, url: string, study: string): ViewerUse {
+  if (method !== 'GET' && method !== 'HEAD') return ELSEWHERE;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (path !== '/dicom-web' && !path.startsWith('/dicom-web/')) return ELSEWHERE;
+  // No percent-encoding, dot segments or empty segments: the path must be literally the study's.
+  const segments = path.split('/').slice(2);
+  if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('%'))) return OTHER_STUDY;
+  if (segments[0] !== 'studies') return OTHER_STUDY;
+  if (segments.length >= 2) return segments[1] === study ? { allowed: true } : OTHER_STUDY;
+  const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  const matches = [...params.entries()].filter(([k]) => k === 'StudyInstanceUID' || k.toUpperCase() === '0020000D');
+  const uids = matches.flatMap(([, v]) => v.split(/[,\\]/));
+  return uids.length > 0 && uids.every((u) => u === study) ? { allowed: true } : OTHER_STUDY;
+}
+
+/** Reads the viewer-study claim of a compact JWT without verifying it (the resource server verifies). */
+export function viewerStudyOf(token: string): string | undefined {
+  const payload = token.split('.')[1];
+  if (!payload || payload.length > 8192) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const study = claims[VIEWER_STUDY_CLAIM];
+    return typeof study === 'string' ? study : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The bearer token of an Authorization header value, if it has one. */
+export function bearerOf(header: string | undefined): string | undefined {
+  const m = /^Bearer +(\S+) *$/i.exec(header ?? '');
+  return m?.[1];
+}
+
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: string;
+  readonly key: Parameters<SignJWT['sign']>[0];
+}
+
+export interface ViewerTokenRequest {
+  readonly issuer: string;
+  readonly audience: string;
+  /** The user who asked for the link. */
+  readonly sub: string;
+  readonly fhirUser?: string | undefined;
+  readonly patientId: string;
+  readonly studyInstanceUid: string;
+  readonly ttlS: number;
+  /** Seconds since the epoch; defaults to now (tests pass a past time to get an expired token). */
+  readonly now?: number;
+}
+
+export interface ViewerToken {
+  readonly token: string;
+  readonly jti: string;
+  readonly expiresAt: Date;
+}
+
+export async function mintViewerToken(key: SigningKey, r: ViewerTokenRequest): Promise<ViewerToken> {
+  if (!isStudyUid(r.studyInstanceUid)) throw new Error('not a StudyInstanceUID');
+  const ttl = Math.min(Math.max(1, Math.floor(r.ttlS)), MAX_VIEWER_TOKEN_TTL_S);
+  const now = r.now ?? Math.floor(Date.now() / 1000);
+  const jti = randomUUID();
+  const token = await new SignJWT({
+    scope: VIEWER_SCOPE,
+    client_id: VIEWER_CLIENT_ID,
+    patient: r.patientId,
+    ...(r.fhirUser ? { fhirUser: r.fhirUser } : {}),
+    [VIEWER_STUDY_CLAIM]: r.studyInstanceUid,
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+    .setIssuer(r.issuer)
+    .setSubject(r.sub)
+    .setAudience(r.audience)
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + ttl)
+    .setJti(jti)
+    .sign(key.key);
+  return { token, jti, expiresAt: new Date((now + ttl) * 1000) };
+}

@@ -1,0 +1,205 @@
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { buildApp } from '../src/app.ts';
+import { testConfig } from './helpers/app.ts';
+import { adminToken, bearer, ensureUser, signWithServerKey, tokenFor } from './helpers/auth.ts';
+
+const config = testConfig();
+const FHIR = `${config.publicBaseUrl}/fhir`;
+const ISS = `${config.publicBaseUrl}/auth`;
+
+let app: FastifyInstance;
+let userId: string;
+
+beforeAll(async () => {
+  app = await buildApp(config);
+  // A tiny protected route that shows what the policy gave the caller.
+  app.get('/test/whoami', async (req) => ({
+    kind: req.access.kind,
+    who: req.access.agent.who,
+    patients: req.access.patientFilter('search', 'ImagingStudy'),
+    readsAudit: req.access.allows('search', 'AuditEvent'),
+  }));
+  await app.ready();
+  userId = await ensureUser(app, { username: 'rs-doctor', roles: ['doctor'] });
+});
+afterAll(async () => {
+  await app.close();
+});
+
+const now = () => Math.floor(Date.now() / 1000);
+const good = () => ({
+  iss: ISS,
+  aud: FHIR,
+  sub: userId,
+  jti: crypto.randomUUID(),
+  exp: now() + 300,
+  iat: now(),
+  scope: 'user/*.rs',
+});
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+describe('public routes need no token', () => {
+  test.each(['/healthz', '/fhir/.well-known/smart-configuration', '/auth/jwks'])('GET %s', async (path) => {
+    const res = await request(app.server).get(path);
+    expect(res.status).toBe(200);
+  });
+  test('the SMART configuration lists the endpoints and S256 only', async () => {
+    const res = await request(app.server).get('/fhir/.well-known/smart-configuration');
+    expect(res.body).toMatchObject({
+      issuer: ISS,
+      authorization_endpoint: `${ISS}/authorize`,
+      token_endpoint: `${ISS}/token`,
+      introspection_endpoint: `${ISS}/introspect`,
+      revocation_endpoint: `${ISS}/revoke`,
+      jwks_uri: `${ISS}/jwks`,
+      code_challenge_methods_supported: ['S256'],
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+    });
+    expect(res.body.token_endpoint_auth_methods_supported).toContain('private_key_jwt');
+    expect(res.body.capabilities).toEqual(expect.arrayContaining(['launch-standalone', 'permission-v2']));
+  });
+  test('the JWKS publishes public keys only, with kid', async () => {
+    const res = await request(app.server).get('/auth/jwks');
+    expect(res.body.keys.length).toBeGreaterThan(0);
+    for (const k of res.body.keys) {
+      expect(k.kid).toEqual(expect.any(String));
+      expect(k.d).toBeUndefined();
+    }
+  });
+});
+
+describe('a valid token gets an Access from the policy', () => {
+  test('a doctor with no grants sees no patients and no AuditEvent', async () => {
+    const res = await request(app.server)
+      .get('/test/whoami')
+      .set(bearer(await signWithServerKey(app, good())));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      kind: 'user',
+      who: `User/${userId}`,
+      patients: { all: false, patientIds: [] },
+      readsAudit: false,
+    });
+  });
+  test('an admin sees all', async () => {
+    const res = await request(app.server)
+      .get('/test/whoami')
+      .set(bearer(await adminToken(app)));
+    expect(res.body.patients).toEqual({ all: true });
+  });
+  test('a backend client limited to one patient', async () => {
+    const token = await tokenFor(app, { client: { clientId: 'rs-backend', scope: 'system/*.rs', patients: ['pA'] } });
+    const res = await request(app.server).get('/test/whoami').set(bearer(token));
+    expect(res.body).toMatchObject({ kind: 'system', patients: { all: false, patientIds: ['pA'] } });
+  });
+  test('a deactivated user is refused even with an unexpired token', async () => {
+    const id = await ensureUser(app, { username: 'rs-gone', roles: ['doctor'] });
+    const token = await signWithServerKey(app, { ...good(), sub: id });
+    await app.db.query((await import('slonik')).sql.unsafe`UPDATE users SET active = false WHERE id = ${id}`);
+    const res = await request(app.server).get('/test/whoami').set(bearer(token));
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/user unknown or inactive/);
+  });
+});
+
+describe('token attacks: 401 with a reason, never 500', () => {
+  const cases: [string, () => Promise<string>, RegExp][] = [
+    ['alg none', async () => `${b64({ alg: 'none', kid: 'x' })}.${b64(good())}.`, /algorithm 'none' not allowed/],
+    [
+      'HS256 signed with our public key',
+      async () => {
+        const jwks = (await request(app.server).get('/auth/jwks')).body;
+        const secret = new TextEncoder().encode(JSON.stringify(jwks.keys[0]));
+        return new SignJWT(good()).setProtectedHeader({ alg: 'HS256', kid: jwks.keys[0].kid }).sign(secret);
+      },
+      /algorithm 'HS256' not allowed/,
+    ],
+    ['expired', () => signWithServerKey(app, { ...good(), exp: now() - 3600, iat: now() - 7200 }), /expired/],
+    ['nbf in the future', () => signWithServerKey(app, { ...good(), nbf: now() + 3600 }), /not yet valid/],
+    ['wrong aud', () => signWithServerKey(app, { ...good(), aud: 'https://other.example/fhir' }), /audience/],
+    ['wrong iss', () => signWithServerKey(app, { ...good(), iss: 'https://evil.example' }), /issuer is not trusted/],
+    ['unknown kid', () => signWithServerKey(app, good(), { kid: 'no-such-kid' }), /kid does not match/],
+    [
+      'tampered payload',
+      async () => {
+        const [h, , s] = (await signWithServerKey(app, good())).split('.');
+        return `${h}.${b64({ ...good(), scope: 'user/*.cruds' })}.${s}`;
+      },
+      /signature is invalid/,
+    ],
+    ['truncated', async () => (await signWithServerKey(app, good())).slice(0, -12), /signature|malformed/],
+    ['100 KB token', async () => `${b64({ alg: 'RS256', kid: 'k' })}.${'A'.repeat(100_000)}.sig`, /too large/],
+    ['garbage', async () => 'not-a-jwt', /not a compact JWS/],
+    ['no kid', async () => signWithServerKey(app, good(), { kid: undefined }), /no kid/],
+    [
+      'signed by a foreign key with our kid',
+      async () => {
+        const { generateKeyPair } = await import('jose');
+        const pair = await generateKeyPair('ES256');
+        const ours = (await request(app.server).get('/auth/jwks')).body.keys[0];
+        return new SignJWT(good()).setProtectedHeader({ alg: 'ES256', kid: ours.kid }).sign(pair.privateKey);
+      },
+      /signature|algorithm|kid/,
+    ],
+  ];
+
+  test.each(cases)('%s', async (_name, make, reason) => {
+    const res = await app.inject({ method: 'GET', url: '/test/whoami', headers: bearer(await make()) });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token", error_description="/);
+    expect(res.headers['www-authenticate']).toMatch(reason);
+  });
+
+  test('missing Authorization header', async () => {
+    const res = await request(app.server).get('/test/whoami');
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/missing bearer token/);
+  });
+
+  test('missing Bearer prefix', async () => {
+    const res = await request(app.server)
+      .get('/test/whoami')
+      .set('authorization', await signWithServerKey(app, good()));
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/scheme must be Bearer/);
+  });
+
+  test('two Authorization headers (over real HTTP; Node would keep only the first)', async () => {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const token = await signWithServerKey(app, good());
+    const status = await new Promise<{ status: number; auth: string | undefined }>((resolve, reject) => {
+      const r = httpRequest(
+        { port, path: '/test/whoami', headers: { authorization: [`Bearer ${token}`, `Bearer ${token}`] } },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, auth: res.headers['www-authenticate'] });
+        },
+      );
+      r.on('error', reject);
+      r.end();
+    });
+    expect(status.status).toBe(401);
+    expect(status.auth).toMatch(/more than one Authorization header/);
+  });
+
+  test('on /fhir the refusal is an OperationOutcome', async () => {
+    const res = await request(app.server).get('/fhir/Patient').set('authorization', 'Bearer x.y.z');
+    expect(res.status).toBe(401);
+    expect(res.headers['content-type']).toMatch(/application\/fhir\+json/);
+    expect(res.body).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'login' }] });
+  });
+
+  test('a token without the needed scope gets 403 insufficient_scope', async () => {
+    const token = await tokenFor(app, { user: { username: 'rs-auditor', roles: ['auditor'] }, scope: 'user/*.rs' });
+    const res = await request(app.server).get('/fhir/Patient').set(bearer(token));
+    expect(res.status).toBe(403);
+    expect(res.headers['www-authenticate']).toMatch(/error="insufficient_scope"/);
+    expect(res.body).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'forbidden' }] });
+  });
+});
