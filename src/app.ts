@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/spec.ts';
 import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
+import { dicomWebPlugin } from './dicomweb/plugin.ts';
 import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
 
@@ -76,5 +77,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(accessPlugin, { config });
   // FHIR R4 API (/fhir): registered here.
   // DICOMweb (/dicom-web): registered here.
+  await app.register(dicomWebPlugin, { config });
   return app;
 }

@@ -35,6 +35,9 @@ export interface Config {
   upstreamTimeoutMs: number;
   readyTimeoutMs: number;
   logLevel: LogLevel;
+  dicomwebCorsOrigins: string;
+  dicomwebAccessCacheTtlMs: number;
+  dicomwebQidoMaxUids: number;
   authBuiltinServer: boolean;
   authExternalIssuers: string;
   authSigningAlg: 'RS256' | 'ES256' | 'PS256';
@@ -231,5 +234,29 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 10, maximum: 86400 },
     default: 900,
     description: 'Length of the failed-login counting window in seconds.',
+  },
+  {
+    env: 'EHR_DICOMWEB_CORS_ORIGINS',
+    key: 'dicomwebCorsOrigins',
+    schema: { type: 'string', pattern: '^(https?://[^\\s,/]+(,https?://[^\\s,/]+)*)?$' },
+    default: '',
+    description:
+      'Comma-separated origins (e.g. `https://viewer.example.org`) allowed to call `/dicom-web` from a browser (CORS); empty: none.',
+  },
+  {
+    env: 'EHR_DICOMWEB_ACCESS_CACHE_TTL_MS',
+    key: 'dicomwebAccessCacheTtlMs',
+    schema: { type: 'integer', minimum: 0, maximum: 600000 },
+    default: 5000,
+    description:
+      'How long the study UID → patient lookup for DICOMweb authorization is cached (0: no cache); link changes invalidate it at once.',
+  },
+  {
+    env: 'EHR_DICOMWEB_QIDO_MAX_UIDS',
+    key: 'dicomwebQidoMaxUids',
+    schema: { type: 'integer', minimum: 1, maximum: 1000 },
+    default: 200,
+    description:
+      'Most allowed study UIDs sent to Orthanc in one QIDO query for a patient-restricted caller; larger sets are queried in chunks and merged.',
   },
 ];

@@ -1,0 +1,123 @@
+/**
+ * The `/dicom-web` Fastify scope: QIDO-RS, WADO-RS and WADO-URI in front of Orthanc (DICOM PS3.18), filtered per
+ * caller through the shared access policy, with DICOM-shaped errors, CORS for configured origins only, and the
+ * bearer token taken from the `Authorization` header only. STOW-RS registers its routes in this scope too.
+ */
+import cors from '@fastify/cors';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../config/spec.ts';
+import { OrthancUnavailableError } from '../orthanc/errors.ts';
+import { OrthancProxy } from '../orthanc/proxy.ts';
+import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
+import { planPublicUrls } from './public-url.ts';
+import { qidoRoutes } from './qido-rs.ts';
+import { type DicomWebContext, DICOM_JSON } from './relay.ts';
+import { StudyIndex } from './study-index.ts';
+import { wadoRoutes } from './wado-rs.ts';
+import { wadoUriRoutes } from './wado-uri.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The DICOMweb study index cache: call `invalidate(studyUid)` after changing a study ↔ patient link. */
+    studyIndex: StudyIndex;
+  }
+}
+
+/** Sends a DICOM-shaped error: status, `application/dicom+json` ErrorComment, and the reason in a `Warning` header. */
+export function sendDicomError(reply: FastifyReply, status: number, message: string): FastifyReply {
+  return reply
+    .code(status)
+    .header('content-type', DICOM_JSON)
+    .header('warning', `299 - "${message.replace(/["\\\r\n]/g, ' ')}"`)
+    .send(errorBody(message));
+}
+
+/** Maps any error thrown in the scope to a status and a readable reason; never a stack. */
+export function describeError(err: unknown): { status: number; message: string } {
+  if (err instanceof DicomWebError) return { status: err.status, message: err.message };
+  if (err instanceof OrthancUnavailableError) {
+    return err.timedOut
+      ? { status: 504, message: 'The image archive did not answer in time' }
+      : { status: 502, message: 'The image archive is unavailable' };
+  }
+  const fe = err as Partial<FastifyError>;
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, message: fe.message ?? 'Bad request' };
+  }
+  return { status: 500, message: 'Internal error' };
+}
+
+/** The scope's error and not-found handlers: DICOM-shaped bodies, 5xx logged, never a stack to the client. */
+export function installDicomErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, req, reply) => {
+    const { status, message } = describeError(err);
+    if (status >= 500) req.log.error({ err }, 'dicomweb error');
+    else req.log.info({ status, reason: message }, 'dicomweb request refused');
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return reply;
+    }
+    return sendDicomError(reply, status, message);
+  });
+  app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) => sendDicomError(reply, 404, NOT_FOUND_MESSAGE));
+}
+
+async function dicomWebScope(app: FastifyInstance, opts: { config: Config; context: DicomWebContext }) {
+  const { config } = opts;
+  const origins = config.dicomwebCorsOrigins.split(',').filter(Boolean);
+  await app.register(cors, {
+    origin: origins.length ? origins : false,
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Accept', 'Content-Type', 'X-Request-Id'],
+    exposedHeaders: ['Content-Type', 'Content-Length', 'Warning', 'X-Request-Id'],
+    maxAge: 600,
+  });
+
+  // Authorization header only (issue 6): a token in the query string is refused before anything else happens.
+  app.addHook('onRequest', async (req) => {
+    const q = req.url.indexOf('?');
+    if (q >= 0 && /(^|&)access_token=/.test(req.url.slice(q + 1))) {
+      throw new BadDicomWebRequestError('Tokens in the query string are not accepted: use the Authorization header');
+    }
+  });
+
+  installDicomErrorHandling(app);
+
+  await app.register(qidoRoutes, { context: opts.context });
+  await app.register(wadoRoutes, { context: opts.context });
+  await app.register(wadoUriRoutes, { context: opts.context });
+  // STOW-RS (POST /studies, /studies/{study}): registered here.
+}
+
+/**
+ * Registers `/dicom-web` and decorates the app with `studyIndex` (for link invalidation).
+ * The Orthanc proxy pool and the index cache are created once here, so requests do no set-up work.
+ */
+export const dicomWebPlugin = fp(
+  async (app: FastifyInstance, opts: { config: Config }) => {
+    const { config } = opts;
+    const urls = planPublicUrls(config.publicBaseUrl, config.orthancDicomWebRoot);
+    const proxy = new OrthancProxy({
+      url: config.orthancUrl,
+      authorization: app.orthanc.authorization,
+      timeoutMs: config.upstreamTimeoutMs,
+      forwarded: urls.forwarded,
+    });
+    const index = new StudyIndex(app.db, config.dicomwebAccessCacheTtlMs);
+    app.decorate('studyIndex', index);
+    app.addHook('onClose', async () => {
+      index.close();
+      await proxy.close();
+    });
+    const context: DicomWebContext = {
+      proxy,
+      index,
+      dicomWebRoot: config.orthancDicomWebRoot,
+      maxUids: config.dicomwebQidoMaxUids,
+      urls,
+    };
+    await app.register(dicomWebScope, { prefix: '/dicom-web', config, context });
+  },
+  { name: 'dicomweb', dependencies: ['database', 'orthanc', 'access'] },
+);

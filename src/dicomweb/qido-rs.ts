@@ -1,0 +1,136 @@
+/**
+ * QIDO-RS search routes (DICOM PS3.18 §10.6): every search path, constrained to the studies the caller may see
+ * (see qido-paging.ts for the strategy), answered as `application/dicom+json`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
+import { replaceAll } from './public-url.ts';
+import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './qido-paging.ts';
+import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './qido-query.ts';
+import { DICOM_JSON, type DicomWebContext, imagingFilter, relay, upstreamError } from './relay.ts';
+
+interface PathParams {
+  study?: string;
+  series?: string;
+}
+
+const LEVEL_PATH: Record<QidoLevel, string> = { study: 'studies', series: 'series', instance: 'instances' };
+const SORT_TAGS_AT: Record<QidoLevel, readonly string[]> = {
+  study: SORT_TAGS.slice(0, 1),
+  series: SORT_TAGS.slice(0, 2),
+  instance: SORT_TAGS,
+};
+/** Chunk queries in flight at once for one search (chunked mode only). */
+const CHUNK_CONCURRENCY = 4;
+
+/** Does an Accept header allow a DICOM JSON answer? (No Accept, `*\/*`, `application/*`, `application/json`.) */
+export function acceptsDicomJson(accept: string | undefined): boolean {
+  if (!accept) return true;
+  return accept
+    .split(',')
+    .map((part) => (part.split(';')[0] ?? '').trim().toLowerCase())
+    .some((t) => t === DICOM_JSON || t === 'application/json' || t === '*/*' || t === 'application/*');
+}
+
+/** The Orthanc path (below the DICOMweb root) of a search at `level` under the given path UIDs. */
+export function searchPath(level: QidoLevel, p: PathParams): string {
+  if (p.study === undefined) return `/${LEVEL_PATH[level]}`;
+  const series = p.series === undefined ? '' : `/series/${p.series}`;
+  return `/studies/${p.study}${series}/${LEVEL_PATH[level]}`;
+}
+
+function checkPathUids(p: PathParams): void {
+  for (const [name, uid] of Object.entries(p)) {
+    if (uid !== undefined && !isUid(uid))
+      throw new BadDicomWebRequestError(`${name}: "${uid.slice(0, 80)}" is not a valid UID`);
+  }
+}
+
+async function search(
+  level: QidoLevel,
+  req: FastifyRequest<{ Params: PathParams }>,
+  reply: FastifyReply,
+  ctx: DicomWebContext,
+) {
+  const params = req.params;
+  checkPathUids(params);
+  const q = req.url.indexOf('?');
+  const query = parseQidoQuery(q >= 0 ? req.url.slice(q + 1) : '', level);
+  if (!acceptsDicomJson(req.headers.accept)) {
+    throw new DicomWebError(406, 'QIDO-RS answers are available as application/dicom+json only');
+  }
+  const filter = imagingFilter(req, 'search');
+  const scope = await ctx.index.scope(filter);
+  const plan = planQido(scope, query.studyUids, params.study, ctx.maxUids);
+  req.log.info(
+    { decision: scope.all ? 'all' : 'restricted', plan: plan.kind, who: req.access.agent.who },
+    'qido scope',
+  );
+  const path = searchPath(level, params);
+  if (plan.kind === 'empty') return reply.code(200).header('content-type', DICOM_JSON).send('[]');
+  if (plan.kind === 'single') {
+    const qs = orthancQueryString(query, plan.studyUids ? { studyUids: plan.studyUids } : {});
+    return relay(req, reply, ctx, `${path}?${qs}`, { accept: DICOM_JSON });
+  }
+  const parts = await mapLimited(plan.chunks, CHUNK_CONCURRENCY, (chunk) =>
+    fetchChunk(ctx, path, query, chunk, SORT_TAGS_AT[level]),
+  );
+  const page = pageOfMerged(parts, qidoSortKey, query.offset, query.limit);
+  const body = replaceAll(JSON.stringify(page), ctx.urls.rewrite);
+  return reply.code(200).header('content-type', DICOM_JSON).send(body);
+}
+
+type DicomJson = Record<string, { Value?: unknown[] } | undefined>;
+
+async function fetchChunk(
+  ctx: DicomWebContext,
+  path: string,
+  query: QidoQuery,
+  chunk: readonly string[],
+  sortTags: readonly string[],
+): Promise<DicomJson[]> {
+  const qs = orthancQueryString(query, { studyUids: chunk, paging: null, extraInclude: sortTags });
+  const res = await ctx.proxy.get(`${ctx.dicomWebRoot}${path}?${qs}`, { accept: DICOM_JSON });
+  if (res.status !== 200) throw await upstreamError(res.status, res.body);
+  const chunks: Buffer[] = [];
+  for await (const c of res.body) chunks.push(c as Buffer);
+  const json: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  if (!Array.isArray(json)) throw new DicomWebError(502, 'The image archive gave an unexpected answer');
+  return json as DicomJson[];
+}
+
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** QIDO-RS: `/studies`. */
+export const searchForStudies =
+  (ctx: DicomWebContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
+    search('study', req, reply, ctx);
+/** QIDO-RS: `/series`, `/studies/{study}/series`. */
+export const searchForSeries =
+  (ctx: DicomWebContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
+    search('series', req, reply, ctx);
+/** QIDO-RS: `/instances`, `/studies/{study}/instances`, `/studies/{study}/series/{series}/instances`. */
+export const searchForInstances =
+  (ctx: DicomWebContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
+    search('instance', req, reply, ctx);
+
+export async function qidoRoutes(app: FastifyInstance, opts: { context: DicomWebContext }) {
+  const ctx = opts.context;
+  app.get('/studies', searchForStudies(ctx));
+  app.get('/series', searchForSeries(ctx));
+  app.get('/instances', searchForInstances(ctx));
+  app.get('/studies/:study/series', searchForSeries(ctx));
+  app.get('/studies/:study/instances', searchForInstances(ctx));
+  app.get('/studies/:study/series/:series/instances', searchForInstances(ctx));
+}

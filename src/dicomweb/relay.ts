@@ -1,0 +1,111 @@
+/**
+ * Shared route helpers of the `/dicom-web` scope: the caller's imaging access, the per-study authorization that gives
+ * the same 404 for "unknown" and "not yours", and relaying one Orthanc answer to the client as a stream.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Interaction, PatientFilter } from '../auth/access.ts';
+import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
+import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
+import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
+import type { StudyIndex } from './study-index.ts';
+
+export const DICOM_JSON = 'application/dicom+json';
+
+export interface DicomWebContext {
+  proxy: OrthancProxy;
+  index: StudyIndex;
+  /** Orthanc's DICOMweb root path, e.g. `/dicom-web`. */
+  dicomWebRoot: string;
+  maxUids: number;
+  urls: PublicUrlPlan;
+}
+
+/** Headers of Orthanc's successful answers that reach the client; everything else (Keep-Alive...) stays behind. */
+const PASSED_HEADERS = [
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-disposition',
+  'etag',
+  'last-modified',
+];
+
+/** The caller's patient filter for imaging, or 401/403 when it has none at all. */
+export function imagingFilter(req: FastifyRequest, interaction: Interaction): PatientFilter {
+  const access = req.access;
+  if (!access) throw new DicomWebError(401, 'Authentication required');
+  if (!access.allows(interaction, 'ImagingStudy')) {
+    req.log.info({ decision: 'deny', reason: 'no imaging scope' }, 'dicomweb access');
+    throw new DicomWebError(403, 'The token does not allow reading imaging studies');
+  }
+  return access.patientFilter(interaction, 'ImagingStudy');
+}
+
+/** Throws the uniform 404 unless the caller may read the study (unknown, unlinked and other patients' alike). */
+export async function authorizeStudy(req: FastifyRequest, ctx: DicomWebContext, studyUid: string): Promise<void> {
+  const filter = imagingFilter(req, 'read');
+  const allowed = await ctx.index.mayRead(filter, studyUid);
+  req.log.info(
+    { decision: allowed ? 'permit' : 'deny', study: studyUid, who: req.access.agent.who },
+    'dicomweb access',
+  );
+  if (!allowed) throw new StudyNotFoundError();
+}
+
+/** An AbortSignal that fires when the client goes away before the answer is complete. */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}
+
+/**
+ * GETs `path` below Orthanc's DICOMweb root and streams the answer to the client unchanged (backpressure via
+ * Fastify's stream piping; the upstream request is aborted when the client disconnects). Non-2xx answers become
+ * DICOM-shaped errors: 404 the uniform one, 400/406/415 with the archive's reason, anything else 502.
+ */
+export async function relay(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ctx: DicomWebContext,
+  path: string,
+  opts: { accept?: string | undefined; root?: string } = {},
+): Promise<FastifyReply> {
+  const accept = opts.accept ?? req.headers.accept;
+  const upstream = await ctx.proxy.get(`${opts.root ?? ctx.dicomWebRoot}${path}`, {
+    ...(accept ? { accept } : {}),
+    signal: clientGone(reply),
+  });
+  if (upstream.status < 200 || upstream.status >= 300) throw await upstreamError(upstream.status, upstream.body);
+  const type = upstream.headers['content-type'] ?? '';
+  const rewrite = ctx.urls.rewrite && /json|xml/.test(type) ? ctx.urls.rewrite : undefined;
+  for (const h of PASSED_HEADERS) {
+    const v = upstream.headers[h];
+    if (v !== undefined && !(rewrite && h === 'content-length')) reply.header(h, v);
+  }
+  reply.code(upstream.status);
+  return reply.send(rewrite ? upstream.body.pipe(new ReplaceStream(rewrite.from, rewrite.to)) : upstream.body);
+}
+
+/** Turns a non-2xx Orthanc answer into the facade's error (the body is small; it is read and discarded). */
+export async function upstreamError(
+  status: number,
+  body: NodeJS.ReadableStream & { destroy(): void },
+): Promise<DicomWebError> {
+  let reason = '';
+  try {
+    const text = await readText(body as never, 64 * 1024);
+    const json = JSON.parse(text) as { Details?: string; Message?: string };
+    reason = json.Details ?? json.Message ?? '';
+  } catch {
+    body.destroy();
+  }
+  if (status === 404) return new StudyNotFoundError();
+  if (status === 400)
+    return new BadDicomWebRequestError(`The image archive rejected the request${reason ? `: ${reason}` : ''}`);
+  if (status === 406 || status === 415)
+    return new DicomWebError(status, `Not acceptable${reason ? `: ${reason}` : ''}`);
+  return new DicomWebError(502, 'The image archive failed to answer');
+}

@@ -1,0 +1,114 @@
+import { describe, expect, test } from 'vitest';
+import { describeError } from './plugin.ts';
+import { OrthancUnavailableError } from '../orthanc/errors.ts';
+import { BadDicomWebRequestError, DicomWebError, errorBody, StudyNotFoundError } from './errors.ts';
+import { acceptsDicomJson, searchPath } from './qido-rs.ts';
+import { renderedQuery, resourcePath } from './wado-rs.ts';
+import { parseWadoUri } from './wado-uri.ts';
+
+describe('resourcePath', () => {
+  test.each([
+    [{ study: '1.2' }, '/studies/1.2'],
+    [{ study: '1.2', series: '1.3' }, '/studies/1.2/series/1.3'],
+    [{ study: '1.2', series: '1.3', instance: '1.4' }, '/studies/1.2/series/1.3/instances/1.4'],
+    [
+      { study: '1.2', series: '1.3', instance: '1.4', frames: '1,2,10' },
+      '/studies/1.2/series/1.3/instances/1.4/frames/1,2,10',
+    ],
+  ])('%o', (params, path) => {
+    expect(resourcePath(params)).toBe(path);
+  });
+  test.each([
+    [{ study: '../system' }, /study: .* is not a valid UID/],
+    [{ study: '1.2', series: '1.x' }, /series/],
+    [{ study: '1.2', series: '1.3', instance: '1.4', frames: '0' }, /frames/],
+    [{ study: '1.2', series: '1.3', instance: '1.4', frames: '1,,2' }, /frames/],
+    [{ study: '1.2', series: '1.3', instance: '1.4', frames: 'abc' }, /frames/],
+  ])('rejects %o', (params, reason) => {
+    expect(() => resourcePath(params)).toThrow(reason);
+  });
+});
+
+describe('renderedQuery', () => {
+  test.each([
+    ['/x', false, ''],
+    ['/x', true, '?viewport=128%2C128'],
+    ['/x?viewport=64,64', true, '?viewport=64%2C64'],
+    ['/x?quality=80&window=40,400,linear', false, '?quality=80&window=40%2C400%2Clinear'],
+  ])('%s thumbnail=%s', (url, thumb, qs) => {
+    expect(renderedQuery(url, thumb)).toBe(qs);
+  });
+  test.each([['/x?foo=1'], ['/x?viewport=%3Cscript%3E']])('rejects %s', (url) => {
+    expect(() => renderedQuery(url, false)).toThrow(BadDicomWebRequestError);
+  });
+});
+
+describe('parseWadoUri', () => {
+  const ok = 'requestType=WADO&studyUID=1.2&seriesUID=1.3&objectUID=1.4';
+  test.each([
+    [ok, { studyUid: '1.2', query: ok }],
+    [`${ok}&contentType=application%2Fdicom`, { studyUid: '1.2', query: `${ok}&contentType=application%2Fdicom` }],
+  ])('%s', (qs, expected) => {
+    expect(parseWadoUri(qs)).toEqual(expected);
+  });
+  test.each([
+    ['studyUID=1.2&seriesUID=1.3&objectUID=1.4', /requestType=WADO is required/],
+    ['requestType=WADO&seriesUID=1.3&objectUID=1.4', /studyUID is required/],
+    ['requestType=WADO&studyUID=1.2&seriesUID=1.3', /objectUID is required/],
+    ['requestType=OTHER&studyUID=1.2&seriesUID=1.3&objectUID=1.4', /requestType must be WADO/],
+    [`${ok}&studyUID=1.5`, /more than once/],
+    [`${ok}&bogus=1`, /Unsupported WADO-URI parameter "bogus"/],
+    ['requestType=WADO&studyUID=x&seriesUID=1.3&objectUID=1.4', /studyUID: "x" is not a valid UID/],
+  ])('rejects %s', (qs, reason) => {
+    expect(() => parseWadoUri(qs)).toThrow(reason);
+  });
+});
+
+describe('QIDO helpers', () => {
+  test.each([
+    [undefined, true],
+    ['application/dicom+json', true],
+    ['application/json', true],
+    ['*/*', true],
+    ['application/dicom+xml, application/*;q=0.1', true],
+    ['application/dicom+xml', false],
+    ['multipart/related; type="application/dicom+xml"', false],
+  ])('accepts JSON for %s: %s', (accept, ok) => {
+    expect(acceptsDicomJson(accept)).toBe(ok);
+  });
+  test.each([
+    ['study', {}, '/studies'],
+    ['series', {}, '/series'],
+    ['instance', {}, '/instances'],
+    ['series', { study: '1.2' }, '/studies/1.2/series'],
+    ['instance', { study: '1.2' }, '/studies/1.2/instances'],
+    ['instance', { study: '1.2', series: '1.3' }, '/studies/1.2/series/1.3/instances'],
+  ] as const)('%s %o', (level, params, path) => {
+    expect(searchPath(level, params)).toBe(path);
+  });
+});
+
+describe('describeError: readable status and reason, never a stack', () => {
+  test.each([
+    [new BadDicomWebRequestError('limit must be an integer'), 400, 'limit must be an integer'],
+    [new StudyNotFoundError(), 404, 'Not found'],
+    [new DicomWebError(406, 'x'), 406, 'x'],
+    [
+      new OrthancUnavailableError('image archive unavailable: no answer', true),
+      504,
+      'The image archive did not answer in time',
+    ],
+    [
+      new OrthancUnavailableError('image archive unavailable: ECONNREFUSED', false),
+      502,
+      'The image archive is unavailable',
+    ],
+    [Object.assign(new Error('Unsupported Media Type'), { statusCode: 415 }), 415, 'Unsupported Media Type'],
+    [new TypeError('secret internals'), 500, 'Internal error'],
+  ])('%s', (err, status, message) => {
+    expect(describeError(err)).toEqual({ status, message });
+  });
+  test('the error body is DICOM JSON with ErrorComment', () => {
+    expect(JSON.parse(errorBody('Not found'))).toEqual({ '00000902': { vr: 'LO', Value: ['Not found'] } });
+  });
+});
