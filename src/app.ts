@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/spec.ts';
 import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
+import { fhirPlugin } from './fhir/plugin.ts';
 import { dicomWebPlugin } from './dicomweb/plugin.ts';
 import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
@@ -76,6 +77,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Authentication: attaches req.access (the caller's access context) to every request.
   await app.register(accessPlugin, { config });
   // FHIR R4 API (/fhir): registered here.
+  await app.register(fhirPlugin, { prefix: '/fhir', config });
   // DICOMweb (/dicom-web): registered here.
   await app.register(dicomWebPlugin, { config });
   return app;

@@ -35,6 +35,13 @@ export interface Config {
   upstreamTimeoutMs: number;
   readyTimeoutMs: number;
   logLevel: LogLevel;
+  fhirMrnSystem: string;
+  fhirMrnFormat: string;
+  fhirAccessionSystem: string;
+  fhirAccessionFormat: string;
+  fhirDefaultCount: number;
+  fhirMaxCount: number;
+  fhirMaxBodyBytes: number;
   dicomwebCorsOrigins: string;
   dicomwebAccessCacheTtlMs: number;
   dicomwebQidoMaxUids: number;
@@ -258,5 +265,54 @@ export const configVars: readonly ConfigVar[] = [
     default: 200,
     description:
       'Most allowed study UIDs sent to Orthanc in one QIDO query for a patient-restricted caller; larger sets are queried in chunks and merged.',
+  },
+  {
+    env: 'EHR_FHIR_MRN_SYSTEM',
+    key: 'fhirMrnSystem',
+    schema: { type: 'string', pattern: '^(https?|urn):\\S+$' },
+    default: 'http://imaging-ehr.local/fhir/sid/mrn',
+    description: 'FHIR identifier system of the MRN (Patient.identifier; the DICOM PatientID).',
+  },
+  {
+    env: 'EHR_FHIR_MRN_FORMAT',
+    key: 'fhirMrnFormat',
+    schema: { type: 'string', pattern: '\\{seq(:[1-9][0-9]?)?\\}' },
+    default: 'CLI-{year}-{seq:5}',
+    description: 'Format of server-allocated MRNs: `{year}` and `{seq:N}` (sequence, zero-padded to N digits).',
+  },
+  {
+    env: 'EHR_FHIR_ACCESSION_SYSTEM',
+    key: 'fhirAccessionSystem',
+    schema: { type: 'string', pattern: '^(https?|urn):\\S+$' },
+    default: 'http://imaging-ehr.local/fhir/sid/accession',
+    description: 'FHIR identifier system of the accession number (ServiceRequest.identifier, type ACSN).',
+  },
+  {
+    env: 'EHR_FHIR_ACCESSION_FORMAT',
+    key: 'fhirAccessionFormat',
+    schema: { type: 'string', pattern: '\\{seq(:[1-9][0-9]?)?\\}' },
+    default: 'ACC-{year}-{seq:5}',
+    description: 'Format of server-allocated accession numbers: `{year}` and `{seq:N}`.',
+  },
+  {
+    env: 'EHR_FHIR_DEFAULT_COUNT',
+    key: 'fhirDefaultCount',
+    schema: { type: 'integer', minimum: 1, maximum: 1000 },
+    default: 20,
+    description: 'FHIR search page size when the client gives no `_count`.',
+  },
+  {
+    env: 'EHR_FHIR_MAX_COUNT',
+    key: 'fhirMaxCount',
+    schema: { type: 'integer', minimum: 1, maximum: 10000 },
+    default: 1000,
+    description: 'Cap on FHIR `_count` (larger values are lowered to it).',
+  },
+  {
+    env: 'EHR_FHIR_MAX_BODY_BYTES',
+    key: 'fhirMaxBodyBytes',
+    schema: { type: 'integer', minimum: 1024, maximum: 104857600 },
+    default: 1048576,
+    description: 'Largest FHIR request body in bytes; larger bodies get 413.',
   },
 ];

@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { parse as parseQueryString } from 'node:querystring';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { Config } from '../config/spec.ts';
+import { capabilityStatement } from './capability.ts';
+import { loadDefinitions, loadProfiles } from './definitions.ts';
+import { BadRequestError, FhirError, internalErrorOutcome, MethodNotAllowedError, NotFoundError } from './errors.ts';
+import { checkFormat, sendFhir } from './http.ts';
+import { FhirRepository, type InteractionEvent, type RepositoryContext } from './repository.ts';
+import { registerRoutes } from './routes.ts';
+
+export interface FhirPluginOptions {
+  config: Config;
+  /** Called once per FHIR interaction (the audit issue raises AuditEvents here). */
+  onInteraction?: (event: InteractionEvent) => void;
+}
+
+const FASTIFY_ISSUE: Record<number, 'invalid' | 'too-long' | 'not-supported' | 'processing'> = {
+  400: 'invalid',
+  413: 'too-long',
+  415: 'not-supported',
+};
+
+/**
+ * The FHIR R4 API under /fhir (https://hl7.org/fhir/R4/http.html): its own Fastify scope with FHIR JSON parsers,
+ * an OperationOutcome error handler, one {@link FhirRepository} per request carrying the caller's access context,
+ * and the routes of `routes.ts`. Definitions and profiles are loaded once, here.
+ */
+export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions): Promise<void> {
+  const { config } = opts;
+  loadDefinitions();
+  const profiles = loadProfiles({ mrnSystem: config.fhirMrnSystem, accessionSystem: config.fhirAccessionSystem });
+  const ctx: RepositoryContext = {
+    config,
+    profiles,
+    ...(opts.onInteraction ? { onInteraction: opts.onInteraction } : {}),
+  };
+  const fhirBase = `${config.publicBaseUrl}/fhir`;
+  const bodyLimit = config.fhirMaxBodyBytes;
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    ['application/fhir+json', 'application/json', 'application/json-patch+json'],
+    { parseAs: 'string', bodyLimit },
+    (_req, body, done) => {
+      const text = String(body);
+      if (text.trim() === '') return done(null, undefined);
+      try {
+        done(null, JSON.parse(text));
+      } catch {
+        done(new BadRequestError('malformed JSON body'), undefined);
+      }
+    },
+  );
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit },
+    (_req, body, done) => {
+      done(null, parseQueryString(String(body)));
+    },
+  );
+
+  app.decorateRequest('fhir', null as unknown as FhirRepository);
+  app.addHook('onRequest', async (req) => {
+    req.fhir = new FhirRepository(app.db, req.access, ctx);
+  });
+
+  // Every successful response carries ETag and Last-Modified; resources set theirs from the version.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (reply.statusCode < 300 && typeof payload === 'string' && !reply.hasHeader('etag')) {
+      reply.header('etag', `W/"${createHash('sha256').update(payload).digest('base64url').slice(0, 22)}"`);
+      reply.header('last-modified', new Date().toUTCString());
+    }
+    return payload;
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof FhirError) {
+      if (err.status >= 500) req.log.error({ err }, 'FHIR error');
+      else req.log.info({ status: err.status, issue: err.issues[0]?.code, msg: err.message }, 'FHIR request rejected');
+      return sendFhir(req, reply, err.status, err.outcome());
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = FASTIFY_ISSUE[status] ?? 'processing';
+      const message = status === 413 ? `body larger than ${bodyLimit} bytes` : err.message;
+      return sendFhir(req, reply, status, new FhirError(status, code, message).outcome());
+    }
+    req.log.error({ err, requestId: req.id }, 'unexpected FHIR error');
+    return sendFhir(req, reply, 500, internalErrorOutcome(req.id));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const err = new NotFoundError(`no FHIR endpoint ${req.method} ${req.url.split('?')[0]}`);
+    return sendFhir(req, reply, 404, err.outcome());
+  });
+
+  app.get('/metadata', async (req, reply) => {
+    checkFormat(req);
+    return sendFhir(
+      req,
+      reply,
+      200,
+      capabilityStatement(fhirBase, profiles, { name: 'imaging-ehr-facade', version: '0.1.0' }),
+    );
+  });
+  app.route({
+    method: ['POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/metadata',
+    handler: async () => {
+      throw new MethodNotAllowedError('metadata is read-only');
+    },
+  });
+  registerRoutes(app, bodyLimit);
+}

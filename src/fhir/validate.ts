@@ -1,0 +1,85 @@
+import { OperationOutcomeError, validateResource } from '@medplum/core';
+import type { OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import { loadDefinitions } from './definitions.ts';
+import { BadRequestError, FhirError, StructureError } from './errors.ts';
+
+function issuesOf(err: unknown): OperationOutcomeIssue[] | undefined {
+  return err instanceof OperationOutcomeError ? err.outcome.issue : undefined;
+}
+
+/**
+ * Structural validation against the R4 definitions (@medplum/core `validateResource`): unknown elements, wrong
+ * JSON types, invalid dates, missing required elements, invariants. Failure is a 400 with the validator's issues.
+ */
+export function validateStructure(resource: Resource): void {
+  loadDefinitions();
+  try {
+    validateResource(resource);
+  } catch (err) {
+    const issues = issuesOf(err);
+    if (issues) throw new StructureError(issues, 400);
+    throw err;
+  }
+}
+
+/**
+ * Validation against one of our profiles (`fhir-profiles/`). Failure is a 422 whose issues carry `expression`
+ * pointing at the element (e.g. `Patient.identifier`).
+ */
+export function validateProfile(resource: Resource, profile: StructureDefinition | undefined): void {
+  if (!profile) return;
+  try {
+    validateResource(resource, { profile });
+  } catch (err) {
+    const issues = issuesOf(err);
+    if (!issues) throw err;
+    const tagged = issues.map((i) => ({
+      ...i,
+      diagnostics: `${i.details?.text ?? i.diagnostics ?? 'profile violation'} (profile ${profile.url})`,
+    }));
+    throw new StructureError(tagged, 422);
+  }
+}
+
+/** PostgreSQL cannot store NUL in text/jsonb: reject it up front as bad input rather than fail in the database. */
+export function assertNoNul(value: unknown, path: string): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) throw new BadRequestError('NUL characters are not allowed', [path]);
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      assertNoNul(v, `${path}[${i}]`);
+    });
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      assertNoNul(k, path);
+      assertNoNul(v, `${path}.${k}`);
+    }
+  }
+}
+
+/** Every `reference` string in a resource with a FHIRPath-like location (contained resources included). */
+export function collectReferences(value: unknown, path: string, out: { path: string; reference: string }[] = []) {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      collectReferences(v, `${path}[${i}]`, out);
+    });
+  } else if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    if (typeof obj['reference'] === 'string') out.push({ path, reference: obj['reference'] });
+    for (const [k, v] of Object.entries(obj)) if (k !== 'reference') collectReferences(v, `${path}.${k}`, out);
+  }
+  return out;
+}
+
+/** A body that is not a JSON object of the expected resourceType is a 400 before anything else happens. */
+export function assertResourceBody(body: unknown, type: string): asserts body is Resource {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new BadRequestError('the body must be a FHIR resource (a JSON object)');
+  }
+  const rt = (body as { resourceType?: unknown }).resourceType;
+  if (rt !== type) {
+    throw new FhirError(400, 'invalid', `resourceType must be ${type} (got ${JSON.stringify(rt ?? null)})`, [
+      'resourceType',
+    ]);
+  }
+}
