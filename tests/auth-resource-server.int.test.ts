@@ -175,7 +175,15 @@ describe('token attacks: 401 with a reason, never 500', () => {
     const token = await signWithServerKey(app, good());
     const status = await new Promise<{ status: number; auth: string | undefined }>((resolve, reject) => {
       const r = httpRequest(
-        { port, path: '/test/whoami', headers: { authorization: [`Bearer ${token}`, `Bearer ${token}`] } },
+        {
+          port,
+          path: '/test/whoami',
+          headers: [
+            ['host', `127.0.0.1:${port}`],
+            ['authorization', `Bearer ${token}`],
+            ['authorization', `Bearer ${token}`],
+          ].flat(),
+        },
         (res) => {
           res.resume();
           resolve({ status: res.statusCode ?? 0, auth: res.headers['www-authenticate'] });

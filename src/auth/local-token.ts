@@ -4,10 +4,7 @@
  * and the resource server still checks the user or client behind it against the database.
  */
 import type { DatabasePool } from 'slonik';
-import type { Config } from '../config/spec.ts';
-import { authUrls } from './server/discovery.ts';
-import { type MintedToken, mintAccessToken } from './server/tokens.ts';
-import type { KeyStore } from './signing-keys.ts';
+import { type MintContext, type MintedToken, mintAccessToken } from './server/tokens.ts';
 import { clientById, userByUsername } from './store.ts';
 
 /** `bin/ehr token` outside development mode. */
@@ -24,13 +21,7 @@ export interface LocalTokenRequest {
   readonly ttlS?: number;
 }
 
-export async function mintLocalToken(
-  db: DatabasePool,
-  keys: KeyStore,
-  config: Config,
-  r: LocalTokenRequest,
-): Promise<MintedToken> {
-  const mint = { keys, urls: authUrls(config.publicBaseUrl), accessTokenTtlS: config.authAccessTokenTtlS };
+export async function mintLocalToken(db: DatabasePool, mint: MintContext, r: LocalTokenRequest): Promise<MintedToken> {
   if ((r.username === undefined) === (r.clientId === undefined)) {
     throw new Error('give exactly one of a user name or a client id');
   }

@@ -7,6 +7,7 @@ import { externalIssuer, parseExternalIssuers } from './issuers.ts';
 import { resolveAccess } from './resolve-caller.ts';
 import { authUrls } from './server/discovery.ts';
 import { authServerRoutes, PUBLIC_AUTH_PATHS } from './server/routes.ts';
+import type { MintContext } from './server/tokens.ts';
 import { KeyStore } from './signing-keys.ts';
 import { bearerToken, TokenError, type TrustedIssuer, verifyAccessToken } from './verify-token.ts';
 
@@ -15,8 +16,10 @@ declare module 'fastify' {
     access: Access;
   }
   interface FastifyInstance {
-    /** Signing keys of the built-in authorization server (also used by test helpers to mint tokens). */
+    /** Signing keys of the built-in authorization server. */
     authKeys: KeyStore;
+    /** What minting a built-in token needs (keys, URLs, lifetime): `bin/ehr token` logic and test helpers. */
+    authMint: MintContext;
   }
 }
 
@@ -70,6 +73,7 @@ export const accessPlugin = fp(
       graceS: config.authAccessTokenTtlS + config.authClockToleranceS + 60,
     });
     app.decorate('authKeys', keys);
+    app.decorate('authMint', { keys, urls, accessTokenTtlS: config.authAccessTokenTtlS } satisfies MintContext);
     const issuers = new Map<string, TrustedIssuer>();
     if (config.authBuiltinServer) {
       issuers.set(urls.issuer, { issuer: urls.issuer, audience: urls.fhirBase, getKey: keys.getKey, builtin: true });

@@ -18,6 +18,7 @@ import { loadConfig } from '../config/load-config.ts';
 import type { Config } from '../config/spec.ts';
 import { DevelopmentOnlyError, mintLocalToken } from '../auth/local-token.ts';
 import { isRole } from '../auth/policy.ts';
+import { authUrls } from '../auth/server/discovery.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
 import { ensureActiveKey, KeyStore } from '../auth/signing-keys.ts';
 import { userByUsername } from '../auth/store.ts';
@@ -176,7 +177,8 @@ async function token(db: DatabasePool, config: Config, args: string[]): Promise<
   });
   if (!v.scope) throw new UsageError('token (--user NAME | --client ID) --scope SCOPES [--patient ID] [--ttl SECONDS]');
   const keys = new KeyStore(db, { alg: config.authSigningAlg, rotationDays: config.authKeyRotationDays, graceS: 0 });
-  const minted = await mintLocalToken(db, keys, config, {
+  const mint = { keys, urls: authUrls(config.publicBaseUrl), accessTokenTtlS: config.authAccessTokenTtlS };
+  const minted = await mintLocalToken(db, mint, {
     ...(v.user ? { username: v.user } : {}),
     ...(v.client ? { clientId: v.client } : {}),
     scope: v.scope,

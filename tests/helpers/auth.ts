@@ -12,7 +12,6 @@ import { sql } from 'slonik';
 import { mintLocalToken } from '../../src/auth/local-token.ts';
 import type { Role } from '../../src/auth/policy.ts';
 import { hashPassword } from '../../src/auth/server/passwords.ts';
-import { testConfig } from './app.ts';
 
 export interface TestUser {
   username: string;
@@ -75,10 +74,9 @@ export type TokenRequest =
 
 /** A real access token for a user (created if needed) or a backend client (registered if needed). */
 export async function tokenFor(app: FastifyInstance, r: TokenRequest): Promise<string> {
-  const config = testConfig();
   if ('user' in r) {
     await ensureUser(app, r.user);
-    const minted = await mintLocalToken(app.db, app.authKeys, config, {
+    const minted = await mintLocalToken(app.db, app.authMint, {
       username: r.user.username,
       scope: r.scope,
       ...(r.patient !== undefined ? { patient: r.patient } : {}),
@@ -87,7 +85,7 @@ export async function tokenFor(app: FastifyInstance, r: TokenRequest): Promise<s
     return minted.token;
   }
   await ensureClient(app, r.client);
-  const minted = await mintLocalToken(app.db, app.authKeys, config, {
+  const minted = await mintLocalToken(app.db, app.authMint, {
     clientId: r.client.clientId,
     scope: r.scope ?? r.client.scope,
     ...(r.ttlS !== undefined ? { ttlS: r.ttlS } : {}),
