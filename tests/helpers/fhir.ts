@@ -36,14 +36,14 @@ export async function fhirServer(overrides: Partial<Config> = {}): Promise<FhirT
 /** A real token for a user of the app at `config.publicBaseUrl` (its issuer and audience). */
 export async function tokenAt(
   app: FastifyInstance,
-  config: Config,
+  _config: Config,
   username: string,
   roles: Role[],
   scope: string,
   patient?: string,
 ) {
   await ensureUser(app, { username, roles });
-  const minted = await mintLocalToken(app.db, app.authKeys, config, {
+  const minted = await mintLocalToken(app.db, app.authMint, {
     username,
     scope,
     ...(patient ? { patient } : {}),
