@@ -1,0 +1,59 @@
+/**
+ * States of a reconciliation-queue item (a study that matched no patient/order) and the only allowed moves.
+ *
+ * pending ──start-link──▶ relinking ──finish-link──▶ linked
+ *    │                       └──start-link (resume after a failure)
+ *    ├──reject──▶ rejected ──start-link──▶ relinking   (a rejection can be corrected by linking)
+ *    └──study-deleted──▶ deleted ◀──study-deleted── rejected
+ */
+export const QUEUE_STATUSES = ['pending', 'relinking', 'linked', 'rejected', 'deleted'] as const;
+export type QueueStatus = (typeof QUEUE_STATUSES)[number];
+
+export type QueueAction = 'start-link' | 'finish-link' | 'reject' | 'study-deleted';
+
+/** Why a study is in the queue. */
+export const UNMATCHED_REASONS = [
+  'unknown-mrn',
+  'unknown-accession',
+  'patient-order-mismatch',
+  'order-not-actionable',
+  'order-linked-elsewhere',
+  'missing-identifiers',
+] as const;
+export type UnmatchedReason = (typeof UNMATCHED_REASONS)[number];
+
+export const UNMATCHED_SOURCES = ['stow', 'dimse'] as const;
+export type UnmatchedSource = (typeof UNMATCHED_SOURCES)[number];
+
+/** An action that the item's current status does not allow (e.g. rejecting a linked study). */
+export class QueueTransitionError extends Error {
+  override name = 'QueueTransitionError';
+  readonly from: QueueStatus;
+  readonly action: QueueAction;
+  constructor(from: QueueStatus, action: QueueAction) {
+    super(`cannot ${action.replace('-', ' ')} an item that is ${from}`);
+    this.from = from;
+    this.action = action;
+  }
+}
+
+const MOVES: Record<QueueStatus, Partial<Record<QueueAction, QueueStatus>>> = {
+  pending: { 'start-link': 'relinking', reject: 'rejected', 'study-deleted': 'deleted' },
+  // Starting again resumes an interrupted re-link (every Orthanc step is idempotent).
+  relinking: { 'start-link': 'relinking', 'finish-link': 'linked' },
+  rejected: { 'start-link': 'relinking', 'study-deleted': 'deleted' },
+  linked: {},
+  deleted: {},
+};
+
+/** The status after `action`, or {@link QueueTransitionError}. */
+export function nextStatus(from: QueueStatus, action: QueueAction): QueueStatus {
+  const to = MOVES[from][action];
+  if (to === undefined) throw new QueueTransitionError(from, action);
+  return to;
+}
+
+/** Items that still hold their Orthanc study (at most one per Orthanc study). */
+export function isOpen(status: QueueStatus): boolean {
+  return status === 'pending' || status === 'relinking' || status === 'rejected';
+}

@@ -1,0 +1,139 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Access } from '../auth/access.ts';
+import { OrthancHttpError, OrthancUnavailableError } from '../orthanc/errors.ts';
+import type { IndexDeps } from './index-study.ts';
+import { LinkTargetError } from './ports.ts';
+import { getUnmatched, listUnmatched, QueueItemNotFoundError } from './queue.ts';
+import { QUEUE_STATUSES, type QueueStatus, QueueTransitionError } from './queue-state.ts';
+import { RelinkError } from './relink.ts';
+import { type Actor, linkUnmatched, RelinkBusyError, rejectUnmatched } from './resolve.ts';
+
+/**
+ * The reconciliation queue as a small JSON API, `/api/v1/dicom/unmatched` (chosen over FHIR Task: the items are
+ * DICOM studies that are not yet FHIR data, and resolving one rewrites tags in Orthanc):
+ *
+ * - `GET  /api/v1/dicom/unmatched?status=pending&limit=100&offset=0` → `{ items: [...] }`
+ * - `GET  /api/v1/dicom/unmatched/{id}` → the item
+ * - `POST /api/v1/dicom/unmatched/{id}/link`   `{ "patient": "Patient/x", "order": "ServiceRequest/y" }` → the item
+ * - `POST /api/v1/dicom/unmatched/{id}/reject` `{ "reason": "..." }` → the item
+ *
+ * Only admins and radiologists (roles of the caller's access context); everyone else 403, no access context 401.
+ */
+
+export const QUEUE_ROLES = ['admin', 'radiologist'] as const;
+
+/** Whether the caller may see and resolve the queue (deny by default). */
+export function mayReconcile(access: Access | null | undefined): boolean {
+  if (!access) return false;
+  if (access.kind !== 'user' && access.kind !== 'development') return false;
+  return access.agent.roles.some((r) => (QUEUE_ROLES as readonly string[]).includes(r));
+}
+
+class HttpProblem extends Error {
+  override name = 'HttpProblem';
+  readonly statusCode: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.statusCode = status;
+  }
+}
+
+function actorOf(req: FastifyRequest): Actor {
+  return { who: req.access.agent.who, roles: req.access.agent.roles };
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof HttpProblem) return err.statusCode;
+  if (err instanceof QueueItemNotFoundError) return 404;
+  if (err instanceof QueueTransitionError || err instanceof RelinkBusyError) return 409;
+  if (err instanceof LinkTargetError) return 422;
+  if (err instanceof OrthancUnavailableError || err instanceof OrthancHttpError || err instanceof RelinkError) {
+    return 502;
+  }
+  const s = (err as { statusCode?: number }).statusCode;
+  return s && s >= 400 && s < 500 ? s : 500;
+}
+
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', maxLength: 64 } },
+} as const;
+
+export async function unmatchedRoutes(app: FastifyInstance, opts: { deps: () => IndexDeps }): Promise<void> {
+  app.setErrorHandler((err, req, reply: FastifyReply) => {
+    const status = statusOf(err);
+    if (status >= 500) req.log.error({ err }, 'unmatched queue: request failed');
+    else req.log.info({ status, msg: (err as Error).message }, 'unmatched queue: request refused');
+    const message = status === 500 ? 'internal error' : (err as Error).message;
+    return reply.code(status).send({ error: message, requestId: req.id });
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const access = req.access as Access | null | undefined;
+    const allowed = mayReconcile(access);
+    req.log.info(
+      { authz: { decision: allowed ? 'allow' : 'deny', who: access?.agent.who, roles: access?.agent.roles } },
+      'unmatched queue: access decision',
+    );
+    if (!access) throw new HttpProblem(401, 'authentication required');
+    if (!allowed) throw new HttpProblem(403, 'only admins and radiologists may reconcile unmatched studies');
+  });
+
+  app.get<{ Querystring: { status?: QueueStatus; limit?: number; offset?: number } }>(
+    '/',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            status: { enum: [...QUEUE_STATUSES] },
+            limit: { type: 'integer', minimum: 1, maximum: 1000 },
+            offset: { type: 'integer', minimum: 0 },
+          },
+        },
+      },
+    },
+    async (req) => ({ items: await listUnmatched(app.db, req.query) }),
+  );
+
+  app.get<{ Params: { id: string } }>('/:id', { schema: { params: idParams } }, async (req) =>
+    getUnmatched(app.db, req.params.id),
+  );
+
+  app.post<{ Params: { id: string }; Body: { patient: string; order: string } }>(
+    '/:id/link',
+    {
+      schema: {
+        params: idParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['patient', 'order'],
+          properties: {
+            patient: { type: 'string', minLength: 1, maxLength: 100 },
+            order: { type: 'string', minLength: 1, maxLength: 100 },
+          },
+        },
+      },
+    },
+    async (req) => linkUnmatched(opts.deps(), req.params.id, req.body, actorOf(req)),
+  );
+
+  app.post<{ Params: { id: string }; Body: { reason: string } }>(
+    '/:id/reject',
+    {
+      schema: {
+        params: idParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['reason'],
+          properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } },
+        },
+      },
+    },
+    async (req) => rejectUnmatched(opts.deps(), req.params.id, req.body.reason, actorOf(req)),
+  );
+}
