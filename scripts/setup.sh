@@ -75,6 +75,15 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# ---- FHIR R4 examples (tests) ------------------------------------------------
+# The official R4 examples, used by tests/fhir-examples.int.test.ts; fetched once into the git-ignored .tools/.
+FHIR_EXAMPLES=hl7.fhir.r4.examples@4.0.1
+if [ ! -f .tools/fhir-examples/package/Patient-example.json ]; then
+  log "fetching $FHIR_EXAMPLES into .tools/fhir-examples"
+  rm -rf .tools/fhir-examples && mkdir -p .tools/fhir-examples
+  (cd .tools/fhir-examples && npm pack --silent "$FHIR_EXAMPLES" >/dev/null && tar xzf hl7.fhir.r4.examples-4.0.1.tgz && rm -f ./*.tgz)
+fi
+
 # ---- OHIF (prebuilt dist from the registry) --------------------------------
 if [ -x scripts/fetch-ohif.sh ]; then scripts/fetch-ohif.sh; fi
 log "ok: node $(node --version)"

@@ -24,6 +24,28 @@ export interface BridgeColumns {
   uploaded_at?: string | null;
 }
 
+/** The bridge-key columns each table has. */
+export const BRIDGE_COLUMNS: Partial<Record<FhirType, readonly (keyof BridgeColumns)[]>> = {
+  Patient: ['mrn'],
+  ServiceRequest: ['accession_number', 'study_instance_uid', 'orthanc_study_id', 'number_of_images', 'uploaded_at'],
+  ImagingStudy: ['study_instance_uid', 'orthanc_study_id'],
+};
+/** Unique constraints → 409 message and element. */
+export const CONFLICTS: Record<string, [string, string]> = {
+  patients_mrn_key: ['MRN already belongs to another Patient', 'Patient.identifier'],
+  orders_accession_number_key: [
+    'accession number already belongs to another ServiceRequest',
+    'ServiceRequest.identifier',
+  ],
+  orders_study_instance_uid_key: ['study already linked to another order', 'ServiceRequest'],
+  orders_orthanc_study_id_key: ['study already linked to another order', 'ServiceRequest'],
+  imaging_studies_study_instance_uid_key: [
+    'Study Instance UID already belongs to another ImagingStudy',
+    'ImagingStudy.identifier',
+  ],
+  imaging_studies_orthanc_study_id_key: ['Orthanc study already belongs to another ImagingStudy', 'ImagingStudy'],
+};
+
 const ACSN_TYPE = { coding: [{ system: V2_0203, code: 'ACSN' }] };
 const MR_TYPE = { coding: [{ system: V2_0203, code: 'MR' }] };
 
@@ -222,4 +244,64 @@ export async function writeIndex(conn: CommonQueryMethods, type: FhirType, id: s
           'text',
         )})`);
   }
+}
+
+/** Row values of a version besides content and bridge keys. */
+export interface RowMeta {
+  versionId: number;
+  lastUpdated: string;
+  patientId: string | null;
+  sortDate: Date | null;
+  sortString: string;
+}
+
+/** Upserts the current version of a resource with its compartment owner, sort keys and bridge-key columns. */
+export async function writeRow(
+  tx: CommonQueryMethods,
+  type: FhirType,
+  resource: Resource & { id: string },
+  row: RowMeta,
+  bridge: BridgeColumns,
+): Promise<void> {
+  const cols = (BRIDGE_COLUMNS[type] ?? []).map((c) => [c, bridge[c] ?? null] as const);
+  const names = [
+    'id',
+    'version_id',
+    'last_updated',
+    'deleted',
+    'content',
+    'patient_id',
+    'sort_date',
+    'sort_string',
+    ...cols.map(([c]) => c),
+  ].map((c) => sql.identifier([c]));
+  const values = [
+    sql.fragment`${resource.id}`,
+    sql.fragment`${row.versionId}`,
+    sql.fragment`${row.lastUpdated}::timestamptz`,
+    sql.fragment`false`,
+    sql.fragment`${sql.jsonb(resource as never)}`,
+    sql.fragment`${row.patientId}`,
+    sql.fragment`${row.sortDate ? pgTime(row.sortDate) : '-infinity'}::timestamptz`,
+    sql.fragment`${row.sortString}`,
+    ...cols.map(([c, v]) => (c === 'uploaded_at' ? sql.fragment`${v}::timestamptz` : sql.fragment`${v}`)),
+  ];
+  const updates = names.slice(1).map((n) => sql.fragment`${n} = EXCLUDED.${n}`);
+  await tx.query(sql.unsafe`
+    INSERT INTO ${sql.identifier([RESOURCES[type].table])} (${sql.join(names, sql.fragment`, `)})
+    VALUES (${sql.join(values, sql.fragment`, `)})
+    ON CONFLICT (id) DO UPDATE SET ${sql.join(updates, sql.fragment`, `)}`);
+}
+
+/** Appends a version to fhir_history (deletions included, with the last content). */
+export async function writeHistory(
+  tx: CommonQueryMethods,
+  type: FhirType,
+  resource: Resource,
+  v: { versionId: number; lastUpdated: string; patientId: string | null; deleted: boolean; method: string },
+): Promise<void> {
+  await tx.query(sql.unsafe`
+    INSERT INTO fhir_history (resource_type, id, version_id, last_updated, deleted, method, content, patient_id)
+    VALUES (${type}, ${resource.id ?? ''}, ${v.versionId}, ${v.lastUpdated}::timestamptz, ${v.deleted}, ${v.method},
+            ${sql.jsonb(resource as never)}, ${v.patientId})`);
 }
