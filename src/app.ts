@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/spec.ts';
+import { auditPlugin } from './audit/plugin.ts';
+import { auditEventRoutes } from './audit/routes.ts';
 import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { fhirPlugin } from './fhir/plugin.ts';
@@ -76,6 +78,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs });
   // Authentication: attaches req.access (the caller's access context) to every request.
   await app.register(accessPlugin, { config });
+  // Audit: req.audit on every request, exactly one AuditEvent per audited request, and FHIR /fhir/AuditEvent.
+  await app.register(auditPlugin, { config });
+  await app.register(auditEventRoutes, { config });
   // FHIR R4 API (/fhir): registered here.
   await app.register(fhirPlugin, { prefix: '/fhir', config });
   // DICOMweb (/dicom-web): registered here.

@@ -1,0 +1,279 @@
+/**
+ * The per-request audit context (`req.audit`), pure apart from {@link AuditContext.writeWithin}. Handlers describe
+ * the access as they learn it (interaction, patients, studies, query...); the audit plugin turns the description, or
+ * a fallback derived from the route and the status when a handler described nothing, into exactly one AuditEvent.
+ */
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { Agent } from '../auth/access.ts';
+import { type AuditBase, type FhirRestInput, fhirRestEvent, outcomeForStatus } from './balp.ts';
+import {
+  type ClientAssertionRefusedInput,
+  clientAssertionRefusedEvent,
+  type LoginInput,
+  loginEvent,
+  type TokenIssuedInput,
+  tokenIssuedEvent,
+} from './balp-auth.ts';
+import {
+  type DicomQueryInput,
+  type DicomRetrieveInput,
+  type DicomStoreInput,
+  dicomQueryEvent,
+  dicomRetrieveEvent,
+  dicomStoreEvent,
+} from './balp-dicom.ts';
+import { apiRequestEvent, authRequestEvent } from './balp-generic.ts';
+import { type AuditOutcome, type RestInteraction, SUBTYPE } from './codes.ts';
+import { type AuditDb, appendAuditEvent, type StoredAuditEvent } from './store.ts';
+
+/** What an access was, as a handler (or the fallback) describes it. */
+export type AuditDescription =
+  | { readonly kind: 'fhir'; readonly input: FhirRestInput }
+  | { readonly kind: 'dicom-query'; readonly input: DicomQueryInput }
+  | { readonly kind: 'dicom-retrieve'; readonly input: DicomRetrieveInput }
+  | { readonly kind: 'dicom-store'; readonly input: DicomStoreInput }
+  | { readonly kind: 'login'; readonly input: LoginInput }
+  | { readonly kind: 'token-issued'; readonly input: TokenIssuedInput }
+  | { readonly kind: 'client-assertion-refused'; readonly input: ClientAssertionRefusedInput }
+  | { readonly kind: 'api'; readonly input: { method: string; path: string } }
+  | { readonly kind: 'auth'; readonly input: { path: string; subtype?: (typeof SUBTYPE)[keyof typeof SUBTYPE] } };
+
+/** Path prefixes whose every request is audited. */
+export const AUDITED_PREFIXES: readonly string[] = ['/fhir', '/dicom-web', '/api', '/auth'];
+
+/**
+ * Requests under the audited prefixes that are NOT audited: they disclose no patient data and no security decision.
+ * Everything outside the prefixes (health probes, /.well-known, the viewer's static files) is not audited either.
+ */
+export const UNAUDITED: readonly {
+  readonly methods: readonly string[];
+  readonly path: string;
+  readonly why: string;
+}[] = [
+  { methods: ['GET', 'HEAD'], path: '/fhir/metadata', why: 'public CapabilityStatement' },
+  { methods: ['GET', 'HEAD'], path: '/fhir/.well-known/smart-configuration', why: 'public SMART discovery' },
+  { methods: ['GET', 'HEAD'], path: '/auth/jwks', why: 'public signing keys' },
+  { methods: ['OPTIONS'], path: '*', why: 'CORS pre-flight: carries no credentials and returns no data' },
+];
+
+function pathOf(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+/** Whether a request is audited at all (in an audited prefix and not in {@link UNAUDITED}). */
+export function isAudited(method: string, url: string): boolean {
+  const path = pathOf(url).path.replace(/\/+$/, '') || '/';
+  if (!AUDITED_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) return false;
+  return !UNAUDITED.some((u) => u.methods.includes(method) && (u.path === '*' || u.path === path));
+}
+
+const seg = (s: string | undefined) => (s ? decodeURIComponent(s) : undefined);
+
+/** FHIR interaction from method and path segments below /fhir (https://hl7.org/fhir/R4/http.html). */
+function fhirFallback(method: string, parts: string[], query: string): FhirRestInput {
+  const [type, id, h, vid] = parts.map((p) => seg(p));
+  const q = query || undefined;
+  let interaction: RestInteraction = 'operation';
+  if (parts.some((p) => p.startsWith('$'))) interaction = 'operation';
+  else if (!type) interaction = method === 'POST' ? 'batch' : 'search-system';
+  else if (type === '_history') interaction = 'history-system';
+  else if (!id) interaction = method === 'POST' ? 'create' : 'search-type';
+  else if (id === '_search') interaction = 'search-type';
+  else if (id === '_history') interaction = 'history-type';
+  else if (h === '_history') interaction = vid ? 'vread' : 'history-instance';
+  else if (h)
+    interaction = 'search-type'; // compartment search: Patient/123/Observation
+  else if (method === 'GET' || method === 'HEAD') interaction = 'read';
+  else if (method === 'PUT') interaction = 'update';
+  else if (method === 'PATCH') interaction = 'patch';
+  else if (method === 'DELETE') interaction = 'delete';
+  const resourceType = type && /^[A-Z][A-Za-z]+$/.test(type) ? type : undefined;
+  const rid = id && !id.startsWith('_') && !id.startsWith('$') ? id : undefined;
+  return {
+    interaction,
+    resourceType: h && h !== '_history' ? h : resourceType,
+    id: h && h !== '_history' ? undefined : rid,
+    versionId: interaction === 'vread' ? vid : undefined,
+    query: h && h !== '_history' ? [`${type}=${rid ?? ''}`, q].filter(Boolean).join('&') : q,
+  };
+}
+
+const UID = /^[0-9.]{1,64}$/;
+
+/** DICOMweb request from method and path below /dicom-web (PS3.18 §10.4 QIDO, §10.4 WADO-RS, §10.5 STOW-RS). */
+function dicomFallback(method: string, path: string, parts: string[], query: string): AuditDescription {
+  const studyUid = parts[0] === 'studies' && parts[1] && UID.test(parts[1]) ? parts[1] : undefined;
+  const seriesUid = studyUid && parts[2] === 'series' && parts[3] && UID.test(parts[3]) ? parts[3] : undefined;
+  const instanceUid = seriesUid && parts[4] === 'instances' && parts[5] && UID.test(parts[5]) ? parts[5] : undefined;
+  const studies = studyUid ? [{ studyUid, seriesUid, instanceUid }] : [];
+  if (method === 'POST') return { kind: 'dicom-store', input: { studies } };
+  const last = parts[parts.length - 1];
+  const isSearch = last === 'studies' || last === 'series' || last === 'instances';
+  if (isSearch) return { kind: 'dicom-query', input: { path, query, studies } };
+  return { kind: 'dicom-retrieve', input: { studies } };
+}
+
+/** The description a request gets when its handler gave none: from the method and URL only. */
+export function fallbackDescription(method: string, url: string): AuditDescription {
+  const { path, query } = pathOf(url);
+  const parts = path.split('/').filter(Boolean);
+  const [prefix, ...rest] = parts;
+  switch (prefix) {
+    case 'fhir':
+      return { kind: 'fhir', input: fhirFallback(method, rest, query) };
+    case 'dicom-web':
+      return dicomFallback(method, path.slice('/dicom-web'.length) || '/', rest, query);
+    case 'auth': {
+      const last = rest[rest.length - 1];
+      const subtype =
+        last === 'token'
+          ? SUBTYPE.getAccessToken
+          : method === 'POST' && rest[0] === 'authorize'
+            ? SUBTYPE.login
+            : undefined;
+      return { kind: 'auth', input: { path, subtype } };
+    }
+    default:
+      return { kind: 'api', input: { method, path } };
+  }
+}
+
+/** The facts of the request an event is built from. */
+export interface RequestFacts {
+  readonly requestId: string;
+  readonly method: string;
+  readonly url: string;
+  readonly network: string | undefined;
+  readonly serverBaseUrl: string;
+}
+
+const DENIAL_DESC: Record<number, string> = {
+  401: 'authentication required or token refused',
+  403: 'access denied',
+  404: 'not found',
+};
+
+/** Builds the event of a description. */
+export function buildAuditEvent(d: AuditDescription, base: AuditBase): AuditEvent {
+  switch (d.kind) {
+    case 'fhir':
+      return fhirRestEvent(base, d.input);
+    case 'dicom-query':
+      return dicomQueryEvent(base, d.input);
+    case 'dicom-retrieve':
+      return dicomRetrieveEvent(base, d.input);
+    case 'dicom-store':
+      return dicomStoreEvent(base, d.input);
+    case 'login':
+      return loginEvent(base, d.input);
+    case 'token-issued':
+      return tokenIssuedEvent(base, d.input);
+    case 'client-assertion-refused':
+      return clientAssertionRefusedEvent(base, d.input);
+    case 'api':
+      return apiRequestEvent(base, d.input);
+    case 'auth':
+      return authRequestEvent(base, d.input);
+  }
+}
+
+/** The per-request audit context. */
+export class AuditContext {
+  readonly facts: RequestFacts;
+  /** The caller, once authenticated (set by the plugin from req.access). */
+  agent: Agent | undefined;
+  private description: AuditDescription | undefined;
+  private readonly patients = new Set<string>();
+  private hidden = false;
+  private outcomeOverride: { outcome: AuditOutcome; desc?: string | undefined } | undefined;
+  /** Set once the event is stored (or appended inside a handler's transaction: see {@link appendedId}). */
+  written = false;
+  /** The id of an event a handler appended inside its own transaction (checked by the plugin after commit). */
+  appendedId: string | undefined;
+
+  constructor(facts: RequestFacts) {
+    this.facts = facts;
+  }
+
+  /** Describes the access (the last description wins: one request, one event). */
+  describe(d: AuditDescription): this {
+    this.description = d;
+    return this;
+  }
+  fhir(input: FhirRestInput): this {
+    return this.describe({ kind: 'fhir', input });
+  }
+  /** Adds patients whose data the caller was allowed to touch. */
+  addPatients(...ids: (string | undefined)[]): this {
+    for (const id of ids) if (id) this.patients.add(id);
+    return this;
+  }
+  /** The answer hides a refusal (a 404 for a resource that exists but may not be seen): record a denial. */
+  deny(): this {
+    this.hidden = true;
+    return this;
+  }
+  /** For answers whose status does not tell the outcome (a login form shown again after a failed login). */
+  outcome(outcome: AuditOutcome, desc?: string): this {
+    this.outcomeOverride = { outcome, desc };
+    return this;
+  }
+  get described(): AuditDescription | undefined {
+    return this.description;
+  }
+
+  /** The base of the event for a response with `status`. Denials (401, 403, any 404, deny()) keep no patient data. */
+  base(status: number, recorded = new Date()): AuditBase {
+    const denied = this.hidden || status === 401 || status === 403 || status === 404;
+    const outcome = this.outcomeOverride?.outcome ?? (this.hidden && status < 400 ? '4' : outcomeForStatus(status));
+    const desc =
+      this.outcomeOverride?.desc ??
+      (this.hidden ? 'access denied (answered as not found)' : (DENIAL_DESC[status] ?? `HTTP ${status}`));
+    return {
+      recorded: recorded.toISOString(),
+      requestId: this.facts.requestId,
+      network: this.facts.network,
+      serverBaseUrl: this.facts.serverBaseUrl,
+      agent: this.agent,
+      outcome,
+      outcomeDesc: outcome === '0' ? undefined : desc,
+      denied,
+    };
+  }
+
+  /** The one event of this request for a response with `status`. */
+  build(status: number, recorded = new Date()): AuditEvent {
+    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url);
+    const base = this.base(status, recorded);
+    const withPatients = this.patients.size ? addPatientIds(d, [...this.patients]) : d;
+    return buildAuditEvent(withPatients, base);
+  }
+
+  /**
+   * Appends this request's event inside the handler's own transaction `tx` (so that a write and its audit commit
+   * together) and marks it, so that the plugin does not write a second one; the plugin checks after the response
+   * that it was committed, and records a fallback event otherwise.
+   */
+  async writeWithin(tx: AuditDb, status = 200): Promise<StoredAuditEvent> {
+    const stored = await appendAuditEvent(tx, this.build(status));
+    this.appendedId = stored.id;
+    return stored;
+  }
+}
+
+function addPatientIds(d: AuditDescription, ids: string[]): AuditDescription {
+  switch (d.kind) {
+    case 'fhir':
+    case 'dicom-query':
+    case 'dicom-retrieve':
+    case 'dicom-store': {
+      const input = { ...d.input, patientIds: [...(d.input.patientIds ?? []), ...ids] };
+      return { ...d, input } as AuditDescription;
+    }
+    case 'token-issued':
+      return d.input.patientId ? d : { ...d, input: { ...d.input, patientId: ids[0] } };
+    default:
+      return d;
+  }
+}

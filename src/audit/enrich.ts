@@ -1,0 +1,88 @@
+/**
+ * Finds the patients an allowed (2xx) response involved, for the patient entities of its AuditEvent, without help
+ * from the handler: from the FHIR JSON that was sent, or, for DICOMweb, from the studies and MRNs the request named,
+ * looked up in the EHR's study links and kept only when inside the caller's patient filter. Never used for
+ * failures: a denied or failed request records no patient (balp.ts).
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import { type CommonQueryMethods, sql } from 'slonik';
+import type { Access } from '../auth/access.ts';
+import type { AuditDescription } from './context.ts';
+
+const PATIENT_REF = /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})$/;
+
+function refId(value: unknown): string | undefined {
+  const ref = (value as { reference?: unknown } | undefined)?.reference;
+  return typeof ref === 'string' ? PATIENT_REF.exec(ref)?.[1] : undefined;
+}
+
+/** Patient ids of a FHIR resource: itself when a Patient, else its `subject`/`patient` references. */
+export function patientsOfResource(r: Resource | undefined): string[] {
+  if (!r || typeof r !== 'object') return [];
+  if (r.resourceType === 'Patient') return r.id ? [r.id] : [];
+  const rec = r as unknown as Record<string, unknown>;
+  const out: string[] = [];
+  for (const field of ['subject', 'patient']) {
+    const v = rec[field];
+    for (const item of Array.isArray(v) ? v : [v]) {
+      const id = refId(item);
+      if (id) out.push(id);
+    }
+  }
+  return out;
+}
+
+/** Patient ids in a FHIR JSON response body (a resource or a Bundle of them). Unparseable bodies give none. */
+export function patientsInFhirJson(body: string): string[] {
+  let parsed: Resource;
+  try {
+    parsed = JSON.parse(body) as Resource;
+  } catch {
+    return [];
+  }
+  if (parsed?.resourceType === 'Bundle') {
+    return [...new Set((parsed.entry ?? []).flatMap((e) => patientsOfResource(e.resource)))].sort();
+  }
+  return [...new Set(patientsOfResource(parsed))].sort();
+}
+
+const UIDS = /^[0-9.]{1,64}(,[0-9.]{1,64})*$/;
+
+/** Study UIDs and MRNs a DICOMweb request names (path and QIDO matching keys). Pure. */
+export function dicomKeys(d: AuditDescription, url: string): { studyUids: string[]; mrns: string[] } {
+  const studyUids = new Set<string>();
+  const mrns = new Set<string>();
+  if (d.kind === 'dicom-query' || d.kind === 'dicom-retrieve' || d.kind === 'dicom-store') {
+    for (const s of d.input.studies ?? []) studyUids.add(s.studyUid);
+  }
+  const q = url.indexOf('?');
+  for (const [k, v] of new URLSearchParams(q < 0 ? '' : url.slice(q + 1))) {
+    if ((k === 'StudyInstanceUID' || k === '0020000D') && UIDS.test(v)) for (const u of v.split(',')) studyUids.add(u);
+    if ((k === 'PatientID' || k === '00100020') && v && !/[*?\\]/.test(v)) mrns.add(v);
+  }
+  return { studyUids: [...studyUids], mrns: [...mrns] };
+}
+
+/** The EHR patients linked to these studies or MRNs, limited to the caller's patient filter for imaging. */
+export async function dicomPatients(
+  db: Pick<CommonQueryMethods, 'anyFirst'>,
+  access: Access | undefined,
+  keys: { studyUids: string[]; mrns: string[] },
+): Promise<string[]> {
+  const found = new Set<string>();
+  if (access?.patientContext) found.add(access.patientContext);
+  if (keys.studyUids.length) {
+    const rows = await db.anyFirst(sql.unsafe`
+      SELECT DISTINCT patient_id FROM imaging_studies
+       WHERE study_instance_uid = ANY(${sql.array(keys.studyUids, 'text')}) AND patient_id IS NOT NULL AND NOT deleted`);
+    for (const r of rows) found.add(String(r));
+  }
+  if (keys.mrns.length) {
+    const rows = await db.anyFirst(sql.unsafe`
+      SELECT id FROM patients WHERE mrn = ANY(${sql.array(keys.mrns, 'text')}) AND NOT deleted`);
+    for (const r of rows) found.add(String(r));
+  }
+  if (!access) return [];
+  const filter = access.patientFilter('search', 'ImagingStudy');
+  return [...found].filter((id) => filter.all || filter.patientIds.includes(id)).sort();
+}

@@ -1,0 +1,110 @@
+/**
+ * The audit plugin. Registered right after the access plugin, at the root, so its hooks cover every route of every
+ * scope. It gives each request `req.audit` (an {@link AuditContext} that handlers fill) and guarantees that every
+ * request under /fhir, /dicom-web, /api and /auth (except the public ones listed in {@link UNAUDITED}) leaves exactly
+ * one AuditEvent, allowed or denied:
+ *
+ * - `onSend` (before any byte of the response is written): stores the event in its own transaction. If that fails,
+ *   the response is replaced by a 503 and the data never leaves: a read's event is durable before its response.
+ * - A handler that appended its event inside its own transaction (`req.audit.writeWithin(tx)`) is not written twice:
+ *   `onSend` only checks that the event was committed, and records a fallback event if it was rolled back.
+ * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../config/spec.ts';
+import { AuditContext, fallbackDescription, isAudited } from './context.ts';
+import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
+import { appendAuditEvent, auditEventExists } from './store.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** This request's audit context: handlers describe the access here. */
+    audit: AuditContext;
+  }
+}
+
+/** The audit context of a request, created on first use (a hook before ours may already have answered). */
+export function auditOf(req: FastifyRequest, serverBaseUrl: string): AuditContext {
+  if (!req.audit) {
+    req.audit = new AuditContext({
+      requestId: req.id,
+      method: req.method,
+      url: req.url,
+      network: req.ip,
+      serverBaseUrl,
+    });
+  }
+  return req.audit;
+}
+
+/** An error body in the style of the path: OperationOutcome under /fhir, a JSON error elsewhere. */
+function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
+  const fhir = req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?');
+  reply.type(fhir ? 'application/fhir+json' : 'application/json; charset=utf-8');
+  reply.removeHeader('content-length');
+  const message = `audit record could not be stored; request id ${req.id}`;
+  return JSON.stringify(
+    fhir
+      ? { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', diagnostics: message }] }
+      : { error: 'audit unavailable', error_description: message, requestId: req.id },
+  );
+}
+
+export const auditPlugin = fp(
+  async (app: FastifyInstance, opts: { config: Config }) => {
+    const baseUrl = opts.config.publicBaseUrl;
+    app.decorateRequest('audit', null as unknown as AuditContext);
+
+    /** Stores the request's event unless already done; true when stored (or committed by the handler). */
+    const record = async (req: FastifyRequest, status: number, payload?: unknown): Promise<void> => {
+      const ctx = auditOf(req, baseUrl);
+      if (ctx.written) return;
+      ctx.written = true;
+      ctx.agent = req.access?.agent;
+      if (ctx.appendedId && (await auditEventExists(app.db, ctx.appendedId))) return;
+      if (status >= 200 && status < 300) await addPatients(req, ctx, payload);
+      await appendAuditEvent(app.db, ctx.build(status));
+    };
+
+    /** Patients of an allowed response the handler did not name (enrich.ts). */
+    const addPatients = async (req: FastifyRequest, ctx: AuditContext, payload: unknown) => {
+      const d = ctx.described ?? fallbackDescription(req.method, req.url);
+      if (d.kind === 'fhir' && typeof payload === 'string') ctx.addPatients(...patientsInFhirJson(payload));
+      if (d.kind === 'dicom-query' || d.kind === 'dicom-retrieve') {
+        ctx.addPatients(...(await dicomPatients(app.db, req.access ?? undefined, dicomKeys(d, req.url))));
+      }
+    };
+
+    app.addHook('onRequest', async (req) => {
+      auditOf(req, baseUrl);
+    });
+
+    app.addHook('onSend', async (req, reply, payload) => {
+      if (!isAudited(req.method, req.url)) return payload;
+      try {
+        await record(req, reply.statusCode, payload);
+        return payload;
+      } catch (err) {
+        req.log.error({ err }, 'audit event could not be stored: response withheld');
+        (payload as { destroy?: () => void } | null)?.destroy?.();
+        reply.code(503);
+        return unavailableBody(req, reply);
+      }
+    });
+
+    const lateRecord = async (req: FastifyRequest, status: number) => {
+      if (!isAudited(req.method, req.url) || req.audit?.written) return;
+      try {
+        await record(req, status);
+        req.log.warn({ status }, 'audit event recorded after the response (reply bypassed onSend)');
+      } catch (err) {
+        req.log.error({ err }, 'audit event could not be stored');
+      }
+    };
+    app.addHook('onResponse', async (req, reply) => lateRecord(req, reply.statusCode));
+    // 499: the client closed the connection before the answer (nginx's convention); outcome 4.
+    app.addHook('onRequestAbort', async (req) => lateRecord(req, 499));
+  },
+  { name: 'audit', dependencies: ['database'] },
+);

@@ -1,0 +1,44 @@
+/**
+ * Reading stored AuditEvents in integration tests: straight from the audit_event table (not from logs), by the
+ * request id each response carries in `x-request-id`.
+ */
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'slonik';
+import { expect } from 'vitest';
+import { auditEventIssues } from '../../src/audit/validate.ts';
+
+/** Every stored event of one request (the plugin promises exactly one), each checked with validateResource. */
+export async function eventsOf(app: FastifyInstance, requestId: string): Promise<AuditEvent[]> {
+  const rows = (await app.db.any(
+    sql.unsafe`SELECT content FROM audit_event WHERE request_id = ${requestId} ORDER BY seq`,
+  )) as readonly { content: AuditEvent }[];
+  const events = rows.map((r) => r.content);
+  for (const e of events) expect(auditEventIssues(e), JSON.stringify(e)).toEqual([]);
+  return events;
+}
+
+/** The one event of a response (asserts there is exactly one). */
+export async function eventOf(app: FastifyInstance, res: { headers: Record<string, unknown> }): Promise<AuditEvent> {
+  const id = String(res.headers['x-request-id']);
+  const events = await eventsOf(app, id);
+  expect(events, `events of request ${id}`).toHaveLength(1);
+  return events[0] as AuditEvent;
+}
+
+export const patientsOf = (e: AuditEvent): string[] =>
+  (e.entity ?? []).filter((x) => x.role?.code === '1').map((x) => x.what?.reference ?? '');
+export const userOf = (e: AuditEvent) => e.agent?.find((a) => a.requestor);
+export const clientOf = (e: AuditEvent) =>
+  e.agent?.find(
+    (a) => a.who?.identifier?.system === 'urn:ietf:params:oauth:client-id' || a.type?.coding?.[0]?.code === '110150',
+  );
+export const subtypeOf = (e: AuditEvent) => e.subtype?.map((s) => s.code);
+export const studyUidsOf = (e: AuditEvent) =>
+  (e.entity ?? [])
+    .filter((x) => x.what?.identifier?.type?.coding?.[0]?.code === '110180')
+    .map((x) => x.what?.identifier?.value);
+export const queryOf = (e: AuditEvent) => {
+  const q = e.entity?.find((x) => x.role?.code === '24')?.query;
+  return q ? Buffer.from(q, 'base64').toString('utf8') : undefined;
+};
