@@ -7,6 +7,7 @@ import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { fhirPlugin } from './fhir/plugin.ts';
 import { dicomWebPlugin } from './dicomweb/plugin.ts';
+import { uploadApiPlugin } from './dicomweb/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
 
@@ -85,5 +86,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(fhirPlugin, { prefix: '/fhir', config });
   // DICOMweb (/dicom-web): registered here.
   await app.register(dicomWebPlugin, { config });
+  await app.register(uploadApiPlugin, { config });
   return app;
 }

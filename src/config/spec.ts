@@ -35,6 +35,11 @@ export interface Config {
   upstreamTimeoutMs: number;
   readyTimeoutMs: number;
   logLevel: LogLevel;
+  stowMaxInstanceBytes: number;
+  stowMaxRequestBytes: number;
+  stowUnmatched: 'reject' | 'hold';
+  stowOrthancConcurrency: number;
+  dicomwebEndpointId: string;
   fhirMrnSystem: string;
   fhirMrnFormat: string;
   fhirAccessionSystem: string;
@@ -314,5 +319,45 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 1024, maximum: 104857600 },
     default: 1048576,
     description: 'Largest FHIR request body in bytes; larger bodies get 413.',
+  },
+  {
+    env: 'EHR_STOW_MAX_INSTANCE_BYTES',
+    key: 'stowMaxInstanceBytes',
+    schema: { type: 'integer', minimum: 1024, maximum: 4294967296 },
+    default: 268435456,
+    description:
+      'Largest DICOM instance (one multipart part) accepted by STOW-RS and the upload API; a part is buffered up to this size. A larger instance fails alone (0xA700) and the others go on.',
+  },
+  {
+    env: 'EHR_STOW_MAX_REQUEST_BYTES',
+    key: 'stowMaxRequestBytes',
+    schema: { type: 'integer', minimum: 1024, maximum: 1099511627776 },
+    default: 10737418240,
+    description:
+      'Largest STOW-RS or upload request body: a larger `Content-Length` gets 413 before the body is read; a chunked body stops being read there.',
+  },
+  {
+    env: 'EHR_STOW_UNMATCHED',
+    key: 'stowUnmatched',
+    schema: { enum: ['reject', 'hold'] },
+    default: 'reject',
+    description:
+      '`reject`: an instance that does not match a patient and order fails. `hold`: it is stored anyway, reported as a warning and queued in `imaging_reconciliation_queue` for manual linking.',
+  },
+  {
+    env: 'EHR_STOW_ORTHANC_CONCURRENCY',
+    key: 'stowOrthancConcurrency',
+    schema: { type: 'integer', minimum: 1, maximum: 16 },
+    default: 2,
+    description:
+      'Instances of one STOW-RS request being sent to Orthanc at once (each holds at most one buffered instance).',
+  },
+  {
+    env: 'EHR_DICOMWEB_ENDPOINT_ID',
+    key: 'dicomwebEndpointId',
+    schema: { type: 'string', pattern: '^[A-Za-z0-9.-]{1,64}$' },
+    default: 'dicomweb',
+    description:
+      'Id of the FHIR Endpoint resource (`dicom-wado-rs`, address `<EHR_PUBLIC_BASE_URL>/dicom-web`) that ImagingStudy.endpoint references; created on first upload when missing.',
   },
 ];

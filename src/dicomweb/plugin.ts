@@ -13,6 +13,7 @@ import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } 
 import { planPublicUrls } from './public-url.ts';
 import { qidoRoutes } from './qido-rs.ts';
 import { type DicomWebContext, DICOM_JSON } from './relay.ts';
+import { stowRoutes } from './stow-routes.ts';
 import { StudyIndex } from './study-index.ts';
 import { wadoRoutes } from './wado-rs.ts';
 import { wadoUriRoutes } from './wado-uri.ts';
@@ -88,6 +89,7 @@ async function dicomWebScope(app: FastifyInstance, opts: { config: Config; conte
   await app.register(wadoRoutes, { context: opts.context });
   await app.register(wadoUriRoutes, { context: opts.context });
   // STOW-RS (POST /studies, /studies/{study}): registered here.
+  await app.register(stowRoutes, { config });
 }
 
 /**

@@ -17,6 +17,16 @@ export interface OrthancSystem {
   Name: string;
 }
 
+/** Orthanc's answer to `POST /instances`. */
+export interface OrthancStoredInstance {
+  ID: string;
+  ParentPatient: string;
+  ParentStudy: string;
+  ParentSeries: string;
+  Path: string;
+  Status: 'Success' | 'AlreadyStored' | string;
+}
+
 /**
  * Typed client for Orthanc's REST API (https://orthanc.uclouvain.be/api/). The credentials live here and are never
  * forwarded from or to clients of the facade.
@@ -58,6 +68,40 @@ export class OrthancClient {
 
   system(opts: { timeoutMs?: number } = {}): Promise<OrthancSystem> {
     return this.getJson<OrthancSystem>('/system', opts);
+  }
+
+  /**
+   * Stores one DICOM Part 10 instance (`POST /instances`). Orthanc answers `Status: "AlreadyStored"` for a
+   * duplicate, which is a success. A refusal (bad DICOM, storage full...) throws {@link OrthancHttpError} with
+   * Orthanc's message when it gave one.
+   */
+  async storeInstance(body: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<OrthancStoredInstance> {
+    const res = await this.request('/instances', {
+      method: 'POST',
+      headers: { 'content-type': 'application/dicom', accept: 'application/json' },
+      body,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    if (!res.ok) {
+      const text = await res.text().catch(() => '');
+      let detail: string | undefined;
+      try {
+        const j = JSON.parse(text) as { Message?: string; Details?: string; OrthancError?: string };
+        detail = [j.OrthancError ?? j.Message, j.Details].filter(Boolean).join(': ') || undefined;
+      } catch {
+        detail = undefined;
+      }
+      throw new OrthancHttpError(res.status, '/instances', detail);
+    }
+    return (await res.json()) as OrthancStoredInstance;
+  }
+
+  /** Deletes an instance (used to undo a store when the EHR could not record it). 404 counts as done. */
+  async deleteInstance(orthancId: string): Promise<void> {
+    const path = `/instances/${encodeURIComponent(orthancId)}`;
+    const res = await this.request(path, { method: 'DELETE' });
+    await res.body?.cancel();
+    if (!res.ok && res.status !== 404) throw new OrthancHttpError(res.status, path);
   }
 }
 

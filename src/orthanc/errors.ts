@@ -12,8 +12,11 @@ export class OrthancUnavailableError extends Error {
 export class OrthancHttpError extends Error {
   override name = 'OrthancHttpError';
   readonly status: number;
-  constructor(status: number, path: string) {
-    super(`Orthanc answered ${status} for ${path}`);
+  /** Orthanc's own explanation, when its answer carried one. */
+  readonly detail: string | undefined;
+  constructor(status: number, path: string, detail?: string) {
+    super(`Orthanc answered ${status} for ${path}${detail ? `: ${detail}` : ''}`);
     this.status = status;
+    this.detail = detail;
   }
 }

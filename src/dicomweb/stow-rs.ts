@@ -1,0 +1,367 @@
+import type { CommonQueryMethods } from 'slonik';
+import type { Access } from '../auth/access.ts';
+import { DicomAttributeError, type DicomInstance, readDicomInstance, zeroPreamble } from '../imaging/dicom-instance.ts';
+import { type FhirStore, lookupForMatch, type RecordedStudy, type StudyToRecord } from '../imaging/ehr-link.ts';
+import { decideMatch, type MatchLookup, type MismatchCode, mayStoreImaging } from '../imaging/matching.ts';
+import { buildUploadLogRows, type LoggedInstance, type UploadSource } from '../imaging/upload-log.ts';
+import type { OrthancStoredInstance } from '../orthanc/client.ts';
+import { OrthancHttpError } from '../orthanc/errors.ts';
+import { MultipartError, type MultipartPart } from './multipart.ts';
+import {
+  FailureReason,
+  failed,
+  type InstanceOutcome,
+  type InstanceRef,
+  InstanceRejection,
+  WarningReason,
+} from './stow-outcome.ts';
+
+/**
+ * The STOW-RS pipeline (DICOM PS3.18 §10.5) shared by `POST /dicom-web/studies[/{uid}]` and the upload API: for each
+ * part, in order, as it streams in: size limit → dcmjs parse → required attributes → URL study → EHR match →
+ * access policy → zero the preamble → store in Orthanc (a bounded number at once). Then one EHR transaction records
+ * what was stored (orders, ImagingStudies, upload log, hold queue). Every failure stays with its instance.
+ */
+
+export interface HoldInput {
+  studyInstanceUid: string;
+  orthancStudyId: string;
+  patientId: string;
+  accessionNumber?: string | undefined;
+  reason: 'unknown-mrn' | 'unknown-accession' | 'patient-order-mismatch' | 'missing-identifiers';
+  detail: string;
+  modalities: string[];
+  numberOfInstances: number;
+  studyDate?: string | undefined;
+  studyDescription?: string | undefined;
+}
+
+export interface StowDeps {
+  orthanc: {
+    storeInstance(body: Uint8Array): Promise<OrthancStoredInstance>;
+    deleteInstance(id: string): Promise<void>;
+  };
+  /** Lookups with the caller's access. */
+  lookup: FhirStore;
+  /**
+   * Runs the EHR transaction. `store` writes on the transaction with the linking access for `patientIds`;
+   * `tx` is for plain SQL (upload log, hold queue).
+   */
+  transaction<T>(patientIds: string[], fn: (store: FhirStore, tx: CommonQueryMethods) => Promise<T>): Promise<T>;
+  recordStudies(store: FhirStore, studies: StudyToRecord[]): Promise<RecordedStudy[]>;
+  insertLogs(tx: CommonQueryMethods, rows: ReturnType<typeof buildUploadLogRows>): Promise<void>;
+  /** The reconciliation queue (hold mode); absent when the queue is not available. */
+  hold?: ((tx: CommonQueryMethods, input: HoldInput) => Promise<void>) | undefined;
+}
+
+export interface StowOptions {
+  access: Access;
+  requestId: string;
+  source: UploadSource;
+  targetStudy?: string | undefined;
+  maxInstanceBytes: number;
+  unmatched: 'reject' | 'hold';
+  concurrency: number;
+  /** Which part media types are DICOM (STOW: application/dicom, application/octet-stream or none). */
+  acceptPart: (mediaType: string | undefined) => boolean;
+  log: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+}
+
+export interface StowResult {
+  outcomes: InstanceOutcome[];
+  recorded: RecordedStudy[];
+  bytes: number;
+  /** The multipart framing broke after these outcomes (the rest of the body was not read). */
+  framingError?: string;
+}
+
+/** Internal per-part state. */
+interface Item {
+  outcome: InstanceOutcome;
+  inst?: DicomInstance;
+  bytes: number;
+  link?: { patientId: string; orderId: string; accession: string };
+  hold?: { reason: HoldInput['reason']; detail: string };
+  orthanc?: OrthancStoredInstance;
+}
+
+const HOLDABLE: Partial<Record<MismatchCode, HoldInput['reason']>> = {
+  'unknown-patient': 'unknown-mrn',
+  'no-accession': 'missing-identifiers',
+  'unknown-order': 'unknown-accession',
+  'order-other-patient': 'patient-order-mismatch',
+};
+export const HOLD_QUEUE_NAME = 'dicom_unmatched (reconciliation queue)';
+
+export async function storeInstances(
+  parts: AsyncIterable<MultipartPart>,
+  deps: StowDeps,
+  opts: StowOptions,
+): Promise<StowResult> {
+  const startedAt = new Date();
+  const items: Item[] = [];
+  const lookups = new Map<string, Promise<MatchLookup>>();
+  const studyOwner = new Map<string, string>(); // study UID → "patient|order" of its first accepted instance
+  const inflight = new Set<Promise<void>>();
+  let bytes = 0;
+  let framingError: string | undefined;
+
+  const check = async (part: MultipartPart): Promise<Item> => {
+    const ref: InstanceRef = { part: part.index, ...(part.filename ? { file: part.filename } : {}) };
+    if (part.overLimit || !part.body) {
+      throw Object.assign(
+        new InstanceRejection(
+          FailureReason.OutOfResources,
+          'instance larger than the per-instance limit',
+          `instance of ${part.size} bytes exceeds the limit of ${opts.maxInstanceBytes} bytes`,
+        ),
+        { ref },
+      );
+    }
+    if (!opts.acceptPart(part.mediaType)) {
+      throw Object.assign(
+        new InstanceRejection(
+          FailureReason.CannotUnderstand,
+          'unsupported part media type',
+          `part type ${part.mediaType}`,
+        ),
+        { ref },
+      );
+    }
+    let inst: DicomInstance;
+    try {
+      inst = readDicomInstance(part.body);
+    } catch (err) {
+      const attr = err instanceof DicomAttributeError;
+      throw Object.assign(
+        new InstanceRejection(
+          attr ? FailureReason.DataSetMismatch : FailureReason.CannotUnderstand,
+          attr ? (err as Error).message : 'not a readable DICOM Part 10 instance',
+          (err as Error).message,
+        ),
+        { ref },
+      );
+    }
+    const iref: InstanceRef = {
+      ...ref,
+      sopClassUid: inst.sopClassUid,
+      sopInstanceUid: inst.sopInstanceUid,
+      studyInstanceUid: inst.studyInstanceUid,
+      seriesInstanceUid: inst.seriesInstanceUid,
+    };
+    const reject = (r: InstanceRejection) => Object.assign(r, { ref: iref, inst });
+    if (opts.targetStudy && inst.studyInstanceUid !== opts.targetStudy) {
+      throw reject(
+        new InstanceRejection(
+          FailureReason.DataSetMismatch,
+          'StudyInstanceUID is not the study of the request URL',
+          `StudyInstanceUID ${inst.studyInstanceUid} differs from ${opts.targetStudy} in the URL`,
+        ),
+      );
+    }
+    const notAuthorized = () =>
+      reject(new InstanceRejection(FailureReason.NotAuthorized, 'not authorized to store imaging for this patient'));
+    if (!opts.access.allows('create', 'ImagingStudy')) throw notAuthorized();
+    const key = `${inst.patientId}\u0000${inst.accessionNumber ?? ''}\u0000${inst.studyInstanceUid}`;
+    let found = lookups.get(key);
+    if (!found) {
+      found = lookupForMatch(deps.lookup, inst);
+      lookups.set(key, found);
+    }
+    const m = decideMatch(inst, await found);
+    const stored = { kind: 'stored' as const, ...iref, alreadyStored: false } as InstanceOutcome;
+    if (m.matched) {
+      if (!mayStoreImaging(opts.access, m.patient.id)) throw notAuthorized();
+      const owner = `${m.patient.id}|${m.order.id}`;
+      if ((studyOwner.get(inst.studyInstanceUid) ?? owner) !== owner) {
+        throw reject(
+          new InstanceRejection(
+            FailureReason.DataSetMismatch,
+            'instances of one study must belong to one order',
+            `study ${inst.studyInstanceUid} already has instances for another patient or order in this request`,
+          ),
+        );
+      }
+      studyOwner.set(inst.studyInstanceUid, owner);
+      return {
+        outcome: stored,
+        inst,
+        bytes: part.size,
+        link: { patientId: m.patient.id, orderId: m.order.id, accession: m.order.accession },
+      };
+    }
+    if (!mayStoreImaging(opts.access, m.patient?.id)) throw notAuthorized();
+    const holdReason = HOLDABLE[m.code];
+    if (opts.unmatched === 'hold' && holdReason && deps.hold && mayStoreImaging(opts.access, undefined)) {
+      if (studyOwner.has(inst.studyInstanceUid) && studyOwner.get(inst.studyInstanceUid) !== 'held') {
+        throw reject(
+          new InstanceRejection(FailureReason.DataSetMismatch, 'instances of one study must belong to one order'),
+        );
+      }
+      studyOwner.set(inst.studyInstanceUid, 'held');
+      return { outcome: stored, inst, bytes: part.size, hold: { reason: holdReason, detail: m.detail } };
+    }
+    throw reject(new InstanceRejection(FailureReason.DataSetMismatch, m.comment, m.detail));
+  };
+
+  const store = async (item: Item, body: Buffer): Promise<void> => {
+    try {
+      item.orthanc = await deps.orthanc.storeInstance(zeroPreamble(body));
+      const o = item.outcome as Extract<InstanceOutcome, { kind: 'stored' }>;
+      const alreadyStored = item.orthanc.Status === 'AlreadyStored';
+      item.outcome = item.hold
+        ? {
+            ...o,
+            alreadyStored,
+            warning: {
+              reason: WarningReason.HeldUnmatched,
+              comment: 'stored unmatched; queued for manual linking',
+              detail: `${item.hold.detail}; stored and queued in ${HOLD_QUEUE_NAME} for manual linking`,
+            },
+          }
+        : { ...o, alreadyStored };
+    } catch (err) {
+      const detail =
+        err instanceof OrthancHttpError
+          ? `Orthanc refused the instance (${err.status}${err.detail ? `: ${err.detail}` : ''})`
+          : 'the archive is unavailable';
+      if (!(err instanceof OrthancHttpError)) opts.log.error({ err }, 'storing an instance in Orthanc failed');
+      item.outcome = failed(
+        item.outcome,
+        new InstanceRejection(FailureReason.ProcessingFailure, 'the archive did not store it', detail),
+      );
+    }
+  };
+
+  try {
+    for await (const part of parts) {
+      bytes += part.size;
+      let item: Item;
+      try {
+        item = await check(part);
+      } catch (err) {
+        if (!(err instanceof InstanceRejection)) throw err;
+        const e = err as InstanceRejection & { ref: InstanceRef; inst?: DicomInstance };
+        items.push({ outcome: failed(e.ref, e), bytes: part.size, ...(e.inst ? { inst: e.inst } : {}) });
+        continue;
+      }
+      items.push(item);
+      while (inflight.size >= opts.concurrency) await Promise.race(inflight);
+      const p: Promise<void> = store(item, part.body!).finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+  } catch (err) {
+    if (!(err instanceof MultipartError)) {
+      await Promise.all(inflight);
+      await undoStored(items, deps, opts);
+      throw err;
+    }
+    framingError = err.message;
+  }
+  await Promise.all(inflight);
+
+  const recorded = await record(items, deps, opts, startedAt);
+  return {
+    outcomes: items.map((i) => i.outcome),
+    recorded,
+    bytes,
+    ...(framingError ? { framingError } : {}),
+  };
+}
+
+/** Groups what was stored by study and records it in one EHR transaction; on failure, undoes the stores. */
+async function record(items: Item[], deps: StowDeps, opts: StowOptions, startedAt: Date): Promise<RecordedStudy[]> {
+  const ok = items.filter((i) => i.outcome.kind === 'stored' && i.orthanc && i.inst);
+  const linked = new Map<string, StudyToRecord>();
+  const held = new Map<string, Item[]>();
+  for (const i of ok) {
+    const uid = i.inst!.studyInstanceUid;
+    if (i.link) {
+      const s = linked.get(uid) ?? {
+        studyInstanceUid: uid,
+        orthancStudyId: i.orthanc!.ParentStudy,
+        patientId: i.link.patientId,
+        orderId: i.link.orderId,
+        instances: [],
+      };
+      linked.set(uid, { ...s, instances: [...s.instances, i.inst!] });
+    } else held.set(uid, [...(held.get(uid) ?? []), i]);
+  }
+  const patientIds = [...new Set([...linked.values()].map((s) => s.patientId))];
+  const logRows = () =>
+    buildUploadLogRows(items.map(logged), {
+      requestId: opts.requestId,
+      source: opts.source,
+      uploadedBy: opts.access.agent.who,
+      clientId: opts.access.agent.clientId,
+      startedAt,
+      finishedAt: new Date(),
+    });
+  try {
+    return await deps.transaction(patientIds, async (store, tx) => {
+      const recorded = await deps.recordStudies(store, [...linked.values()]);
+      for (const [uid, list] of held) {
+        const first = list[0]!;
+        await deps.hold!(tx, {
+          studyInstanceUid: uid,
+          orthancStudyId: first.orthanc!.ParentStudy,
+          patientId: first.inst!.patientId,
+          accessionNumber: first.inst!.accessionNumber,
+          reason: first.hold!.reason,
+          detail: first.hold!.detail,
+          modalities: [...new Set(list.map((i) => i.inst!.modality).filter((m): m is string => !!m))],
+          numberOfInstances: list.length,
+          studyDate: first.inst!.studyDate,
+          studyDescription: first.inst!.studyDescription,
+        });
+      }
+      await deps.insertLogs(tx, logRows());
+      return recorded;
+    });
+  } catch (err) {
+    opts.log.error({ err }, 'recording the upload in the EHR failed; undoing what was stored');
+    await undoStored(items, deps, opts);
+    await deps
+      .transaction([], (_s, tx) => deps.insertLogs(tx, logRows()))
+      .catch((e: unknown) => {
+        opts.log.error({ err: e }, 'writing the upload log failed');
+      });
+    return [];
+  }
+}
+
+/** Deletes the instances this request newly stored and turns every stored outcome into a 0x0110 failure. */
+async function undoStored(items: Item[], deps: StowDeps, opts: StowOptions): Promise<void> {
+  for (const i of items) {
+    if (i.outcome.kind !== 'stored') continue;
+    if (i.orthanc && i.orthanc.Status !== 'AlreadyStored') {
+      await deps.orthanc.deleteInstance(i.orthanc.ID).catch((err: unknown) => {
+        opts.log.error({ err, orthancId: i.orthanc?.ID }, 'could not undo a stored instance');
+      });
+    }
+    i.outcome = failed(
+      i.outcome,
+      new InstanceRejection(
+        FailureReason.ProcessingFailure,
+        'the EHR could not record it; not kept',
+        'EHR update failed',
+      ),
+    );
+  }
+}
+
+function logged(i: Item): LoggedInstance {
+  const o = i.outcome;
+  return {
+    studyInstanceUid: o.studyInstanceUid,
+    sopInstanceUid: o.sopInstanceUid,
+    file: o.file,
+    patientId: i.link?.patientId,
+    orderId: i.link?.orderId,
+    orthancStudyId: i.orthanc?.ParentStudy,
+    bytes: i.bytes,
+    stored: o.kind === 'stored',
+    isNew: o.kind === 'stored' && !o.alreadyStored,
+    failure: o.kind === 'failed' ? { reason: o.reason, comment: o.comment } : undefined,
+  };
+}

@@ -1,0 +1,188 @@
+import type { Endpoint, ImagingStudy, Resource, ServiceRequest } from '@medplum/fhirtypes';
+import type { Access, PatientFilter } from '../auth/access.ts';
+import type { DicomInstance } from './dicom-instance.ts';
+import { mergeImagingStudy } from './imaging-study.ts';
+import type { MatchLookup, OrderRecord, PatientRecord } from './matching.ts';
+import { orderTransition } from './order-status.ts';
+
+/**
+ * The EHR side of an upload (founding design, upload workflow steps 3, 4, 6 and 7): lookups for matching, and the
+ * one transaction that links stored instances to their order and ImagingStudy. All FHIR reads and writes go through
+ * the FHIR repository (history, search indexes, profiles); this module only knows the few methods below. Used by
+ * STOW-RS and the upload API (`source` stow/upload) and reusable for C-STORE arrivals (`dimse`).
+ */
+
+interface Stored<T extends Resource = Resource> {
+  resource: T;
+}
+
+/** The subset of the FHIR repository (src/fhir/repository.ts) used here; structural, so any repository fits. */
+export interface FhirStore {
+  findPatientByMrn(mrn: string): Promise<Stored | undefined>;
+  findOrderByAccession(accession: string): Promise<Stored | undefined>;
+  findImagingStudyByStudyUid(studyInstanceUid: string): Promise<Stored | undefined>;
+  orderBridge(orderId: string): Promise<{ study_instance_uid?: string | null } | undefined>;
+  read(type: 'Endpoint' | 'ServiceRequest', id: string): Promise<Stored>;
+  update(
+    type: 'ImagingStudy' | 'Endpoint',
+    id: string,
+    body: Resource,
+    opts?: { orthancStudyId?: string },
+  ): Promise<Stored>;
+  linkOrderToStudy(
+    orderId: string,
+    link: {
+      studyInstanceUid: string;
+      orthancStudyId: string;
+      numberOfImages: number;
+      uploadedAt: Date;
+      status?: string;
+    },
+  ): Promise<unknown>;
+}
+
+const refId = (ref: string | undefined, type: string): string | null =>
+  ref?.startsWith(`${type}/`) ? ref.slice(type.length + 1) : null;
+
+/** Looks up what {@link decideMatch} needs for one instance. */
+export async function lookupForMatch(store: FhirStore, inst: DicomInstance): Promise<MatchLookup> {
+  const [p, o, s] = await Promise.all([
+    store.findPatientByMrn(inst.patientId),
+    inst.accessionNumber ? store.findOrderByAccession(inst.accessionNumber) : undefined,
+    store.findImagingStudyByStudyUid(inst.studyInstanceUid),
+  ]);
+  const patient: PatientRecord | undefined = p?.resource.id ? { id: p.resource.id, mrn: inst.patientId } : undefined;
+  let order: OrderRecord | undefined;
+  if (o?.resource.id) {
+    const sr = o.resource as ServiceRequest;
+    const bridge = await store.orderBridge(sr.id!);
+    order = {
+      id: sr.id!,
+      accession: inst.accessionNumber!,
+      patientId: refId(sr.subject?.reference, 'Patient'),
+      status: sr.status,
+      studyInstanceUid: bridge?.study_instance_uid ?? null,
+    };
+  }
+  const study = s?.resource.id
+    ? { id: s.resource.id, patientId: refId((s.resource as ImagingStudy).subject?.reference, 'Patient') }
+    : undefined;
+  return { patient, order, study };
+}
+
+/**
+ * The access the linking writes run with: the caller's agent (so audit names the uploader), allowed to read and
+ * write orders, studies and the Endpoint of exactly the patients whose instances the caller was authorized to store.
+ * The caller's own scopes were checked per instance before storing (0x0124); this does not widen them to other
+ * patients, and avoids requiring ServiceRequest write scopes from a modality that may only store images.
+ */
+export function linkingAccess(caller: Access, patientIds: readonly string[]): Access {
+  const types = new Set(['Patient', 'ServiceRequest', 'ImagingStudy', 'Endpoint']);
+  const filter: PatientFilter = { all: false, patientIds: [...patientIds] };
+  return {
+    kind: caller.kind,
+    agent: caller.agent,
+    allows: (interaction, type) => types.has(type) && interaction !== 'delete',
+    patientFilter: () => filter,
+    restrictions: () => [],
+  };
+}
+
+export interface StudyToRecord {
+  studyInstanceUid: string;
+  orthancStudyId: string;
+  patientId: string;
+  orderId: string;
+  /** The order's accession (informational; the order is re-read by id). */
+  accessionNumber?: string | undefined;
+  /** Every instance of this study stored by this upload (new or already stored). */
+  instances: readonly DicomInstance[];
+}
+
+export interface RecordedStudy {
+  studyInstanceUid: string;
+  imagingStudyId: string;
+  orderId: string;
+  numberOfInstances: number;
+}
+
+/** The FHIR Endpoint of our DICOMweb base (https://hl7.org/fhir/R4/endpoint.html, connection type dicom-wado-rs). */
+export function dicomWebEndpoint(id: string, publicBaseUrl: string): Endpoint {
+  return {
+    resourceType: 'Endpoint',
+    id,
+    status: 'active',
+    name: 'EHR DICOMweb (QIDO-RS, WADO-RS, STOW-RS)',
+    connectionType: {
+      system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type',
+      code: 'dicom-wado-rs',
+    },
+    payloadType: [
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/endpoint-payload-type', code: 'DICOM' }] },
+    ],
+    payloadMimeType: ['application/dicom'],
+    address: `${publicBaseUrl}/dicom-web`,
+  };
+}
+
+async function ensureEndpoint(store: FhirStore, id: string, publicBaseUrl: string): Promise<void> {
+  try {
+    await store.read('Endpoint', id);
+  } catch (err) {
+    const status = (err as { status?: number }).status;
+    if (status !== 404 && status !== 410) throw err;
+    await store.update('Endpoint', id, dicomWebEndpoint(id, publicBaseUrl));
+  }
+}
+
+/**
+ * Records stored studies in the EHR, inside the caller's transaction (`store` must run on it): creates or updates
+ * each ImagingStudy (merged by UID, so repeating an upload counts nothing twice), links the order with the bridge keys,
+ * image count, upload time and status (see order-status.ts), and makes sure the DICOMweb Endpoint exists.
+ */
+export async function recordStudies(
+  store: FhirStore,
+  studies: readonly StudyToRecord[],
+  opts: { endpointId: string; publicBaseUrl: string; newId: () => string; now: Date },
+): Promise<RecordedStudy[]> {
+  if (studies.length === 0) return [];
+  await ensureEndpoint(store, opts.endpointId, opts.publicBaseUrl);
+  const out: RecordedStudy[] = [];
+  for (const s of studies) {
+    const existing = (await store.findImagingStudyByStudyUid(s.studyInstanceUid))?.resource as ImagingStudy | undefined;
+    const merged = mergeImagingStudy(existing, s.instances, {
+      patientId: s.patientId,
+      orderId: s.orderId,
+      endpointId: opts.endpointId,
+    });
+    const id = existing?.id ?? opts.newId();
+    await store.update('ImagingStudy', id, { ...merged, id }, { orthancStudyId: s.orthancStudyId });
+    // Re-read inside the transaction: the order may have changed since matching.
+    const order = (await store.read('ServiceRequest', s.orderId).catch(() => undefined))?.resource as
+      | ServiceRequest
+      | undefined;
+    const t = orderTransition(order?.status ?? 'entered-in-error');
+    if (!order || refId(order.subject?.reference, 'Patient') !== s.patientId || !t.accept) {
+      throw new OrderChangedError(`order ${s.orderId} changed during the upload; nothing was recorded`);
+    }
+    await store.linkOrderToStudy(s.orderId, {
+      studyInstanceUid: s.studyInstanceUid,
+      orthancStudyId: s.orthancStudyId,
+      numberOfImages: merged.numberOfInstances ?? 0,
+      uploadedAt: opts.now,
+      ...(t.accept && t.changed ? { status: t.status } : {}),
+    });
+    out.push({
+      studyInstanceUid: s.studyInstanceUid,
+      imagingStudyId: id,
+      orderId: s.orderId,
+      numberOfInstances: merged.numberOfInstances ?? 0,
+    });
+  }
+  return out;
+}
+
+/** The order was revoked, re-assigned or removed between matching and recording. */
+export class OrderChangedError extends Error {
+  override name = 'OrderChangedError';
+}
