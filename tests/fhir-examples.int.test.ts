@@ -1,0 +1,90 @@
+import type { Bundle, Identifier, Resource } from '@medplum/fhirtypes';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { bundleResources, expectValid, type FhirTestServer, fhirServer } from './helpers/fhir.ts';
+import { prepareExamples } from './helpers/fhir-examples.ts';
+
+const MRN = 'http://imaging-ehr.local/fhir/sid/mrn';
+const ACC = 'http://imaging-ehr.local/fhir/sid/accession';
+const prepared = prepareExamples();
+
+let s: FhirTestServer;
+beforeAll(async () => {
+  s = await fhirServer();
+  for (const r of prepared.stubs) {
+    const res = await request(s.app.server).put(`/fhir/${r.resourceType}/${r.id}`).set(s.auth).send(r);
+    expect(res.status, `stub ${r.resourceType}/${r.id}: ${JSON.stringify(res.body.issue)}`).toBeLessThan(300);
+  }
+});
+afterAll(async () => {
+  await s.app.close();
+});
+
+function identifierQuery(i: Identifier): string | undefined {
+  if (!i.value) return undefined;
+  return i.system ? `${i.system}|${i.value}` : i.value;
+}
+
+describe('every R4 example of our types (hl7.fhir.r4.examples@4.0.1): PUT, read back, search by identifier', () => {
+  test('there are examples of all six types', () => {
+    const types = new Set(prepared.examples.map((r) => r.resourceType));
+    expect([...types].sort()).toEqual([
+      'Encounter',
+      'Endpoint',
+      'ImagingStudy',
+      'Patient',
+      'Practitioner',
+      'ServiceRequest',
+    ]);
+    expect(prepared.examples.length).toBeGreaterThan(60);
+  });
+
+  test.each(prepared.examples.map((r) => [`${r.resourceType}/${r.id}`, r] as const))('%s', async (key, example) => {
+    const put = await request(s.app.server)
+      .put(`/fhir/${key}`)
+      .set(s.auth)
+      .set('content-type', 'application/fhir+json')
+      .send(JSON.stringify(example));
+    expect(put.status, JSON.stringify(put.body.issue)).toBe(prepared.prestubbed.has(key) ? 200 : 201);
+    const stored = put.body as Resource & { identifier?: Identifier[] };
+    expectValid(stored);
+
+    const read = await request(s.app.server).get(`/fhir/${key}`).set(s.auth);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(stored);
+    for (const [k, v] of Object.entries(example)) {
+      if (k === 'meta') continue;
+      if (k === 'identifier') expect(read.body.identifier).toEqual(expect.arrayContaining(v as Identifier[]));
+      else expect(read.body[k], k).toEqual(v);
+    }
+    if (example.resourceType === 'Patient') {
+      expect(stored.identifier?.filter((i) => i.system === MRN)).toHaveLength(1);
+    }
+    if (example.resourceType === 'ServiceRequest') {
+      const acc = stored.identifier?.filter((i) => i.system === ACC);
+      expect(acc).toHaveLength(1);
+      expect(acc?.[0]?.type?.coding?.[0]?.code).toBe('ACSN');
+    }
+    for (const ident of stored.identifier ?? []) {
+      const q = identifierQuery(ident);
+      if (!q) continue;
+      const found = (await s.client.search({
+        resourceType: example.resourceType,
+        searchParams: { identifier: q },
+      })) as unknown as Bundle;
+      expect(
+        bundleResources(found).map((r) => r.id),
+        q,
+      ).toContain(example.id);
+    }
+  });
+
+  test('what was adjusted is limited to unresolvable references and missing subjects', () => {
+    for (const [key, log] of prepared.changes) {
+      for (const line of log)
+        expect(line, key).toMatch(
+          /^(removed reference (?!(Patient|Practitioner|Encounter|ServiceRequest|ImagingStudy|Endpoint)\/)|added subject Patient\/example$)/,
+        );
+    }
+  });
+});
