@@ -1,17 +1,20 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { auditMain } from '../audit/cli.ts';
 import { DevelopmentOnlyError } from '../auth/local-token.ts';
 import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from '../config/load-config.ts';
 import { migrate } from '../db/migrate.ts';
 import { StackError } from '../stack/process.ts';
 import { authCommand, UsageError } from './auth-command.ts';
 import { stackCommand } from './stack-command.ts';
+import { UploadUsageError, uploadCommand } from './upload-command.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const USAGE = `usage: bin/ehr <command>
 
   stack up|down|status   run the local stack (PostgreSQL, Orthanc, facade) in the background
+  upload PATHS --url URL --token TOKEN   STOW-RS upload of DICOM files and folders (bin/ehr upload --help)
   migrate                apply pending database migrations
   config check           validate the configuration from the environment
   config table           print the configuration table (Markdown)
@@ -20,6 +23,7 @@ const USAGE = `usage: bin/ehr <command>
   client add|list        OAuth clients (--public | --jwks FILE | --jwks-url URL, --scope ceiling, --patients)
   token                  mint a local access token for a user or client (development mode only)
   key rotate|list        signing keys of the built-in authorization server
+  audit verify|export|prune   check the AuditEvent hash chain, export NDJSON (--since --until), prune (--before)
 `;
 
 /** Loads `.env` (or EHR_ENV_FILE) and then the local stack's facade.env; real environment variables always win. */
@@ -35,6 +39,8 @@ function loadEnvFiles(): void {
 async function run(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'upload':
+      return uploadCommand(rest);
     case 'stack':
       return stackCommand(rest);
     case 'migrate': {
@@ -67,6 +73,9 @@ async function run(argv: string[]): Promise<number> {
     case 'key':
       loadEnvFiles();
       return authCommand(cmd, rest);
+    case 'audit':
+      loadEnvFiles();
+      return auditMain(loadConfig(process.env), rest);
     case undefined:
     case 'help':
     case '--help':
@@ -82,7 +91,7 @@ run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     const known =
-      err instanceof ConfigError ||
+      err instanceof ConfigError || err instanceof UploadUsageError ||
       err instanceof StackError ||
       err instanceof UsageError ||
       err instanceof DevelopmentOnlyError;

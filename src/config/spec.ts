@@ -35,6 +35,7 @@ export interface Config {
   upstreamTimeoutMs: number;
   readyTimeoutMs: number;
   logLevel: LogLevel;
+  auditRetentionDays: number;
   stowMaxInstanceBytes: number;
   stowMaxRequestBytes: number;
   stowUnmatched: 'reject' | 'hold';
@@ -166,6 +167,14 @@ export const configVars: readonly ConfigVar[] = [
     schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     default: 'info',
     description: 'Pino log level.',
+  },
+  {
+    env: 'EHR_AUDIT_RETENTION_DAYS',
+    key: 'auditRetentionDays',
+    schema: { type: 'integer', minimum: 0, maximum: 36500 },
+    default: 2190,
+    description:
+      'Days AuditEvents are kept: `bin/ehr audit prune` without `--before` removes older ones behind a hashed checkpoint (the chain stays verifiable). `0` keeps them forever. Default 6 years.',
   },
   {
     env: 'EHR_AUTH_BUILTIN_SERVER',
