@@ -35,19 +35,23 @@
   // --- logged-in use: OHIF's oidc client (oidc-client-ts; response_type 'code' always uses PKCE) --------------------
   const oidc = [
     {
+      // The built-in authorization server: issuer <origin>/auth, discovery at the SMART configuration (SMART App
+      // Launch 2.x), which carries the OAuth metadata oidc-client-ts needs (RFC 8414 fields).
       authority: `${origin}/auth`,
-      // The built-in authorization server's metadata (OpenID Connect discovery, RFC 8414 fields).
-      metadataUrl: `${origin}/auth/.well-known/openid-configuration`,
+      metadataUrl: `${origin}/fhir/.well-known/smart-configuration`,
       client_id: 'ohif-viewer',
       redirect_uri: '/callback',
       post_logout_redirect_uri: '/',
       silent_redirect_uri: '/silent-refresh.html',
       response_type: 'code',
-      scope: 'openid fhirUser user/ImagingStudy.rs user/Patient.rs',
-      // No silent renew through a hidden iframe: the login page cannot be framed. Access tokens are short-lived; an
+      scope: 'openid fhirUser user/ImagingStudy.rs',
+      // SMART requires the FHIR base URL as `aud` in the authorization request.
+      extraQueryParams: { aud: `${origin}/fhir` },
+      // No silent renew through a hidden iframe (the login page refuses framing). Access tokens are short-lived; an
       // expired session sends the user through the login again.
       automaticSilentRenew: false,
       revokeAccessTokenOnSignout: false,
+      loadUserInfo: false,
     },
   ];
 

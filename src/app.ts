@@ -10,6 +10,7 @@ import { dicomWebPlugin } from './dicomweb/plugin.ts';
 import { uploadApiPlugin } from './dicomweb/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
+import { viewerPlugin } from './viewer/plugin.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -77,6 +78,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(databasePlugin, { config });
   await app.register(orthancPlugin, { config });
   await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs });
+  // OHIF viewer, viewer links, viewer-token guard. Before authentication: the viewer's public files are answered by
+  // an onRequest hook that must run before the resource server's (src/viewer/ohif-static.ts).
+  await app.register(viewerPlugin, { config });
   // Authentication: attaches req.access (the caller's access context) to every request.
   await app.register(accessPlugin, { config });
   // Audit: req.audit on every request, exactly one AuditEvent per audited request, and FHIR /fhir/AuditEvent.

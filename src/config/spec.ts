@@ -62,6 +62,8 @@ export interface Config {
   authLoginMaxFailuresPerUser: number;
   authLoginMaxFailuresPerIp: number;
   authLoginWindowS: number;
+  ohifDistDir: string;
+  viewerTokenTtlS: number;
 }
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
@@ -368,5 +370,20 @@ export const configVars: readonly ConfigVar[] = [
     default: 'dicomweb',
     description:
       'Id of the FHIR Endpoint resource (`dicom-wado-rs`, address `<EHR_PUBLIC_BASE_URL>/dicom-web`) that ImagingStudy.endpoint references; created on first upload when missing.',
+  },
+  {
+    env: 'EHR_OHIF_DIST_DIR',
+    key: 'ohifDistDir',
+    schema: { type: 'string' },
+    default: '.tools/ohif/dist',
+    description:
+      'The unpacked OHIF viewer build that the facade serves at `/` and `/viewer` (relative to the project folder; `make up` fetches it). When absent, the viewer paths answer 503.',
+  },
+  {
+    env: 'EHR_VIEWER_TOKEN_TTL_S',
+    key: 'viewerTokenTtlS',
+    schema: { type: 'integer', minimum: 30, maximum: 900 },
+    default: 600,
+    description: 'Lifetime in seconds of the study-scoped viewer tokens in `viewer-url` links (at most 15 minutes).',
   },
 ];

@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { cacheControlFor, SPA_ROUTES } from './routes.ts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { cacheControlFor, isReserved, SPA_ROUTES } from './routes.ts';
 
 export interface OhifStaticOptions {
   /** The unpacked OHIF `dist/` (scripts/fetch-ohif.sh puts it in .tools/ohif/dist). */
@@ -24,59 +24,91 @@ const NOT_INSTALLED =
   'pinned @ohif/app build into .tools/ohif/dist, then restart the facade. (With docker compose, open the `ohif` ' +
   'service instead.)';
 
+/** Files of the build we never serve: Netlify/serve settings, and index/app-config which have their own routes. */
+const SKIPPED = new Set(['index.html', 'app-config.js', '_headers', '_redirects', 'serve.json']);
+
+/** What a viewer route answers: a file of the build, index.html, our app-config.js, or the not-installed page. */
+type OhifAnswer =
+  | { readonly kind: 'file'; readonly file: string }
+  | { readonly kind: 'index' }
+  | { readonly kind: 'config' }
+  | { readonly kind: 'missing' };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set on the viewer's public routes (see {@link ohifStatic}). */
+    ohif?: OhifAnswer;
+  }
+}
+
+function buildFiles(distDir: string): string[] {
+  return readdirSync(distDir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => relative(distDir, join(d.parentPath, d.name)).split(sep).join('/'))
+    .filter((f) => !SKIPPED.has(f))
+    .sort();
+}
+
 /**
  * Serves the prebuilt OHIF viewer from the facade's own origin, so that OHIF reaches /dicom-web, /auth and /fhir
- * without CORS: the build's files at the root paths OHIF expects, our app-config.js, and index.html for OHIF's
- * client-side routes (SPA fallback, an explicit list: never a catch-all that could answer for an API path).
+ * without CORS: every file of the build at the root path OHIF expects (one route per file, never a catch-all), our
+ * app-config.js, and index.html for OHIF's client-side routes (SPA fallback over an explicit list, see routes.ts).
+ * When the build is absent those routes answer 503 with a message telling how to install it; the API works.
  *
- * When the build is absent the viewer paths answer 503 with a message telling how to install it; the API works.
+ * These files are public (a browser fetches them before anyone is signed in; they hold no patient data), while the
+ * resource server refuses every route without a bearer token except its own short list. So the answer is given in
+ * an onRequest hook that the composition root registers before the resource server's (src/app.ts): for a viewer
+ * route it replies at once, which ends the request before authentication; every other request passes untouched.
+ * The route handlers give the same answer, so the routes stay correct whatever the hook order.
  */
 export async function ohifStatic(app: FastifyInstance, opts: OhifStaticOptions): Promise<void> {
   const installed = existsSync(join(opts.distDir, 'index.html'));
+  const routes = new Map<string, OhifAnswer>();
+  const spa: OhifAnswer = installed ? { kind: 'index' } : { kind: 'missing' };
+  for (const r of ['/', ...SPA_ROUTES.flatMap((route) => [route, `${route}/*`])]) routes.set(r, spa);
 
-  const spaPaths = ['/', ...SPA_ROUTES.flatMap((r) => [r, `${r}/*`])];
-
-  if (!installed) {
+  if (installed) {
+    // reply.sendFile only (serve: false): the routes are ours, one per file of the build.
+    await app.register(fastifyStatic, { root: opts.distDir, serve: false, cacheControl: false, index: false });
+    routes.set('/app-config.js', { kind: 'config' });
+    for (const file of buildFiles(opts.distDir)) {
+      const path = `/${file}`;
+      if (isReserved(path)) continue; // a build file may never shadow the API
+      routes.set(path, { kind: 'file', file });
+    }
+  } else {
     app.log.warn({ distDir: opts.distDir }, 'OHIF viewer not installed: run `make up`');
-    for (const path of spaPaths) {
-      app.get(path, async (_req, reply) =>
-        reply
+  }
+
+  const answer = async (a: OhifAnswer, reply: FastifyReply): Promise<FastifyReply> => {
+    switch (a.kind) {
+      case 'file':
+        return reply
+          .headers({ 'cache-control': cacheControlFor(a.file), 'x-content-type-options': 'nosniff' })
+          .sendFile(a.file);
+      case 'index':
+        return reply.headers({ ...PAGE_HEADERS, 'cache-control': 'no-cache' }).sendFile('index.html');
+      case 'config':
+        // Read per request: a small file, and editing it must not need a restart.
+        return reply
+          .headers({ ...PAGE_HEADERS, 'cache-control': 'no-cache' })
+          .type('text/javascript; charset=utf-8')
+          .send(readFileSync(opts.appConfigFile, 'utf8'));
+      case 'missing':
+        return reply
           .code(503)
           .headers({ ...PAGE_HEADERS, 'cache-control': 'no-store' })
           .type('text/plain; charset=utf-8')
-          .send(`${NOT_INSTALLED}\n`),
-      );
+          .send(`${NOT_INSTALLED}\n`);
     }
-    return;
+  };
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    const a = req.routeOptions.config.ohif;
+    if (a && (req.method === 'GET' || req.method === 'HEAD')) return answer(a, reply);
+  });
+
+  for (const [url, a] of routes) {
+    app.route({ method: 'GET', url, config: { ohif: a }, handler: async (_req, reply) => answer(a, reply) });
   }
-
-  // Every file of the build becomes its own route (wildcard: false), so nothing here is a catch-all that could
-  // answer for an API path. index.html and app-config.js are served by the routes below instead.
-  await app.register(fastifyStatic, {
-    root: opts.distDir,
-    prefix: '/',
-    wildcard: false,
-    index: false,
-    globIgnore: ['index.html', 'app-config.js', '_headers', '_redirects', 'serve.json'],
-    cacheControl: false,
-    setHeaders: (reply, path) => {
-      reply.header('cache-control', cacheControlFor(path));
-      reply.header('x-content-type-options', 'nosniff');
-    },
-  });
-
-  const sendIndex = (reply: FastifyReply) =>
-    reply.headers({ ...PAGE_HEADERS, 'cache-control': 'no-cache' }).sendFile('index.html', opts.distDir);
-
-  app.get('/app-config.js', async (_req, reply) => {
-    // Read per request: a small file, and editing it must not need a restart.
-    const body = readFileSync(opts.appConfigFile, 'utf8');
-    return reply
-      .headers({ ...PAGE_HEADERS, 'cache-control': 'no-cache' })
-      .type('text/javascript; charset=utf-8')
-      .send(body);
-  });
-
-  // SPA fallback: OHIF's client routes get index.html (the root `/` is the study list).
-  for (const path of spaPaths) app.get(path, async (_req, reply) => sendIndex(reply));
 }

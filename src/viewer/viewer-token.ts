@@ -27,6 +27,8 @@ export function isStudyUid(value: string): boolean {
 
 export type ViewerUse =
   | { readonly allowed: true }
+  /** A search for other studies (OHIF's "other studies of this patient" panel): an empty result, nothing else. */
+  | { readonly allowed: false; readonly status: 200; readonly reason: string }
   | { readonly allowed: false; readonly status: 401 | 404; readonly reason: string };
 
 const ELSEWHERE: ViewerUse = {
@@ -34,6 +36,7 @@ const ELSEWHERE: ViewerUse = {
   status: 401,
   reason: 'a viewer token is valid only for DICOMweb reads of its study',
 };
+const NO_OTHER_STUDIES: ViewerUse = { allowed: false, status: 200, reason: 'a viewer token sees only its study' };
 const OTHER_STUDY: ViewerUse = { allowed: false, status: 404, reason: 'not found for this viewer token' };
 
 /**
@@ -41,8 +44,9 @@ const OTHER_STUDY: ViewerUse = { allowed: false, status: 404, reason: 'not found
  * - GET/HEAD `/dicom-web/studies/{study}` and everything below it (series, metadata, instances, frames, rendered);
  * - GET/HEAD `/dicom-web/studies?...` whose only StudyInstanceUID match (`StudyInstanceUID` or `0020000D`) is `study`,
  *   which is the query OHIF sends first to load a study.
- * Any other DICOMweb read answers 404 (another study, or a search wider than its study: nothing to see for this
- * token); any other method or path answers 401 (the token is no credential there).
+ * A study search without a StudyInstanceUID match (OHIF looks for the patient's other studies) gets an empty result
+ * (status 200 here: the guard answers `[]` itself). Any other DICOMweb read answers 404 (another study: nothing to
+ * see for this token); any other method or path answers 401 (the token is no credential there).
  */
 export function checkViewerUse(method: string, url: string, study: string): ViewerUse {
   if (method !== 'GET' && method !== 'HEAD') return ELSEWHERE;
@@ -56,8 +60,9 @@ export function checkViewerUse(method: string, url: string, study: string): View
   if (segments.length >= 2) return segments[1] === study ? { allowed: true } : OTHER_STUDY;
   const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
   const matches = [...params.entries()].filter(([k]) => k === 'StudyInstanceUID' || k.toUpperCase() === '0020000D');
+  if (matches.length === 0) return NO_OTHER_STUDIES;
   const uids = matches.flatMap(([, v]) => v.split(/[,\\]/));
-  return uids.length > 0 && uids.every((u) => u === study) ? { allowed: true } : OTHER_STUDY;
+  return uids.every((u) => u === study) ? { allowed: true } : OTHER_STUDY;
 }
 
 /** Reads the viewer-study claim of a compact JWT without verifying it (the resource server verifies). */

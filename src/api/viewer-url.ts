@@ -1,0 +1,166 @@
+/**
+ * "View Images" for an order: `GET /api/v1/dicom/viewer-url/{order_id}` (the founding design's endpoint, answering
+ * `{viewer_url, expires_at}`) and the same action FHIR-style, `GET /fhir/ServiceRequest/{id}/$viewer-url` (a FHIR R4
+ * operation on an instance, https://hl7.org/fhir/R4/operations.html, answering a Parameters resource).
+ *
+ * The caller needs their own token and read access to the order's patient (the order, ServiceRequest, and its
+ * imaging, ImagingStudy). The link opens OHIF on the order's StudyInstanceUID with a new viewer token
+ * (src/viewer/viewer-token.ts): at most 15 minutes, that study only, DICOMweb reads only; never the caller's token.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sql } from 'slonik';
+import { type Access, allowsPatient } from '../auth/access.ts';
+import { imagingAccess } from '../auth/imaging-access.ts';
+import { authUrls } from '../auth/server/discovery.ts';
+import type { Config } from '../config/spec.ts';
+import {
+  isStudyUid,
+  mintViewerToken,
+  VIEWER_CLIENT_ID,
+  VIEWER_SCOPE,
+  VIEWER_STUDY_CLAIM,
+} from '../viewer/viewer-token.ts';
+
+const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
+
+/** A refused viewer-url request; `code` is the FHIR IssueType used in the OperationOutcome form. */
+export class ViewerUrlError extends Error {
+  override name = 'ViewerUrlError';
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface ViewerLink {
+  readonly viewerUrl: string;
+  readonly expiresAt: Date;
+  readonly studyInstanceUid: string;
+}
+
+/**
+ * The viewer URL for a study. The token is in the fragment (never sent to a server, so never in an access log or a
+ * Referer); ohif-config/app-config.js hands it to OHIF's token-from-URL support, which removes it at once.
+ */
+export function viewerUrl(publicBaseUrl: string, studyInstanceUid: string, token: string): string {
+  return `${publicBaseUrl}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}#token=${token}`;
+}
+
+interface OrderRow {
+  patient_id: string | null;
+  study_instance_uid: string | null;
+}
+
+async function createLink(app: FastifyInstance, config: Config, req: FastifyRequest, orderId: string) {
+  const access: Access | null = req.access;
+  if (!access) throw new ViewerUrlError(401, 'login', 'authentication required');
+  if (!config.authBuiltinServer) {
+    throw new ViewerUrlError(503, 'not-supported', 'viewer links need the built-in authorization server');
+  }
+  if (!FHIR_ID.test(orderId)) throw new ViewerUrlError(400, 'value', 'order id is not a valid FHIR id');
+  if (!access.allows('read', 'ServiceRequest') || !access.allows('read', 'ImagingStudy')) {
+    throw new ViewerUrlError(403, 'forbidden', 'reading orders and their imaging is not permitted for this token');
+  }
+  const row = (await app.db.maybeOne(sql.unsafe`
+    SELECT patient_id, study_instance_uid FROM orders WHERE id = ${orderId} AND NOT deleted`)) as OrderRow | null;
+  const patientId = row?.patient_id ?? undefined;
+  // An order of a patient the caller may not see is answered like a missing one (no existence leak).
+  if (
+    !row ||
+    patientId === undefined ||
+    !allowsPatient(access, 'read', 'ServiceRequest', patientId) ||
+    !imagingAccess(access).mayRead(patientId)
+  ) {
+    req.log.info({ viewer: { decision: 'deny', order: orderId, who: access.agent.who } }, 'viewer link refused');
+    req.audit?.deny();
+    throw new ViewerUrlError(404, 'not-found', `ServiceRequest/${orderId} not found`);
+  }
+  const study = row.study_instance_uid;
+  if (!study || !isStudyUid(study)) {
+    throw new ViewerUrlError(409, 'business-rule', `ServiceRequest/${orderId} has no StudyInstanceUID yet`);
+  }
+  const urls = authUrls(config.publicBaseUrl);
+  const minted = await mintViewerToken(await app.authKeys.signingKey(), {
+    issuer: urls.issuer,
+    audience: urls.fhirBase,
+    sub: access.agent.sub,
+    fhirUser: access.agent.fhirUser,
+    patientId,
+    studyInstanceUid: study,
+    ttlS: config.viewerTokenTtlS,
+  });
+  // Audited as a token issued to the user (BALP/IUA "Get Access Token"): by its jti, never the token itself.
+  req.audit?.describe({
+    kind: 'token-issued',
+    input: {
+      grantType: 'urn:imaging-ehr:viewer-link',
+      clientId: VIEWER_CLIENT_ID,
+      user: access.agent,
+      jti: minted.jti,
+      scope: VIEWER_SCOPE,
+      patientId,
+    },
+  });
+  req.log.info(
+    {
+      viewer: {
+        decision: 'allow',
+        order: orderId,
+        patient: patientId,
+        [VIEWER_STUDY_CLAIM]: study,
+        who: access.agent.who,
+        jti: minted.jti,
+        expiresAt: minted.expiresAt.toISOString(),
+      },
+    },
+    'viewer link issued',
+  );
+  return {
+    viewerUrl: viewerUrl(config.publicBaseUrl, study, minted.token),
+    expiresAt: minted.expiresAt,
+    studyInstanceUid: study,
+  } satisfies ViewerLink;
+}
+
+function noStore(reply: FastifyReply): FastifyReply {
+  // The answer carries a bearer token: no cache may keep it (RFC 6749 §5.1 asks the same of token responses).
+  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+}
+
+export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Config }): Promise<void> {
+  const { config } = opts;
+
+  app.get<{ Params: { orderId: string } }>('/api/v1/dicom/viewer-url/:orderId', async (req, reply) => {
+    try {
+      const link = await createLink(app, config, req, req.params.orderId);
+      return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
+    } catch (err) {
+      if (!(err instanceof ViewerUrlError)) throw err;
+      return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/fhir/ServiceRequest/:id/$viewer-url', async (req, reply) => {
+    noStore(reply).type('application/fhir+json; charset=utf-8');
+    try {
+      const link = await createLink(app, config, req, req.params.id);
+      return reply.send({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'viewer_url', valueUrl: link.viewerUrl },
+          { name: 'expires_at', valueInstant: link.expiresAt.toISOString() },
+          { name: 'study_instance_uid', valueId: link.studyInstanceUid },
+        ],
+      });
+    } catch (err) {
+      if (!(err instanceof ViewerUrlError)) throw err;
+      return reply.code(err.status).send({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: err.code, diagnostics: err.message }],
+      });
+    }
+  });
+}

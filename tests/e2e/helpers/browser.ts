@@ -1,0 +1,124 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { buildApp } from '../../../src/app.ts';
+import type { Config } from '../../../src/config/spec.ts';
+import { freePort } from '../../../src/stack/process.ts';
+import { testConfig } from '../../helpers/app.ts';
+
+/**
+ * Real-browser test plumbing: Debian's chromium driven by playwright-core (`npx playwright install` cannot work on
+ * these machines), the facade listening on a free port with its public base URL set to it (OHIF, the login pages and
+ * the tokens must agree on the origin), and the checks a person would make by looking at the screen.
+ */
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** Screenshots land here (git-ignored), where a person can look at them after a CI run. */
+export const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
+export const CHROMIUM = process.env['EHR_CHROMIUM'] ?? '/usr/bin/chromium';
+
+export async function launchChromium(): Promise<Browser> {
+  // playwright gives every launch a fresh, temporary profile (user-data-dir).
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+export interface ListeningFacade {
+  app: FastifyInstance;
+  baseUrl: string;
+  config: Config;
+}
+
+/** The real facade against the throwaway stack, listening on 127.0.0.1 with a matching public base URL. */
+export async function startFacade(overrides: Partial<Config> = {}): Promise<ListeningFacade> {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const config = testConfig({ publicBaseUrl: baseUrl, ...overrides });
+  const app = await buildApp(config);
+  await app.listen({ host: '127.0.0.1', port });
+  return { app, baseUrl, config };
+}
+
+export interface DicomWebCall {
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly authorization: string | undefined;
+}
+
+/** Records every /dicom-web response the page receives (the network log of the issue's tests). */
+export function recordDicomWeb(page: Page): DicomWebCall[] {
+  const calls: DicomWebCall[] = [];
+  page.on('response', (res) => {
+    const req = res.request();
+    if (!new URL(req.url()).pathname.startsWith('/dicom-web')) return;
+    calls.push({
+      method: req.method(),
+      url: req.url(),
+      status: res.status(),
+      authorization: req.headers()['authorization'],
+    });
+  });
+  return calls;
+}
+
+/**
+ * True when a viewport canvas shows a drawn image: enough pixels that are not black. Cornerstone draws each viewport
+ * into a 2D canvas (`.cornerstone-canvas`, also with its CPU fallback when WebGL is unavailable). Evaluated in the page
+ * as a string: the project's TypeScript has no DOM types.
+ */
+const DRAWN_IMAGE = `(() => {
+  const canvases = [...document.querySelectorAll('canvas.cornerstone-canvas, .viewport-element canvas')];
+  for (const c of canvases) {
+    if (!c.width || !c.height) continue;
+    const ctx = c.getContext('2d');
+    if (!ctx) continue;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 16) if (d[i] + d[i + 1] + d[i + 2] > 48) lit++;
+    if (lit > 200) return true;
+  }
+  return false;
+})()`;
+
+export async function imageDrawn(page: Page): Promise<boolean> {
+  return (await page.evaluate(DRAWN_IMAGE)) === true;
+}
+
+/** Waits (bounded) until a viewport shows non-black pixels; throws on time-out. */
+export async function waitForDrawnImage(page: Page, timeoutMs = 60_000): Promise<void> {
+  await page.waitForFunction(DRAWN_IMAGE, undefined, { timeout: timeoutMs, polling: 250 });
+}
+
+/** Saves a full-page screenshot under test-artifacts/e2e/ and returns its path. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: false });
+  return path;
+}
+
+/** Collects the page's console errors and uncaught exceptions (printed when a test fails, to tell why). */
+export function recordConsole(page: Page): string[] {
+  const lines: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') lines.push(`console.error ${m.text().slice(0, 300)}`);
+  });
+  page.on('pageerror', (e) => lines.push(`pageerror ${e.message.slice(0, 300)}`));
+  return lines;
+}

@@ -1,0 +1,222 @@
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { mintViewerToken } from '../../src/viewer/viewer-token.ts';
+import { adminToken, bearer } from '../helpers/auth.ts';
+import { eventOf } from '../helpers/audit.ts';
+import { type ListeningFacade, startFacade } from './helpers/browser.ts';
+import { ctSeries, newUid } from './helpers/ct-phantom.ts';
+import { type Auth, type Booked, bookPatientAndOrder, type Doctor, doctor, stow } from './helpers/ehr.ts';
+
+/**
+ * The viewer over HTTP (no browser): the OHIF build served from the facade's origin without shadowing the API, and
+ * viewer links with their study-scoped tokens, allowed and refused.
+ */
+
+let f: ListeningFacade;
+let admin: Auth;
+let a: Booked & { study: string };
+let b: Booked & { study: string };
+let dr: Doctor;
+
+async function booked(family: string): Promise<Booked & { study: string }> {
+  const o = await bookPatientAndOrder(f.app, admin, family);
+  const series = ctSeries({
+    patientId: o.mrn,
+    patientName: `${family}^Viewer`,
+    studyInstanceUid: newUid(),
+    slices: 2,
+    size: 32,
+    accessionNumber: o.accession,
+  });
+  await stow(f.app, admin, series.files);
+  return { ...o, study: series.studyInstanceUid };
+}
+
+beforeAll(async () => {
+  f = await startFacade();
+  admin = bearer(await adminToken(f.app));
+  a = await booked('Http-A');
+  b = await booked('Http-B');
+  dr = await doctor(f.app, 'dr-http', [a.patientId]);
+}, 120_000);
+
+afterAll(async () => {
+  await f?.app.close();
+});
+
+const get = (url: string, headers: Record<string, string> = {}) => f.app.inject({ method: 'GET', url, headers });
+
+describe('OHIF served from the facade', () => {
+  test.each(['/', '/viewer', '/viewer?StudyInstanceUIDs=1.2.3', '/viewer/dicomweb', '/callback?code=x&state=y'])(
+    '%s answers OHIF index.html without a token',
+    async (url) => {
+      const res = await get(url);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.body).toContain('<div id="root"></div>');
+      expect(res.headers['referrer-policy']).toBe('no-referrer');
+    },
+  );
+
+  test('/app-config.js is ours, and the build files are served with their types', async () => {
+    const config = await get('/app-config.js');
+    expect(config.statusCode).toBe(200);
+    expect(config.headers['content-type']).toMatch(/javascript/);
+    expect(config.body).toContain('qidoSupportsIncludeField: true');
+    expect(config.body).toContain('/dicom-web');
+    const index = await get('/');
+    const bundle = /src="\/(app\.bundle\.[0-9a-f]+\.js)"/.exec(index.body)?.[1];
+    expect(bundle).toBeDefined();
+    const js = await get(`/${bundle}`);
+    expect(js.statusCode).toBe(200);
+    expect(js.headers['content-type']).toMatch(/javascript/);
+    expect(js.headers['cache-control']).toContain('immutable');
+  });
+
+  test.each([
+    '/fhir/NoSuchType',
+    '/dicom-web/nothing-here',
+    '/api/v1/nothing',
+    '/auth/nothing',
+    '/missing.js',
+    '/nothing',
+  ])('%s is never answered with OHIF', async (url) => {
+    const res = await get(url, admin);
+    expect(res.statusCode).toBeGreaterThanOrEqual(400);
+    expect(res.body).not.toContain('<div id="root">');
+  });
+
+  test('the API still needs a token next to the public viewer files', async () => {
+    expect((await get('/fhir/Patient')).statusCode).toBe(401);
+    expect((await get(`/dicom-web/studies/${a.study}/series`)).statusCode).toBe(401);
+  });
+
+  test('without the build, the viewer paths say how to install it and the API works', async () => {
+    const bare = await startFacade({ ohifDistDir: '/nonexistent/ohif' });
+    try {
+      const res = await bare.app.inject({ method: 'GET', url: '/viewer?StudyInstanceUIDs=1.2' });
+      expect(res.statusCode).toBe(503);
+      expect(res.body).toContain('make up');
+      expect((await bare.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    } finally {
+      await bare.app.close();
+    }
+  });
+});
+
+interface ViewerLinkBody {
+  viewer_url: string;
+  expires_at: string;
+}
+
+/** The viewer token of a viewer URL (in its fragment). */
+function tokenOf(viewerUrl: string): string {
+  const token = new URLSearchParams(new URL(viewerUrl).hash.slice(1)).get('token');
+  if (!token) throw new Error(`no token in ${viewerUrl}`);
+  return token;
+}
+
+describe('viewer links', () => {
+  let link: ViewerLinkBody;
+  let viewer: Auth;
+
+  beforeAll(async () => {
+    const res = await get(`/api/v1/dicom/viewer-url/${a.orderId}`, dr.auth);
+    expect(res.statusCode, res.body).toBe(200);
+    link = res.json() as ViewerLinkBody;
+    viewer = bearer(tokenOf(link.viewer_url));
+  });
+
+  test("the order's doctor gets an OHIF URL on the order's study with a new short-lived token", async () => {
+    const url = new URL(link.viewer_url);
+    expect(url.origin).toBe(f.baseUrl);
+    expect(url.pathname).toBe('/viewer');
+    expect(url.searchParams.get('StudyInstanceUIDs')).toBe(a.study);
+    expect(url.search).not.toContain('token');
+    const claims = decodeJwt(viewer.authorization.slice('Bearer '.length));
+    expect(claims).toMatchObject({ ehr_viewer_study: a.study, patient: a.patientId, scope: 'patient/ImagingStudy.rs' });
+    expect(viewer.authorization).not.toBe(dr.auth.authorization);
+    const ttl = (claims.exp ?? 0) - (claims.iat ?? 0);
+    expect(ttl).toBe(f.config.viewerTokenTtlS);
+    expect(ttl).toBeLessThanOrEqual(900);
+    expect(Date.parse(link.expires_at)).toBe((claims.exp ?? 0) * 1000);
+  });
+
+  test('the link is audited as a token issued to the doctor, by jti', async () => {
+    const res = await get(`/api/v1/dicom/viewer-url/${a.orderId}`, dr.auth);
+    const event = await eventOf(f.app, res);
+    expect(event.outcome).toBe('0');
+    const jti = decodeJwt(tokenOf((res.json() as ViewerLinkBody).viewer_url)).jti;
+    expect(JSON.stringify(event)).toContain(String(jti));
+    expect(JSON.stringify(event)).not.toContain(tokenOf((res.json() as ViewerLinkBody).viewer_url));
+  });
+
+  test('the FHIR form answers a Parameters resource', async () => {
+    const res = await get(`/fhir/ServiceRequest/${a.orderId}/$viewer-url`, dr.auth);
+    expect(res.statusCode, res.body).toBe(200);
+    const p = res.json() as { resourceType: string; parameter: { name: string; valueUrl?: string }[] };
+    expect(p.resourceType).toBe('Parameters');
+    const url = p.parameter.find((x) => x.name === 'viewer_url')?.valueUrl ?? '';
+    expect(new URL(url).searchParams.get('StudyInstanceUIDs')).toBe(a.study);
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  test.each([
+    ['no token', () => ({}), () => a.orderId, 401],
+    ["another patient's order", () => dr.auth, () => b.orderId, 404],
+    ['an unknown order', () => dr.auth, () => 'no-such-order', 404],
+    ['a malformed id', () => dr.auth, () => 'bad$id', 400],
+  ])('refused: %s', async (_name, headers, order, status) => {
+    const res = await get(`/api/v1/dicom/viewer-url/${order()}`, headers());
+    expect(res.statusCode).toBe(status);
+    expect(res.body).not.toContain('token=');
+    const fhir = await get(`/fhir/ServiceRequest/${order()}/$viewer-url`, headers());
+    expect(fhir.statusCode).toBe(status);
+  });
+
+  test('a viewer token reads its study over DICOMweb', async () => {
+    const qido = await get(`/dicom-web/studies?StudyInstanceUID=${a.study}&includefield=00081030`, viewer);
+    expect(qido.statusCode, qido.body).toBe(200);
+    expect(qido.json()).toHaveLength(1);
+    const series = await get(`/dicom-web/studies/${a.study}/series`, viewer);
+    expect(series.statusCode).toBe(200);
+    const uid = (series.json() as Record<string, { Value: string[] }>[])[0]?.['0020000E']?.Value[0];
+    expect((await get(`/dicom-web/studies/${a.study}/series/${uid}/metadata`, viewer)).statusCode).toBe(200);
+  });
+
+  test.each([
+    ['GET', () => `/dicom-web/studies/${b.study}/series`, 404],
+    ['GET', () => `/dicom-web/studies?StudyInstanceUID=${b.study}`, 404],
+    ['GET', () => '/fhir/ImagingStudy', 401],
+    ['GET', () => `/fhir/Patient/${a.patientId}`, 403],
+    ['GET', () => `/api/v1/dicom/viewer-url/${a.orderId}`, 401],
+    ['POST', () => '/dicom-web/studies', 401],
+  ])('a viewer token is refused for %s %s', async (method, url, status) => {
+    const res = await f.app.inject({ method: method as 'GET' | 'POST', url: url(), headers: viewer });
+    expect(res.statusCode).toBe(status);
+    expect(res.body).not.toContain(a.study);
+  });
+
+  test("a viewer token's search for other studies sees nothing", async () => {
+    const res = await get(`/dicom-web/studies?00100020=${a.mrn}`, viewer);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual([]);
+  });
+
+  test('an expired viewer token gets 401 and an audited denial', async () => {
+    const urls = { issuer: `${f.baseUrl}/auth`, audience: `${f.baseUrl}/fhir` };
+    const expired = await mintViewerToken(await f.app.authKeys.signingKey(), {
+      ...urls,
+      sub: (decodeJwt(viewer.authorization.slice(7)).sub as string) ?? '',
+      patientId: a.patientId,
+      studyInstanceUid: a.study,
+      ttlS: 60,
+      now: Math.floor(Date.now() / 1000) - 3600,
+    });
+    const res = await get(`/dicom-web/studies?StudyInstanceUID=${a.study}`, bearer(expired.token));
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toContain('invalid_token');
+    const event = await eventOf(f.app, res);
+    expect(event.outcome).not.toBe('0');
+  });
+});
