@@ -95,8 +95,11 @@ export function prepareExamples(): PreparedExamples {
     const key = `${r.resourceType}/${r.id}`;
     const log: string[] = [];
     const walk = (v: unknown, path: string): void => {
-      if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
-      else if (v && typeof v === 'object') {
+      if (Array.isArray(v)) {
+        v.forEach((x, i) => {
+          walk(x, `${path}[${i}]`);
+        });
+      } else if (v && typeof v === 'object') {
         const o = v as Record<string, unknown>;
         const ref = o['reference'];
         if (typeof ref === 'string' && !ref.startsWith('#') && !/^https?:/.test(ref)) {
