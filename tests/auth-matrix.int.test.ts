@@ -134,6 +134,12 @@ beforeAll(async () => {
       subject: { reference: `Patient/${patient}` },
       basedOn: [{ reference: `ServiceRequest/${order}` }],
       modality: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' }],
+      series: [
+        {
+          uid: `1.2.826.0.1.3680043.8.498.${Date.now()}${who === 'A' ? 3 : 4}`,
+          modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' },
+        },
+      ],
     });
     const spare: Record<string, string> = {};
     for (const name of Object.keys(callers)) spare[name] = await create('ServiceRequest', orderBody(patient));
@@ -319,4 +325,32 @@ test("a read outside the caller's patients is indistinguishable from a missing r
   const shape = (b: { issue: { code: string; diagnostics?: string }[] }, id: string) =>
     b.issue.map((i) => ({ ...i, diagnostics: i.diagnostics?.replace(id, 'ID') }));
   expect(shape(outside.body, data.B.patient)).toEqual(shape(missing.body, 'no-such-patient'));
+});
+
+describe('SMART v2 granular scopes narrow searches and reads', () => {
+  test.each([
+    ['patient/ImagingStudy.rs?modality=CT', 'ImagingStudy', 1],
+    ['patient/ImagingStudy.rs?modality=MR', 'ImagingStudy', 0],
+    ['patient/ImagingStudy.rs?modality=MR patient/ImagingStudy.rs?modality=CT', 'ImagingStudy', 1],
+    ['patient/ServiceRequest.rs?code=http://loinc.org|24627-2', 'ServiceRequest', -1],
+    ['patient/ServiceRequest.rs?code=http://loinc.org|36643-5', 'ServiceRequest', 0],
+  ])("%s → %s matches %i (-1: all of the patient's)", async (scope, type, expected) => {
+    const all = await tokenFor(app, {
+      user: { username: 'mx-granular', roles: [] },
+      scope: 'patient/*.rs',
+      patient: data.A.patient,
+    });
+    const unrestricted = await request(app.server).get(`/fhir/${type}?_count=200`).set(bearer(all));
+    const count = expected === -1 ? ((unrestricted.body as Bundle).entry ?? []).length : expected;
+    expect(count).toBeGreaterThanOrEqual(0);
+    const token = await tokenFor(app, { user: { username: 'mx-granular', roles: [] }, scope, patient: data.A.patient });
+    const res = await request(app.server).get(`/fhir/${type}?_count=200&_total=accurate`).set(bearer(token));
+    expect(res.status).toBe(200);
+    expect((res.body as Bundle).entry ?? []).toHaveLength(count);
+    expectNoLeak(res.body, callers['patient-A token']!);
+    if (type === 'ImagingStudy') {
+      const read = await request(app.server).get(`/fhir/ImagingStudy/${data.A.study}`).set(bearer(token));
+      expect(read.status).toBe(count === 1 ? 200 : 404);
+    }
+  });
 });

@@ -1,12 +1,13 @@
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { SignJWT } from 'jose';
+import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { testConfig } from './helpers/app.ts';
-import { adminToken, bearer, ensureUser, signWithServerKey, tokenFor } from './helpers/auth.ts';
+import { adminToken, bearer, ensureUser, grantPatient, signWithServerKey, tokenFor } from './helpers/auth.ts';
 
 const config = testConfig();
 const FHIR = `${config.publicBaseUrl}/fhir`;
@@ -100,7 +101,7 @@ describe('a valid token gets an Access from the policy', () => {
   test('a deactivated user is refused even with an unexpired token', async () => {
     const id = await ensureUser(app, { username: 'rs-gone', roles: ['doctor'] });
     const token = await signWithServerKey(app, { ...good(), sub: id });
-    await app.db.query((await import('slonik')).sql.unsafe`UPDATE users SET active = false WHERE id = ${id}`);
+    await app.db.query(sql.unsafe`UPDATE users SET active = false WHERE id = ${id}`);
     const res = await request(app.server).get('/test/whoami').set(bearer(token));
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toMatch(/user unknown or inactive/);
@@ -209,5 +210,76 @@ describe('token attacks: 401 with a reason, never 500', () => {
     expect(res.status).toBe(403);
     expect(res.headers['www-authenticate']).toMatch(/error="insufficient_scope"/);
     expect(res.body).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'forbidden' }] });
+  });
+});
+
+describe('an external IdP configured with static keys', () => {
+  const IDP = 'https://idp.example/realms/ehr';
+  let ext: FastifyInstance;
+  let key: CryptoKey;
+  beforeAll(async () => {
+    const pair = await generateKeyPair('RS256');
+    key = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'idp-1', alg: 'RS256' };
+    ext = await buildApp({ ...config, authExternalIssuers: JSON.stringify([{ issuer: IDP, jwks: { keys: [jwk] } }]) });
+    ext.get('/test/whoami', async (req) => ({
+      kind: req.access.kind,
+      patients: req.access.patientFilter('read', 'Patient'),
+    }));
+    await ext.ready();
+    const id = await ensureUser(ext, { username: 'ext-doctor', roles: ['doctor'] });
+    await ext.db.query(
+      sql.unsafe`UPDATE users SET external_issuer = ${IDP}, external_subject = 'kc-123' WHERE id = ${id}`,
+    );
+    await grantPatient(ext, 'ext-doctor', 'pExt');
+  });
+  afterAll(async () => {
+    await ext.close();
+  });
+  const idpToken = (claims: Record<string, unknown>, signer: CryptoKey = key) =>
+    new SignJWT({ scope: 'patient/*.rs', ...claims })
+      .setProtectedHeader({ alg: 'RS256', kid: 'idp-1' })
+      .setIssuer(IDP)
+      .setAudience(FHIR)
+      .setExpirationTime('5m')
+      .setIssuedAt()
+      .sign(signer);
+
+  test.each([
+    [
+      'a patient-context token',
+      { sub: 'anyone', patient: 'pX' },
+      { kind: 'patient', patients: { all: false, patientIds: ['pX'] } },
+    ],
+    [
+      'a token of a mapped local user',
+      { sub: 'kc-123', scope: 'user/*.rs' },
+      { kind: 'user', patients: { all: false, patientIds: ['pExt'] } },
+    ],
+    [
+      'a token of an unknown user',
+      { sub: 'kc-999', scope: 'user/*.rs' },
+      { kind: 'user', patients: { all: false, patientIds: [] } },
+    ],
+    [
+      'an unregistered system client',
+      { sub: 'svc', client_id: 'svc', scope: 'system/*.rs' },
+      { kind: 'user', patients: { all: false, patientIds: [] } },
+    ],
+  ])('%s', async (_n, claims, expected) => {
+    const res = await request(ext.server)
+      .get('/test/whoami')
+      .set(bearer(await idpToken(claims)));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual(expected);
+  });
+
+  test('a token signed by another key under the IdP kid is refused', async () => {
+    const other = (await generateKeyPair('RS256')).privateKey;
+    const res = await request(ext.server)
+      .get('/test/whoami')
+      .set(bearer(await idpToken({ sub: 'x', patient: 'pX' }, other)));
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/signature is invalid/);
   });
 });

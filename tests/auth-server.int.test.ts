@@ -142,6 +142,13 @@ describe('SMART standalone launch: authorization code + PKCE + patient picker', 
       patient: PATIENT_A,
       patients: { all: false, patientIds: [PATIENT_A] },
     });
+    // Then read data through the FHIR API with the token: its patient, and nobody else.
+    const fhir = (id: string) =>
+      fetch(`${base}/fhir/Patient/${id}`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const own = await fhir(PATIENT_A);
+    expect(own.status).toBe(200);
+    expect(((await own.json()) as { id: string }).id).toBe(PATIENT_A);
+    expect((await fhir(PATIENT_B)).status).toBe(404);
   });
 
   test('picking a patient that is not granted is refused and no code is issued', async () => {
@@ -284,6 +291,10 @@ describe('SMART Backend Services: client_credentials + private_key_jwt', () => {
       patient: null,
       patients: { all: false, patientIds: [PATIENT_A] },
     });
+    const search = await fetch(`${base}/fhir/Patient`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(search.status).toBe(200);
+    const bundle = (await search.json()) as { entry?: { resource: { id: string } }[] };
+    expect(bundle.entry?.map((e) => e.resource.id)).toEqual([PATIENT_A]);
   });
 
   async function assertion(jti: string, key: CryptoKey = privateKey, aud = `${base}/auth/token`): Promise<string> {
