@@ -7,12 +7,14 @@ import { migrate } from '../db/migrate.ts';
 import { StackError } from '../stack/process.ts';
 import { authCommand, UsageError } from './auth-command.ts';
 import { stackCommand } from './stack-command.ts';
+import { UploadUsageError, uploadCommand } from './upload-command.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const USAGE = `usage: bin/ehr <command>
 
   stack up|down|status   run the local stack (PostgreSQL, Orthanc, facade) in the background
+  upload PATHS --url URL --token TOKEN   STOW-RS upload of DICOM files and folders (bin/ehr upload --help)
   migrate                apply pending database migrations
   config check           validate the configuration from the environment
   config table           print the configuration table (Markdown)
@@ -37,6 +39,8 @@ function loadEnvFiles(): void {
 async function run(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'upload':
+      return uploadCommand(rest);
     case 'stack':
       return stackCommand(rest);
     case 'migrate': {
@@ -88,6 +92,7 @@ run(process.argv.slice(2)).then(
   (err: unknown) => {
     const known =
       err instanceof ConfigError ||
+      err instanceof UploadUsageError ||
       err instanceof StackError ||
       err instanceof UsageError ||
       err instanceof DevelopmentOnlyError;

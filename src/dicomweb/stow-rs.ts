@@ -1,7 +1,13 @@
 import type { CommonQueryMethods } from 'slonik';
 import type { Access } from '../auth/access.ts';
 import { DicomAttributeError, type DicomInstance, readDicomInstance, zeroPreamble } from '../imaging/dicom-instance.ts';
-import { type FhirStore, lookupForMatch, type RecordedStudy, type StudyToRecord } from '../imaging/ehr-link.ts';
+import {
+  type FhirStore,
+  lockStudies,
+  lookupForMatch,
+  type RecordedStudy,
+  type StudyToRecord,
+} from '../imaging/ehr-link.ts';
 import { decideMatch, type MatchLookup, type MismatchCode, mayStoreImaging } from '../imaging/matching.ts';
 import { buildUploadLogRows, type LoggedInstance, type UploadSource } from '../imaging/upload-log.ts';
 import type { OrthancStoredInstance } from '../orthanc/client.ts';
@@ -299,6 +305,7 @@ async function record(items: Item[], deps: StowDeps, opts: StowOptions, startedA
     });
   try {
     return await deps.transaction(patientIds, async (store, tx) => {
+      await lockStudies(tx, [...linked.keys(), ...held.keys()]);
       const recorded = await deps.recordStudies(store, [...linked.values()]);
       for (const [uid, list] of held) {
         const first = list[0]!;

@@ -1,4 +1,5 @@
 import type { Endpoint, ImagingStudy, Resource, ServiceRequest } from '@medplum/fhirtypes';
+import { type CommonQueryMethods, sql } from 'slonik';
 import type { Access, PatientFilter } from '../auth/access.ts';
 import type { DicomInstance } from './dicom-instance.ts';
 import { mergeImagingStudy } from './imaging-study.ts';
@@ -180,6 +181,17 @@ export async function recordStudies(
     });
   }
   return out;
+}
+
+/**
+ * Serializes EHR updates of the same studies across concurrent uploads (and the change feed): a transaction-level
+ * advisory lock per Study Instance UID, taken in UID order so that two uploads never deadlock. Call first in the
+ * transaction that records the studies.
+ */
+export async function lockStudies(tx: CommonQueryMethods, studyUids: Iterable<string>): Promise<void> {
+  for (const uid of [...new Set(studyUids)].sort()) {
+    await tx.query(sql.unsafe`SELECT pg_advisory_xact_lock(hashtextextended(${`ehr-study:${uid}`}, 0))`);
+  }
 }
 
 /** The order was revoked, re-assigned or removed between matching and recording. */
