@@ -1,7 +1,14 @@
 import { describe, expect, test } from 'vitest';
 import { BadDicomWebRequestError } from './errors.ts';
 import { INCLUDE_ALL } from './include-all.ts';
-import { foldToAscii, orthancQueryString, parseQidoQuery, parseUidList, resolveAttribute } from './qido-query.ts';
+import {
+  foldToAscii,
+  orthancEncode,
+  orthancQueryString,
+  parseQidoQuery,
+  parseUidList,
+  resolveAttribute,
+} from './qido-query.ts';
 
 const reject = (qs: string, reason: RegExp) => {
   let err: unknown;
@@ -113,7 +120,7 @@ describe('orthancQueryString', () => {
     [
       'caller constraint and paging kept',
       {},
-      '0020000D=1.2%2C1.3&00100010=A*&includefield=00081030&includefield=00080060&limit=3&offset=2',
+      '0020000D=1.2,1.3&00100010=A*&includefield=00081030&includefield=00080060&limit=3&offset=2',
     ],
     [
       'access list replaces the UID constraint',
@@ -162,5 +169,18 @@ describe('UID lists and ASCII folding', () => {
     ['plain', 'plain'],
   ])('%s', (value, folded) => {
     expect(foldToAscii(value)).toBe(folded);
+  });
+});
+
+describe('orthancEncode: only what must be encoded (Orthanc does not percent-decode most values)', () => {
+  test.each([
+    ['1.2,1.3', '1.2,1.3'],
+    ['Doe^John*', 'Doe^John*'],
+    ['application/dicom', 'application/dicom'],
+    ['a b', 'a%20b'],
+    ['a&b=c+d#e%f', 'a%26b%3Dc%2Bd%23e%25f'],
+    ['Ærø', '%C3%86r%C3%B8'],
+  ])('%s', (value, encoded) => {
+    expect(orthancEncode(value)).toBe(encoded);
   });
 });

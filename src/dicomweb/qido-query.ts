@@ -209,16 +209,35 @@ export interface OrthancQueryOptions {
   extraInclude?: readonly string[];
 }
 
+/**
+ * Percent-encodes a query value for Orthanc, which does not percent-decode most GET argument values (seen on 1.10.1:
+ * `viewport=128%2C128`, `PatientName=A%5EB` and `contentType=application%2Fdicom` all fail). So every character
+ * that is legal in a query component stays literal and only the rest (space, `%`, `&`, `=`, `+`, `#`, non-ASCII,
+ * controls) is encoded.
+ */
+export function orthancEncode(value: string): string {
+  return encodeURIComponent(value).replace(/%(2C|2F|3A|3B|40|5E|24|3F|5B|5D|7C)/gi, (_m, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
+}
+
+/** A query string for Orthanc from name/value pairs, encoded with {@link orthancEncode}. */
+export function orthancQuery(pairs: Iterable<readonly [string, string]>): string {
+  const parts: string[] = [];
+  for (const [k, v] of pairs) parts.push(`${orthancEncode(k)}=${orthancEncode(v)}`);
+  return parts.join('&');
+}
+
 /** The query string for Orthanc's QIDO-RS: hex tags, repeated `includefield`, UID lists comma-separated. */
 export function orthancQueryString(q: QidoQuery, opts: OrthancQueryOptions = {}): string {
-  const out = new URLSearchParams();
+  const out: Array<readonly [string, string]> = [];
   const studyUids = opts.studyUids ?? q.studyUids;
-  if (studyUids) out.append(STUDY_UID_TAG, studyUids.join(','));
-  for (const [tag, value] of q.match) out.append(tag, value);
-  for (const tag of new Set([...q.includeFields, ...(opts.extraInclude ?? [])])) out.append('includefield', tag);
-  if (q.fuzzy) out.append('fuzzymatching', 'true');
+  if (studyUids) out.push([STUDY_UID_TAG, studyUids.join(',')]);
+  for (const [tag, value] of q.match) out.push([tag, value]);
+  for (const tag of new Set([...q.includeFields, ...(opts.extraInclude ?? [])])) out.push(['includefield', tag]);
+  if (q.fuzzy) out.push(['fuzzymatching', 'true']);
   const paging = opts.paging === undefined ? { limit: q.limit, offset: q.offset } : opts.paging;
-  if (paging?.limit !== undefined) out.append('limit', String(paging.limit));
-  if (paging && paging.offset > 0) out.append('offset', String(paging.offset));
-  return out.toString();
+  if (paging?.limit !== undefined) out.push(['limit', String(paging.limit)]);
+  if (paging && paging.offset > 0) out.push(['offset', String(paging.offset)]);
+  return orthancQuery(out);
 }

@@ -59,7 +59,7 @@ async function search(
   if (!acceptsDicomJson(req.headers.accept)) {
     throw new DicomWebError(406, 'QIDO-RS answers are available as application/dicom+json only');
   }
-  const filter = imagingFilter(req, 'search');
+  const filter = imagingFilter(req);
   const scope = await ctx.index.scope(filter);
   const plan = planQido(scope, query.studyUids, params.study, ctx.maxUids);
   req.log.info(

@@ -3,7 +3,8 @@
  * the same 404 for "unknown" and "not yours", and relaying one Orthanc answer to the client as a stream.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Interaction, PatientFilter } from '../auth/access.ts';
+import type { PatientFilter } from '../auth/access.ts';
+import { imagingAccess } from '../auth/imaging-access.ts';
 import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
@@ -30,20 +31,27 @@ const PASSED_HEADERS = [
   'last-modified',
 ];
 
-/** The caller's patient filter for imaging, or 401/403 when it has none at all. */
-export function imagingFilter(req: FastifyRequest, interaction: Interaction): PatientFilter {
+/**
+ * The caller's readable patients for imaging, from the shared policy (`src/auth/imaging-access.ts`); 401 without
+ * an access context. A caller whose imaging rights carry SMART v2 granular restrictions (`ImagingStudy?modality=`)
+ * sees no DICOMweb data (fail closed: the facade cannot yet apply them to DICOM objects).
+ */
+export function imagingFilter(req: FastifyRequest): PatientFilter {
   const access = req.access;
   if (!access) throw new DicomWebError(401, 'Authentication required');
-  if (!access.allows(interaction, 'ImagingStudy')) {
-    req.log.info({ decision: 'deny', reason: 'no imaging scope' }, 'dicomweb access');
-    throw new DicomWebError(403, 'The token does not allow reading imaging studies');
+  const imaging = imagingAccess(access);
+  if (imaging.restrictions().length > 0) {
+    req.log.info({ decision: 'deny', reason: 'granular imaging restrictions' }, 'dicomweb access');
+    return NONE;
   }
-  return access.patientFilter(interaction, 'ImagingStudy');
+  return imaging.readablePatients();
 }
+
+const NONE: PatientFilter = { all: false, patientIds: [] };
 
 /** Throws the uniform 404 unless the caller may read the study (unknown, unlinked and other patients' alike). */
 export async function authorizeStudy(req: FastifyRequest, ctx: DicomWebContext, studyUid: string): Promise<void> {
-  const filter = imagingFilter(req, 'read');
+  const filter = imagingFilter(req);
   const allowed = await ctx.index.mayRead(filter, studyUid);
   req.log.info(
     { decision: allowed ? 'permit' : 'deny', study: studyUid, who: req.access.agent.who },

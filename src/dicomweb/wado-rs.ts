@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from './errors.ts';
-import { isUid } from './qido-query.ts';
+import { isUid, orthancQuery } from './qido-query.ts';
 import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
 
 export interface WadoParams {
@@ -47,15 +47,17 @@ export function resourcePath(p: WadoParams): string {
 export function renderedQuery(url: string, thumbnail: boolean): string {
   const q = url.indexOf('?');
   const given = new URLSearchParams(q >= 0 ? url.slice(q + 1) : '');
-  const out = new URLSearchParams();
+  const out = new Map<string, string>();
   for (const [k, v] of given) {
-    if (!RENDERED_PARAMS.has(k))
+    if (!RENDERED_PARAMS.has(k)) {
       throw new BadDicomWebRequestError(`Unsupported rendering parameter "${k.slice(0, 80)}"`);
+    }
     if (!/^[0-9A-Za-z.,-]{1,64}$/.test(v)) throw new BadDicomWebRequestError(`${k}: "${v.slice(0, 80)}" is not valid`);
-    out.append(k, v);
+    if (out.has(k)) throw new BadDicomWebRequestError(`${k} is given more than once`);
+    out.set(k, v);
   }
   if (thumbnail && !out.has('viewport')) out.set('viewport', THUMBNAIL_VIEWPORT);
-  const s = out.toString();
+  const s = orthancQuery(out);
   return s ? `?${s}` : '';
 }
 

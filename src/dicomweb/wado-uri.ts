@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from './errors.ts';
-import { hasControlOrBackslash, isUid } from './qido-query.ts';
+import { hasControlOrBackslash, isUid, orthancQuery } from './qido-query.ts';
 import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
 
 /** Orthanc's WADO-URI path (its `DicomWeb.WadoRoot`, default `/wado`). */
@@ -39,7 +39,7 @@ export interface WadoUriRequest {
 /** Validates a WADO-URI query string. */
 export function parseWadoUri(queryString: string): WadoUriRequest {
   const params = new URLSearchParams(queryString);
-  const out = new URLSearchParams();
+  const out: Array<readonly [string, string]> = [];
   const seen = new Set<string>();
   for (const [k, v] of params) {
     if (seen.has(k)) throw new BadDicomWebRequestError(`${k.slice(0, 40)} is given more than once`);
@@ -53,11 +53,11 @@ export function parseWadoUri(queryString: string): WadoUriRequest {
     } else if (v.length > 256 || hasControlOrBackslash(v)) {
       throw new BadDicomWebRequestError(`${k}: value is not valid`);
     }
-    out.append(k, v);
+    out.push([k, v]);
   }
   if (!seen.has('requestType')) throw new BadDicomWebRequestError('requestType=WADO is required');
   for (const k of REQUIRED_UIDS) if (!seen.has(k)) throw new BadDicomWebRequestError(`${k} is required`);
-  return { studyUid: params.get('studyUID') as string, query: out.toString() };
+  return { studyUid: params.get('studyUID') as string, query: orthancQuery(out) };
 }
 
 /** WADO-URI retrieval of one object. */

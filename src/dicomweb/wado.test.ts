@@ -32,9 +32,9 @@ describe('resourcePath', () => {
 describe('renderedQuery', () => {
   test.each([
     ['/x', false, ''],
-    ['/x', true, '?viewport=128%2C128'],
-    ['/x?viewport=64,64', true, '?viewport=64%2C64'],
-    ['/x?quality=80&window=40,400,linear', false, '?quality=80&window=40%2C400%2Clinear'],
+    ['/x', true, '?viewport=128,128'],
+    ['/x?viewport=64,64', true, '?viewport=64,64'],
+    ['/x?quality=80&window=40,400,linear', false, '?quality=80&window=40,400,linear'],
   ])('%s thumbnail=%s', (url, thumb, qs) => {
     expect(renderedQuery(url, thumb)).toBe(qs);
   });
@@ -47,7 +47,7 @@ describe('parseWadoUri', () => {
   const ok = 'requestType=WADO&studyUID=1.2&seriesUID=1.3&objectUID=1.4';
   test.each([
     [ok, { studyUid: '1.2', query: ok }],
-    [`${ok}&contentType=application%2Fdicom`, { studyUid: '1.2', query: `${ok}&contentType=application%2Fdicom` }],
+    [`${ok}&contentType=application%2Fdicom`, { studyUid: '1.2', query: `${ok}&contentType=application/dicom` }],
   ])('%s', (qs, expected) => {
     expect(parseWadoUri(qs)).toEqual(expected);
   });

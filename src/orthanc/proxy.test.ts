@@ -72,6 +72,20 @@ describe('OrthancProxy', () => {
     expect(ports.size).toBeLessThanOrEqual(2);
   });
 
+  test('a close-delimited body (how Orthanc streams studies) survives a slow reader', async () => {
+    const payload = Buffer.alloc(8 * 1024 * 1024, 3);
+    const url = await upstream((_req, res) => {
+      res.writeHead(200, { connection: 'close', 'content-type': 'multipart/related' });
+      res.end(payload); // no Content-Length: the body ends when the socket closes
+    });
+    const res = await proxy(url).get('/studies/1.2');
+    res.body.pause();
+    await new Promise((r) => setTimeout(r, 200)); // the upstream finishes and closes while we are paused
+    const chunks: Buffer[] = [];
+    for await (const c of res.body) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+  });
+
   test('no answer within the time-out: OrthancUnavailableError with timedOut (→ 504)', async () => {
     const url = await upstream(() => {
       /* never answers */

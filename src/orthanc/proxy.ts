@@ -1,23 +1,27 @@
 /**
- * Streaming access to Orthanc for the DICOMweb proxy (undici). Answers are handed back as Node streams, so the route
- * pipes them to the client unchanged, with backpressure, and never holds a whole study in memory.
+ * Streaming access to Orthanc for the DICOMweb proxy (node:http with a keep-alive agent). Answers are handed back as
+ * Node streams, so the route pipes them to the client unchanged, with backpressure, and never holds a whole study.
  *
  * - Orthanc's credentials are added here; the client's `Authorization` (or any other client header except `Accept`)
  *   is never forwarded.
- * - A keep-alive pool whose idle sockets are dropped well under Orthanc's `Keep-Alive: timeout=1` (undici's default
- *   threshold of 2 s would otherwise refuse to reuse any Orthanc socket at all).
+ * - A keep-alive pool whose idle sockets are dropped well under Orthanc's `Keep-Alive: timeout=1` (Node's default
+ *   1 s safety buffer would otherwise refuse to reuse any Orthanc socket at all).
  * - `signal` aborts the upstream request (the client went away); time-outs and connection faults become
  *   {@link OrthancUnavailableError} (`timedOut` → 504, otherwise 502).
+ *
+ * Why not undici: Orthanc streams study and series retrievals close-delimited (`Connection: close`, no length), and
+ * undici 7 asserts (an uncaught exception) when such a socket ends while the parser is paused by backpressure, i.e.
+ * whenever the client reads slower than Orthanc writes. node:http handles that case.
  */
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
 import { OrthancUnavailableError } from './errors.ts';
 
 export interface OrthancProxyOptions {
   url: string;
   /** `Basic ...` for Orthanc. */
   authorization: string;
-  /** Time allowed for the answer's headers, and for each gap between body chunks. */
+  /** Time allowed without any byte from Orthanc: for the answer's headers and for each gap in the body. */
   timeoutMs: number;
   /** RFC 7239 `Forwarded` value sent with every request, so that Orthanc builds public URLs. */
   forwarded?: string;
@@ -33,49 +37,68 @@ export interface UpstreamResponse {
 /** Idle time after which pooled sockets are closed: below Orthanc's 1 s keep-alive. */
 export const UPSTREAM_IDLE_MS = 700;
 
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+class UpstreamTimeout extends Error {
+  override name = 'UpstreamTimeout';
+  readonly code = 'UPSTREAM_TIMEOUT';
+}
 
 export class OrthancProxy {
-  readonly #pool: Pool;
+  readonly #agent: Agent;
+  readonly #url: URL;
   readonly #base: string;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
 
   constructor(opts: OrthancProxyOptions) {
-    const url = new URL(opts.url);
-    this.#base = url.pathname.replace(/\/+$/, '');
+    this.#url = new URL(opts.url);
+    this.#base = this.#url.pathname.replace(/\/+$/, '');
     this.#timeoutMs = opts.timeoutMs;
-    this.#pool = new Pool(url.origin, {
-      connections: opts.connections ?? 32,
-      pipelining: 1,
-      keepAliveTimeout: UPSTREAM_IDLE_MS,
-      keepAliveMaxTimeout: UPSTREAM_IDLE_MS,
-      keepAliveTimeoutThreshold: 250,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      connect: { timeout: Math.min(opts.timeoutMs, 10_000) },
-    });
+    this.#agent = new Agent({
+      keepAlive: true,
+      maxSockets: opts.connections ?? 32,
+      maxFreeSockets: opts.connections ?? 32,
+      scheduling: 'lifo',
+      timeout: UPSTREAM_IDLE_MS,
+      agentKeepAliveTimeoutBuffer: 1000 - UPSTREAM_IDLE_MS,
+    } as ConstructorParameters<typeof Agent>[0]);
     this.#headers = { authorization: opts.authorization, ...(opts.forwarded ? { forwarded: opts.forwarded } : {}) };
+  }
+
+  /** Requests in flight or waiting for a socket (for tests and diagnostics). */
+  pending(): number {
+    let n = 0;
+    for (const list of Object.values(this.#agent.sockets)) n += list?.length ?? 0;
+    for (const list of Object.values(this.#agent.requests)) n += list?.length ?? 0;
+    return n;
   }
 
   /**
    * GETs `path` (absolute Orthanc path with query) and returns status, headers and the streaming body.
    * The caller must consume or destroy the body.
    */
-  async get(path: string, opts: { accept?: string; signal?: AbortSignal } = {}): Promise<UpstreamResponse> {
+  get(path: string, opts: { accept?: string; signal?: AbortSignal } = {}): Promise<UpstreamResponse> {
     const headers = { ...this.#headers, ...(opts.accept ? { accept: opts.accept } : {}) };
-    try {
-      const res = await this.#pool.request({
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({
+        protocol: this.#url.protocol,
+        hostname: this.#url.hostname,
+        port: this.#url.port,
         method: 'GET',
         path: `${this.#base}${path}`,
         headers,
+        agent: this.#agent,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
-      return { status: res.statusCode, headers: flatten(res.headers), body: res.body };
-    } catch (err) {
-      if (opts.signal?.aborted) throw err;
-      throw toUnavailable(err, this.#timeoutMs);
-    }
+      req.setTimeout(this.#timeoutMs, () => req.destroy(new UpstreamTimeout('upstream time-out')));
+      req.once('response', (res: IncomingMessage) => {
+        resolve({ status: res.statusCode ?? 502, headers: flatten(res.headers), body: res });
+      });
+      req.once('error', (err) => {
+        if (opts.signal?.aborted) reject(err);
+        else reject(toUnavailable(err, this.#timeoutMs));
+      });
+      req.end();
+    });
   }
 
   /** GETs and parses JSON (small answers only: QIDO chunks and error bodies). */
@@ -93,8 +116,8 @@ export class OrthancProxy {
     }
   }
 
-  close(): Promise<void> {
-    return this.#pool.close();
+  async close(): Promise<void> {
+    this.#agent.destroy();
   }
 }
 
@@ -113,17 +136,17 @@ export async function readText(body: Readable, max: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+function flatten(headers: IncomingMessage['headers']): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
   return out;
 }
 
-/** Maps an undici failure to {@link OrthancUnavailableError}; the message names the fault, not Orthanc's address. */
+/** Maps a request failure to {@link OrthancUnavailableError}; the message names the fault, not Orthanc's address. */
 export function toUnavailable(err: unknown, timeoutMs: number): OrthancUnavailableError {
   if (err instanceof OrthancUnavailableError) return err;
   const code = (err as { code?: string }).code ?? '';
-  const timedOut = TIMEOUT_CODES.has(code);
+  const timedOut = code === 'UPSTREAM_TIMEOUT' || code === 'ETIMEDOUT';
   const reason = timedOut ? `no answer within ${timeoutMs} ms` : code || 'connection failed';
   return new OrthancUnavailableError(`image archive unavailable: ${reason}`, timedOut, { cause: err });
 }
