@@ -5,6 +5,7 @@
  */
 import type { AuditEvent, Bundle, Patient } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { searchAuditEvents } from '../src/audit/query.ts';
@@ -101,6 +102,34 @@ describe('allowed FHIR interactions', () => {
     expect(e.action).toBe(action);
     expect(e.entity?.some((x) => x.what?.reference === `Patient/${p.id}`)).toBe(true);
   });
+});
+
+test('a write and its AuditEvent commit in the same database transaction', async () => {
+  const res = await request(app.server)
+    .post('/fhir/Patient')
+    .set(auth.admin)
+    .set('content-type', 'application/fhir+json')
+    .send({ resourceType: 'Patient', name: [{ family: uniq('AuditTx') }] });
+  expect(res.status).toBe(201);
+  const e = await eventOf(app, res);
+  expect(subtypeOf(e)).toEqual(['create']);
+  expect(patientsOf(e)).toEqual([`Patient/${res.body.id}`]);
+  const xid = (q: ReturnType<typeof sql.unsafe>) => app.db.oneFirst(q);
+  const eventTx = await xid(sql.unsafe`SELECT xmin::text FROM audit_event WHERE id = ${e.id as string}`);
+  const rowTx = await xid(sql.unsafe`SELECT xmin::text FROM patients WHERE id = ${res.body.id}`);
+  expect(eventTx).toBe(rowTx);
+});
+
+test('a write whose transaction rolls back leaves one failure event and no success event', async () => {
+  const res = await request(app.server)
+    .put(`/fhir/Patient/${uniq('rb').replace(/[^A-Za-z0-9.-]/g, '')}`)
+    .set(auth.admin)
+    .set('content-type', 'application/fhir+json')
+    .send({ resourceType: 'Patient', identifier: A.identifier });
+  expect(res.status).toBeGreaterThanOrEqual(400);
+  const e = await eventOf(app, res);
+  expect(e.outcome).toBe('4');
+  expect(subtypeOf(e)).toEqual(['update']);
 });
 
 describe("denials are recorded without the denied patient's data", () => {

@@ -15,7 +15,22 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { AuditContext, fallbackDescription, isAudited } from './context.ts';
 import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
-import { appendAuditEvent, auditEventExists } from './store.ts';
+import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
+
+/** The part of the per-request FHIR repository the audit uses (src/fhir/repository-core.ts `onWrite`). */
+interface FhirWriteHooked {
+  onWrite?: (
+    tx: AuditDb,
+    w: {
+      interaction: 'create' | 'update' | 'patch' | 'delete';
+      type: string;
+      id: string;
+      versionId: number;
+      patientId: string | null;
+      status: number;
+    },
+  ) => Promise<void>;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -78,6 +93,19 @@ export const auditPlugin = fp(
 
     app.addHook('onRequest', async (req) => {
       auditOf(req, baseUrl);
+    });
+
+    // FHIR writes: the repository calls back inside its own transaction, so the write and its event commit together.
+    app.addHook('preHandler', async (req) => {
+      const repo = (req as { fhir?: { onWrite?: unknown } }).fhir as FhirWriteHooked | undefined;
+      if (!repo) return;
+      const ctx = auditOf(req, baseUrl);
+      repo.onWrite = async (tx, w) => {
+        ctx.agent = req.access?.agent;
+        ctx.fhir({ interaction: w.interaction, resourceType: w.type, id: w.id, versionId: String(w.versionId) });
+        ctx.addPatients(w.patientId ?? undefined);
+        await ctx.writeWithin(tx, w.status);
+      };
     });
 
     app.addHook('onSend', async (req, reply, payload) => {

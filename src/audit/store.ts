@@ -33,13 +33,13 @@ export interface StoredAuditEvent {
 const textArray = (xs: readonly string[]) => sql.array(xs, 'text');
 
 /**
- * Appends `event` (given an id if it has none) as the next link of the chain. Inside a caller's transaction this is a
- * savepoint and the chain-head lock is held until that transaction commits or rolls back.
+ * Appends `event` (given an id if it has none) as the next link of the chain. Inside a caller's transaction the rows
+ * are part of that transaction and the chain-head lock is held until it commits or rolls back.
  */
 export async function appendAuditEvent(db: AuditDb, event: AuditEvent): Promise<StoredAuditEvent> {
   const content: AuditEvent = { ...event, id: event.id ?? randomUUID() };
   const ix = auditIndex(content);
-  return db.transaction(async (tx) => {
+  const append = async (tx: AuditDb): Promise<StoredAuditEvent> => {
     const head = (await tx.one(
       sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton FOR UPDATE`,
     )) as { last_seq: number | bigint; last_hash: string };
@@ -54,7 +54,9 @@ export async function appendAuditEvent(db: AuditDb, event: AuditEvent): Promise<
               ${ix.requestId}, ${sql.jsonb(content as unknown as Record<string, unknown>)}, ${head.last_hash}, ${hash})`);
     await tx.query(sql.unsafe`UPDATE audit_chain_head SET last_seq = ${seq}, last_hash = ${hash} WHERE singleton`);
     return { seq, id: content.id as string, hash, event: content };
-  });
+  };
+  // Inside a caller's transaction: no savepoint, the rows belong to that transaction itself.
+  return 'transactionDepth' in db ? append(db) : db.transaction(append);
 }
 
 /** Whether an event with this id is stored (committed, as this connection sees it). */

@@ -72,12 +72,24 @@ function meta(resource: Resource): StoredResource {
   return { resource, versionId: Number(resource.meta?.versionId), lastUpdated: resource.meta?.lastUpdated ?? '' };
 }
 
+/** A committed-together write, for the audit (issue 7): called inside the write's own transaction. */
+export interface WriteAudit {
+  interaction: 'create' | 'update' | 'patch' | 'delete';
+  type: FhirType;
+  id: string;
+  versionId: number;
+  patientId: string | null;
+  status: number;
+}
+
 /** CRUD, history and search with the access scope; see {@link FhirRepository} (repository.ts). */
 export class FhirRepositoryCore {
   readonly conn: CommonQueryMethods;
   readonly access: Access | null;
   readonly ctx: RepositoryContext;
   readonly fhirBase: string;
+  /** Audit hook: set per request by the audit plugin; runs inside each write's transaction (not copied by withConnection). */
+  onWrite?: (tx: CommonQueryMethods, w: WriteAudit) => Promise<void>;
 
   constructor(conn: CommonQueryMethods, access: Access | null | undefined, ctx: RepositoryContext) {
     this.conn = conn;
@@ -308,17 +320,21 @@ export class FhirRepositoryCore {
         if (Object.keys(keptMeta).length === 0) delete resource.meta;
         assertNoNul(resource, type);
         validateStructure(resource);
+        // Validate with placeholder identifiers first; allocate from the sequences only when all checks passed.
+        const draft = structuredClone(resource);
+        await assignIdentifiers(tx, type, draft, current?.row ?? null, this.ctx.config, true);
+        const profile = this.ctx.profiles.get(type);
+        validateProfile(draft, profile);
+        const patientId = compartmentOf(type, id, extractIndex(type, draft, this.fhirBase));
+        if (!this.inScope(interaction, type, patientId)) {
+          throw new ForbiddenError(`${type}/${id} would be outside your patients`);
+        }
+        await resolveReferences(tx, type, id, draft, this.fhirBase, (t) => this.scope('read', t));
         const bridge = {
           ...(await assignIdentifiers(tx, type, resource, current?.row ?? null, this.ctx.config)),
           ...bridgeOverride,
         };
-        const profile = this.ctx.profiles.get(type);
-        validateProfile(resource, profile);
         const index = extractIndex(type, resource, this.fhirBase);
-        const patientId = compartmentOf(type, id, index);
-        if (!this.inScope(interaction, type, patientId))
-          throw new ForbiddenError(`${type}/${id} would be outside your patients`);
-        await resolveReferences(tx, type, id, resource, this.fhirBase, (t) => this.scope('read', t));
         const versionId = (current?.row.version_id ?? 0) + 1;
         const lastUpdated = new Date().toISOString();
         resource.meta = {
@@ -338,6 +354,8 @@ export class FhirRepositoryCore {
         );
         await writeHistory(tx, type, resource, { versionId, lastUpdated, patientId, deleted: false, method });
         await writeIndex(tx, type, id, index);
+        const audited = method === 'PATCH' ? 'patch' : live ? 'update' : 'create';
+        await this.onWrite?.(tx, { interaction: audited, type, id, versionId, patientId, status: live ? 200 : 201 });
         return { resource, versionId, lastUpdated, created: !live };
       });
     } catch (err) {

@@ -67,6 +67,8 @@ export class FhirRepository extends FhirRepositoryCore {
           method: 'DELETE',
         });
         await writeIndex(tx, type, id, null);
+        const patientId = current.patient_id;
+        await this.onWrite?.(tx, { interaction: 'delete', type, id, versionId, patientId, status: 200 });
         return { resource: content, versionId, lastUpdated, deleted: true };
       });
     });
