@@ -21,6 +21,16 @@ const FASTIFY_ISSUE: Record<number, 'invalid' | 'too-long' | 'not-supported' | '
   415: 'not-supported',
 };
 
+/** The repository context (definitions, profiles, identifier settings, interaction hook) for a configuration. */
+export function createRepositoryContext(
+  config: Config,
+  onInteraction?: (event: InteractionEvent) => void,
+): RepositoryContext {
+  loadDefinitions();
+  const profiles = loadProfiles({ mrnSystem: config.fhirMrnSystem, accessionSystem: config.fhirAccessionSystem });
+  return { config, profiles, ...(onInteraction ? { onInteraction } : {}) };
+}
+
 /**
  * The FHIR R4 API under /fhir (https://hl7.org/fhir/R4/http.html): its own Fastify scope with FHIR JSON parsers,
  * an OperationOutcome error handler, one {@link FhirRepository} per request carrying the caller's access context,

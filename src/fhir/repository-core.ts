@@ -320,17 +320,21 @@ export class FhirRepositoryCore {
         if (Object.keys(keptMeta).length === 0) delete resource.meta;
         assertNoNul(resource, type);
         validateStructure(resource);
+        // Validate with placeholder identifiers first; allocate from the sequences only when all checks passed.
+        const draft = structuredClone(resource);
+        await assignIdentifiers(tx, type, draft, current?.row ?? null, this.ctx.config, true);
+        const profile = this.ctx.profiles.get(type);
+        validateProfile(draft, profile);
+        const patientId = compartmentOf(type, id, extractIndex(type, draft, this.fhirBase));
+        if (!this.inScope(interaction, type, patientId)) {
+          throw new ForbiddenError(`${type}/${id} would be outside your patients`);
+        }
+        await resolveReferences(tx, type, id, draft, this.fhirBase, (t) => this.scope('read', t));
         const bridge = {
           ...(await assignIdentifiers(tx, type, resource, current?.row ?? null, this.ctx.config)),
           ...bridgeOverride,
         };
-        const profile = this.ctx.profiles.get(type);
-        validateProfile(resource, profile);
         const index = extractIndex(type, resource, this.fhirBase);
-        const patientId = compartmentOf(type, id, index);
-        if (!this.inScope(interaction, type, patientId))
-          throw new ForbiddenError(`${type}/${id} would be outside your patients`);
-        await resolveReferences(tx, type, id, resource, this.fhirBase, (t) => this.scope('read', t));
         const versionId = (current?.row.version_id ?? 0) + 1;
         const lastUpdated = new Date().toISOString();
         resource.meta = {

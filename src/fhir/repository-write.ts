@@ -46,6 +46,12 @@ export const CONFLICTS: Record<string, [string, string]> = {
   imaging_studies_orthanc_study_id_key: ['Orthanc study already belongs to another ImagingStudy', 'ImagingStudy'],
 };
 
+/**
+ * Stand-in value while a write is validated (`dryRun`): the sequence is only touched once everything else passed,
+ * so a rejected write does not burn an MRN or accession number.
+ */
+export const PENDING = 'pending-allocation';
+
 const ACSN_TYPE = { coding: [{ system: V2_0203, code: 'ACSN' }] };
 const MR_TYPE = { coding: [{ system: V2_0203, code: 'MR' }] };
 
@@ -79,12 +85,14 @@ export async function assignIdentifiers(
   resource: Resource,
   current: BridgeColumns | null,
   cfg: IdentifierConfig,
+  dryRun = false,
 ): Promise<BridgeColumns> {
   const r = resource as Resource & { identifier?: Identifier[] };
   if (type === 'Patient') {
     let mrn = r.identifier?.find((i) => i.system === cfg.fhirMrnSystem);
     if (!mrn) {
-      const value = current?.mrn ?? (await allocate(conn, 'mrn_seq', cfg.fhirMrnFormat, 'patients', 'mrn'));
+      const value =
+        current?.mrn ?? (dryRun ? PENDING : await allocate(conn, 'mrn_seq', cfg.fhirMrnFormat, 'patients', 'mrn'));
       mrn = { use: 'usual', type: MR_TYPE, system: cfg.fhirMrnSystem, value };
       r.identifier = [...(r.identifier ?? []), mrn];
     }
@@ -95,7 +103,9 @@ export async function assignIdentifiers(
     if (!acc) {
       const value =
         current?.accession_number ??
-        (await allocate(conn, 'accession_seq', cfg.fhirAccessionFormat, 'orders', 'accession_number'));
+        (dryRun
+          ? PENDING
+          : await allocate(conn, 'accession_seq', cfg.fhirAccessionFormat, 'orders', 'accession_number'));
       acc = { use: 'usual', type: ACSN_TYPE, system: cfg.fhirAccessionSystem, value };
       r.identifier = [...(r.identifier ?? []), acc];
     } else if (!acc.type) {
