@@ -283,3 +283,24 @@ describe('an external IdP configured with static keys', () => {
     expect(res.headers['www-authenticate']).toMatch(/signature is invalid/);
   });
 });
+
+describe('signing key rotation', () => {
+  test('after a rotation new tokens carry the new kid; tokens of the retired key stay valid; JWKS has both', async () => {
+    const { ensureActiveKey } = await import('../src/auth/signing-keys.ts');
+    const before = await adminToken(app);
+    const oldKid = (await app.authKeys.signingKey()).kid;
+    const rotated = await ensureActiveKey(app.db, config.authSigningAlg, config.authKeyRotationDays, true);
+    expect(rotated.kid).not.toBe(oldKid);
+    app.authKeys.invalidate();
+    const after = await adminToken(app);
+    const kidOf = (t: string) => JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString()).kid;
+    expect(kidOf(after)).toBe(rotated.kid);
+    expect(kidOf(before)).toBe(oldKid);
+    for (const t of [before, after]) {
+      expect((await request(app.server).get('/test/whoami').set(bearer(t))).status).toBe(200);
+    }
+    await app.authKeys.reload();
+    const kids = (await request(app.server).get('/auth/jwks')).body.keys.map((k: { kid: string }) => k.kid);
+    expect(kids).toEqual(expect.arrayContaining([oldKid, rotated.kid]));
+  });
+});

@@ -97,19 +97,34 @@ export class KeyStore {
   #jwks: JSONWebKeySet = { keys: [] };
   #local: ReturnType<typeof createLocalJWKSet> = createLocalJWKSet({ keys: [] });
   #loadedAt = 0;
+  #checkedAt = 0;
 
   constructor(db: DatabasePool, opts: KeyStoreOptions) {
     this.#db = db;
     this.#opts = opts;
   }
 
+  /**
+   * The key to sign with. Re-read from the database at least every minute, so that a rotation by another replica or
+   * by `bin/ehr key rotate` is followed before the retired key leaves the JWKS.
+   */
   async signingKey(): Promise<ActiveKey> {
     const maxAgeMs = this.#opts.rotationDays * 86_400_000;
-    if (!this.#active || Date.now() - this.#active.createdMs >= maxAgeMs) {
-      this.#active = await ensureActiveKey(this.#db, this.#opts.alg, this.#opts.rotationDays);
-      await this.reload();
+    const now = Date.now();
+    if (!this.#active || now - this.#active.createdMs >= maxAgeMs || now - this.#checkedAt > 60_000) {
+      const active = await ensureActiveKey(this.#db, this.#opts.alg, this.#opts.rotationDays);
+      this.#checkedAt = now;
+      if (active.kid !== this.#active?.kid) {
+        this.#active = active;
+        await this.reload();
+      }
     }
-    return this.#active;
+    return this.#active!;
+  }
+
+  /** Forgets the cached active key (after a rotation in this process). */
+  invalidate(): void {
+    this.#checkedAt = 0;
   }
 
   async reload(): Promise<void> {
