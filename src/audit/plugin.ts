@@ -14,6 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { AuditContext, fallbackDescription, isAudited } from './context.ts';
+import { describeAuthRequest } from './auth-events.ts';
 import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
 import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
 
@@ -78,6 +79,10 @@ export const auditPlugin = fp(
       ctx.written = true;
       ctx.agent = req.access?.agent;
       if (ctx.appendedId && (await auditEventExists(app.db, ctx.appendedId))) return;
+      if (!ctx.described) {
+        const d = describeAuthRequest(req.method, req.url.split('?')[0] ?? '', status, req.body, payload);
+        if (d) ctx.describe(d);
+      }
       if (status >= 200 && status < 300) await addPatients(req, ctx, payload);
       await appendAuditEvent(app.db, ctx.build(status));
     };
