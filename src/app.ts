@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/spec.ts';
 import { auditPlugin } from './audit/plugin.ts';
 import { auditEventRoutes } from './audit/routes.ts';
+import { changeFeedPlugin } from './change-feed/plugin.ts';
 import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { fhirPlugin } from './fhir/plugin.ts';
@@ -91,5 +92,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // DICOMweb (/dicom-web): registered here.
   await app.register(dicomWebPlugin, { config });
   await app.register(uploadApiPlugin, { config });
+  // C-STORE ingest: consumer of Orthanc's /changes (background, leader only) and /api/v1/dicom/unmatched.
+  await app.register(changeFeedPlugin, { config });
   return app;
 }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { auditMain } from '../audit/cli.ts';
+import { runUnmatched } from '../change-feed/cli.ts';
 import { DevelopmentOnlyError } from '../auth/local-token.ts';
 import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from '../config/load-config.ts';
 import { migrate } from '../db/migrate.ts';
@@ -24,6 +25,7 @@ const USAGE = `usage: bin/ehr <command>
   token                  mint a local access token for a user or client (development mode only)
   key rotate|list        signing keys of the built-in authorization server
   audit verify|export|prune   check the AuditEvent hash chain, export NDJSON (--since --until), prune (--before)
+  unmatched list|link|reject  the reconciliation queue of C-STORE/STOW studies that matched no order
 `;
 
 /** Loads `.env` (or EHR_ENV_FILE) and then the local stack's facade.env; real environment variables always win. */
@@ -73,6 +75,9 @@ async function run(argv: string[]): Promise<number> {
     case 'key':
       loadEnvFiles();
       return authCommand(cmd, rest);
+    case 'unmatched':
+      loadEnvFiles();
+      return runUnmatched(rest, () => loadConfig(process.env));
     case 'audit':
       loadEnvFiles();
       return auditMain(loadConfig(process.env), rest);

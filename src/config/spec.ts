@@ -64,6 +64,12 @@ export interface Config {
   authLoginWindowS: number;
   ohifDistDir: string;
   viewerTokenTtlS: number;
+  changeFeedEnabled: boolean;
+  changeFeedPollMs: number;
+  changeFeedBatchSize: number;
+  changeFeedStartAt: 'beginning' | 'latest';
+  changeFeedLeaderRetryMs: number;
+  changeFeedDeletionSweepS: number;
 }
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
@@ -385,5 +391,51 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 30, maximum: 900 },
     default: 600,
     description: 'Lifetime in seconds of the study-scoped viewer tokens in `viewer-url` links (at most 15 minutes).',
+  },
+  {
+    env: 'EHR_CHANGE_FEED_ENABLED',
+    key: 'changeFeedEnabled',
+    schema: { type: 'boolean' },
+    default: true,
+    description:
+      "Run the consumer of Orthanc's `/changes` (C-STORE ingest: link arriving studies, queue unmatched ones). One replica consumes at a time (PostgreSQL advisory lock); turning it off on every replica stops C-STORE ingest.",
+  },
+  {
+    env: 'EHR_CHANGE_FEED_POLL_MS',
+    key: 'changeFeedPollMs',
+    schema: { type: 'integer', minimum: 100, maximum: 60000 },
+    default: 2000,
+    description: 'How often the consumer asks Orthanc for new changes when it has caught up (milliseconds).',
+  },
+  {
+    env: 'EHR_CHANGE_FEED_BATCH_SIZE',
+    key: 'changeFeedBatchSize',
+    schema: { type: 'integer', minimum: 1, maximum: 1000 },
+    default: 100,
+    description: 'Changes read from Orthanc per request.',
+  },
+  {
+    env: 'EHR_CHANGE_FEED_START_AT',
+    key: 'changeFeedStartAt',
+    schema: { enum: ['beginning', 'latest'] },
+    default: 'beginning',
+    description:
+      "Where a consumer without a stored cursor starts: `beginning` indexes everything already in Orthanc, `latest` only what arrives from now on. Ignored once a cursor exists.",
+  },
+  {
+    env: 'EHR_CHANGE_FEED_LEADER_RETRY_MS',
+    key: 'changeFeedLeaderRetryMs',
+    schema: { type: 'integer', minimum: 100, maximum: 60000 },
+    default: 5000,
+    description:
+      "Lease check interval: how often a standby replica tries to take over the consumer's advisory lock, and how often the leader checks its lock session.",
+  },
+  {
+    env: 'EHR_CHANGE_FEED_DELETION_SWEEP_S',
+    key: 'changeFeedDeletionSweepS',
+    schema: { type: 'integer', minimum: 1, maximum: 86400 },
+    default: 60,
+    description:
+      'How often the leader compares linked studies with Orthanc to find deletions (Orthanc 1.10 does not log them in `/changes`); a deleted study\'s ImagingStudy becomes `entered-in-error` and its order is unlinked.',
   },
 ];

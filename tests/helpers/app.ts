@@ -13,6 +13,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     EHR_ORTHANC_USERNAME: stack.orthancUsername,
     EHR_ORTHANC_PASSWORD: stack.orthancPassword,
     EHR_LOG_LEVEL: process.env['EHR_TEST_LOG_LEVEL'] ?? 'silent',
+    // The C-STORE consumer stays off in tests unless a test turns it on (tests/change-feed-*.int.test.ts).
+    EHR_CHANGE_FEED_ENABLED: 'false',
   });
   return { ...base, ...overrides };
 }

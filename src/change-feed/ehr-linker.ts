@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import type { ImagingStudy, ServiceRequest } from '@medplum/fhirtypes';
+import { type CommonQueryMethods, sql } from 'slonik';
+import type { Access } from '../auth/access.ts';
+import type { Config } from '../config/spec.ts';
+import { loadDefinitions, loadProfiles } from '../fhir/definitions.ts';
+import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
+import type { DicomInstance } from '../imaging/dicom-instance.ts';
+import { lookupForMatch, recordStudies } from '../imaging/ehr-link.ts';
+import { decideMatch } from '../imaging/matching.ts';
+import { buildUploadLogRows, insertUploadLogs } from '../imaging/upload-log.ts';
+import type { OrthancClient } from '../orthanc/client.ts';
+import { studyInstanceTags } from '../orthanc/changes.ts';
+import { instanceFromOrthancTags, reasonFromMismatch } from './instances.ts';
+import { type LinkTarget, LinkTargetError, type StudyLinker, type UnlinkedStudy } from './ports.ts';
+
+/** The change feed's identity in FHIR writes, upload-log rows and audit events. */
+export const FEED_AGENT = { who: 'system/change-feed', sub: 'system:change-feed', roles: [] as string[] };
+
+const LINK_TYPES = new Set(['Patient', 'ServiceRequest', 'ImagingStudy', 'Endpoint']);
+
+/** System access for linking: read and write orders, studies and the Endpoint of any patient; never delete. */
+export const FEED_ACCESS: Access = {
+  kind: 'system',
+  agent: FEED_AGENT,
+  allows: (interaction, type) => LINK_TYPES.has(type) && interaction !== 'delete',
+  patientFilter: () => ({ all: true }),
+  restrictions: () => [],
+};
+
+const refId = (ref: string | undefined, type: string) =>
+  ref?.startsWith(`${type}/`) ? ref.slice(type.length + 1) : '';
+
+/** Accepts `Patient/x` or `x` (and likewise for orders). */
+function bareId(value: string, type: string): string {
+  const id = value.startsWith(`${type}/`) ? value.slice(type.length + 1) : value;
+  if (!/^[A-Za-z0-9.-]{1,64}$/.test(id)) throw new LinkTargetError(`"${value}" is not a ${type} id`);
+  return id;
+}
+
+/**
+ * The {@link StudyLinker} built on the STOW code: `lookupForMatch` + `decideMatch` (MRN → patient, accession → order,
+ * consistency), `recordStudies` (ImagingStudy, order bridge keys and status, Endpoint) through the FHIR repository on
+ * the feed's transaction, and `insertUploadLogs` with source `dimse`.
+ */
+export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
+  loadDefinitions();
+  const ctx: RepositoryContext = {
+    config,
+    profiles: loadProfiles({ mrnSystem: config.fhirMrnSystem, accessionSystem: config.fhirAccessionSystem }),
+  };
+  const repo = (tx: CommonQueryMethods) => new FhirRepository(tx, FEED_ACCESS, ctx);
+
+  async function instancesOf(orthancStudyId: string): Promise<DicomInstance[]> {
+    const tags = await studyInstanceTags(orthanc, orthancStudyId);
+    return Object.values(tags)
+      .map(instanceFromOrthancTags)
+      .filter((i): i is DicomInstance => i !== undefined);
+  }
+
+  return {
+    async link(tx, study) {
+      const started = new Date();
+      const instances = await instancesOf(study.orthancStudyId);
+      const first = instances[0];
+      if (!first)
+        return { linked: false, reason: 'missing-identifiers', detail: 'no instance has the required attributes' };
+      const fhir = repo(tx);
+      const match = decideMatch(first, await lookupForMatch(fhir, first));
+      if (!match.matched) return { linked: false, reason: reasonFromMismatch(match.code), detail: match.detail };
+      const existing = (await fhir.findImagingStudyByStudyUid(study.studyInstanceUid))?.resource as
+        | ImagingStudy
+        | undefined;
+      const known = new Set(existing?.series?.flatMap((s) => s.instance?.map((i) => i.uid) ?? []) ?? []);
+      const [recorded] = await recordStudies(
+        fhir,
+        [
+          {
+            studyInstanceUid: study.studyInstanceUid,
+            orthancStudyId: study.orthancStudyId,
+            patientId: match.patient.id,
+            orderId: match.order.id,
+            accessionNumber: match.order.accession,
+            instances,
+          },
+        ],
+        { endpointId: config.dicomwebEndpointId, publicBaseUrl: config.publicBaseUrl, newId: randomUUID, now: started },
+      );
+      const rows = buildUploadLogRows(
+        instances.map((i) => ({
+          studyInstanceUid: i.studyInstanceUid,
+          sopInstanceUid: i.sopInstanceUid,
+          patientId: match.patient.id,
+          orderId: match.order.id,
+          orthancStudyId: study.orthancStudyId,
+          bytes: 0,
+          stored: true,
+          isNew: !known.has(i.sopInstanceUid),
+        })),
+        {
+          requestId: `change-feed:${study.orthancStudyId}`,
+          source: 'dimse',
+          uploadedBy: FEED_AGENT.who,
+          startedAt: started,
+          finishedAt: new Date(),
+        },
+      );
+      await insertUploadLogs(tx, rows);
+      return {
+        linked: true,
+        imagingStudyId: recorded!.imagingStudyId,
+        patientId: match.patient.id,
+        orderId: match.order.id,
+      };
+    },
+
+    async indexedInstances(tx, _orthancStudyId, studyInstanceUid) {
+      const found = (await repo(tx).findImagingStudyByStudyUid(studyInstanceUid))?.resource as ImagingStudy | undefined;
+      if (!found || found.status === 'entered-in-error') return undefined;
+      return found.numberOfInstances ?? 0;
+    },
+
+    async resolveTarget(tx, patient, order): Promise<LinkTarget> {
+      const fhir = repo(tx);
+      const patientId = bareId(patient, 'Patient');
+      const orderId = bareId(order, 'ServiceRequest');
+      const p = await fhir.read('Patient', patientId).catch(() => undefined);
+      if (!p) throw new LinkTargetError(`Patient/${patientId} not found`);
+      const o = await fhir.read('ServiceRequest', orderId).catch(() => undefined);
+      if (!o) throw new LinkTargetError(`ServiceRequest/${orderId} not found`);
+      const sr = o.resource as ServiceRequest;
+      if (refId(sr.subject?.reference, 'Patient') !== patientId) {
+        throw new LinkTargetError(`ServiceRequest/${orderId} is not an order of Patient/${patientId}`);
+      }
+      const mrn = (p.resource as { identifier?: { system?: string; value?: string }[] }).identifier?.find(
+        (i) => i.system === config.fhirMrnSystem,
+      )?.value;
+      const accession = sr.identifier?.find((i) => i.system === config.fhirAccessionSystem)?.value;
+      if (!mrn || !accession) throw new LinkTargetError('the patient has no MRN or the order no accession number');
+      return { patientId, orderId, mrn, accessionNumber: accession };
+    },
+
+    async linkedOrthancStudyIds(tx) {
+      const rows = (await tx.any(sql.unsafe`
+        SELECT orthanc_study_id FROM imaging_studies
+        WHERE NOT deleted AND orthanc_study_id IS NOT NULL AND content->>'status' <> 'entered-in-error'`)) as readonly {
+        orthanc_study_id: string;
+      }[];
+      return rows.map((r) => r.orthanc_study_id);
+    },
+
+    async markDeleted(tx, orthancStudyId): Promise<UnlinkedStudy[]> {
+      const fhir = repo(tx);
+      const rows = (await tx.any(sql.unsafe`
+        SELECT id FROM imaging_studies WHERE orthanc_study_id = ${orthancStudyId} AND NOT deleted`)) as readonly {
+        id: string;
+      }[];
+      const out: UnlinkedStudy[] = [];
+      for (const { id } of rows) {
+        const current = (await fhir.read('ImagingStudy', id)).resource as ImagingStudy;
+        if (current.status === 'entered-in-error') continue;
+        await fhir.update('ImagingStudy', id, { ...current, status: 'entered-in-error' });
+        const uid = current.identifier?.find((i) => i.system === 'urn:dicom:uid')?.value?.replace(/^urn:oid:/, '');
+        // The order's bridge keys are not part of its FHIR content: clearing them unlinks it without a new version.
+        const orders = (await tx.any(sql.unsafe`
+          UPDATE orders SET study_instance_uid = NULL, orthanc_study_id = NULL, number_of_images = NULL,
+            uploaded_at = NULL
+          WHERE orthanc_study_id = ${orthancStudyId} RETURNING id`)) as readonly { id: string }[];
+        out.push({
+          imagingStudyId: id,
+          orderId: orders[0]?.id,
+          patientId: refId(current.subject?.reference, 'Patient') || undefined,
+          studyInstanceUid: uid ?? '',
+        });
+      }
+      return out;
+    },
+  };
+}

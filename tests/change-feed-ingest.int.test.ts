@@ -1,0 +1,279 @@
+import { spawnSync } from 'node:child_process';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { bearer } from './helpers/auth.ts';
+import {
+  type Booked,
+  book,
+  cStore,
+  ehrState,
+  eventually,
+  FAST_FEED,
+  makeStudy,
+  orthanc,
+  orthancJson,
+  orthancStudiesOf,
+  resetFeedCursor,
+  type TestStudy,
+} from './helpers/change-feed.ts';
+import { fhirServer, tokenAt } from './helpers/fhir.ts';
+
+/**
+ * C-STORE ingest against the real stack: storescu → Orthanc's DICOM port → /changes → the facade's consumer.
+ * All studies are sent up front, so that Orthanc's StableAge (5 s) is waited for once.
+ */
+
+interface Item {
+  id: string;
+  studyInstanceUid: string;
+  status: string;
+  reason: string;
+  source: string;
+  orthancStudyId: string;
+  rejectReason: string | null;
+  linkedOrthancStudyId: string | null;
+}
+
+let app: FastifyInstance;
+let admin: { authorization: string };
+let radiologist: { authorization: string };
+let doctor: { authorization: string };
+let matched: Booked;
+let forUnknownMrn: Booked;
+let forWrongAccession: Booked;
+let studies: Record<'matched' | 'unknownMrn' | 'wrongAccession' | 'toReject' | 'forCli', TestStudy>;
+
+async function queue(auth = admin, query = ''): Promise<Item[]> {
+  const res = await app.inject({ method: 'GET', url: `/api/v1/dicom/unmatched${query}`, headers: auth });
+  expect(res.statusCode).toBe(200);
+  return (res.json() as { items: Item[] }).items;
+}
+
+const itemOf = async (uid: string) => (await queue()).find((i) => i.studyInstanceUid === uid);
+
+beforeAll(async () => {
+  await resetFeedCursor();
+  const server = await fhirServer(FAST_FEED);
+  app = server.app;
+  admin = server.auth;
+  const config = { ...FAST_FEED } as never;
+  radiologist = bearer(await tokenAt(app, config, 'cf-radiologist', ['radiologist'], 'user/*.rs'));
+  doctor = bearer(await tokenAt(app, config, 'cf-doctor', ['doctor'], 'user/*.rs'));
+  matched = await book(app, admin);
+  forUnknownMrn = await book(app, admin);
+  forWrongAccession = await book(app, admin);
+  studies = {
+    matched: await makeStudy(matched.mrn, matched.accession, 2),
+    unknownMrn: await makeStudy(`NOBODY-${Date.now()}`, forUnknownMrn.accession, 2),
+    wrongAccession: await makeStudy(forWrongAccession.mrn, `NO-SUCH-ACC-${Date.now()}`, 1),
+    toReject: await makeStudy(`STRANGER-${Date.now()}`, 'UNKNOWN', 1),
+    forCli: await makeStudy(`WALK-IN-${Date.now()}`, 'UNKNOWN', 1),
+  };
+  // Wait until the consumer leads (it started at Orthanc's latest change), then send everything.
+  await eventually('the consumer to lead', async () => app.changeFeed.leading());
+  await cStore(Object.values(studies).flatMap((s) => s.files));
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('a C-STORE study that matches', () => {
+  test('becomes an ImagingStudy linked to its patient and order, logged with source dimse, audited as the system', async () => {
+    const state = await eventually('the matched study to be linked', async () => {
+      const s = await ehrState(app, studies.matched.studyUid);
+      return s.study && s.orders.length === 1 ? s : undefined;
+    });
+    expect(state.study?.content.subject?.reference).toBe(`Patient/${matched.patientId}`);
+    expect(state.study?.content.basedOn?.map((b) => b.reference)).toContain(`ServiceRequest/${matched.orderId}`);
+    expect(state.orders[0]?.id).toBe(matched.orderId);
+    expect(state.logs).toEqual([{ source: 'dimse', order_id: matched.orderId, patient_id: matched.patientId }]);
+    const order = await app.inject({ method: 'GET', url: `/fhir/ServiceRequest/${matched.orderId}`, headers: admin });
+    expect(order.json().status).toBe('completed');
+    const audits = (await app.db.any(sql.unsafe`
+      SELECT content FROM audit_event WHERE content::text LIKE ${`%${studies.matched.studyUid}%`}
+        AND agent_who && ARRAY['system:change-feed']`)) as readonly { content: { action: string } }[];
+    expect(audits.map((a) => a.content.action)).toEqual(['C']);
+  });
+});
+
+describe('unmatched studies', () => {
+  test('appear in the queue with their reason and source dimse', async () => {
+    const unknown = await eventually('the unknown-MRN study in the queue', () => itemOf(studies.unknownMrn.studyUid));
+    expect(unknown).toMatchObject({ status: 'pending', reason: 'unknown-mrn', source: 'dimse' });
+    const wrongAcc = await eventually('the wrong-accession study', () => itemOf(studies.wrongAccession.studyUid));
+    expect(wrongAcc).toMatchObject({ status: 'pending', reason: 'unknown-accession' });
+    expect((await ehrState(app, studies.unknownMrn.studyUid)).study).toBeNull();
+  });
+
+  test('the queue is for admins and radiologists only', async () => {
+    expect((await queue(radiologist)).length).toBeGreaterThan(0);
+    const denied = await app.inject({ method: 'GET', url: '/api/v1/dicom/unmatched', headers: doctor });
+    expect(denied.statusCode).toBe(403);
+    const anonymous = await app.inject({ method: 'GET', url: '/api/v1/dicom/unmatched' });
+    expect(anonymous.statusCode).toBe(401);
+    const item = await eventually('an item', () => itemOf(studies.toReject.studyUid));
+    const link = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/reject`,
+      headers: { ...doctor, 'content-type': 'application/json' },
+      payload: { reason: 'not mine' },
+    });
+    expect(link.statusCode).toBe(403);
+    expect((await itemOf(studies.toReject.studyUid))?.status).toBe('pending');
+  });
+
+  test('linking to a wrong target is refused and changes nothing', async () => {
+    const item = await eventually('the unknown-MRN item', () => itemOf(studies.unknownMrn.studyUid));
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/link`,
+      headers: { ...radiologist, 'content-type': 'application/json' },
+      payload: { patient: `Patient/${matched.patientId}`, order: `ServiceRequest/${forUnknownMrn.orderId}` },
+    });
+    expect(res.statusCode).toBe(422);
+    expect(res.json().error).toMatch(/is not an order of/);
+    expect(await itemOf(studies.unknownMrn.studyUid)).toMatchObject({ status: 'pending' });
+    expect(await orthancStudiesOf(studies.unknownMrn.studyUid)).toEqual([item.orthancStudyId]);
+  });
+
+  test.each([
+    ['a new PatientID and AccessionNumber', 'unknownMrn', () => forUnknownMrn],
+    ['only a new AccessionNumber (same Orthanc ids: via a temporary copy)', 'wrongAccession', () => forWrongAccession],
+  ] as const)('linking with %s fixes the tags in Orthanc and links the order', async (_n, key, target) => {
+    const study = studies[key];
+    const booked = target();
+    const item = await eventually('the item', () => itemOf(study.studyUid));
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/link`,
+      headers: { ...radiologist, 'content-type': 'application/json' },
+      payload: { patient: `Patient/${booked.patientId}`, order: `ServiceRequest/${booked.orderId}` },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'linked' });
+
+    // Orthanc: one copy of the study, with the corrected tags and the original UIDs.
+    const ids = await orthancStudiesOf(study.studyUid);
+    expect(ids).toHaveLength(1);
+    const s = await orthancJson<{
+      PatientMainDicomTags: { PatientID: string };
+      MainDicomTags: { AccessionNumber: string };
+    }>(`/studies/${ids[0]}`);
+    expect(s.PatientMainDicomTags.PatientID).toBe(booked.mrn);
+    expect(s.MainDicomTags.AccessionNumber).toBe(booked.accession);
+    const instances = await orthancJson<{ MainDicomTags: { SOPInstanceUID: string } }[]>(
+      `/studies/${ids[0]}/instances`,
+    );
+    expect(instances.map((i) => i.MainDicomTags.SOPInstanceUID).sort()).toEqual([...study.sopUids].sort());
+    const tags = await orthancJson<Record<string, string>>(
+      `/instances/${(await orthancJson<{ ID: string }[]>(`/studies/${ids[0]}/instances`))[0]!.ID}/simplified-tags`,
+    );
+    expect(tags['PatientID']).toBe(booked.mrn);
+    expect(tags['AccessionNumber']).toBe(booked.accession);
+
+    // EHR: linked to the chosen order and patient.
+    const state = await ehrState(app, study.studyUid);
+    expect(state.orders.map((o) => o.id)).toEqual([booked.orderId]);
+    expect(state.study?.content.subject?.reference).toBe(`Patient/${booked.patientId}`);
+    expect(state.study?.orthanc_study_id).toBe(ids[0]);
+    expect(res.json().linkedOrthancStudyId).toBe(ids[0]);
+  });
+
+  test('rejecting leaves the study in Orthanc and the item marked', async () => {
+    const item = await eventually('the item to reject', () => itemOf(studies.toReject.studyUid));
+    const empty = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/reject`,
+      headers: { ...admin, 'content-type': 'application/json' },
+      payload: {},
+    });
+    expect(empty.statusCode).toBe(400);
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/reject`,
+      headers: { ...admin, 'content-type': 'application/json' },
+      payload: { reason: 'test images from the service engineer' },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'rejected', rejectReason: 'test images from the service engineer' });
+    expect(await orthancStudiesOf(studies.toReject.studyUid)).toEqual([item.orthancStudyId]);
+    const again = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/reject`,
+      headers: { ...admin, 'content-type': 'application/json' },
+      payload: { reason: 'twice' },
+    });
+    expect(again.statusCode).toBe(409);
+  });
+});
+
+describe('bin/ehr unmatched', () => {
+  const stack = inject('stack');
+  const ehr = (...args: string[]) =>
+    spawnSync(process.execPath, ['src/cli/main.ts', 'unmatched', ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: {
+        PATH: process.env['PATH'],
+        EHR_ENV_FILE: '/dev/null',
+        EHR_STACK_DIR: '/nonexistent',
+        EHR_DATABASE_URL: stack.databaseUrl,
+        EHR_ORTHANC_URL: stack.orthancUrl,
+        EHR_ORTHANC_USERNAME: stack.orthancUsername,
+        EHR_ORTHANC_PASSWORD: stack.orthancPassword,
+      },
+    });
+
+  test('list shows the pending item; reject needs an admin or radiologist and marks it', async () => {
+    const item = await eventually('the CLI item', () => itemOf(studies.forCli.studyUid));
+    const list = ehr('list', '--json');
+    expect(list.status, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as Item[]).map((i) => i.id)).toContain(item.id);
+    const byDoctor = ehr('reject', item.id, '--reason', 'walk-in test', '--user', 'cf-doctor');
+    expect(byDoctor.status).toBe(64);
+    expect(byDoctor.stderr).toMatch(/not an active admin or radiologist/);
+    expect((await itemOf(studies.forCli.studyUid))?.status).toBe('pending');
+    const ok = ehr('reject', item.id, '--reason', 'walk-in test', '--user', 'cf-radiologist');
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(await itemOf(studies.forCli.studyUid)).toMatchObject({ status: 'rejected', rejectReason: 'walk-in test' });
+  });
+});
+
+describe('after the feed has caught up', () => {
+  test('every study was indexed once: the re-linked copies did not come back as new items or links', async () => {
+    // The corrected copies become stable ~5 s after the re-link; then the feed must read up to Orthanc's last change.
+    await new Promise((r) => setTimeout(r, 6000));
+    await eventually('the cursor to reach the end of the change log', async () => {
+      const last = (await orthancJson<{ Last: number }>('/changes?last')).Last;
+      const row = (await app.db.maybeOne(sql.unsafe`SELECT last_seq FROM change_feed_cursor`)) as {
+        last_seq: string;
+      } | null;
+      return row !== null && Number(row.last_seq) >= last;
+    });
+    for (const s of [studies.matched, studies.unknownMrn, studies.wrongAccession]) {
+      const state = await ehrState(app, s.studyUid);
+      expect(state.logs, s.studyUid).toHaveLength(1);
+      expect(state.orders).toHaveLength(1);
+      const items = (await queue()).filter((i) => i.studyInstanceUid === s.studyUid);
+      expect(items.filter((i) => i.status !== 'linked')).toEqual([]);
+    }
+  });
+
+  test('deleting a linked study in Orthanc marks its ImagingStudy entered-in-error and unlinks the order', async () => {
+    const [id] = await orthancStudiesOf(studies.matched.studyUid);
+    expect((await orthanc(`/studies/${id}`, { method: 'DELETE' })).status).toBe(200);
+    const state = await eventually('the deletion to be noticed', async () => {
+      const s = await ehrState(app, studies.matched.studyUid);
+      return s.study?.content.status === 'entered-in-error' ? s : undefined;
+    });
+    expect(state.orders).toEqual([]);
+    const order = (await app.db.one(sql.unsafe`
+      SELECT study_instance_uid, orthanc_study_id FROM orders WHERE id = ${matched.orderId}`)) as Record<
+      string,
+      unknown
+    >;
+    expect(order).toEqual({ study_instance_uid: null, orthanc_study_id: null });
+  });
+});
