@@ -420,7 +420,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { enum: ['beginning', 'latest'] },
     default: 'beginning',
     description:
-      "Where a consumer without a stored cursor starts: `beginning` indexes everything already in Orthanc, `latest` only what arrives from now on. Ignored once a cursor exists.",
+      'Where a consumer without a stored cursor starts: `beginning` indexes everything already in Orthanc, `latest` only what arrives from now on. Ignored once a cursor exists.',
   },
   {
     env: 'EHR_CHANGE_FEED_LEADER_RETRY_MS',
@@ -436,6 +436,6 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 1, maximum: 86400 },
     default: 60,
     description:
-      'How often the leader compares linked studies with Orthanc to find deletions (Orthanc 1.10 does not log them in `/changes`); a deleted study\'s ImagingStudy becomes `entered-in-error` and its order is unlinked.',
+      "How often the leader compares linked studies with Orthanc to find deletions (Orthanc 1.10 does not log them in `/changes`); a deleted study's ImagingStudy becomes `entered-in-error` and its order is unlinked.",
   },
 ];
