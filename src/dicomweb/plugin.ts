@@ -22,7 +22,14 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The DICOMweb study index cache: call `invalidate(studyUid)` after changing a study ↔ patient link. */
     studyIndex: StudyIndex;
+    /** The streaming Orthanc client of the DICOMweb proxy (diagnostics: requests in flight). */
+    dicomWebProxy: OrthancProxy;
   }
+}
+
+/** RFC 7234 §5.5 `Warning: 299 - "text"`; header values must stay printable ASCII without quotes or backslashes. */
+export function warningHeader(message: string): string {
+  return `299 - "${message.replace(/[^\x20-\x7e]|["\\]/g, '?')}"`;
 }
 
 /** Sends a DICOM-shaped error: status, `application/dicom+json` ErrorComment, and the reason in a `Warning` header. */
@@ -30,7 +37,7 @@ export function sendDicomError(reply: FastifyReply, status: number, message: str
   return reply
     .code(status)
     .header('content-type', DICOM_JSON)
-    .header('warning', `299 - "${message.replace(/["\\\r\n]/g, ' ')}"`)
+    .header('warning', warningHeader(message))
     .send(errorBody(message));
 }
 
@@ -108,6 +115,7 @@ export const dicomWebPlugin = fp(
     });
     const index = new StudyIndex(app.db, config.dicomwebAccessCacheTtlMs);
     app.decorate('studyIndex', index);
+    app.decorate('dicomWebProxy', proxy);
     app.addHook('onClose', async () => {
       index.close();
       await proxy.close();

@@ -5,7 +5,7 @@
  * What the facade adds on top of Orthanc's DICOMweb plugin 1.7:
  * - `includefield=a,b` and `includefield=all` (Orthanc only honours the repeated form): expanded to repeated tags;
  * - unknown parameters and malformed values are rejected with 400 (Orthanc ignores or answers an empty 400);
- * - non-ASCII match values are folded to ASCII (accents removed), the way Orthanc normalises what it indexes.
+ * - non-ASCII characters in match values become wildcards (Orthanc's index keeps only the ASCII letters).
  */
 import dcmjs from 'dcmjs';
 import { BadDicomWebRequestError } from './errors.ts';
@@ -97,9 +97,14 @@ function validDate(d: string): boolean {
   return dt.getUTCFullYear() === y && dt.getUTCMonth() === m - 1 && dt.getUTCDate() === day;
 }
 
-/** Folds a match value to ASCII: NFD then drop combining marks (`Müller` → `Muller`). */
-export function foldToAscii(value: string): string {
-  return value.normalize('NFD').replace(/\p{M}/gu, '');
+/**
+ * Makes a non-ASCII match value usable with Orthanc 1.10, which indexes names and identifiers converted to ASCII (the
+ * non-ASCII letters do not survive) and does not decode percent-encoded query values: every run of non-ASCII
+ * characters becomes the wildcard `*` (`Müller*` → `M*ller*`). Matching is thereby a superset: `M*ller*` also
+ * matches `Mahler`. Stated in the README's conformance statement.
+ */
+export function nonAsciiAsWildcard(value: string): string {
+  return value.replace(/[^\u0000-\u007f]+/g, '*').replace(/\*{2,}/g, '*');
 }
 
 /** Validates one attribute value for its VR and returns the value to send to Orthanc. */
@@ -131,12 +136,12 @@ export function normalizeValue(keyword: string, vr: string, value: string): stri
   if (!WILDCARD_VRS.has(vr)) {
     throw new BadDicomWebRequestError(`${keyword}: matching on VR ${vr} attributes is not supported`);
   }
-  return foldToAscii(value);
+  return nonAsciiAsWildcard(value);
 }
 
 function integer(name: string, value: string, min: number): number {
   if (!/^\d{1,9}$/.test(value) || Number(value) < min) {
-    throw new BadDicomWebRequestError(`${name} must be an integer ≥ ${min} (got "${value.slice(0, 40)}")`);
+    throw new BadDicomWebRequestError(`${name} must be an integer >= ${min} (got "${value.slice(0, 40)}")`);
   }
   return Number(value);
 }

@@ -37,7 +37,7 @@ export function resourcePath(p: WadoParams): string {
   if (p.instance !== undefined) path += `/instances/${p.instance}`;
   if (p.frames !== undefined) {
     if (!FRAMES.test(p.frames))
-      throw new BadDicomWebRequestError('frames: expected a comma-separated list of frame numbers ≥ 1');
+      throw new BadDicomWebRequestError('frames: expected a comma-separated list of frame numbers >= 1');
     path += `/frames/${p.frames}`;
   }
   return path;

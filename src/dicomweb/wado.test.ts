@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { describeError } from './plugin.ts';
+import { describeError, warningHeader } from './plugin.ts';
 import { OrthancUnavailableError } from '../orthanc/errors.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, StudyNotFoundError } from './errors.ts';
 import { acceptsDicomJson, searchPath } from './qido-rs.ts';
@@ -110,5 +110,15 @@ describe('describeError: readable status and reason, never a stack', () => {
   });
   test('the error body is DICOM JSON with ErrorComment', () => {
     expect(JSON.parse(errorBody('Not found'))).toEqual({ '00000902': { vr: 'LO', Value: ['Not found'] } });
+  });
+});
+
+describe('warningHeader', () => {
+  test.each([
+    ['Not found', '299 - "Not found"'],
+    ['limit must be an integer >= 1 (got "x")', '299 - "limit must be an integer >= 1 (got ?x?)"'],
+    ['Unsupported query parameter "Müller\\"', '299 - "Unsupported query parameter ?M?ller??"'],
+  ])('%s', (message, header) => {
+    expect(warningHeader(message)).toBe(header);
   });
 });
