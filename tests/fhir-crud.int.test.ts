@@ -1,7 +1,10 @@
 import type { Bundle, Patient, ServiceRequest } from '@medplum/fhirtypes';
+import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bundleResources, expectValid, type FhirTestServer, fhirServer, uniq } from './helpers/fhir.ts';
+import { buildApp } from '../src/app.ts';
+import { testConfig } from './helpers/app.ts';
+import { bundleResources, expectValid, type FhirTestServer, fhirServer, tokenAt, uniq } from './helpers/fhir.ts';
 
 let s: FhirTestServer;
 beforeAll(async () => {
@@ -123,5 +126,59 @@ describe('CRUD and history through fhir-kit-client', () => {
     const search = await request(s.app.server).get('/fhir/Practitioner?_count=1').set(s.auth);
     expect(search.headers['etag']).toMatch(/^W\/"/);
     expect(search.headers['last-modified']).toMatch(/GMT$/);
+  });
+});
+
+describe('formats, preferences and unexpected errors', () => {
+  test('Prefer: return=minimal, _pretty and _format=json', async () => {
+    const res = await request(s.app.server)
+      .post('/fhir/Practitioner')
+      .set(s.auth)
+      .set('prefer', 'return=minimal')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify({ resourceType: 'Practitioner' }));
+    expect(res.status).toBe(201);
+    expect(res.text).toBe('');
+    expect(res.headers['location']).toMatch(/\/Practitioner\/[0-9a-f-]{36}\/_history\/1$/);
+    const pretty = await request(s.app.server)
+      .get(`${new URL(res.headers['location'] as string).pathname}?_pretty=true&_format=json`)
+      .set(s.auth);
+    expect(pretty.status).toBe(200);
+    expect(pretty.text).toContain('\n  "resourceType": "Practitioner"');
+  });
+
+  test('a tampered paging cursor is a 400, not a database error', async () => {
+    const cursor = Buffer.from(JSON.stringify(["2020' OR 1=1", 'x'])).toString('base64url');
+    const res = await request(s.app.server).get(`/fhir/Patient?_sort=birthdate&_cursor=${cursor}`).set(s.auth);
+    expect(res.status).toBe(400);
+    const hist = await request(s.app.server).get(`/fhir/Patient/_history?_cursor=${cursor}`).set(s.auth);
+    expect(hist.status).toBe(400);
+  });
+
+  test('an unexpected failure (a search table gone) is a generic 500 OperationOutcome with the request id, logged', async () => {
+    const lines: string[] = [];
+    const config = testConfig({ logLevel: 'error' });
+    const app = await buildApp(config, { logStream: { write: (l: string) => lines.push(l) } });
+    await app.ready();
+    const token = await tokenAt(app, config, 'test-admin', ['admin'], 'user/*.cruds');
+    await app.db.query(sql.unsafe`ALTER TABLE search_date RENAME TO search_date_moved_by_test`);
+    let res: Awaited<ReturnType<typeof app.inject>>;
+    try {
+      res = await app.inject({
+        method: 'GET',
+        url: '/fhir/Patient?birthdate=2020',
+        headers: { authorization: `Bearer ${token}`, 'x-request-id': 'req-500-test' },
+      });
+    } finally {
+      await app.db.query(sql.unsafe`ALTER TABLE search_date_moved_by_test RENAME TO search_date`);
+      await app.close();
+    }
+    expect(res.statusCode).toBe(500);
+    const body = res.json();
+    expect(body.resourceType).toBe('OperationOutcome');
+    expect(body.issue[0].code).toBe('exception');
+    expect(body.issue[0].diagnostics).toContain('req-500-test');
+    expect(res.body).not.toMatch(/\n\s+at |node_modules|search_date|relation/i);
+    expect(lines.join('')).toContain('req-500-test');
   });
 });

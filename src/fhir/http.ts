@@ -70,8 +70,9 @@ export function sendResource(
   status: number,
   stored: StoredResource,
   shape: (r: Resource) => Resource = (r) => r,
+  write = false,
 ): FastifyReply {
   versionHeaders(reply, stored);
-  if (returnMinimal(req) && status !== 200) return reply.code(status).send();
+  if (write && returnMinimal(req)) return reply.code(status).send();
   return sendFhir(req, reply, status, shape(stored.resource));
 }

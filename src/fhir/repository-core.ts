@@ -28,7 +28,7 @@ import {
   writeRow,
 } from './repository-write.ts';
 import { decodeCursor } from './search/cursor.ts';
-import { type ParseOptions, parseSearch, type SearchPlan } from './search/parse.ts';
+import { isTimestampText, type ParseOptions, parseSearch, type SearchPlan } from './search/parse.ts';
 import { conditionSql } from './search/sql.ts';
 import { assertNoNul, validateProfile, validateStructure } from './validate.ts';
 
@@ -212,6 +212,9 @@ export class FhirRepositoryCore {
       const since = query['_since'] ? new Date(query['_since']) : undefined;
       if (since && Number.isNaN(since.getTime())) throw new BadRequestError('invalid _since', ['_since']);
       const cursor = query['_cursor'] ? decodeCursor(query['_cursor']) : undefined;
+      if (cursor && (!cursor.v || !isTimestampText(cursor.v) || !/^\d{1,9}:/.test(cursor.id))) {
+        throw new BadRequestError('invalid paging cursor', ['_cursor']);
+      }
       return runHistory(
         this.conn,
         {

@@ -93,7 +93,7 @@ export const ROUTES: readonly RouteDef[] = [
       const url = `${req.fhir.fhirBase}/${t}/${result.resource.id}/_history/${result.versionId}`;
       if (result.created) reply.header('location', url);
       else reply.header('content-location', url);
-      return sendResource(req, reply, result.created ? 201 : 200, result, shape(req));
+      return sendResource(req, reply, result.created ? 201 : 200, result, shape(req), true);
     },
   },
   {
@@ -128,7 +128,7 @@ export const ROUTES: readonly RouteDef[] = [
       const ifMatch = parseIfMatch(req.headers['if-match']);
       const result = await req.fhir.update(t, id, req.body, ifMatch === undefined ? {} : { ifMatch });
       if (result.created) reply.header('location', `${req.fhir.fhirBase}/${t}/${id}/_history/${result.versionId}`);
-      return sendResource(req, reply, result.created ? 201 : 200, result, shape(req));
+      return sendResource(req, reply, result.created ? 201 : 200, result, shape(req), true);
     },
   },
   {
@@ -144,7 +144,7 @@ export const ROUTES: readonly RouteDef[] = [
       if (ct !== 'application/json-patch+json') throw new UnsupportedMediaTypeError(ct ?? '');
       if (!Array.isArray(req.body)) throw new BadRequestError('a JSON Patch body is an array of operations');
       const result = await req.fhir.patch(t, id, req.body as JsonPatch, parseIfMatch(req.headers['if-match']));
-      return sendResource(req, reply, 200, result, shape(req));
+      return sendResource(req, reply, 200, result, shape(req), true);
     },
   },
   {

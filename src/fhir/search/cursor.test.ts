@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { BadRequestError } from '../errors.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
+import { isTimestampText } from './parse.ts';
 
 describe('keyset paging cursor', () => {
   test.each([
@@ -23,5 +24,18 @@ describe('keyset paging cursor', () => {
     ["' OR 1=1 --"],
   ])('rejects %j with a 400', (raw) => {
     expect(() => decodeCursor(raw)).toThrow(BadRequestError);
+  });
+});
+
+describe('cursor sort values', () => {
+  test.each([
+    ['2026-11-28 06:30:38.449+00', true],
+    ['2026-11-28 06:30:38+05:30', true],
+    ['-infinity', true],
+    ['garbage', false],
+    ["2020-01-01' OR 1=1 --", false],
+    ['2020-13-45 00:00:00+00', false],
+  ])('isTimestampText(%j) = %s', (v, ok) => {
+    expect(isTimestampText(v)).toBe(ok);
   });
 });

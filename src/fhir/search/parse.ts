@@ -67,6 +67,16 @@ function referenceTargets(type: FhirType, code: string): FhirType[] {
 }
 
 /** Parses one condition of `type` (code without modifier, modifier, raw value). Returns undefined to ignore. */
+/** A timestamptz value as PostgreSQL prints it (or ±infinity): the only sort value a date cursor may carry. */
+export function isTimestampText(v: string): boolean {
+  return (
+    v === '-infinity' ||
+    v === 'infinity' ||
+    (/^\d{4}-\d{2}-\d{2}[ T][\d:.+-]+$/.test(v) &&
+      !Number.isNaN(Date.parse(v.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'))))
+  );
+}
+
 /** Splits a date prefix (`ge2020` → ['ge', '2020']); no prefix means `eq`. */
 export function splitPrefix(value: string): [DatePrefix, string] {
   const m = /^(eq|ne|gt|lt|ge|le|sa|eb|ap)(.*)$/.exec(value);
@@ -245,7 +255,12 @@ export function parseSearch(type: FhirType, query: Query, opts: ParseOptions): S
     total: req.total === 'accurate' || summary === 'count',
     used,
   };
-  if (req.cursor) plan.cursor = decodeCursor(req.cursor);
+  if (req.cursor) {
+    plan.cursor = decodeCursor(req.cursor);
+    if (plan.cursor.v !== null && sort.column !== 'sort_string' && !isTimestampText(plan.cursor.v)) {
+      throw new BadRequestError('invalid paging cursor', ['_cursor']);
+    }
+  }
   if (summary) plan.summary = summary;
   if (req.fields) plan.elements = req.fields;
   return plan;
