@@ -54,6 +54,41 @@ export function auditOf(req: FastifyRequest, serverBaseUrl: string): AuditContex
   return req.audit;
 }
 
+/**
+ * STOW-RS and the upload API: appends the store event inside the EHR transaction that links the studies (called by
+ * the STOW pipeline, src/dicomweb/stow-rs.ts), with the studies, their orders and patients as entities.
+ */
+export async function auditStoreWithin(
+  req: FastifyRequest,
+  tx: AuditDb,
+  linked: readonly {
+    studyInstanceUid: string;
+    patientId: string;
+    orderId: string;
+    accessionNumber?: string | undefined;
+    instances: readonly { accessionNumber?: string | undefined }[];
+  }[],
+): Promise<void> {
+  const ctx = req.audit;
+  if (!ctx) return;
+  ctx.agent = req.access?.agent;
+  const first = linked[0];
+  ctx.describe({
+    kind: 'dicom-store',
+    input: {
+      studies: linked.map((s) => ({ studyUid: s.studyInstanceUid })),
+      patientIds: linked.map((s) => s.patientId),
+      order: first
+        ? {
+            serviceRequestId: first.orderId,
+            accessionNumber: first.accessionNumber ?? first.instances[0]?.accessionNumber,
+          }
+        : undefined,
+    },
+  });
+  await ctx.writeWithin(tx, 200);
+}
+
 /** An error body in the style of the path: OperationOutcome under /fhir, a JSON error elsewhere. */
 function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
   const fhir = req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?');

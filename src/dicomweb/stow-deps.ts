@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { auditStoreWithin } from '../audit/plugin.ts';
 import type { Access } from '../auth/access.ts';
 import { enqueueUnmatched } from '../change-feed/queue.ts';
 import type { Config } from '../config/spec.ts';
@@ -101,6 +102,7 @@ export function pipelineOptions(
     unmatched: config.stowUnmatched,
     concurrency: config.stowOrthancConcurrency,
     log: req.log,
+    audit: (tx, linked) => auditStoreWithin(req, tx, linked),
     ...extra,
   };
 }

@@ -71,6 +71,8 @@ export interface StowOptions {
   /** Which part media types are DICOM (STOW: application/dicom, application/octet-stream or none). */
   acceptPart: (mediaType: string | undefined) => boolean;
   log: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /** Audit (issue 7): called inside the EHR transaction with the linked studies, so both commit together. */
+  audit?: (tx: CommonQueryMethods, linked: readonly StudyToRecord[]) => Promise<void>;
 }
 
 export interface StowResult {
@@ -323,6 +325,7 @@ async function record(items: Item[], deps: StowDeps, opts: StowOptions, startedA
         });
       }
       await deps.insertLogs(tx, logRows());
+      if (linked.size) await opts.audit?.(tx, [...linked.values()]);
       return recorded;
     });
   } catch (err) {
