@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { configVars } from '../src/config/spec.ts';
+import { RESERVED_PREFIXES, SPA_ROUTES } from '../src/viewer/routes.ts';
 
 /**
  * Static checks of the production deployment files (docker-compose.yml, Dockerfile, .env.example, .dockerignore,
@@ -481,6 +482,53 @@ describe('Dockerfile', () => {
       expect(dockerignore.filter((l) => !l.startsWith('!') && (l === entry || l === `${entry}/` || l === '*'))).toEqual(
         [],
       );
+    },
+  );
+});
+
+describe('the ohif service serves the viewer like the facade does', () => {
+  const nginx = read('ohif-config/nginx.conf');
+  const dockerfile = read('ohif-config/Dockerfile');
+  /** Each `location ~ <regex> { ... }` block of nginx.conf with its body. */
+  const regexLocations = [...nginx.matchAll(/location ~ "?([^"{\s]+)"? \{([^}]*)\}/g)].map((m) => ({
+    re: new RegExp(m[1] ?? '$^'),
+    body: m[2] ?? '',
+  }));
+  const proxied = (path: string) =>
+    regexLocations.some((l) => l.re.test(path) && l.body.includes('proxy_pass http://facade:8000;'));
+  const spaFallback = (path: string) =>
+    regexLocations.some((l) => l.re.test(path) && l.body.includes('try_files /index.html =404;'));
+
+  test('ohif is built from ohif-config/Dockerfile, waits for a healthy facade and has a healthcheck', () => {
+    const ohif = service('ohif');
+    expect((ohif.build as { dockerfile?: string } | undefined)?.dockerfile).toBe('ohif-config/Dockerfile');
+    const deps = ohif.depends_on;
+    expect(deps && !Array.isArray(deps) ? deps['facade']?.condition : undefined).toBe('service_healthy');
+    expect(ohif.healthcheck?.test).toBeDefined();
+  });
+
+  test('the image fetches the pinned, integrity-checked OHIF build and adds our configuration', () => {
+    expect(dockerfile).toMatch(/RUN scripts\/fetch-ohif\.sh/);
+    expect(read('scripts/fetch-ohif.sh')).toMatch(/OHIF_VERSION=3\.13\.2/);
+    expect(read('scripts/fetch-ohif.sh')).toMatch(/OHIF_INTEGRITY='sha512-/);
+    expect(dockerfile).toContain('COPY ohif-config/app-config.js /usr/share/nginx/html/app-config.js');
+    expect(dockerfile).toContain('COPY ohif-config/nginx.conf /etc/nginx/conf.d/default.conf');
+  });
+
+  test.each(RESERVED_PREFIXES.flatMap((p) => [[p], [`${p}/x`]]))('%s is passed to the facade', (path) => {
+    expect(proxied(path)).toBe(true);
+    expect(spaFallback(path)).toBe(false);
+  });
+
+  test.each(SPA_ROUTES.flatMap((r) => [[r], [`${r}/dicomweb`]]))('%s falls back to index.html', (path) => {
+    expect(spaFallback(path)).toBe(true);
+    expect(proxied(path)).toBe(false);
+  });
+
+  test.each(['/fhirx', '/apis', '/viewers', '/app.bundle.0f6159c501addfe9.js'])(
+    '%s is neither proxied nor SPA',
+    (p) => {
+      expect(proxied(p) || spaFallback(p)).toBe(false);
     },
   );
 });
