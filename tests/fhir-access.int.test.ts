@@ -233,14 +233,12 @@ describe('STOW-RS support: lookups by bridge key and linking inside a caller-own
     const before = await admin.read('ServiceRequest', ids.o2);
     await expect(
       s.app.db.transaction(async (tx) => {
-        await admin
-          .withConnection(tx)
-          .linkOrderToStudy(ids.o2, {
-            studyInstanceUid: `2.25.88${Date.now()}`,
-            orthancStudyId: `x-${tag}`,
-            numberOfImages: 1,
-            uploadedAt: new Date(),
-          });
+        await admin.withConnection(tx).linkOrderToStudy(ids.o2, {
+          studyInstanceUid: `2.25.88${Date.now()}`,
+          orthancStudyId: `x-${tag}`,
+          numberOfImages: 1,
+          uploadedAt: new Date(),
+        });
         throw new Error('STOW failed later');
       }),
     ).rejects.toThrow('STOW failed later');
