@@ -104,7 +104,7 @@ function validDate(d: string): boolean {
  * matches `Mahler`. Stated in the README's conformance statement.
  */
 export function nonAsciiAsWildcard(value: string): string {
-  return value.replace(/[^\u0000-\u007f]+/g, '*').replace(/\*{2,}/g, '*');
+  return value.replace(/[\u0080-\uffff]+/g, '*').replace(/\*{2,}/g, '*');
 }
 
 /** Validates one attribute value for its VR and returns the value to send to Orthanc. */
