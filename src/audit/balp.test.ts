@@ -1,5 +1,5 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
-import { describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../auth/access.ts';
 import { type AuditBase, fhirRestEvent, outcomeForStatus, purposeOfUse } from './balp.ts';
 import { clientAssertionRefusedEvent, loginEvent, tokenIssuedEvent } from './balp-auth.ts';
@@ -25,6 +25,9 @@ const base: AuditBase = {
   agent: doctor,
   outcome: '0',
 };
+
+// Loading the R4 definitions for the validator takes a few seconds on a busy machine.
+beforeAll(() => void auditEventIssues({ resourceType: 'AuditEvent' } as AuditEvent), 60_000);
 
 const patientRefs = (e: AuditEvent) =>
   (e.entity ?? []).filter((x) => x.role?.code === '1').map((x) => x.what?.reference);

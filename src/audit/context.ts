@@ -90,6 +90,7 @@ function fhirFallback(method: string, parts: string[], query: string): FhirRestI
   else if (method === 'DELETE') interaction = 'delete';
   const resourceType = type && /^[A-Z][A-Za-z]+$/.test(type) ? type : undefined;
   const rid = id && !id.startsWith('_') && !id.startsWith('$') ? id : undefined;
+  if (interaction === 'operation') return { interaction, resourceType, id: rid, query: q };
   return {
     interaction,
     resourceType: h && h !== '_history' ? h : resourceType,
