@@ -1,6 +1,6 @@
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { viewerUrlRoutes } from '../api/viewer-url.ts';
 import type { Config } from '../config/spec.ts';
@@ -30,6 +30,30 @@ export function viewerPaths(config: Config): { distDir: string; appConfigFile: s
  * - OHIF's OAuth client at the built-in authorization server (registered on start);
  * - the OHIF build itself, on the facade's origin.
  */
+/**
+ * A viewer token's study search without a StudyInstanceUID (OHIF looks for the patient's other studies to fill its
+ * study browser): answered as the same search narrowed to the token's study, so OHIF lists that study (and its
+ * series) and nothing else. Run as an internal request through the whole pipeline (authentication, audit, QIDO-RS).
+ */
+async function narrowedSearch(app: FastifyInstance, req: FastifyRequest, reply: FastifyReply, study: string) {
+  const q = req.url.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+  params.set('StudyInstanceUID', study);
+  const headers: Record<string, string> = {};
+  for (const name of ['authorization', 'accept', 'host', 'forwarded', 'x-forwarded-host', 'x-forwarded-proto']) {
+    const v = req.headers[name];
+    if (typeof v === 'string') headers[name] = v;
+  }
+  const inner = await app.inject({
+    method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+    url: `/dicom-web/studies?${params}`,
+    headers,
+  });
+  const type = inner.headers['content-type'];
+  if (typeof type === 'string') reply.type(type);
+  return reply.code(inner.statusCode).send(inner.rawPayload);
+}
+
 export const viewerPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     // preParsing: after every onRequest hook, so the resource server has verified the token (or refused it) first.
@@ -39,7 +63,7 @@ export const viewerPlugin = fp(
       if (study === undefined) return payload;
       const use = checkViewerUse(req.method, req.url, study);
       if (use.allowed) return payload;
-      if (use.status === 200) return reply.type('application/dicom+json').send([]);
+      if (use.status === 200) return narrowedSearch(app, req, reply, study);
       req.log.info(
         { auth: { decision: 'deny', status: use.status, reason: use.reason, kind: 'viewer' } },
         'access denied',

@@ -27,7 +27,7 @@ export function isStudyUid(value: string): boolean {
 
 export type ViewerUse =
   | { readonly allowed: true }
-  /** A search for other studies (OHIF's "other studies of this patient" panel): an empty result, nothing else. */
+  /** A study search without a StudyInstanceUID (OHIF's study browser): to be narrowed to the token's study. */
   | { readonly allowed: false; readonly status: 200; readonly reason: string }
   | { readonly allowed: false; readonly status: 401 | 404; readonly reason: string };
 
@@ -36,7 +36,7 @@ const ELSEWHERE: ViewerUse = {
   status: 401,
   reason: 'a viewer token is valid only for DICOMweb reads of its study',
 };
-const NO_OTHER_STUDIES: ViewerUse = { allowed: false, status: 200, reason: 'a viewer token sees only its study' };
+const NO_OTHER_STUDIES: ViewerUse = { allowed: false, status: 200, reason: 'narrowed to the viewer token study' };
 const OTHER_STUDY: ViewerUse = { allowed: false, status: 404, reason: 'not found for this viewer token' };
 
 /**
@@ -44,8 +44,8 @@ const OTHER_STUDY: ViewerUse = { allowed: false, status: 404, reason: 'not found
  * - GET/HEAD `/dicom-web/studies/{study}` and everything below it (series, metadata, instances, frames, rendered);
  * - GET/HEAD `/dicom-web/studies?...` whose only StudyInstanceUID match (`StudyInstanceUID` or `0020000D`) is `study`,
  *   which is the query OHIF sends first to load a study.
- * A study search without a StudyInstanceUID match (OHIF looks for the patient's other studies) gets an empty result
- * (status 200 here: the guard answers `[]` itself). Any other DICOMweb read answers 404 (another study: nothing to
+ * A study search without a StudyInstanceUID match (OHIF looks for the patient's other studies) is narrowed to the
+ * token's study (status 200 here: the guard answers it with that narrower search). Any other DICOMweb read answers 404 (another study: nothing to
  * see for this token); any other method or path answers 401 (the token is no credential there).
  */
 export function checkViewerUse(method: string, url: string, study: string): ViewerUse {

@@ -5,7 +5,7 @@ import { adminToken, bearer } from '../helpers/auth.ts';
 import { eventOf } from '../helpers/audit.ts';
 import { type ListeningFacade, startFacade } from './helpers/browser.ts';
 import { ctSeries, newUid } from './helpers/ct-phantom.ts';
-import { type Auth, type Booked, bookPatientAndOrder, type Doctor, doctor, stow } from './helpers/ehr.ts';
+import { type Auth, addOrder, type Booked, bookPatientAndOrder, type Doctor, doctor, stow } from './helpers/ehr.ts';
 
 /**
  * The viewer over HTTP (no browser): the OHIF build served from the facade's origin without shadowing the API, and
@@ -38,6 +38,20 @@ beforeAll(async () => {
   a = await booked('Http-A');
   b = await booked('Http-B');
   dr = await doctor(f.app, 'dr-http', [a.patientId]);
+  // A second study of patient A, on another order.
+  const second = await addOrder(f.app, admin, a.patientId);
+  await stow(
+    f.app,
+    admin,
+    ctSeries({
+      patientId: a.mrn,
+      patientName: 'Http-A^Viewer',
+      studyInstanceUid: newUid(),
+      slices: 1,
+      size: 32,
+      accessionNumber: second.accession,
+    }).files,
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -197,10 +211,17 @@ describe('viewer links', () => {
     expect(res.body).not.toContain(a.study);
   });
 
-  test("a viewer token's search for other studies sees nothing", async () => {
+  test("a viewer token's search for the patient's studies sees only its own study", async () => {
+    // A's patient has two studies (the admin sees both); the viewer token's search is narrowed to its study.
+    const all = await get(`/dicom-web/studies?00100020=${a.mrn}`, admin);
+    expect(all.json()).toHaveLength(2);
     const res = await get(`/dicom-web/studies?00100020=${a.mrn}`, viewer);
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual([]);
+    const uids = (res.json() as Record<string, { Value: string[] }>[]).map((s) => s['0020000D']?.Value[0]);
+    expect(uids).toEqual([a.study]);
+    const other = await get(`/dicom-web/studies?00100020=${b.mrn}`, viewer);
+    expect(other.statusCode).toBe(200);
+    expect(other.json()).toEqual([]);
   });
 
   test('an expired viewer token gets 401 and an audited denial', async () => {
