@@ -126,13 +126,22 @@ export function dicomWebEndpoint(id: string, publicBaseUrl: string): Endpoint {
   };
 }
 
+/** Creates the Endpoint when missing, and corrects its address when the public base URL changed. */
 async function ensureEndpoint(store: FhirStore, id: string, publicBaseUrl: string): Promise<void> {
+  const wanted = dicomWebEndpoint(id, publicBaseUrl);
+  let current: Endpoint | undefined;
   try {
-    await store.read('Endpoint', id);
+    current = (await store.read('Endpoint', id)).resource as Endpoint;
   } catch (err) {
     const status = (err as { status?: number }).status;
     if (status !== 404 && status !== 410) throw err;
-    await store.update('Endpoint', id, dicomWebEndpoint(id, publicBaseUrl));
+  }
+  if (current?.address === wanted.address && current.status === 'active') return;
+  try {
+    await store.update('Endpoint', id, current ? { ...current, address: wanted.address, status: 'active' } : wanted);
+  } catch (err) {
+    // A concurrent upload created it first (the repository's write runs in a savepoint, so this transaction goes on).
+    if ((err as { status?: number }).status !== 409 || current) throw err;
   }
 }
 
