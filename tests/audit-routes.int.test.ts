@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 /** Every (method, path) in Fastify's printed route tree (`printRoutes({ commonPrefix: false })`). */
-export function routesOf(tree: string): { method: string; path: string }[] {
+function routesOf(tree: string): { method: string; path: string }[] {
   const out: { method: string; path: string }[] = [];
   const stack: string[] = [];
   for (const line of tree.split('\n')) {
