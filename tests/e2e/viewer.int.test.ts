@@ -193,10 +193,20 @@ describe('OHIF through the facade, in a real browser', () => {
     expect(matching(/15-Jan-2026[\s\S]*\bCT\b[\s\S]*CT HEAD PHANTOM/)).toBe(2);
     expect(matching(/\bNM\b[\s\S]*Whole Body Bone/)).toBe(1);
     expect(matching(/\bOT\b/)).toBe(1);
+    // With the same session, open B's study from the list in the viewer.
+    await o.page.getByText('Brandt, Viewer').first().click();
+    await o.page.getByRole('button', { name: 'Basic Viewer' }).click({ timeout: 15_000 });
+    await waitForDrawnImage(o.page, RENDER_TIMEOUT_MS);
+    expect(new URL(o.page.url()).pathname).toBe('/viewer');
+    await screenshot(o.page, '3-viewer-signed-in');
+
     const qido = o.calls.filter((x) => new URL(x.url).pathname === '/dicom-web/studies');
     expect(qido.length).toBeGreaterThan(0);
     expect(qido.every((x) => x.status === 200 && x.authorization?.startsWith('Bearer '))).toBe(true);
     expect(qido.some((x) => x.url.includes('includefield'))).toBe(true);
+    const frames = o.calls.filter((x) => /\/frames\/\d+$/.test(new URL(x.url).pathname));
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.every((x) => x.status === 200 && x.authorization?.startsWith('Bearer '))).toBe(true);
   });
 
   test.each([
