@@ -33,3 +33,8 @@ test-unit: setup
 
 test-int: setup
 	npx vitest run --project int
+
+# Benchmarks (README "Benchmarks"): facade against direct Orthanc on a throwaway, CPU-pinned stack; writes bench/RESULTS.md.
+# BENCH_SCALE=small for a short smoke run. The harness itself runs on CPU 1 (the client CPU).
+bench: setup
+	taskset -c 1 node --disable-warning=ExperimentalWarning bench/run.ts

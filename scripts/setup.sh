@@ -22,7 +22,8 @@ want_browser=1
 [ "${1:-}" = "--no-browser" ] && want_browser=0
 
 # ---- Debian packages -------------------------------------------------------
-pkgs=(postgresql-15 openssl orthanc orthanc-dicomweb orthanc-postgresql orthanc-gdcm dcmtk python3-pydicom curl ca-certificates)
+pkgs=(postgresql-15 openssl orthanc orthanc-dicomweb orthanc-postgresql orthanc-gdcm dcmtk python3-pydicom curl ca-certificates
+  wrk) # wrk: HTTP load generator of `make bench`
 [ $want_browser = 1 ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do

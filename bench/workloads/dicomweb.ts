@@ -1,0 +1,171 @@
+/**
+ * DICOMweb read workloads with wrk, each measured against Orthanc directly and through the facade with the same
+ * request paths: WADO-RS frames and instances, series metadata, and QIDO-RS at study (filtered), series and instance
+ * level for a patient token and for a doctor with granted patients.
+ */
+import type { Caller } from '../admin.ts';
+import type { Group } from '../config.ts';
+import { type Ctx, type PairedResult, paired, type RatioTarget } from '../context.ts';
+import { probe, runWrk, type Target } from '../wrk.ts';
+
+export const FRAME_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=*';
+export const INSTANCE_ACCEPT = 'multipart/related; type="application/dicom"';
+const STUDY_INCLUDES = 'includefield=00081030&includefield=00080061&includefield=00201208';
+
+export interface HttpWorkload {
+  id: string;
+  group: Group;
+  label: string;
+  caller: Caller;
+  paths: string[];
+  connections: number;
+  headers?: Record<string, string>;
+  target?: RatioTarget;
+  showMb?: boolean;
+}
+
+/** Checks that the first path answers 200 on both sides, then runs the paired wrk comparison. */
+export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Target): Promise<PairedResult | undefined> {
+  const direct = a ?? ctx.direct;
+  const facade = b ?? (await ctx.facadeAs(w.caller));
+  const first = w.paths[0];
+  if (!first) throw new Error(`${w.id}: no paths`);
+  for (const [name, t] of [
+    ['a', direct],
+    ['b', facade],
+  ] as const) {
+    const status = await probe(t, first, w.headers ?? {});
+    if (status !== 200) {
+      ctx.log(`${w.id}: SKIPPED, side ${name} answers ${status} for ${first}`);
+      return undefined;
+    }
+  }
+  const run =
+    (t: Target, durationS = ctx.cfg.durationS) =>
+    () =>
+      runWrk(
+        {
+          target: t,
+          paths: w.paths,
+          connections: w.connections,
+          durationS,
+          ...(w.headers ? { headers: w.headers } : {}),
+        },
+        ctx.workDir,
+      );
+  return paired(ctx, {
+    id: w.id,
+    group: w.group,
+    label: w.label,
+    showMb: w.showMb ?? false,
+    a: run(direct),
+    b: run(facade),
+    warmup: { a: run(direct, 1), b: run(facade, 1) },
+    ...(w.target ? { target: w.target } : {}),
+  });
+}
+
+const instancePath = (r: { study: string; series: string; instance: string }) =>
+  `/dicom-web/studies/${r.study}/series/${r.series}/instances/${r.instance}`;
+
+/** A deterministic shuffle, so that consecutive requests do not walk one series in order. */
+export function shuffled<T>(xs: readonly T[], seed = 1): T[] {
+  const out = [...xs];
+  let s = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+export function wadoWorkloads(ctx: Ctx): HttpWorkload[] {
+  const inst = shuffled(ctx.data.instances);
+  const frames = inst.map((r) => `${instancePath(r)}/frames/1`);
+  const whole = inst.map(instancePath);
+  const out: HttpWorkload[] = [];
+  for (const c of [1, 16]) {
+    const target: RatioTarget = { metric: 'rate', min: c === 1 ? 0.9 : 0.95, text: c === 1 ? '≥ 0.90×' : '≥ 0.95×' };
+    out.push({
+      id: `wado-frames-c${c}`,
+      group: 'wado',
+      label: `WADO-RS frames/1 (512×512×16 bit), c=${c}`,
+      caller: 'doctor',
+      paths: frames,
+      connections: c,
+      headers: { accept: FRAME_ACCEPT },
+      target,
+      showMb: true,
+    });
+    out.push({
+      id: `wado-instance-c${c}`,
+      group: 'wado',
+      label: `WADO-RS instance (application/dicom), c=${c}`,
+      caller: 'doctor',
+      paths: whole,
+      connections: c,
+      headers: { accept: INSTANCE_ACCEPT },
+      target,
+      showMb: true,
+    });
+  }
+  return out;
+}
+
+export function metadataWorkloads(ctx: Ctx): HttpWorkload[] {
+  const paths = shuffled(ctx.data.series).map((s) => `/dicom-web/studies/${s.study}/series/${s.series}/metadata`);
+  return [1, 8].map((c) => ({
+    id: `metadata-series-c${c}`,
+    group: 'metadata' as const,
+    label: `WADO-RS series metadata (20 instances), c=${c}`,
+    caller: 'doctor' as const,
+    paths,
+    connections: c,
+    headers: { accept: 'application/dicom+json' },
+    target: { metric: 'rate' as const, min: 2, text: '≥ 2×' },
+  }));
+}
+
+export function qidoWorkloads(ctx: Ctx): HttpWorkload[] {
+  const out: HttpWorkload[] = [];
+  const patient0 = ctx.data.patients[0];
+  if (!patient0) return out;
+  const callers: [Caller, string, typeof ctx.data.patients][] = [
+    ['patient', 'patient token', [patient0]],
+    ['doctor', `doctor, ${ctx.cfg.doctorGrants} granted patients`, ctx.data.patients],
+  ];
+  const c = 4;
+  for (const [caller, who, patients] of callers) {
+    const studies = patients.flatMap((p) => p.studies);
+    out.push({
+      id: `qido-study-${caller}`,
+      group: 'qido',
+      label: `QIDO-RS studies?PatientID=…&includefield (${who}), c=${c}`,
+      caller,
+      paths: patients.map((p) => `/dicom-web/studies?PatientID=${encodeURIComponent(p.mrn)}&${STUDY_INCLUDES}`),
+      connections: c,
+      target: { metric: 'rate', min: 1, text: '≥ 1.0×' },
+    });
+    out.push({
+      id: `qido-series-${caller}`,
+      group: 'qido',
+      label: `QIDO-RS studies/{uid}/series (${who}), c=${c}`,
+      caller,
+      paths: shuffled(studies.map((s) => `/dicom-web/studies/${s.studyUid}/series`)),
+      connections: c,
+    });
+    out.push({
+      id: `qido-instances-${caller}`,
+      group: 'qido',
+      label: `QIDO-RS studies/{uid}/series/{uid}/instances (${who}), c=${c}`,
+      caller,
+      paths: shuffled(
+        studies.flatMap((s) => s.series.map((x) => `/dicom-web/studies/${s.studyUid}/series/${x.uid}/instances`)),
+      ),
+      connections: c,
+      target: { metric: 'rate', min: 2, text: '≥ 2×' },
+    });
+  }
+  return out;
+}

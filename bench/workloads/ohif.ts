@@ -1,0 +1,130 @@
+/**
+ * OHIF's time to first drawn image for a 40-instance study: the same OHIF build and configuration served by the
+ * facade, and by a plain auth-injecting proxy in front of Orthanc (bench/auth-proxy.ts). Debian's chromium driven by
+ * playwright-core (as in tests/e2e), a fresh browser context (empty cache) per load, sides alternating per repetition
+ * and each side given a different study of the same shape.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium } from 'playwright-core';
+import { type Ctx, paired, type Result } from '../context.ts';
+import { CLIENT_CPU } from '../stack.ts';
+import type { Sample } from '../stats.ts';
+import { freePort } from '../../src/stack/process.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CHROMIUM = process.env['EHR_CHROMIUM'] ?? '/usr/bin/chromium';
+
+/** Non-black pixels in a viewport canvas (the check tests/e2e/helpers/browser.ts makes), evaluated in the page. */
+const DRAWN_IMAGE = `(() => {
+  const canvases = [...document.querySelectorAll('canvas.cornerstone-canvas, .viewport-element canvas')];
+  for (const c of canvases) {
+    if (!c.width || !c.height) continue;
+    const ctx = c.getContext('2d');
+    if (!ctx) continue;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 16) if (d[i] + d[i + 1] + d[i + 2] > 48) lit++;
+    if (lit > 200) return true;
+  }
+  return false;
+})()`;
+
+async function startProxy(ctx: Ctx): Promise<{ base: string; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(
+    'taskset',
+    [
+      '-c',
+      String(CLIENT_CPU),
+      process.execPath,
+      join(ROOT, 'bench', 'auth-proxy.ts'),
+      String(port),
+      ctx.stack.info.orthancUrl,
+      ctx.stack.orthancBasic,
+      join(ROOT, '.tools', 'ohif', 'dist'),
+      join(ROOT, 'ohif-config', 'app-config.js'),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the auth proxy did not start')), 15_000);
+    child.stdout?.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`the auth proxy exited with ${code}`)));
+  });
+  return { base: `http://127.0.0.1:${port}`, child };
+}
+
+async function timeToFirstImage(browser: Browser, url: string): Promise<Sample> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const t0 = performance.now();
+  let ok = true;
+  try {
+    await page.goto(url, { timeout: 60_000 });
+    await page.waitForFunction(DRAWN_IMAGE, undefined, { timeout: 60_000, polling: 'raf' });
+  } catch {
+    ok = false;
+  }
+  const ms = performance.now() - t0;
+  await context.close();
+  return {
+    rate: ok ? 1000 / ms : 0,
+    mbPerS: 0,
+    p50: ok ? ms : 60_000,
+    p99: ok ? ms : 60_000,
+    errors: ok ? 0 : 1,
+    count: 1,
+  };
+}
+
+export async function ohifWorkloads(ctx: Ctx): Promise<Result[]> {
+  const proxy = await startProxy(ctx);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const studies = ctx.data.patients.flatMap((p) => p.studies.map((s) => s.studyUid));
+    const token = (await ctx.facadeAs('doctor')).headers['authorization']?.replace(/^Bearer /, '') ?? '';
+    let load = 0;
+    const next = () => studies[load++ % studies.length] as string;
+    const direct = () => timeToFirstImage(browser, `${proxy.base}/viewer?StudyInstanceUIDs=${next()}#token=bench`);
+    const facade = () =>
+      timeToFirstImage(browser, `${ctx.facade.baseUrl}/viewer?StudyInstanceUIDs=${next()}#token=${token}`);
+    return [
+      await paired(ctx, {
+        id: 'ohif-first-image',
+        group: 'ohif',
+        label: 'OHIF 3.13: open a 40-instance study to the first drawn image',
+        aLabel: 'Orthanc behind plain auth proxy',
+        bLabel: 'facade',
+        unit: 'loads/s',
+        reps: ctx.cfg.ohifReps,
+        a: direct,
+        b: facade,
+        warmup: { a: direct, b: facade },
+        target: { metric: 'p50', min: 1, text: '≤ direct (time)' },
+        note: 'p50 columns are the time to first image in ms (one load per repetition)',
+      }),
+    ];
+  } finally {
+    await browser.close();
+    proxy.child.kill('SIGTERM');
+  }
+}
