@@ -102,7 +102,7 @@ export function indexMismatch(stored: AuditIndex, derived: AuditIndex): string |
       key === 'recorded'
         ? Date.parse(String(a)) === Date.parse(String(b))
         : Array.isArray(a) && Array.isArray(b)
-          ? canonicalJson([...a].sort()) === canonicalJson(b)
+          ? canonicalJson([...a].sort()) === canonicalJson([...b].sort())
           : a === b;
     if (!same) return key;
   }
