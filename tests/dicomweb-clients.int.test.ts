@@ -252,6 +252,21 @@ async function bigStudy(): Promise<{ study: string; series: string }> {
 }
 
 describe('streaming faults', () => {
+  test('HEAD on retrieval routes answers headers only and leaves nothing behind', async () => {
+    const s = data.A.studies[0];
+    for (const path of [
+      `/dicom-web/studies/${s?.uid}`,
+      `/dicom-web/studies/${s?.uid}/metadata`,
+      '/dicom-web/studies',
+    ]) {
+      const res = await request(app.server).head(path).set(admin);
+      expect(res.status, path).toBe(200);
+    }
+    for (let i = 0; i < 100 && app.dicomWebProxy.pending() > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(app.dicomWebProxy.pending()).toBe(0);
+    await new Promise((r) => setTimeout(r, 100)); // an uncaught upstream error would surface here
+  });
+
   test('a client disconnecting mid-retrieval leaves no upstream request hanging', async () => {
     const { study } = await bigStudy();
     const received = await new Promise<number>((resolve, reject) => {

@@ -86,6 +86,18 @@ describe('OrthancProxy', () => {
     expect(Buffer.concat(chunks).equals(payload)).toBe(true);
   });
 
+  test('aborting after the answer started, with nobody reading the body, raises no uncaught error', async () => {
+    const url = await upstream((_req, res) => {
+      res.writeHead(200, { 'content-length': 10 * 1024 * 1024 });
+      res.write(Buffer.alloc(1024));
+    });
+    const ac = new AbortController();
+    const res = await proxy(url).get('/x', { signal: ac.signal });
+    ac.abort();
+    await new Promise((r) => setTimeout(r, 50)); // an unhandled 'error' would fail the run here
+    expect(res.body.destroyed).toBe(true);
+  });
+
   test('no answer within the time-out: OrthancUnavailableError with timedOut (→ 504)', async () => {
     const url = await upstream(() => {
       /* never answers */

@@ -91,9 +91,13 @@ export class OrthancProxy {
       });
       req.setTimeout(this.#timeoutMs, () => req.destroy(new UpstreamTimeout('upstream time-out')));
       req.once('response', (res: IncomingMessage) => {
+        // An abort or time-out after the answer started destroys `res` with an error. Whoever consumes the body
+        // (Fastify's piping, readText) hears about it through its own listener; this one only keeps an error on a
+        // body nobody reads any more (client already gone) from becoming an uncaught exception.
+        res.on('error', () => {});
         resolve({ status: res.statusCode ?? 502, headers: flatten(res.headers), body: res });
       });
-      req.once('error', (err) => {
+      req.on('error', (err) => {
         if (opts.signal?.aborted) reject(err);
         else reject(toUnavailable(err, this.#timeoutMs));
       });
