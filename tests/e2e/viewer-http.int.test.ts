@@ -188,6 +188,15 @@ describe('viewer links', () => {
     expect(fhir.statusCode).toBe(status);
   });
 
+  test('an order without images yet gets 409, FHIR-style an OperationOutcome', async () => {
+    const empty = await addOrder(f.app, admin, a.patientId);
+    const res = await get(`/api/v1/dicom/viewer-url/${empty.orderId}`, dr.auth);
+    expect(res.statusCode).toBe(409);
+    const fhir = await get(`/fhir/ServiceRequest/${empty.orderId}/$viewer-url`, dr.auth);
+    expect(fhir.statusCode).toBe(409);
+    expect(fhir.json()).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'business-rule' }] });
+  });
+
   test('a viewer token reads its study over DICOMweb', async () => {
     const qido = await get(`/dicom-web/studies?StudyInstanceUID=${a.study}&includefield=00081030`, viewer);
     expect(qido.statusCode, qido.body).toBe(200);
