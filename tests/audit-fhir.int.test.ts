@@ -261,3 +261,38 @@ describe('patient visibility (query layer)', () => {
     expect(forB.events.some((e) => patientsOf(e).includes(`Patient/${B.id}`))).toBe(true);
   });
 });
+
+describe('patient visibility over HTTP (patient/AuditEvent.rs)', () => {
+  const patientToken = async (patient: Patient, scope: string) =>
+    bearer(await tokenFor(app, { user: { username: uniq('patient-user'), roles: [] }, scope, patient: patient.id }));
+  const eventsOf = (body: Bundle): AuditEvent[] => (body.entry ?? []).map((e) => e.resource as AuditEvent);
+
+  test("patient A's token sees only events about A; B's token sees none of A's", async () => {
+    expect((await request(app.server).get(`/fhir/Patient/${A.id}`).set(auth.doctor)).status).toBe(200);
+    const scope = 'launch/patient patient/*.rs patient/AuditEvent.rs';
+
+    const forA = await request(app.server)
+      .get('/fhir/AuditEvent?_count=100')
+      .set(await patientToken(A, scope));
+    expect(forA.status, forA.text).toBe(200);
+    const eventsA = eventsOf(forA.body as Bundle);
+    expect(eventsA.length).toBeGreaterThan(0);
+    for (const e of eventsA) expect(patientsOf(e)).toContain(`Patient/${A.id}`);
+    expect(eventsA.some((e) => JSON.stringify(e).includes(practitionerId))).toBe(true);
+
+    const forB = await request(app.server)
+      .get('/fhir/AuditEvent?_count=100')
+      .set(await patientToken(B, scope));
+    expect(forB.status, forB.text).toBe(200);
+    for (const e of eventsOf(forB.body as Bundle)) expect(patientsOf(e)).not.toContain(`Patient/${A.id}`);
+    expect(forB.text).not.toContain(A.id as string);
+  });
+
+  test('patient/*.rs alone does not reach AuditEvent, and a patient cannot write one', async () => {
+    const plain = await patientToken(A, 'launch/patient patient/*.rs');
+    expect((await request(app.server).get('/fhir/AuditEvent').set(plain)).status).toBe(403);
+    const withAudit = await patientToken(A, 'launch/patient patient/AuditEvent.cruds');
+    const del = await request(app.server).delete('/fhir/AuditEvent/anything').set(withAudit);
+    expect([403, 405]).toContain(del.status);
+  });
+});

@@ -68,8 +68,15 @@ export const ROLE_RULES: readonly RoleRule[] = [
   { role: 'admin', types: '*', interactions: ALL_INTERACTIONS, patients: 'all' },
 ];
 
-/** What a patient-context token may reach: its patient's compartment plus shared types read-only, never these. */
-export const PATIENT_CONTEXT_EXCLUDED: ReadonlySet<string> = new Set(['AuditEvent']);
+/**
+ * A patient-context token reaches its patient's compartment plus shared types read-only. Restricted types (AuditEvent)
+ * only through a scope that names the type explicitly (`patient/AuditEvent.rs`, never `patient/*.rs`), and read-only:
+ * a patient may see the events about themselves ("who opened my images"), nothing else.
+ */
+function patientContextReaches(scope: ResourceScope, interaction: Interaction, type: string): boolean {
+  if (!RESTRICTED_TYPES.has(type)) return true;
+  return scope.resourceType === type && READ.includes(interaction);
+}
 
 /** The caller as the policy sees it: scopes and context from the token, patient sets resolved from the database. */
 export interface Caller {
@@ -122,7 +129,7 @@ function scopeFilter(
   if (!scopeCovers(scope, interaction, type)) return undefined;
   switch (scope.context) {
     case 'patient':
-      if (caller.patient === undefined || PATIENT_CONTEXT_EXCLUDED.has(type)) return undefined;
+      if (caller.patient === undefined || !patientContextReaches(scope, interaction, type)) return undefined;
       return onType({ all: false, patientIds: [caller.patient] }, interaction, type);
     case 'system':
       if (caller.clientPatients === undefined) return undefined;
