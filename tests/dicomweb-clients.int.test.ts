@@ -227,6 +227,23 @@ describe('CORS for configured origins only', () => {
       .set('origin', 'http://evil.test');
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
+
+  test('a browser preflight (no credentials) is answered for the configured origin only', async () => {
+    const preflight = (origin: string) =>
+      request(app.server)
+        .options('/dicom-web/studies')
+        .set('origin', origin)
+        .set('access-control-request-method', 'GET')
+        .set('access-control-request-headers', 'authorization,accept');
+    const ok = await preflight(ORIGIN);
+    expect(ok.status).toBeLessThan(300);
+    expect(ok.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(String(ok.headers['access-control-allow-headers']).toLowerCase()).toContain('authorization');
+    const other = await preflight('http://evil.test');
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    // Without the preflight header an OPTIONS request is an ordinary request: authentication applies.
+    expect((await request(app.server).options('/dicom-web/studies')).status).toBe(401);
+  });
 });
 
 /** A study big enough that it cannot fit in socket buffers: 24 instances of 512×512×16 bits (~12 MB). */

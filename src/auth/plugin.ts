@@ -26,8 +26,11 @@ declare module 'fastify' {
 /** Routes anyone may call: health, the FHIR capability statement, SMART discovery and the OAuth endpoints. */
 const PUBLIC_GET = new Set(['/healthz', '/readyz', '/fhir/metadata', '/fhir/.well-known/smart-configuration']);
 
-function isPublic(method: string, path: string): boolean {
+function isPublic(method: string, path: string, headers: FastifyRequest['headers']): boolean {
   if ((method === 'GET' || method === 'HEAD') && PUBLIC_GET.has(path)) return true;
+  // A CORS preflight carries no credentials by design (https://fetch.spec.whatwg.org/#cors-preflight-fetch) and
+  // returns no data: the scope's CORS handler answers it, for allowed origins only.
+  if (method === 'OPTIONS' && headers['access-control-request-method'] !== undefined) return true;
   return PUBLIC_AUTH_PATHS.has(path);
 }
 
@@ -91,7 +94,7 @@ export const accessPlugin = fp(
     app.decorateRequest('access', null as unknown as Access);
     app.addHook('onRequest', async (req, reply) => {
       const path = req.url.split('?')[0] ?? '';
-      if (isPublic(req.method, path)) return;
+      if (isPublic(req.method, path, req.headers)) return;
       let access: Access;
       try {
         access = await authenticate(req);
