@@ -20,17 +20,6 @@ export function viewerPaths(config: Config): { distDir: string; appConfigFile: s
 }
 
 /**
- * The OHIF viewer issue's part of the facade. Registered before the resource server (src/app.ts), because the viewer's
- * files are public and are answered in an onRequest hook that must run before authentication (see ohif-static.ts).
- *
- * - the viewer-token guard: a request carrying a viewer token (src/viewer/viewer-token.ts) is refused unless it is a
- *   DICOMweb read of the token's study. It only ever narrows: the resource server has verified the token before (its
- *   onRequest hook runs first), and this hook runs for every route of the app, including those registered later;
- * - `GET /api/v1/dicom/viewer-url/{order_id}` and `GET /fhir/ServiceRequest/{id}/$viewer-url`;
- * - OHIF's OAuth client at the built-in authorization server (registered on start);
- * - the OHIF build itself, on the facade's origin.
- */
-/**
  * A viewer token's study search without a StudyInstanceUID (OHIF looks for the patient's other studies to fill its
  * study browser): answered as the same search narrowed to the token's study, so OHIF lists that study (and its
  * series) and nothing else. Run as an internal request through the whole pipeline (authentication, audit, QIDO-RS).
@@ -54,6 +43,17 @@ async function narrowedSearch(app: FastifyInstance, req: FastifyRequest, reply: 
   return reply.code(inner.statusCode).send(inner.rawPayload);
 }
 
+/**
+ * The OHIF viewer issue's part of the facade. Registered before the resource server (src/app.ts), because the viewer's
+ * files are public and are answered in an onRequest hook that must run before authentication (see ohif-static.ts).
+ *
+ * - the viewer-token guard: a request carrying a viewer token (src/viewer/viewer-token.ts) is refused unless it is a
+ *   DICOMweb read of the token's study. It only ever narrows: the resource server has verified the token before (its
+ *   onRequest hook runs first), and this hook runs for every route of the app, including those registered later;
+ * - `GET /api/v1/dicom/viewer-url/{order_id}` and `GET /fhir/ServiceRequest/{id}/$viewer-url`;
+ * - OHIF's OAuth client at the built-in authorization server (registered on start);
+ * - the OHIF build itself, on the facade's origin.
+ */
 export const viewerPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     // preParsing: after every onRequest hook, so the resource server has verified the token (or refused it) first.
