@@ -61,6 +61,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     trustProxy: config.trustProxy,
     bodyLimit: 1_048_576,
+    // Node's default 16 KiB header limit would answer a huge bearer token with a bare 431; allow enough that the
+    // resource server itself refuses it with a 401 and a reason (RFC 6750 §3.1).
+    http: { maxHeaderSize: 131_072 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
