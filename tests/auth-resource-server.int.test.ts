@@ -151,7 +151,9 @@ describe('token attacks: 401 with a reason, never 500', () => {
 
   test.each(cases)('%s', async (_name, make, reason) => {
     // Over a real socket, so that HTTP-level limits (header size) are part of what is tested.
-    const res = await request(app.server).get('/test/whoami').set(bearer(await make()));
+    const res = await request(app.server)
+      .get('/test/whoami')
+      .set(bearer(await make()));
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token", error_description="/);
     expect(res.headers['www-authenticate']).toMatch(reason);
