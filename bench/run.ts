@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load-config.ts';
+import { freePort } from '../src/stack/process.ts';
 import { type Admin, startAdmin } from './admin.ts';
 import { benchConfig, type Group, instanceCount } from './config.ts';
 import type { Ctx, Result } from './context.ts';
@@ -23,6 +24,7 @@ import {
   BENCH_ENV,
   type BenchStack,
   CLIENT_CPU,
+  memoryOf,
   pin,
   repinServers,
   startBenchFacade,
@@ -91,13 +93,15 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   try {
     stack = await startBenchStack(WORK, log);
-    const profDir = cfg.profile ? join(WORK, 'prof') : undefined;
     const facade = await startBenchFacade(stack, WORK, {
       name: 'main',
       logLevel: cfg.logLevel,
-      ...(profDir ? { cpuProfDir: profDir } : {}),
+      ...(cfg.profile ? { inspectPort: await freePort() } : {}),
     });
-    log(`facade pid ${facade.pid} on ${facade.baseUrl} (CPU ${await affinityOf(facade.pid)})`);
+    const rssAtStart = memoryOf(facade.pid).rssMb;
+    log(
+      `facade pid ${facade.pid} on ${facade.baseUrl} (CPU ${await affinityOf(facade.pid)}), RSS ${rssAtStart.toFixed(0)} MB`,
+    );
     const env = { ...facade.process.env };
     delete env['NODE_OPTIONS'];
     admin = await startAdmin({ ...env, ...BENCH_ENV });
@@ -199,7 +203,12 @@ async function main(): Promise<void> {
       reps: cfg.reps,
       notes: [
         'Durable PostgreSQL (fsync on), one cluster with the EHR and Orthanc databases',
-        ...(cfg.profile ? ['The facade ran with --cpu-prof (profiling costs a few % of throughput)'] : []),
+        `Facade RSS right after start (ready, idle): ${rssAtStart.toFixed(0)} MB`,
+        ...(cfg.profile
+          ? [
+              'BENCH_PROFILE=1: the facade ran with the inspector open; profiles come from extra runs after each comparison',
+            ]
+          : []),
         ...(cfg.only.size < 8 ? [`Only the groups ${[...cfg.only].join(', ')} were run`] : []),
       ],
       wallS: (Date.now() - started) / 1000,

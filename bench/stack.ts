@@ -32,6 +32,7 @@ export interface RunningFacade {
   process: FacadeProcess;
   pid: number;
   baseUrl: string;
+  inspectPort?: number;
 }
 
 /** Pins every thread of `pid` to `cpu`. */
@@ -95,8 +96,8 @@ export async function repinServers(s: BenchStack): Promise<void> {
 export interface FacadeOptions {
   name: string;
   logLevel: string;
-  /** Write a V8 CPU profile into this folder when the process exits. */
-  cpuProfDir?: string;
+  /** Open the V8 inspector on this local port (per-workload CPU profiles, bench/profile.ts). */
+  inspectPort?: number;
   /** Run with the audit plugin replaced by bench/audit-off-hooks.ts (audit-off comparison only). */
   auditOff?: boolean;
   /** Shared by every facade of a run, so that one token (issuer, audience) works on all of them. */
@@ -119,10 +120,7 @@ export async function startBenchFacade(s: BenchStack, workDir: string, o: Facade
   const dir = join(workDir, `facade-${o.name}`);
   mkdirSync(dir, { recursive: true });
   const nodeOptions: string[] = ['--disable-warning=ExperimentalWarning'];
-  if (o.cpuProfDir) {
-    mkdirSync(o.cpuProfDir, { recursive: true });
-    nodeOptions.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=facade-${o.name}.cpuprofile`);
-  }
+  if (o.inspectPort) nodeOptions.push(`--inspect=127.0.0.1:${o.inspectPort}`);
   if (o.auditOff) nodeOptions.push(`--import=${new URL('./audit-off-hooks.ts', import.meta.url).href}`);
   const baseUrl = `http://127.0.0.1:${port}`;
   const proc: FacadeProcess = {
@@ -140,7 +138,13 @@ export async function startBenchFacade(s: BenchStack, workDir: string, o: Facade
   writeFileSync(join(dir, 'facade.env'), `${Object.keys(proc.env).join('\n')}\n`);
   const pid = await startFacade(proc);
   await pin(pid, CLIENT_CPU);
-  const f: RunningFacade = { name: o.name, process: proc, pid, baseUrl };
+  const f: RunningFacade = {
+    name: o.name,
+    process: proc,
+    pid,
+    baseUrl,
+    ...(o.inspectPort ? { inspectPort: o.inspectPort } : {}),
+  };
   s.facades.set(o.name, f);
   return f;
 }

@@ -3,9 +3,13 @@
  * request paths: WADO-RS frames and instances, series metadata, and QIDO-RS at study (filtered), series and instance
  * level for a patient token and for a doctor with granted patients.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { sql } from 'slonik';
+import { join } from 'node:path';
 import type { Caller } from '../admin.ts';
 import type { Group } from '../config.ts';
 import { type Ctx, type PairedResult, paired, type RatioTarget } from '../context.ts';
+import { profileWhile } from '../profile.ts';
 import { probe, runWrk, type Target } from '../wrk.ts';
 
 export const FRAME_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=*';
@@ -53,7 +57,7 @@ export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Targ
         },
         ctx.workDir,
       );
-  return paired(ctx, {
+  const result = await paired(ctx, {
     id: w.id,
     group: w.group,
     label: w.label,
@@ -63,6 +67,38 @@ export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Targ
     warmup: { a: run(direct, 1), b: run(facade, 1) },
     ...(w.target ? { target: w.target } : {}),
   });
+  await maybeProfile(ctx, w.id, run(facade));
+  return result;
+}
+
+/** BENCH_PROFILE=1: one more facade run of the workload with the CPU profiler on (bench/.work/prof/<id>.*). */
+export async function maybeProfile(ctx: Ctx, id: string, work: () => Promise<unknown>): Promise<void> {
+  const port = ctx.facade.inspectPort;
+  if (!ctx.cfg.profile || !port) return;
+  const dir = join(ctx.workDir, 'prof');
+  mkdirSync(dir, { recursive: true });
+  // EHR database work per request: every statement outside a transaction is one transaction in PostgreSQL.
+  const stats = async () =>
+    (await ctx.admin.app.db.one(sql.unsafe`
+      SELECT xact_commit::float8 AS commits, (tup_inserted + tup_updated)::float8 AS writes,
+             tup_returned::float8 AS returned
+      FROM pg_stat_database WHERE datname = current_database()`)) as {
+      commits: number;
+      writes: number;
+      returned: number;
+    };
+  const s0 = await stats();
+  let requests = 0;
+  const text = await profileWhile(port, dir, id, async () => {
+    const r = await work();
+    requests = (r as { count?: number }).count ?? 0;
+  });
+  await new Promise((r) => setTimeout(r, 600)); // pg_stat counters are flushed at most every 500 ms
+  const s1 = await stats();
+  const per = (x: number) => (requests ? (x / requests).toFixed(1) : '?');
+  const db = `EHR database per request: ${per(s1.commits - s0.commits)} transactions, ${per(s1.writes - s0.writes)} rows written`;
+  writeFileSync(join(dir, `${id}.txt`), `${db}\n${text}`);
+  ctx.log(`${id}: profile in bench/.work/prof/${id}.cpuprofile; ${db}\n${text.split('\n').slice(0, 14).join('\n')}`);
 }
 
 const instancePath = (r: { study: string; series: string; instance: string }) =>

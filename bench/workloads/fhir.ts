@@ -8,7 +8,7 @@ import { absolute, type Ctx, paired, type Result } from '../context.ts';
 import type { RunningFacade } from '../stack.ts';
 import { median, type Sample } from '../stats.ts';
 import { probe, runWrk, type Target } from '../wrk.ts';
-import { FRAME_ACCEPT, shuffled } from './dicomweb.ts';
+import { FRAME_ACCEPT, maybeProfile, shuffled } from './dicomweb.ts';
 
 interface FhirLoad {
   id: string;
@@ -67,6 +67,9 @@ export async function fhirWorkloads(ctx: Ctx): Promise<Result[]> {
     const loaded = await runWrk(
       { target: t, paths: w.paths, connections: 16, durationS: ctx.cfg.durationS },
       ctx.workDir,
+    );
+    await maybeProfile(ctx, w.id, () =>
+      runWrk({ target: t, paths: w.paths, connections: 1, durationS: ctx.cfg.durationS }, ctx.workDir),
     );
     const errors = samples.reduce((s, x) => s + x.errors, 0) + loaded.errors;
     const detail =

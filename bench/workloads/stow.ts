@@ -6,10 +6,11 @@
 import { bookPatient } from '../admin.ts';
 import { absolute, type Ctx, paired, type Result } from '../context.ts';
 import { failedParts, layoutOf, STOW_CONTENT_TYPE, type StudySpec, stowBody, stowStream, studyFiles } from '../data.ts';
+import { heapOf } from '../profile.ts';
 import { memoryOf, resetPeakRss, sampleRss } from '../stack.ts';
 import { percentile, type Sample } from '../stats.ts';
 import type { Target } from '../wrk.ts';
-import { INSTANCE_ACCEPT } from './dicomweb.ts';
+import { INSTANCE_ACCEPT, maybeProfile } from './dicomweb.ts';
 
 let seq = 0;
 
@@ -112,6 +113,9 @@ export async function stowWorkloads(ctx: Ctx): Promise<Result[]> {
         note: 'facade: parsing, validation, matching to a booked order, ImagingStudy/order update, audit',
       }),
     );
+    const id = `stow-${clients}`;
+    const specs = ctx.cfg.profile ? await facadeSpecs() : [];
+    await maybeProfile(ctx, id, () => ingest(facade, specs));
   }
   return out;
 }
@@ -134,6 +138,8 @@ export async function rssWorkloads(ctx: Ctx): Promise<Result[]> {
   };
   const facade = await ctx.facadeAs('admin');
   const baseline = memoryOf(pid).rssMb;
+  const heap = ctx.facade.inspectPort ? await heapOf(ctx.facade.inspectPort) : '';
+  if (heap) ctx.log(`rss: facade before streaming: RSS ${baseline.toFixed(0)} MB; ${heap}`);
 
   // In: one STOW-RS request carrying the whole study, generated while it is sent (chunked).
   resetPeakRss(pid);
@@ -159,7 +165,7 @@ export async function rssWorkloads(ctx: Ctx): Promise<Result[]> {
       'MB',
       [Math.max(inPeak.peakMb, inPeak.hwmMb)],
       { max: 250, text: '< 250 MB' },
-      `baseline ${baseline.toFixed(0)} MB; ${(body.count / inS).toFixed(0)} inst/s; status ${res.status}${failed ? ' WITH FAILURES' : ''}`,
+      `baseline ${baseline.toFixed(0)} MB${heap ? ` (${heap})` : ''}; ${(body.count / inS).toFixed(0)} inst/s; status ${res.status}${failed ? ' WITH FAILURES' : ''}`,
     ),
   );
   ctx.log(
