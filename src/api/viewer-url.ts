@@ -13,6 +13,7 @@ import { type Access, allowsPatient } from '../auth/access.ts';
 import { imagingAccess } from '../auth/imaging-access.ts';
 import { authUrls } from '../auth/server/discovery.ts';
 import type { Config } from '../config/spec.ts';
+import { FhirError } from '../fhir/errors.ts';
 import {
   isStudyUid,
   mintViewerToken,
@@ -22,18 +23,6 @@ import {
 } from '../viewer/viewer-token.ts';
 
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
-
-/** A refused viewer-url request; `code` is the FHIR IssueType used in the OperationOutcome form. */
-export class ViewerUrlError extends Error {
-  override name = 'ViewerUrlError';
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
 
 export interface ViewerLink {
   readonly viewerUrl: string;
@@ -56,13 +45,13 @@ interface OrderRow {
 
 async function createLink(app: FastifyInstance, config: Config, req: FastifyRequest, orderId: string) {
   const access: Access | null = req.access;
-  if (!access) throw new ViewerUrlError(401, 'login', 'authentication required');
+  if (!access) throw new FhirError(401, 'login', 'authentication required');
   if (!config.authBuiltinServer) {
-    throw new ViewerUrlError(503, 'not-supported', 'viewer links need the built-in authorization server');
+    throw new FhirError(503, 'not-supported', 'viewer links need the built-in authorization server');
   }
-  if (!FHIR_ID.test(orderId)) throw new ViewerUrlError(400, 'value', 'order id is not a valid FHIR id');
+  if (!FHIR_ID.test(orderId)) throw new FhirError(400, 'value', 'order id is not a valid FHIR id');
   if (!access.allows('read', 'ServiceRequest') || !access.allows('read', 'ImagingStudy')) {
-    throw new ViewerUrlError(403, 'forbidden', 'reading orders and their imaging is not permitted for this token');
+    throw new FhirError(403, 'forbidden', 'reading orders and their imaging is not permitted for this token');
   }
   const row = (await app.db.maybeOne(sql.unsafe`
     SELECT patient_id, study_instance_uid FROM orders WHERE id = ${orderId} AND NOT deleted`)) as OrderRow | null;
@@ -76,11 +65,11 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
   ) {
     req.log.info({ viewer: { decision: 'deny', order: orderId, who: access.agent.who } }, 'viewer link refused');
     req.audit?.deny();
-    throw new ViewerUrlError(404, 'not-found', `ServiceRequest/${orderId} not found`);
+    throw new FhirError(404, 'not-found', `ServiceRequest/${orderId} not found`);
   }
   const study = row.study_instance_uid;
   if (!study || !isStudyUid(study)) {
-    throw new ViewerUrlError(409, 'business-rule', `ServiceRequest/${orderId} has no StudyInstanceUID yet`);
+    throw new FhirError(409, 'business-rule', `ServiceRequest/${orderId} has no StudyInstanceUID yet`);
   }
   const urls = authUrls(config.publicBaseUrl);
   const minted = await mintViewerToken(await app.authKeys.signingKey(), {
@@ -138,7 +127,7 @@ export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Conf
       const link = await createLink(app, config, req, req.params.orderId);
       return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
     } catch (err) {
-      if (!(err instanceof ViewerUrlError)) throw err;
+      if (!(err instanceof FhirError)) throw err;
       return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
     }
   });
@@ -156,11 +145,8 @@ export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Conf
         ],
       });
     } catch (err) {
-      if (!(err instanceof ViewerUrlError)) throw err;
-      return reply.code(err.status).send({
-        resourceType: 'OperationOutcome',
-        issue: [{ severity: 'error', code: err.code, diagnostics: err.message }],
-      });
+      if (!(err instanceof FhirError)) throw err;
+      return reply.code(err.status).send(err.outcome());
     }
   });
 }

@@ -6,36 +6,21 @@
  * Registered as its own encapsulated plugin at the root (static `/fhir/AuditEvent` paths win over the FHIR scope's
  * parametric ones), with its own body parser and error handler, so that a write attempt always gets its 405.
  */
-import type { Bundle, BundleLink, OperationOutcome } from '@medplum/fhirtypes';
+import type { Bundle, BundleLink } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/spec.ts';
+import { FhirError } from '../fhir/errors.ts';
 import { readAuditEvent, searchAuditEvents } from './query.ts';
 import { type AuditReadScope, auditReadScope } from './read-access.ts';
 import { AuditSearchError, parseAuditSearch } from './search.ts';
-
-/** An HTTP error of the AuditEvent routes, answered as an OperationOutcome. */
-export class AuditHttpError extends Error {
-  override name = 'AuditHttpError';
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-function outcome(code: string, diagnostics: string): OperationOutcome {
-  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: code as 'invalid', diagnostics }] };
-}
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
 /** The caller's visibility, or the 401/403 to answer (recorded as a denial by the audit plugin). */
 function visible(req: FastifyRequest): Extract<AuditReadScope, { kind: 'all' } | { kind: 'patients' }> {
   const scope = auditReadScope(req.access);
-  if (scope.kind === 'unauthenticated') throw new AuditHttpError(401, 'login', 'authentication required');
-  if (scope.kind === 'forbidden') throw new AuditHttpError(403, 'forbidden', scope.reason);
+  if (scope.kind === 'unauthenticated') throw new FhirError(401, 'login', 'authentication required');
+  if (scope.kind === 'forbidden') throw new FhirError(403, 'forbidden', scope.reason);
   return scope;
 }
 
@@ -59,15 +44,16 @@ export async function auditEventRoutes(app: FastifyInstance, opts: { config: Con
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 65_536 }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    let status = 500;
-    let code = 'exception';
-    let message = `internal error; request id ${req.id}`;
-    if (err instanceof AuditHttpError) ({ status, code, message } = err);
-    else if (err instanceof AuditSearchError) [status, code, message] = [400, 'invalid', err.message];
+    let fhirError: FhirError;
+    if (err instanceof FhirError) fhirError = err;
+    else if (err instanceof AuditSearchError) fhirError = new FhirError(400, 'invalid', err.message);
     else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      [status, code, message] = [err.statusCode, 'invalid', err.message];
-    } else req.log.error({ err }, 'AuditEvent route failed');
-    return reply.code(status).type(FHIR_JSON).send(outcome(code, message));
+      fhirError = new FhirError(err.statusCode, 'invalid', err.message);
+    } else {
+      req.log.error({ err }, 'AuditEvent route failed');
+      fhirError = new FhirError(500, 'exception', `internal error; request id ${req.id}`);
+    }
+    return reply.code(fhirError.status).type(FHIR_JSON).send(fhirError.outcome());
   });
 
   const search = async (req: FastifyRequest, reply: FastifyReply, body?: string) => {
@@ -116,7 +102,7 @@ export async function auditEventRoutes(app: FastifyInstance, opts: { config: Con
     if (!event) {
       // Unknown, or about another patient: the same 404 (recorded as a denial, without the event's patients).
       req.audit.deny();
-      throw new AuditHttpError(404, 'not-found', `AuditEvent/${req.params.id} not found`);
+      throw new FhirError(404, 'not-found', `AuditEvent/${req.params.id} not found`);
     }
     if (scope.kind === 'patients') req.audit.addPatients(...scope.patientIds);
     return reply.type(FHIR_JSON).send(event);
@@ -126,7 +112,7 @@ export async function auditEventRoutes(app: FastifyInstance, opts: { config: Con
     const interaction = req.method === 'POST' ? 'create' : req.method === 'DELETE' ? 'delete' : 'update';
     const id = (req.params as { id?: string }).id;
     req.audit.fhir({ interaction: req.method === 'PATCH' ? 'patch' : interaction, resourceType: 'AuditEvent', id });
-    throw new AuditHttpError(405, 'not-supported', `AuditEvents are immutable: ${req.method} is not allowed`);
+    throw new FhirError(405, 'not-supported', `AuditEvents are immutable: ${req.method} is not allowed`);
   };
   app.post('/fhir/AuditEvent', immutable);
   app.delete('/fhir/AuditEvent', immutable);
