@@ -8,6 +8,9 @@ import type { Patient, ServiceRequest } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import { createPool, sql } from 'slonik';
 import { inject } from 'vitest';
+import { type Booked, fhirPost } from './stow.ts';
+
+export type { Booked };
 
 /**
  * Helpers for the C-STORE ingest tests: real DICOM files (pydicom's test data) re-identified with dcmtk's dcmodify,
@@ -94,25 +97,6 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-export interface Booked {
-  patientId: string;
-  mrn: string;
-  orderId: string;
-  accession: string;
-}
-
-async function fhirPost<T>(app: FastifyInstance, auth: { authorization: string }, body: object): Promise<T> {
-  const type = (body as { resourceType: string }).resourceType;
-  const res = await app.inject({
-    method: 'POST',
-    url: `/fhir/${type}`,
-    headers: { ...auth, 'content-type': 'application/fhir+json' },
-    payload: JSON.stringify(body),
-  });
-  if (res.statusCode !== 201) throw new Error(`creating ${type}: ${res.statusCode} ${res.body}`);
-  return res.json() as T;
 }
 
 /** An active imaging order for a patient (a new patient unless `patientId` is given); MRN and accession allocated. */

@@ -12,7 +12,8 @@ export interface Booked {
   accession: string;
 }
 
-async function fhirPost<T>(app: FastifyInstance, auth: { authorization: string }, body: object): Promise<T> {
+/** POSTs a resource to /fhir and returns the created resource (throws unless 201). */
+export async function fhirPost<T>(app: FastifyInstance, auth: { authorization: string }, body: object): Promise<T> {
   const type = (body as { resourceType: string }).resourceType;
   const res = await app.inject({
     method: 'POST',
