@@ -16,7 +16,11 @@ The stack is up (data in ${info.settings.dataDir}):
   DICOM C-STORE   AET ${info.orthanc.aet} on port ${info.orthanc.dicomPort}
 
 Configuration of the running facade: ${info.settings.dataDir}/facade.env
-Tokens: development tokens are minted with "bin/ehr token" once the authorization server is in place (see README, Authorization).
+Tokens (development mode): create a user, then mint a token for it:
+  bin/ehr user add alice --role admin          # prints the initial password once
+  TOKEN=$(bin/ehr token --user alice --scope 'user/*.cruds')
+  curl -H "Authorization: Bearer $TOKEN" ${base}/fhir/Patient
+Apps use the SMART flows instead: ${base}/fhir/.well-known/smart-configuration (README, Authorization).
 Stop with "make down"; "make up" again resumes with the same data.`);
 }
 
