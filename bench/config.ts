@@ -8,6 +8,7 @@
  *   BENCH_LOG_LEVEL=info                    the facade's log level (default info, as in production)
  *   BENCH_KEEP=1                            leave the throwaway stack running at the end (for poking at it)
  *   BENCH_OUT=bench/RESULTS.md              where the report goes
+ *   BENCH_NOTE="..."                        a sentence for the report's conditions (e.g. what else ran)
  *
  * The full data set is the issue's: 20 patients × 5 studies × 2 series × 20 instances of 512×512 16-bit CT
  * (4000 instances, ~2.1 GB) plus 100k FHIR resources, and a 1 GB study for the memory bound.

@@ -182,7 +182,7 @@ async function main(): Promise<void> {
     const cpu = cpus()[0]?.model ?? '?';
     const conditions: Conditions = {
       date: `${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC`,
-      scale: cfg.scale === 'full' ? 'full' : "SMALL (smoke run, not the issue's data set)",
+      scale: cfg.scale === 'full' ? 'full scale' : "SMALL scale: a smoke run, not the issue's data set",
       machine: [
         `Machine: ${cpus().length} vCPU (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${version('uname', ['-sr'])}`,
       ],
@@ -202,6 +202,7 @@ async function main(): Promise<void> {
       durationS: cfg.durationS,
       reps: cfg.reps,
       notes: [
+        ...(process.env['BENCH_NOTE'] ? [`Note: ${process.env['BENCH_NOTE']}`] : []),
         'Durable PostgreSQL (fsync on), one cluster with the EHR and Orthanc databases',
         `Facade RSS right after start (ready, idle): ${rssAtStart.toFixed(0)} MB`,
         ...(cfg.profile

@@ -6,7 +6,7 @@
  * itself stays unchanged.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -14,7 +14,7 @@ import { type FacadeProcess, facadePid, startFacade, stopFacade } from '../src/s
 import { orthancPid } from '../src/stack/orthanc.ts';
 import { clusterPid } from '../src/stack/postgres.ts';
 import { freePort } from '../src/stack/process.ts';
-import { type StackInfo, stackDown, stackUp } from '../src/stack/stack.ts';
+import { type StackInfo, type StackSettings, stackDown, stackUp } from '../src/stack/stack.ts';
 
 const execFileP = promisify(execFile);
 
@@ -57,6 +57,15 @@ export async function affinityOf(pid: number): Promise<string> {
 /** Starts PostgreSQL and Orthanc in a fresh folder on free ports and pins them (and every PostgreSQL process) to CPU 0. */
 export async function startBenchStack(workDir: string, log: (s: string) => void): Promise<BenchStack> {
   const dataDir = join(workDir, 'stack');
+  // A stack left running by BENCH_KEEP=1 (or a killed run) is stopped before its folder is wiped.
+  for (const d of existsSync(workDir) ? readdirSync(workDir) : []) {
+    if (d.startsWith('facade-')) await stopFacade({ dir: join(workDir, d), port: 0, env: {} });
+  }
+  if (existsSync(join(dataDir, 'stack.json'))) {
+    await stackDown(JSON.parse(readFileSync(join(dataDir, 'stack.json'), 'utf8')) as StackSettings).catch(
+      () => undefined,
+    );
+  }
   rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
   const info = await stackUp(

@@ -104,7 +104,7 @@ export async function stowWorkloads(ctx: Ctx): Promise<Result[]> {
       await paired(ctx, {
         id: `stow-${clients}-client${clients > 1 ? 's' : ''}`,
         group: 'stow',
-        label: `STOW-RS, ${clients} client${clients > 1 ? 's' : ''} × ${per} studies of 40 instances (21 MB)`,
+        label: `STOW-RS, ${clients} client${clients > 1 ? 's' : ''} × ${per} stud${per > 1 ? 'ies' : 'y'} of 40 instances (21 MB each)`,
         unit: 'inst/s',
         showMb: true,
         a: () => ingest(ctx.direct, directSpecs()),
