@@ -15,7 +15,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const USAGE = `usage: bin/ehr <command>
 
   stack up|down|status   run the local stack (PostgreSQL, Orthanc, facade) in the background
-  upload PATHS --url URL --token TOKEN   STOW-RS upload of DICOM files and folders (bin/ehr upload --help)
+  upload PATHS --url URL --token TOKEN|--client ID --key FILE   STOW-RS upload of DICOM files and folders (--help)
   migrate                apply pending database migrations
   config check           validate the configuration from the environment
   config table           print the configuration table (Markdown)

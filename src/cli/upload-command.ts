@@ -3,18 +3,32 @@ import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { DicomAttributeError, readDicomInstance } from '../imaging/dicom-instance.ts';
+import {
+  BackendAuthError,
+  BackendTokenSource,
+  DEFAULT_UPLOAD_SCOPE,
+  discoverTokenEndpoint,
+  loadSigningKey,
+} from './backend-token.ts';
 
 /**
- * `bin/ehr upload <files or folders...> --url URL --token TOKEN`: a STOW-RS client (DICOM PS3.18 §10.5) for people
- * with a folder of images. Walks folders, skips non-DICOM files with a note, groups instances by study, sends
- * batches (one study per request) with bounded concurrency, shows progress, and prints a per-study summary and
- * every rejected file with its reason. Exit status 1 when anything was rejected or a request failed.
+ * `bin/ehr upload <files or folders...> --url URL --token TOKEN|--client ID --key FILE`: a STOW-RS client (DICOM
+ * PS3.18 §10.5) for people with a folder of images. With `--client` it authenticates as a SMART Backend Services
+ * client (see backend-token.ts) and renews its token during long runs. Walks folders, skips non-DICOM files with a
+ * note, groups instances by study, sends batches (one study per request) with bounded concurrency, shows progress,
+ * and prints a per-study summary and every rejected file with its reason. Exit status 1 when anything was rejected or a request failed.
  */
 
-const USAGE = `usage: bin/ehr upload <files or folders...> --url URL [--token TOKEN] [options]
+const USAGE = `usage: bin/ehr upload <files or folders...> --url URL [--token TOKEN | --client ID --key FILE] [options]
 
   --url URL          the facade's base URL (e.g. http://localhost:8000); STOW-RS goes to URL/dicom-web/studies
   --token TOKEN      bearer access token (or EHR_TOKEN); mint one in development with bin/ehr token
+  --client ID        authenticate as a SMART Backend Services client (client_credentials + private_key_jwt)
+  --key FILE         its private key: a JWK or JWKS (JSON) or a PKCS#8 PEM key (needs --alg)
+  --alg ALG          signing algorithm (ES384, RS384, ES256, RS256, PS256, PS384; default from the JWK)
+  --kid KID          key id for the assertion header (default the JWK's kid; picks the key in a JWKS)
+  --scope SCOPES     scopes to ask for (default "${DEFAULT_UPLOAD_SCOPE}")
+  --token-url URL    token endpoint (default token_endpoint of URL/fhir/.well-known/smart-configuration)
   --concurrency N    requests in flight at once (default 2)
   --batch N          instances per request, at most (default 20; a request also stays under 64 MB)
   --no-progress      plain lines even on a terminal
@@ -28,13 +42,25 @@ interface Options {
   paths: string[];
   url: string;
   token: string | undefined;
+  /** SMART Backend Services (`--client`): then `token` is unused. */
+  client: { id: string; key: string; alg?: string; kid?: string; scope: string; tokenUrl?: string } | undefined;
   concurrency: number;
   batch: number;
   progress: boolean;
 }
 
 export function parseUploadArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
-  const o: Options = { paths: [], url: '', token: env['EHR_TOKEN'], concurrency: 2, batch: 20, progress: true };
+  const o: Options = {
+    paths: [],
+    url: '',
+    token: env['EHR_TOKEN'],
+    client: undefined,
+    concurrency: 2,
+    batch: 20,
+    progress: true,
+  };
+  let tokenFlag = false;
+  const c: Partial<NonNullable<Options['client']>> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -43,17 +69,42 @@ export function parseUploadArgs(argv: string[], env: NodeJS.ProcessEnv): Options
       return v;
     };
     if (a === '--url') o.url = value().replace(/\/+$/, '');
-    else if (a === '--token') o.token = value();
+    else if (a === '--token') {
+      o.token = value();
+      tokenFlag = true;
+    } else if (a === '--client') c.id = value();
+    else if (a === '--key') c.key = value();
+    else if (a === '--alg') c.alg = value();
+    else if (a === '--kid') c.kid = value();
+    else if (a === '--scope') c.scope = value();
+    else if (a === '--token-url') c.tokenUrl = value().replace(/\/+$/, '');
     else if (a === '--concurrency') o.concurrency = Number(value());
     else if (a === '--batch') o.batch = Number(value());
     else if (a === '--no-progress') o.progress = false;
-    else if (a === '--client')
-      throw new UploadUsageError('--client: mint a token with `bin/ehr token` and use --token');
     else if (a.startsWith('--')) throw new UploadUsageError(`unknown option ${a}`);
     else o.paths.push(a);
   }
   if (o.paths.length === 0) throw new UploadUsageError('no files or folders given');
   if (!/^https?:\/\//.test(o.url)) throw new UploadUsageError('--url must be an http(s) URL');
+  if (c.id !== undefined) {
+    if (tokenFlag) throw new UploadUsageError('give either --token or --client, not both');
+    if (c.key === undefined) throw new UploadUsageError('--client needs --key FILE (its private key)');
+    if (c.tokenUrl !== undefined && !/^https?:\/\//.test(c.tokenUrl))
+      throw new UploadUsageError('--token-url must be an http(s) URL');
+    if (c.scope !== undefined && c.scope.trim() === '') throw new UploadUsageError('--scope must not be empty');
+    o.client = { ...c, id: c.id, key: c.key, scope: c.scope ?? DEFAULT_UPLOAD_SCOPE };
+  } else {
+    const stray = (
+      [
+        ['--key', c.key],
+        ['--alg', c.alg],
+        ['--kid', c.kid],
+        ['--scope', c.scope],
+        ['--token-url', c.tokenUrl],
+      ] as const
+    ).find(([, v]) => v !== undefined);
+    if (stray) throw new UploadUsageError(`${stray[0]} is only used with --client`);
+  }
   for (const [k, v] of [
     ['--concurrency', o.concurrency],
     ['--batch', o.batch],
@@ -144,7 +195,47 @@ interface StudyTally {
   rejected: number;
 }
 
-async function send(o: Options, batch: FileEntry[]): Promise<{ stored: string[]; rejected: Map<string, string> }> {
+/** Where the bearer token comes from: fixed (`--token`) or a backend client's, renewed when due or refused. */
+interface Auth {
+  token(): Promise<string | undefined>;
+  /** The server refused `token` with 401: true when a new one can be tried. */
+  refused(token: string): boolean;
+}
+
+async function authFor(o: Options): Promise<Auth> {
+  const c = o.client;
+  if (!c) return { token: async () => o.token || undefined, refused: () => false };
+  let text: string;
+  try {
+    text = await readFile(c.key, 'utf8');
+  } catch (err) {
+    throw new BackendAuthError(`cannot read --key ${c.key}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  const key = await loadSigningKey(text, { ...(c.alg ? { alg: c.alg } : {}), ...(c.kid ? { kid: c.kid } : {}) });
+  const tokenUrl = c.tokenUrl ?? (await discoverTokenEndpoint(`${o.url}/fhir`));
+  const source = new BackendTokenSource({ clientId: c.id, key, scope: c.scope, tokenUrl });
+  const first = await source.current();
+  console.error(`authenticated as backend client ${c.id} at ${tokenUrl} (scope: ${first.scope})`);
+  return {
+    token: async () => {
+      try {
+        return await source.token();
+      } catch (err) {
+        throw new BackendAuthError(`could not renew the access token: ${(err as Error).message}`);
+      }
+    },
+    refused: (token) => {
+      source.invalidate(token);
+      return true;
+    },
+  };
+}
+
+async function send(
+  o: Options,
+  auth: Auth,
+  batch: FileEntry[],
+): Promise<{ stored: string[]; rejected: Map<string, string> }> {
   const boundary = `ehr-upload-${randomBytes(12).toString('hex')}`;
   const chunks: Buffer[] = [];
   for (const f of batch) {
@@ -152,15 +243,23 @@ async function send(o: Options, batch: FileEntry[]): Promise<{ stored: string[];
     chunks.push(Buffer.from('\r\n'));
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  const res = await fetch(`${o.url}/dicom-web/studies`, {
-    method: 'POST',
-    headers: {
-      'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
-      accept: 'application/dicom+json',
-      ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
-    },
-    body: Buffer.concat(chunks),
-  });
+  const payload = Buffer.concat(chunks);
+  let res: Response;
+  for (let attempt = 1; ; attempt++) {
+    const token = await auth.token();
+    res = await fetch(`${o.url}/dicom-web/studies`, {
+      method: 'POST',
+      headers: {
+        'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+        accept: 'application/dicom+json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: payload,
+    });
+    // A 401 stored nothing (authentication is checked before the body is read): retry once with a new token.
+    if (res.status !== 401 || attempt > 1 || !token || !auth.refused(token)) break;
+    await res.body?.cancel();
+  }
   const rejected = new Map<string, string>();
   const stored: string[] = [];
   const text = await res.text();
@@ -195,6 +294,14 @@ export async function uploadCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const o = parseUploadArgs(argv, process.env);
+  let auth: Auth;
+  try {
+    auth = await authFor(o);
+  } catch (err) {
+    if (!(err instanceof BackendAuthError)) throw err;
+    console.error(`ehr upload: ${err.message}`);
+    return 1;
+  }
   const tty = o.progress && process.stderr.isTTY === true;
   const files = await scan(o.paths, (line) => console.error(line));
   const plan = batches(files, o.batch);
@@ -218,7 +325,7 @@ export async function uploadCommand(argv: string[]): Promise<number> {
     for (let b = queue.shift(); b; b = queue.shift()) {
       let result: Awaited<ReturnType<typeof send>>;
       try {
-        result = await send(o, b);
+        result = await send(o, auth, b);
       } catch (err) {
         result = {
           stored: [],
