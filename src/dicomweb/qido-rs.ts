@@ -7,7 +7,7 @@ import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
 import { replaceAll } from './public-url.ts';
 import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './qido-paging.ts';
 import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './qido-query.ts';
-import { DICOM_JSON, type DicomWebContext, imagingFilter, relay, upstreamError } from './relay.ts';
+import { DICOM_JSON, type DicomWebContext, imagingView, relay, upstreamError } from './relay.ts';
 
 interface PathParams {
   study?: string;
@@ -59,11 +59,16 @@ async function search(
   if (!acceptsDicomJson(req.headers.accept)) {
     throw new DicomWebError(406, 'QIDO-RS answers are available as application/dicom+json only');
   }
-  const filter = imagingFilter(req);
-  const scope = await ctx.index.scope(filter);
+  const { filter, restriction } = imagingView(req);
+  const scope = await ctx.index.scope(filter, restriction);
   const plan = planQido(scope, query.studyUids, params.study, ctx.maxUids);
   req.log.info(
-    { decision: scope.all ? 'all' : 'restricted', plan: plan.kind, who: req.access.agent.who },
+    {
+      decision: scope.all ? 'all' : 'restricted',
+      plan: plan.kind,
+      who: req.access.agent.who,
+      ...(restriction.kind === 'sql' ? { restriction: restriction.key } : {}),
+    },
     'qido scope',
   );
   const path = searchPath(level, params);

@@ -9,6 +9,7 @@ import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
 import type { StudyIndex } from './study-index.ts';
+import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
 
 export const DICOM_JSON = 'application/dicom+json';
 
@@ -31,30 +32,39 @@ const PASSED_HEADERS = [
   'last-modified',
 ];
 
+/** What a caller may see over DICOMweb: its readable patients and its granular ImagingStudy restrictions. */
+export interface ImagingView {
+  readonly filter: PatientFilter;
+  readonly restriction: StudyRestriction;
+}
+
 /**
- * The caller's readable patients for imaging, from the shared policy (`src/auth/imaging-access.ts`); 401 without
- * an access context. A caller whose imaging rights carry SMART v2 granular restrictions (`ImagingStudy?modality=`)
- * sees no DICOMweb data (fail closed: the facade cannot yet apply them to DICOM objects).
+ * The caller's readable patients for imaging and its SMART v2 granular restrictions, from the shared policy
+ * (`src/auth/imaging-access.ts`); 401 without an access context. `ImagingStudy?modality=` restrictions are applied to
+ * the study index ({@link studyRestriction}); any other restriction parameter fails closed (nothing is visible).
  */
-export function imagingFilter(req: FastifyRequest): PatientFilter {
+export function imagingView(req: FastifyRequest): ImagingView {
   const access = req.access;
   if (!access) throw new DicomWebError(401, 'Authentication required');
   const imaging = imagingAccess(access);
-  if (imaging.restrictions().length > 0) {
-    req.log.info({ decision: 'deny', reason: 'granular imaging restrictions' }, 'dicomweb access');
-    return NONE;
+  const restriction = studyRestriction(imaging.restrictions());
+  if (restriction.kind === 'deny') {
+    req.log.info({ decision: 'deny', reason: restriction.reason, who: access.agent.who }, 'dicomweb access');
   }
-  return imaging.readablePatients();
+  return { filter: imaging.readablePatients(), restriction };
 }
-
-const NONE: PatientFilter = { all: false, patientIds: [] };
 
 /** Throws the uniform 404 unless the caller may read the study (unknown, unlinked and other patients' alike). */
 export async function authorizeStudy(req: FastifyRequest, ctx: DicomWebContext, studyUid: string): Promise<void> {
-  const filter = imagingFilter(req);
-  const allowed = await ctx.index.mayRead(filter, studyUid);
+  const { filter, restriction } = imagingView(req);
+  const allowed = await ctx.index.mayRead(filter, studyUid, restriction);
   req.log.info(
-    { decision: allowed ? 'permit' : 'deny', study: studyUid, who: req.access.agent.who },
+    {
+      decision: allowed ? 'permit' : 'deny',
+      study: studyUid,
+      who: req.access.agent.who,
+      ...(restriction.kind === 'sql' ? { restriction: restriction.key } : {}),
+    },
     'dicomweb access',
   );
   if (!allowed) throw new StudyNotFoundError();
