@@ -7,10 +7,11 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { invalidateStudyLinks } from '../src/dicomweb/study-index.ts';
+import { studyLinksChanged } from '../src/imaging/study-links.ts';
 import { testApp } from './helpers/app.ts';
 import { adminToken, bearer, grantPatient, tokenFor } from './helpers/auth.ts';
-import { newUid } from './helpers/dicom.ts';
+import { makeSeries, newUid } from './helpers/dicom.ts';
+import { bookPatientAndOrder, multipartBody, STOW_TYPE } from './helpers/stow.ts';
 import { type Dataset, first, instanceUids, seedDataset, seriesUids, studyUids } from './helpers/dicomweb-data.ts';
 
 let app: FastifyInstance;
@@ -208,7 +209,67 @@ describe('a doctor granted A and C pages through exactly their studies', () => {
 });
 
 describe('the study → patient cache is invalidated when links change', () => {
-  test('re-pointing a study to another patient takes effect at once after invalidateStudyLinks', async () => {
+  test('a study linked by STOW-RS is visible at once to a caller whose allowed set is cached (60 s cache)', async () => {
+    const booked = await bookPatientAndOrder(app, auth.admin);
+    const patientAuth = bearer(
+      await tokenFor(app, {
+        user: { username: `pat-${booked.patientId}`, roles: [] },
+        scope: 'patient/*.rs',
+        patient: booked.patientId,
+      }),
+    );
+    const list = async () => {
+      const res = await request(app.server).get('/dicom-web/studies').set(patientAuth);
+      expect(res.status).toBe(200);
+      return uidsOf(JSON.parse(res.text) as Item[], '0020000D');
+    };
+    expect(await list()).toEqual([]); // caches the (empty) allowed set
+    const s = makeSeries({ patientId: booked.mrn, accession: booked.accession, count: 2 });
+    const boundary = 'cache-test-boundary';
+    const stored = await request(app.server)
+      .post('/dicom-web/studies')
+      .set(auth.admin)
+      .set('content-type', STOW_TYPE(boundary))
+      .send(multipartBody(s.files, boundary));
+    expect(stored.status).toBe(200);
+    expect(await list()).toEqual([s.studyUid]);
+  });
+
+  test('an ImagingStudy re-pointed or deleted through the FHIR API takes effect at once (60 s cache)', async () => {
+    const study = data.A.studies[0]!;
+    const id = `is-${study.uid.slice(-20)}`;
+    const path = `/dicom-web/studies/${study.uid}/metadata`;
+    expect((await request(app.server).get(path).set(auth.patA)).status).toBe(200);
+    expect(uidsOf(await qido('/studies', 'patA'), '0020000D')).toContain(study.uid);
+
+    const resource = (subject: string) => ({
+      resourceType: 'ImagingStudy',
+      id,
+      status: 'available',
+      subject: { reference: `Patient/${subject}` },
+      identifier: [{ system: 'urn:dicom:uid', value: `urn:oid:${study.uid}` }],
+    });
+    const put = (subject: string) =>
+      request(app.server)
+        .put(`/fhir/ImagingStudy/${id}`)
+        .set(auth.admin)
+        .set('content-type', 'application/fhir+json')
+        .send(resource(subject));
+    expect((await put(data.B.id)).status).toBe(200);
+    expect((await request(app.server).get(path).set(auth.patA)).status).toBe(404);
+    expect(uidsOf(await qido('/studies', 'patA'), '0020000D')).not.toContain(study.uid);
+
+    expect((await put(data.A.id)).status).toBe(200);
+    expect((await request(app.server).get(path).set(auth.patA)).status).toBe(200);
+    expect((await request(app.server).delete(`/fhir/ImagingStudy/${id}`).set(auth.admin)).status).toBe(204);
+    expect((await request(app.server).get(path).set(auth.patA)).status).toBe(404);
+    expect(uidsOf(await qido('/studies', 'patA'), '0020000D')).not.toContain(study.uid);
+    // Restore the link for the other tests of this file.
+    expect((await put(data.A.id)).status).toBe(201);
+    expect((await request(app.server).get(path).set(auth.patA)).status).toBe(200);
+  });
+
+  test('re-pointing a study to another patient takes effect at once after studyLinksChanged', async () => {
     const a2 = data.A.studies[1]?.uid ?? '';
     const path = `/dicom-web/studies/${a2}/metadata`;
     expect((await request(app.server).get(path).set(auth.patA)).status).toBe(200);
@@ -216,13 +277,13 @@ describe('the study → patient cache is invalidated when links change', () => {
     await app.db.query(
       sql.unsafe`UPDATE imaging_studies SET patient_id = ${data.B.id} WHERE study_instance_uid = ${a2}`,
     );
-    invalidateStudyLinks(a2);
+    studyLinksChanged(a2);
     expect((await request(app.server).get(path).set(auth.patA)).status).toBe(404);
     expect(uidsOf(await qido('/studies', 'patA'), '0020000D')).not.toContain(a2);
     await app.db.query(
       sql.unsafe`UPDATE imaging_studies SET patient_id = ${data.A.id} WHERE study_instance_uid = ${a2}`,
     );
-    invalidateStudyLinks(a2);
+    studyLinksChanged(a2);
     expect((await request(app.server).get(path).set(auth.patA)).status).toBe(200);
   });
 });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { invalidateStudyLinks } from '../dicomweb/study-index.ts';
+import { studyLinksChanged } from '../imaging/study-links.ts';
 import { changeFeedAudit } from './audit.ts';
 import { ChangeFeedConsumer } from './consumer.ts';
 import { ehrLinker } from './ehr-linker.ts';
@@ -31,7 +31,7 @@ export const changeFeedPlugin = fp(
         orthanc: app.orthanc,
         linker: ehrLinker(config, app.orthanc),
         audit: changeFeedAudit(config.publicBaseUrl),
-        onStudyChanged: (uid) => invalidateStudyLinks(uid),
+        onStudyChanged: (uid) => studyLinksChanged(uid),
       };
       return deps;
     };

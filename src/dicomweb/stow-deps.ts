@@ -10,6 +10,7 @@ import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
 import { type FhirStore, linkingAccess, recordStudies } from '../imaging/ehr-link.ts';
 import { insertUploadLogs } from '../imaging/upload-log.ts';
 import type { StowDeps, StowOptions } from './stow-rs.ts';
+import { studyLinksChanged } from '../imaging/study-links.ts';
 
 /**
  * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with the caller's access, writes in
@@ -34,30 +35,39 @@ export function stowFactory(app: FastifyInstance, config: Config) {
     config,
     profiles: loadProfiles({ mrnSystem: config.fhirMrnSystem, accessionSystem: config.fhirAccessionSystem }),
   };
-  const invalidate = (uid: string) =>
-    (app as unknown as { studyIndex?: { invalidate(uid: string): void } }).studyIndex?.invalidate(uid);
-  return (access: Access): StowDeps => ({
-    orthanc: app.orthanc,
-    lookup: new FhirRepository(app.db, access, ctx) as unknown as FhirStore,
-    transaction: (patientIds, fn) =>
-      app.db.transaction((tx) =>
-        fn(new FhirRepository(tx, linkingAccess(access, patientIds), ctx) as unknown as FhirStore, tx),
-      ),
-    recordStudies: async (store, studies) => {
-      const out = await recordStudies(store, studies, {
-        endpointId: config.dicomwebEndpointId,
-        publicBaseUrl: config.publicBaseUrl,
-        newId: randomUUID,
-        now: new Date(),
-      });
-      for (const s of out) invalidate(s.studyInstanceUid);
-      return out;
-    },
-    insertLogs: insertUploadLogs,
-    hold: async (tx, input) => {
-      await enqueueUnmatched(tx, { ...input, source: 'stow' });
-    },
-  });
+  return (access: Access): StowDeps => {
+    // Studies linked inside the current EHR transaction: announced only after it commits (see study-links.ts).
+    let linked: string[] = [];
+    return {
+      orthanc: app.orthanc,
+      lookup: new FhirRepository(app.db, access, ctx) as unknown as FhirStore,
+      transaction: async (patientIds, fn) => {
+        linked = [];
+        try {
+          return await app.db.transaction((tx) =>
+            fn(new FhirRepository(tx, linkingAccess(access, patientIds), ctx) as unknown as FhirStore, tx),
+          );
+        } finally {
+          for (const uid of linked) studyLinksChanged(uid);
+          linked = [];
+        }
+      },
+      recordStudies: async (store, studies) => {
+        const out = await recordStudies(store, studies, {
+          endpointId: config.dicomwebEndpointId,
+          publicBaseUrl: config.publicBaseUrl,
+          newId: randomUUID,
+          now: new Date(),
+        });
+        linked.push(...out.map((s) => s.studyInstanceUid));
+        return out;
+      },
+      insertLogs: insertUploadLogs,
+      hold: async (tx, input) => {
+        await enqueueUnmatched(tx, { ...input, source: 'stow' });
+      },
+    };
+  };
 }
 
 /** The caller's access, or 401 (authentication is checked by the access plugin before this). */

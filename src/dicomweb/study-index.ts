@@ -12,6 +12,7 @@ import { type DatabasePool, sql } from 'slonik';
 import type { PatientFilter } from '../auth/access.ts';
 import type { StudyScope } from './qido-paging.ts';
 import { type StudyRestriction, UNRESTRICTED } from './study-restriction.ts';
+import { onStudyLinksChanged } from '../imaging/study-links.ts';
 
 interface RestrictedStudy {
   /** A live ImagingStudy row with the UID matches the restriction. */
@@ -25,17 +26,6 @@ interface Entry<T> {
   expires: number;
 }
 
-/** Every live index, so that {@link invalidateStudyLinks} reaches all of them (several apps in one test process). */
-const live = new Set<StudyIndex>();
-
-/**
- * Call after any change of a study ↔ patient link (STOW linking a study, manual reconciliation, an ImagingStudy
- * created, re-pointed or deleted). Without `studyUid`, everything is dropped.
- */
-export function invalidateStudyLinks(studyUid?: string): void {
-  for (const index of live) index.invalidate(studyUid);
-}
-
 export class StudyIndex {
   readonly #db: DatabasePool;
   readonly #ttlMs: number;
@@ -46,17 +36,18 @@ export class StudyIndex {
   readonly #byPatients = new Map<string, Entry<ReadonlySet<string>>>();
   /** Bumped by every invalidation, so that an answer read before it is never cached after it. */
   #generation = 0;
+  readonly #unsubscribe: () => void;
   static readonly MAX_ENTRIES = 10_000;
 
   constructor(db: DatabasePool, ttlMs: number) {
     this.#db = db;
     this.#ttlMs = ttlMs;
-    live.add(this);
+    this.#unsubscribe = onStudyLinksChanged((uid) => this.invalidate(uid));
   }
 
   /** Stops receiving invalidations (app shutdown). */
   close(): void {
-    live.delete(this);
+    this.#unsubscribe();
     this.invalidate();
   }
 

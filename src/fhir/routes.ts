@@ -6,6 +6,7 @@ import { checkFormat, ID, isStrict, parseIfMatch, sendFhir, sendResource, versio
 import { type FhirType, RESOURCE_TYPES } from './registry.ts';
 import type { FhirRepository, JsonPatch } from './repository.ts';
 import { assertResourceBody } from './validate.ts';
+import { studyLinksChanged } from '../imaging/study-links.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -190,6 +191,8 @@ async function history(t: FhirType, id: string | undefined, req: FastifyRequest,
 export const TYPE_INTERACTIONS = [...new Set(ROUTES.map((r) => r.interaction))];
 
 const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+/** Interactions that can change which patient an ImagingStudy (and so its DICOM study) belongs to. */
+const LINK_WRITES: ReadonlySet<RouteDef['interaction']> = new Set(['create', 'update', 'patch', 'delete']);
 
 /** Registers every route of the table for every type, and 405 for the other methods on the same paths. */
 export function registerRoutes(app: FastifyInstance, bodyLimit: number): void {
@@ -203,7 +206,10 @@ export function registerRoutes(app: FastifyInstance, bodyLimit: number): void {
         bodyLimit,
         handler: async (req, reply) => {
           checkFormat(req);
-          return r.handler(type, req, reply);
+          const sent = await r.handler(type, req, reply);
+          // The write has committed: drop cached study ↔ patient links (DICOMweb access) before anything else runs.
+          if (type === 'ImagingStudy' && LINK_WRITES.has(r.interaction)) studyLinksChanged();
+          return sent;
         },
       });
     }
