@@ -115,6 +115,9 @@ ${c.notes.map((l) => `- ${l}`).join('\n')}
 
 Data set: ${c.dataSet.join('; ')}.
 
+Why the targets are missed, with CPU profiles and per-request database traces, and what would fix each miss:
+[bench/FINDINGS.md](FINDINGS.md).
+
 ## Targets
 
 ${targetsTable(results)}
