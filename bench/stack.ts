@@ -170,6 +170,30 @@ export async function stopBenchStack(s: BenchStack): Promise<void> {
   await stackDown(s.info.settings);
 }
 
+/** CPU time (utime + stime, plus reaped children's) of a process from /proc/<pid>/stat, in ms; 0 when it is gone. */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 after the command; clock ticks of 10 ms.
+    return [11, 12, 13, 14].reduce((n, i) => n + Number(f[i] ?? 0), 0) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU time used so far by the server side (PostgreSQL: postmaster, every backend and what it reaped; Orthanc), in ms:
+ * the difference over a run, divided by its requests, is the server-CPU cost of one request.
+ */
+export async function serverCpuMs(s: BenchStack): Promise<number> {
+  const postmaster = clusterPid(s.info.pg);
+  const orthanc = orthancPid(s.info.orthanc);
+  if (!postmaster || !orthanc) return 0;
+  const pids = [postmaster, ...(await childrenOf(postmaster)), orthanc];
+  return pids.reduce((n, pid) => n + cpuMsOf(pid), 0);
+}
+
 /** Memory of a process from /proc: current and peak resident set (kB → MB). */
 export function memoryOf(pid: number): { rssMb: number; hwmMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -10,6 +10,7 @@ import type { Caller } from '../admin.ts';
 import type { Group } from '../config.ts';
 import { type Ctx, type PairedResult, paired, type RatioTarget } from '../context.ts';
 import { profileWhile } from '../profile.ts';
+import { serverCpuMs } from '../stack.ts';
 import { probe, runWrk, type Target } from '../wrk.ts';
 
 export const FRAME_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=*';
@@ -67,7 +68,20 @@ export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Targ
     warmup: { a: run(direct, 1), b: run(facade, 1) },
     ...(w.target ? { target: w.target } : {}),
   });
-  await maybeProfile(ctx, w.id, run(facade));
+  if (ctx.cfg.profile) {
+    // Server CPU (CPU 0: PostgreSQL + Orthanc) per request, direct against facade, for the findings.
+    const c0 = await serverCpuMs(ctx.stack);
+    const d = await run(direct)();
+    const c1 = await serverCpuMs(ctx.stack);
+    const perReq = (ms: number, n: number) => (n ? (ms / n).toFixed(2) : '?');
+    const line = `server CPU (PostgreSQL + Orthanc) per request: direct ${perReq(c1 - c0, d.count)} ms`;
+    await maybeProfile(ctx, w.id, async () => {
+      const f0 = await serverCpuMs(ctx.stack);
+      const f = await run(facade)();
+      const f1 = await serverCpuMs(ctx.stack);
+      return { ...f, serverCpu: `${line}, facade ${perReq(f1 - f0, f.count)} ms` };
+    });
+  }
   return result;
 }
 
@@ -89,14 +103,18 @@ export async function maybeProfile(ctx: Ctx, id: string, work: () => Promise<unk
     };
   const s0 = await stats();
   let requests = 0;
+  let serverCpu = '';
   const text = await profileWhile(port, dir, id, async () => {
-    const r = await work();
-    requests = (r as { count?: number }).count ?? 0;
+    const r = (await work()) as { count?: number; serverCpu?: string };
+    requests = r.count ?? 0;
+    serverCpu = r.serverCpu ?? '';
   });
   await new Promise((r) => setTimeout(r, 600)); // pg_stat counters are flushed at most every 500 ms
   const s1 = await stats();
   const per = (x: number) => (requests ? (x / requests).toFixed(1) : '?');
-  const db = `EHR database per request: ${per(s1.commits - s0.commits)} transactions, ${per(s1.writes - s0.writes)} rows written`;
+  const db =
+    `EHR database per request: ${per(s1.commits - s0.commits)} transactions, ${per(s1.writes - s0.writes)} rows written` +
+    (serverCpu ? `; ${serverCpu}` : '');
   writeFileSync(join(dir, `${id}.txt`), `${db}\n${text}`);
   ctx.log(`${id}: profile in bench/.work/prof/${id}.cpuprofile; ${db}\n${text.split('\n').slice(0, 14).join('\n')}`);
 }
