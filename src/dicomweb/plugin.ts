@@ -60,6 +60,12 @@ export function describeError(err: unknown): { status: number; message: string }
 export function installDicomErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
     const { status, message } = describeError(err);
+    // A client that went away mid-answer (viewers cancel prefetches all the time) is not a server fault.
+    if (req.raw.destroyed || reply.raw.destroyed) {
+      req.log.info({ reason: (err as Error).message }, 'dicomweb client went away');
+      reply.raw.destroy();
+      return reply;
+    }
     if (status >= 500) req.log.error({ err }, 'dicomweb error');
     else req.log.info({ status, reason: message }, 'dicomweb request refused');
     if (reply.sent || reply.raw.headersSent) {
