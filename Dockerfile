@@ -18,9 +18,11 @@ RUN mkdir -p fhir-profiles && find src -name '*.test.ts' -delete
 
 # 3. Runtime: root-owned, read-only code, run as the unprivileged `node` user.
 FROM ${NODE_IMAGE} AS runtime
+# MALLOC_ARENA_MAX=2: glibc's per-thread arenas made RSS grow by ~50 MB under STOW-RS ingest (bench/FINDINGS.md §6).
 ENV NODE_ENV=production \
     EHR_HOST=0.0.0.0 \
-    EHR_PORT=8000
+    EHR_PORT=8000 \
+    MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=source /src/package.json ./package.json

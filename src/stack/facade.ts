@@ -29,7 +29,8 @@ export async function startFacade(f: FacadeProcess): Promise<number> {
   const child = spawn(process.execPath, [MAIN], {
     detached: true,
     stdio: ['ignore', out, out],
-    env: { ...process.env, ...f.env, EHR_ENV_FILE: '/dev/null' },
+    // MALLOC_ARENA_MAX=2 bounds glibc's per-thread arenas (RSS under ingest, bench/FINDINGS.md §6).
+    env: { MALLOC_ARENA_MAX: '2', ...process.env, ...f.env, EHR_ENV_FILE: '/dev/null' },
   });
   const pid = child.pid;
   if (!pid) throw new StackError('the facade could not be spawned');
