@@ -63,15 +63,28 @@ export function dicomKeys(d: AuditDescription, url: string): { studyUids: string
   return { studyUids: [...studyUids], mrns: [...mrns] };
 }
 
-/** The EHR patients linked to these studies or MRNs, limited to the caller's patient filter for imaging. */
+/** The study → patients lookup of the DICOMweb study index (src/dicomweb/study-index.ts `StudyIndex`, cached). */
+export interface StudyPatientsLookup {
+  patientsOfStudy(studyUid: string): Promise<readonly string[]>;
+}
+
+/**
+ * The EHR patients linked to these studies or MRNs, limited to the caller's patient filter for imaging. With the
+ * DICOMweb study index the study links come from its cache (which the access decision has usually just filled, and
+ * which link changes invalidate); without it, from one query.
+ */
 export async function dicomPatients(
   db: Pick<CommonQueryMethods, 'anyFirst'>,
   access: Access | undefined,
   keys: { studyUids: string[]; mrns: string[] },
+  studyIndex?: StudyPatientsLookup,
 ): Promise<string[]> {
   const found = new Set<string>();
   if (access?.patientContext) found.add(access.patientContext);
-  if (keys.studyUids.length) {
+  if (keys.studyUids.length && studyIndex) {
+    const linked = await Promise.all(keys.studyUids.map((uid) => studyIndex.patientsOfStudy(uid)));
+    for (const ids of linked) for (const id of ids) found.add(String(id));
+  } else if (keys.studyUids.length) {
     const rows = await db.anyFirst(sql.unsafe`
       SELECT DISTINCT patient_id FROM imaging_studies
        WHERE study_instance_uid = ANY(${sql.array(keys.studyUids, 'text')}) AND patient_id IS NOT NULL AND NOT deleted`);

@@ -4,8 +4,12 @@
  * request under /fhir, /dicom-web, /api and /auth (except the public ones listed in {@link UNAUDITED}) leaves exactly
  * one AuditEvent, allowed or denied:
  *
- * - `onSend` (before any byte of the response is written): stores the event in its own transaction. If that fails,
- *   the response is replaced by a 503 and the data never leaves: a read's event is durable before its response.
+ * - `onSend` (before any byte of the response is written): hands the event to this process's single audit writer and
+ *   waits until it is committed. The writer links the queued events in batches (group commit, group-commit.ts: up to
+ *   `EHR_AUDIT_BATCH_MAX` events, or whatever queued within `EHR_AUDIT_BATCH_WAIT_MS`) under the chain-head lock in
+ *   one transaction (one multi-row INSERT, one chain-head UPDATE, one commit) and releases every waiting response
+ *   when the batch has committed. If the batch fails, each of its responses is replaced by a 503 and the data never
+ *   leaves: a read's event is durable before its response.
  * - A handler that appended its event inside its own transaction (`req.audit.writeWithin(tx)`) is not written twice:
  *   `onSend` only checks that the event was committed, and records a fallback event if it was rolled back.
  * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
@@ -16,7 +20,10 @@ import type { Config } from '../config/spec.ts';
 import { AuditContext, fallbackDescription, isAudited } from './context.ts';
 import { describeAuthRequest } from './auth-events.ts';
 import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
-import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
+import { GroupCommit } from './group-commit.ts';
+import { type AuditDb, appendAuditEvents, auditEventExists, type StoredAuditEvent } from './store.ts';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { StudyIndex } from '../dicomweb/study-index.ts';
 
 /** The part of the per-request FHIR repository the audit uses (src/fhir/repository-core.ts `onWrite`). */
 interface FhirWriteHooked {
@@ -106,6 +113,13 @@ export const auditPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     const baseUrl = opts.config.publicBaseUrl;
     app.decorateRequest('audit', null as unknown as AuditContext);
+    // One writer per process: the events of reads (and of every request whose handler did not append its own).
+    const writer = new GroupCommit<AuditEvent, StoredAuditEvent>((events) => appendAuditEvents(app.db, events), {
+      maxBatch: opts.config.auditBatchMax,
+      maxWaitMs: opts.config.auditBatchWaitMs,
+    });
+    // Registered after the database plugin, so this runs before the pool closes: queued events are still written.
+    app.addHook('onClose', async () => writer.close());
 
     /** Stores the request's event unless already done; true when stored (or committed by the handler). */
     const record = async (req: FastifyRequest, status: number, payload?: unknown): Promise<void> => {
@@ -119,7 +133,7 @@ export const auditPlugin = fp(
         if (d) ctx.describe(d);
       }
       if (status >= 200 && status < 300) await addPatients(req, ctx, payload);
-      await appendAuditEvent(app.db, ctx.build(status));
+      await writer.submit(ctx.build(status));
     };
 
     /** Patients of an allowed response the handler did not name (enrich.ts). */
@@ -127,7 +141,10 @@ export const auditPlugin = fp(
       const d = ctx.described ?? fallbackDescription(req.method, req.url);
       if (d.kind === 'fhir' && typeof payload === 'string') ctx.addPatients(...patientsInFhirJson(payload));
       if (d.kind === 'dicom-query' || d.kind === 'dicom-retrieve') {
-        ctx.addPatients(...(await dicomPatients(app.db, req.access ?? undefined, dicomKeys(d, req.url))));
+        // The DICOMweb plugin (registered after this one) decorates the app with its study index: its cache has
+        // usually just answered the same study → patients question for the access decision.
+        const index = (app as { studyIndex?: StudyIndex }).studyIndex;
+        ctx.addPatients(...(await dicomPatients(app.db, req.access ?? undefined, dicomKeys(d, req.url), index)));
       }
     };
 

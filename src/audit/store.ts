@@ -2,9 +2,10 @@
  * The audit store: append-only PostgreSQL table `audit_event` (migration 005) in one SHA-256 hash chain
  * (see chain.ts), with verification, NDJSON export and retention pruning behind checkpoints.
  *
- * {@link appendAuditEvent} takes either the pool (its own short transaction) or a caller's transaction connection,
- * so that a FHIR write and its AuditEvent commit or roll back together. Appends lock the single chain-head row
- * (SELECT ... FOR UPDATE) until their transaction ends: links are made strictly one after another.
+ * {@link appendAuditEvent} / {@link appendAuditEvents} take either the pool (their own short transaction) or a caller's
+ * transaction connection, so that a FHIR write and its AuditEvent commit or roll back together. Appends lock the single
+ * chain-head row (SELECT ... FOR UPDATE) until their transaction ends: links are made strictly one after another, also
+ * across processes. Reads are appended in batches by one writer per process (plugin.ts, group-commit.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent } from '@medplum/fhirtypes';
@@ -32,31 +33,57 @@ export interface StoredAuditEvent {
 
 const textArray = (xs: readonly string[]) => sql.array(xs, 'text');
 
+/** The columns of one event row (the index columns, the content and its link). */
+function eventRow(seq: number, content: AuditEvent, prevHash: string, hash: string) {
+  const ix = auditIndex(content);
+  return sql.fragment`(${seq}, ${sql.uuid(content.id as string)}, ${sql.timestamp(new Date(ix.recorded))},
+    ${textArray(ix.patientIds)}, ${textArray(ix.agentWho)}, ${textArray(ix.entityRefs)},
+    ${textArray(ix.typeTokens)}, ${textArray(ix.subtypeTokens)}, ${ix.action}, ${ix.outcome}, ${ix.source},
+    ${ix.requestId}, ${sql.jsonb(content as unknown as Record<string, unknown>)}, ${prevHash}, ${hash})`;
+}
+
+/**
+ * Links `events` (each given an id if it has none), in order, as the next links of the chain: under the chain-head
+ * lock, one multi-row INSERT and one chain-head UPDATE. Inside a caller's transaction the rows are part of that
+ * transaction and the lock is held until it commits or rolls back; with the pool, all of them commit together in one
+ * transaction of their own (one commit, one WAL flush) or none does.
+ */
+export async function appendAuditEvents(db: AuditDb, events: readonly AuditEvent[]): Promise<StoredAuditEvent[]> {
+  if (events.length === 0) return [];
+  const contents = events.map((e): AuditEvent => ({ ...e, id: e.id ?? randomUUID() }));
+  const append = async (tx: AuditDb): Promise<StoredAuditEvent[]> => {
+    const head = (await tx.one(
+      sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton FOR UPDATE`,
+    )) as { last_seq: number | bigint; last_hash: string };
+    let seq = Number(head.last_seq);
+    let prevHash = head.last_hash;
+    const stored: StoredAuditEvent[] = [];
+    const rows = contents.map((content) => {
+      seq++;
+      const hash = linkHash(prevHash, content);
+      const row = eventRow(seq, content, prevHash, hash);
+      stored.push({ seq, id: content.id as string, hash, event: content });
+      prevHash = hash;
+      return row;
+    });
+    await tx.query(sql.unsafe`
+      INSERT INTO audit_event (seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens, subtype_tokens,
+                               action, outcome, source, request_id, content, prev_hash, hash)
+      VALUES ${sql.join(rows, sql.fragment`, `)}`);
+    await tx.query(sql.unsafe`UPDATE audit_chain_head SET last_seq = ${seq}, last_hash = ${prevHash} WHERE singleton`);
+    return stored;
+  };
+  // Inside a caller's transaction: no savepoint, the rows belong to that transaction itself.
+  return 'transactionDepth' in db ? append(db) : db.transaction(append);
+}
+
 /**
  * Appends `event` (given an id if it has none) as the next link of the chain. Inside a caller's transaction the rows
  * are part of that transaction and the chain-head lock is held until it commits or rolls back.
  */
 export async function appendAuditEvent(db: AuditDb, event: AuditEvent): Promise<StoredAuditEvent> {
-  const content: AuditEvent = { ...event, id: event.id ?? randomUUID() };
-  const ix = auditIndex(content);
-  const append = async (tx: AuditDb): Promise<StoredAuditEvent> => {
-    const head = (await tx.one(
-      sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton FOR UPDATE`,
-    )) as { last_seq: number | bigint; last_hash: string };
-    const seq = Number(head.last_seq) + 1;
-    const hash = linkHash(head.last_hash, content);
-    await tx.query(sql.unsafe`
-      INSERT INTO audit_event (seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens, subtype_tokens,
-                               action, outcome, source, request_id, content, prev_hash, hash)
-      VALUES (${seq}, ${sql.uuid(content.id as string)}, ${sql.timestamp(new Date(ix.recorded))},
-              ${textArray(ix.patientIds)}, ${textArray(ix.agentWho)}, ${textArray(ix.entityRefs)},
-              ${textArray(ix.typeTokens)}, ${textArray(ix.subtypeTokens)}, ${ix.action}, ${ix.outcome}, ${ix.source},
-              ${ix.requestId}, ${sql.jsonb(content as unknown as Record<string, unknown>)}, ${head.last_hash}, ${hash})`);
-    await tx.query(sql.unsafe`UPDATE audit_chain_head SET last_seq = ${seq}, last_hash = ${hash} WHERE singleton`);
-    return { seq, id: content.id as string, hash, event: content };
-  };
-  // Inside a caller's transaction: no savepoint, the rows belong to that transaction itself.
-  return 'transactionDepth' in db ? append(db) : db.transaction(append);
+  const [stored] = await appendAuditEvents(db, [event]);
+  return stored as StoredAuditEvent;
 }
 
 /** Whether an event with this id is stored (committed, as this connection sees it). */

@@ -36,6 +36,8 @@ export interface Config {
   readyTimeoutMs: number;
   logLevel: LogLevel;
   auditRetentionDays: number;
+  auditBatchMax: number;
+  auditBatchWaitMs: number;
   stowMaxInstanceBytes: number;
   stowMaxRequestBytes: number;
   stowUnmatched: 'reject' | 'hold';
@@ -183,6 +185,22 @@ export const configVars: readonly ConfigVar[] = [
     default: 2190,
     description:
       'Days AuditEvents are kept: `bin/ehr audit prune` without `--before` removes older ones behind a hashed checkpoint (the chain stays verifiable). `0` keeps them forever. Default 6 years.',
+  },
+  {
+    env: 'EHR_AUDIT_BATCH_MAX',
+    key: 'auditBatchMax',
+    schema: { type: 'integer', minimum: 1, maximum: 1000 },
+    default: 100,
+    description:
+      'Most read AuditEvents one process links into the hash chain in one transaction (group commit); a full queue is written at once.',
+  },
+  {
+    env: 'EHR_AUDIT_BATCH_WAIT_MS',
+    key: 'auditBatchWaitMs',
+    schema: { type: 'integer', minimum: 0, maximum: 100 },
+    default: 0,
+    description:
+      'How many ms a read AuditEvent waits for others to share its commit when the audit writer is idle (0: the next event-loop turn; under load, events queued during a commit share the next one anyway). Responses are sent only after their event committed.',
   },
   {
     env: 'EHR_AUTH_BUILTIN_SERVER',
