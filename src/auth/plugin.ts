@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import type { Access } from './access.ts';
+import { AuthChangeListener } from './auth-change-listener.ts';
+import { CallerCache, tokenKey } from './caller-cache.ts';
 import { fhirInteraction } from './fhir-interaction.ts';
 import { externalIssuer, parseExternalIssuers } from './issuers.ts';
 import { resolveAccess } from './resolve-caller.ts';
@@ -20,6 +22,8 @@ declare module 'fastify' {
     authKeys: KeyStore;
     /** What minting a built-in token needs (keys, URLs, lifetime): `bin/ehr token` logic and test helpers. */
     authMint: MintContext;
+    /** Resolved callers per token (see caller-cache.ts); in-process writers may `clear()` it. */
+    authCallerCache: CallerCache<Access>;
   }
 }
 
@@ -86,9 +90,33 @@ export const accessPlugin = fp(
       issuers.set(c.issuer, externalIssuer(c, urls.fhirBase));
     }
 
+    const cache = new CallerCache<Access>({
+      ttlMs: config.authCallerCacheTtlMs,
+      maxEntries: config.authCallerCacheMaxEntries,
+    });
+    app.decorate('authCallerCache', cache);
+    if (config.authCallerCacheTtlMs > 0) {
+      const listener = new AuthChangeListener({
+        databaseUrl: config.databaseUrl,
+        log: app.log,
+        handlers: { onChange: () => cache.clear(), onUp: () => cache.enable(), onDown: () => cache.disable() },
+      });
+      await listener.start();
+      app.addHook('onClose', async () => listener.stop());
+    }
+
+    /** Verifies the token and resolves its caller, or answers from the cache (successes only, same token only). */
     const authenticate = async (req: FastifyRequest): Promise<Access> => {
       const token = bearerToken(req.raw.rawHeaders);
-      return resolveAccess(app.db, await verifyAccessToken(token, issuers, config.authClockToleranceS));
+      const key = cache.enabled ? tokenKey(token) : undefined;
+      const hit = key === undefined ? undefined : cache.get(key);
+      if (hit) return hit;
+      const generation = cache.generation;
+      const verified = await verifyAccessToken(token, issuers, config.authClockToleranceS);
+      const access = await resolveAccess(app.db, verified);
+      const exp = verified.claims.exp;
+      if (key !== undefined && typeof exp === 'number') cache.set(key, access, exp * 1000, generation);
+      return access;
     };
 
     app.decorateRequest('access', null as unknown as Access);

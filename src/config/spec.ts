@@ -61,6 +61,8 @@ export interface Config {
   authRefreshTokenTtlS: number;
   authCodeTtlS: number;
   authClockToleranceS: number;
+  authCallerCacheTtlMs: number;
+  authCallerCacheMaxEntries: number;
   authLoginMaxFailuresPerUser: number;
   authLoginMaxFailuresPerIp: number;
   authLoginWindowS: number;
@@ -260,6 +262,21 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 0, maximum: 300 },
     default: 30,
     description: 'Leeway in seconds when checking `exp`/`nbf`/`iat` of tokens and client assertions.',
+  },
+  {
+    env: 'EHR_AUTH_CALLER_CACHE_TTL_MS',
+    key: 'authCallerCacheTtlMs',
+    schema: { type: 'integer', minimum: 0, maximum: 60000 },
+    default: 10000,
+    description:
+      'How long a verified token and the caller resolved from it (user, grants, revocation) are reused for further requests with the same token (0: no cache); never past `exp`, dropped at once when revocations, grants, users or clients change.',
+  },
+  {
+    env: 'EHR_AUTH_CALLER_CACHE_MAX_ENTRIES',
+    key: 'authCallerCacheMaxEntries',
+    schema: { type: 'integer', minimum: 1, maximum: 1000000 },
+    default: 10000,
+    description: 'Most tokens kept in the caller cache; the least recently used are dropped first.',
   },
   {
     env: 'EHR_AUTH_LOGIN_MAX_FAILURES_PER_USER',
