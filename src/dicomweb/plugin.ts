@@ -61,7 +61,8 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
     const { status, message } = describeError(err);
     // A client that went away mid-answer (viewers cancel prefetches all the time) is not a server fault.
-    if (req.raw.destroyed || reply.raw.destroyed) {
+    // (Not `req.raw.destroyed`: a request stream is auto-destroyed once its body has been read completely.)
+    if (reply.raw.destroyed || req.raw.socket?.destroyed === true) {
       req.log.info({ reason: (err as Error).message }, 'dicomweb client went away');
       reply.raw.destroy();
       return reply;
