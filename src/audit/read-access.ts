@@ -29,7 +29,6 @@ export function isPatientAuditScope(scope: string): boolean {
 
 export function auditReadScope(access: Access | undefined | null): AuditReadScope {
   if (!access) return { kind: 'unauthenticated' };
-  if (access.kind === 'development') return { kind: 'all' };
   const { agent } = access;
   if (access.kind === 'user' && agent.roles.includes('auditor')) {
     if (access.allows('search', 'AuditEvent') && access.allows('read', 'AuditEvent')) return { kind: 'all' };

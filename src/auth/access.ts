@@ -1,7 +1,6 @@
 /**
- * The caller's access context, carried by every request and by the per-request FHIR repository.
- * The authorization issue computes it from a verified SMART token with the pure access policy; until then
- * {@link DEVELOPMENT_ACCESS} (clearly named, development mode only) is used.
+ * The caller's access context, carried by every request and by the per-request FHIR repository. It is computed from a
+ * verified SMART token with the pure access policy (policy.ts); a request without one is refused (deny by default).
  *
  * The FHIR repository and the DICOMweb handlers ask only these questions; they never look at scopes or roles.
  */
@@ -34,7 +33,7 @@ export interface Agent {
 }
 
 export interface Access {
-  readonly kind: 'development' | 'user' | 'patient' | 'system' | 'viewer';
+  readonly kind: 'user' | 'patient' | 'system' | 'viewer';
   readonly agent: Agent;
   /** Scope-level check: may the caller do `interaction` on `resourceType` at all? */
   allows(interaction: Interaction, resourceType: string): boolean;
@@ -63,17 +62,3 @@ export function allowsPatient(
   if (f.all) return true;
   return patientId !== undefined && f.patientIds.includes(patientId);
 }
-
-const ALL: PatientFilter = { all: true };
-
-/**
- * Unrestricted access for development and tests, before the authorization issue turns on authentication.
- * Never used in production mode.
- */
-export const DEVELOPMENT_ACCESS: Access = {
-  kind: 'development',
-  agent: { who: 'development', sub: 'development', roles: ['admin'] },
-  allows: () => true,
-  patientFilter: () => ALL,
-  restrictions: () => [],
-};

@@ -25,7 +25,7 @@ export const QUEUE_ROLES = ['admin', 'radiologist'] as const;
 /** Whether the caller may see and resolve the queue (deny by default). */
 export function mayReconcile(access: Access | null | undefined): boolean {
   if (!access) return false;
-  if (access.kind !== 'user' && access.kind !== 'development') return false;
+  if (access.kind !== 'user') return false;
   return access.agent.roles.some((r) => (QUEUE_ROLES as readonly string[]).includes(r));
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { type Access, DEVELOPMENT_ACCESS, type PatientFilter } from '../auth/access.ts';
+import type { Access, PatientFilter } from '../auth/access.ts';
 import type { DicomInstance } from './dicom-instance.ts';
 import { decideMatch, type MatchLookup, mayStoreImaging } from './matching.ts';
 import { ORDER_STATUS_ON_IMAGES, orderTransition } from './order-status.ts';
@@ -66,9 +66,18 @@ describe('order status on images (documented mapping)', () => {
   });
 });
 
+/** An unrestricted backend client (all patients, every interaction). */
+const UNRESTRICTED: Access = {
+  kind: 'system',
+  agent: { who: 'test-client', sub: 'test-client', roles: [] },
+  allows: () => true,
+  patientFilter: () => ({ all: true }),
+  restrictions: () => [],
+};
+
 function access(canCreate: boolean, filter: PatientFilter): Access {
   return {
-    ...DEVELOPMENT_ACCESS,
+    ...UNRESTRICTED,
     kind: 'user',
     allows: (i, t) => canCreate && i === 'create' && t === 'ImagingStudy',
     patientFilter: () => filter,
@@ -77,8 +86,8 @@ function access(canCreate: boolean, filter: PatientFilter): Access {
 
 describe('mayStoreImaging', () => {
   test.each([
-    ['development', DEVELOPMENT_ACCESS, 'pa', true],
-    ['development, unknown patient', DEVELOPMENT_ACCESS, undefined, true],
+    ['unrestricted', UNRESTRICTED, 'pa', true],
+    ['unrestricted, unknown patient', UNRESTRICTED, undefined, true],
     ['all patients', access(true, { all: true }), 'pb', true],
     ['granted patient', access(true, { all: false, patientIds: ['pa'] }), 'pa', true],
     ['other patient', access(true, { all: false, patientIds: ['pa'] }), 'pb', false],
