@@ -7,7 +7,6 @@
  * - Patients: a patient-context token (SMART `launch/patient`, https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html)
  *   whose scopes name AuditEvent explicitly (`patient/AuditEvent.rs` or v1 `patient/AuditEvent.read`) sees the events
  *   that have its patient as an entity: who opened my images, and when.
- * - The development context (development mode only) sees all.
  * - Nobody else.
  */
 import type { Access } from '../auth/access.ts';

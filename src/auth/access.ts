@@ -43,7 +43,7 @@ export interface Access {
   restrictions(resourceType: string): readonly SearchRestriction[];
   /** The `patient` launch context of the token, when it has one. */
   readonly patientContext?: string | undefined;
-  /** The granted scopes (for audit and introspection); absent for the development context. */
+  /** The granted scopes (for audit and introspection). */
   readonly scopes?: readonly string[];
 }
 
