@@ -60,9 +60,9 @@ export async function sweepDeletions(deps: IndexDeps): Promise<SweepResult> {
 
   for (const [orthancStudyId, itemId] of queued) {
     if (inOrthanc.has(orthancStudyId) || (await getStudy(deps.orthanc, orthancStudyId))) continue;
-    await deps.db.transaction(async (tx) => {
+    const closed = await deps.db.transaction(async (tx) => {
       const item = await getUnmatched(tx, itemId, true);
-      if (item.status !== 'pending' && item.status !== 'rejected') return;
+      if (item.status !== 'pending' && item.status !== 'rejected') return undefined;
       await transition(tx, item, 'study-deleted');
       await forgetFeedStudy(tx, orthancStudyId);
       await deps.audit.record(tx, {
@@ -74,7 +74,9 @@ export async function sweepDeletions(deps: IndexDeps): Promise<SweepResult> {
         queueItemId: item.id,
         detail: 'unmatched study deleted in Orthanc: queue item closed',
       });
+      return item.studyInstanceUid;
     });
+    if (closed) deps.onStudyContentChanged?.(closed);
     result.queueItemsClosed += 1;
   }
   return result;

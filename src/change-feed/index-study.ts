@@ -13,6 +13,8 @@ export interface IndexDeps {
   audit: ChangeFeedAudit;
   /** Called after a commit that changed which patient a study belongs to (e.g. to drop the DICOMweb link cache). */
   onStudyChanged?: ((studyInstanceUid: string) => void) | undefined;
+  /** Called after a commit that handled a study whose instances changed (e.g. to drop the DICOMweb series cache). */
+  onStudyContentChanged?: ((studyInstanceUid: string) => void) | undefined;
 }
 
 /** Reads a study from Orthanc as {@link StudyToLink}, or `undefined` when Orthanc no longer has it. */
@@ -140,5 +142,7 @@ export async function indexStudyChange(
     return d;
   });
   if (changed) deps.onStudyChanged?.(changed);
+  // A StableStudy change means new instances arrived, whatever the decision: Orthanc's answers for it changed.
+  else if (study) deps.onStudyContentChanged?.(study.studyInstanceUid);
   return decision;
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { studyLinksChanged } from '../imaging/study-links.ts';
+import { studyContentChanged, studyLinksChanged } from '../imaging/study-links.ts';
 import { changeFeedAudit } from './audit.ts';
 import { ChangeFeedConsumer } from './consumer.ts';
 import { ehrLinker } from './ehr-linker.ts';
@@ -32,6 +32,7 @@ export const changeFeedPlugin = fp(
         linker: ehrLinker(config, app.orthanc),
         audit: changeFeedAudit(config.publicBaseUrl),
         onStudyChanged: (uid) => studyLinksChanged(uid),
+        onStudyContentChanged: (uid) => studyContentChanged(uid),
       };
       return deps;
     };

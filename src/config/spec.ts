@@ -53,6 +53,9 @@ export interface Config {
   dicomwebCorsOrigins: string;
   dicomwebAccessCacheTtlMs: number;
   dicomwebQidoMaxUids: number;
+  dicomwebCacheMaxBytes: number;
+  dicomwebCacheTtlMs: number;
+  dicomwebCacheMaxEntryBytes: number;
   authBuiltinServer: boolean;
   authExternalIssuers: string;
   authSigningAlg: 'RS256' | 'ES256' | 'PS256';
@@ -314,6 +317,29 @@ export const configVars: readonly ConfigVar[] = [
     default: 5000,
     description:
       'How long the study UID → patient lookup for DICOMweb authorization is cached (0: no cache); link changes invalidate it at once.',
+  },
+  {
+    env: 'EHR_DICOMWEB_CACHE_MAX_BYTES',
+    key: 'dicomwebCacheMaxBytes',
+    schema: { type: 'integer', minimum: 0, maximum: 17179869184 },
+    default: 67108864,
+    description:
+      'Bytes of Orthanc answers (series metadata, default instance QIDO of a series) kept in the DICOMweb series cache, least recently used dropped (0: no cache).',
+  },
+  {
+    env: 'EHR_DICOMWEB_CACHE_TTL_MS',
+    key: 'dicomwebCacheTtlMs',
+    schema: { type: 'integer', minimum: 0, maximum: 86400000 },
+    default: 60000,
+    description:
+      'Lifetime of a DICOMweb series cache entry (0: no cache); changes the facade sees invalidate at once, the TTL bounds changes made in Orthanc directly.',
+  },
+  {
+    env: 'EHR_DICOMWEB_CACHE_MAX_ENTRY_BYTES',
+    key: 'dicomwebCacheMaxEntryBytes',
+    schema: { type: 'integer', minimum: 0, maximum: 1073741824 },
+    default: 4194304,
+    description: 'Larger answers are streamed through the DICOMweb series cache uncached.',
   },
   {
     env: 'EHR_DICOMWEB_QIDO_MAX_UIDS',

@@ -10,9 +10,11 @@ import type { Config } from '../config/spec.ts';
 import { OrthancUnavailableError } from '../orthanc/errors.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
+import { onStudyContentChanged } from '../imaging/study-links.ts';
 import { planPublicUrls } from './public-url.ts';
 import { qidoRoutes } from './qido-rs.ts';
 import { type DicomWebContext, DICOM_JSON } from './relay.ts';
+import { SeriesCache } from './series-cache.ts';
 import { stowRoutes } from './stow-routes.ts';
 import { StudyIndex } from './study-index.ts';
 import { wadoRoutes } from './wado-rs.ts';
@@ -24,6 +26,8 @@ declare module 'fastify' {
     studyIndex: StudyIndex;
     /** The streaming Orthanc client of the DICOMweb proxy (diagnostics: requests in flight). */
     dicomWebProxy: OrthancProxy;
+    /** The cache of Orthanc's series answers (diagnostics and tests: hits, misses, stored). */
+    dicomWebSeriesCache: SeriesCache;
   }
 }
 
@@ -123,7 +127,16 @@ export const dicomWebPlugin = fp(
     const index = new StudyIndex(app.db, config.dicomwebAccessCacheTtlMs);
     app.decorate('studyIndex', index);
     app.decorate('dicomWebProxy', proxy);
+    const seriesCache = new SeriesCache({
+      maxBytes: config.dicomwebCacheMaxBytes,
+      ttlMs: config.dicomwebCacheTtlMs,
+      maxEntryBytes: config.dicomwebCacheMaxEntryBytes,
+    });
+    const stopInvalidation = onStudyContentChanged((uid) => seriesCache.invalidate(uid));
+    app.decorate('dicomWebSeriesCache', seriesCache);
     app.addHook('onClose', async () => {
+      stopInvalidation();
+      seriesCache.invalidate();
       index.close();
       await proxy.close();
     });
@@ -133,6 +146,7 @@ export const dicomWebPlugin = fp(
       dicomWebRoot: config.orthancDicomWebRoot,
       maxUids: config.dicomwebQidoMaxUids,
       urls,
+      seriesCache,
     };
     await app.register(dicomWebScope, { prefix: '/dicom-web', config, context });
   },

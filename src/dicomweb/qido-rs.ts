@@ -8,6 +8,7 @@ import { replaceAll } from './public-url.ts';
 import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './qido-paging.ts';
 import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './qido-query.ts';
 import { DICOM_JSON, type DicomWebContext, imagingView, relay, upstreamError } from './relay.ts';
+import { seriesCacheKey } from './series-cache.ts';
 
 interface PathParams {
   study?: string;
@@ -73,6 +74,13 @@ async function search(
   );
   const path = searchPath(level, params);
   if (plan.kind === 'empty') return reply.code(200).header('content-type', DICOM_JSON).send('[]');
+  if (plan.kind === 'single' && level === 'instance' && params.study && params.series && q < 0) {
+    // The default instance QIDO of a series the caller may see (the plan says so): the same answer for every such
+    // caller, so it goes through the series cache, asked without the study constraint the path already gives.
+    const { study, series } = params;
+    const key = seriesCacheKey({ study, series, kind: 'instances', accept: '', publicRoot: ctx.urls.publicRoot });
+    return relay(req, reply, ctx, path, { accept: DICOM_JSON, cache: { key, study } });
+  }
   if (plan.kind === 'single') {
     const qs = orthancQueryString(query, plan.studyUids ? { studyUids: plan.studyUids } : {});
     return relay(req, reply, ctx, `${path}?${qs}`, { accept: DICOM_JSON });

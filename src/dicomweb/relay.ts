@@ -2,12 +2,14 @@
  * Shared route helpers of the `/dicom-web` scope: the caller's imaging access, the per-study authorization that gives
  * the same 404 for "unknown" and "not yours", and relaying one Orthanc answer to the client as a stream.
  */
+import { pipeline } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PatientFilter } from '../auth/access.ts';
 import { imagingAccess } from '../auth/imaging-access.ts';
 import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
+import { CaptureStream, type SeriesCache } from './series-cache.ts';
 import type { StudyIndex } from './study-index.ts';
 import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
 
@@ -20,6 +22,14 @@ export interface DicomWebContext {
   dicomWebRoot: string;
   maxUids: number;
   urls: PublicUrlPlan;
+  /** Orthanc's answers for series metadata and the default instance QIDO of a series (see series-cache.ts). */
+  seriesCache: SeriesCache;
+}
+
+/** Where a relayed answer may be cached: its key and its study (for invalidation). Authorize BEFORE passing it. */
+export interface RelayCache {
+  key: string;
+  study: string;
 }
 
 /** Headers of Orthanc's successful answers that reach the client; everything else (Keep-Alive...) stays behind. */
@@ -89,8 +99,17 @@ export async function relay(
   reply: FastifyReply,
   ctx: DicomWebContext,
   path: string,
-  opts: { accept?: string | undefined; root?: string } = {},
+  opts: { accept?: string | undefined; root?: string; cache?: RelayCache | undefined } = {},
 ): Promise<FastifyReply> {
+  const cache = opts.cache && ctx.seriesCache.enabled ? opts.cache : undefined;
+  if (cache) {
+    const hit = ctx.seriesCache.get(cache.key);
+    if (hit) {
+      for (const [h, v] of Object.entries(hit.headers)) reply.header(h, v);
+      return reply.code(200).send(hit.body);
+    }
+  }
+  const ticket = cache ? ctx.seriesCache.ticket(cache.study) : undefined;
   const accept = opts.accept ?? req.headers.accept;
   const upstream = await ctx.proxy.get(`${opts.root ?? ctx.dicomWebRoot}${path}`, {
     ...(accept ? { accept } : {}),
@@ -99,12 +118,30 @@ export async function relay(
   if (upstream.status < 200 || upstream.status >= 300) throw await upstreamError(upstream.status, upstream.body);
   const type = upstream.headers['content-type'] ?? '';
   const rewrite = ctx.urls.rewrite && /json|xml/.test(type) ? ctx.urls.rewrite : undefined;
+  const headers: Record<string, string> = {};
   for (const h of PASSED_HEADERS) {
     const v = upstream.headers[h];
-    if (v !== undefined && !(rewrite && h === 'content-length')) reply.header(h, v);
+    if (v !== undefined && !(rewrite && h === 'content-length')) {
+      headers[h] = String(v);
+      reply.header(h, v);
+    }
   }
   reply.code(upstream.status);
-  return reply.send(rewrite ? upstream.body.pipe(new ReplaceStream(rewrite.from, rewrite.to)) : upstream.body);
+  let body: NodeJS.ReadableStream = rewrite
+    ? upstream.body.pipe(new ReplaceStream(rewrite.from, rewrite.to))
+    : upstream.body;
+  // Only complete 200 answers within the per-entry limit are kept; larger ones stream through uncached.
+  const declared = Number(upstream.headers['content-length'] ?? Number.NaN);
+  const limit = cache ? ctx.seriesCache.maxEntryBytes : 0;
+  if (cache && ticket && upstream.status === 200 && !(declared > limit)) {
+    const capture = new CaptureStream(limit, (captured) => {
+      const stored = { ...headers, 'content-length': String(captured.length) };
+      ctx.seriesCache.put(cache.key, ticket, { headers: stored, body: captured });
+    });
+    // pipeline: an upstream failure mid-answer destroys the capture (nothing is stored) and the reply with it.
+    body = pipeline(body, capture, () => {});
+  }
+  return reply.send(body);
 }
 
 /** Turns a non-2xx Orthanc answer into the facade's error (the body is small; it is read and discarded). */

@@ -10,7 +10,7 @@ import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
 import { type FhirStore, linkingAccess, recordStudies } from '../imaging/ehr-link.ts';
 import { insertUploadLogs } from '../imaging/upload-log.ts';
 import type { StowDeps, StowOptions } from './stow-rs.ts';
-import { studyLinksChanged } from '../imaging/study-links.ts';
+import { studyContentChanged, studyLinksChanged } from '../imaging/study-links.ts';
 
 /**
  * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with the caller's access, writes in
@@ -65,6 +65,10 @@ export function stowFactory(app: FastifyInstance, config: Config) {
       insertLogs: insertUploadLogs,
       hold: async (tx, input) => {
         await enqueueUnmatched(tx, { ...input, source: 'stow' });
+      },
+      // After the commit (or the undo): linked, already-linked and held studies alike.
+      studiesStored: (uids) => {
+        for (const uid of uids) studyContentChanged(uid);
       },
     };
   };

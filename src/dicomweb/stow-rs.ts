@@ -58,6 +58,11 @@ export interface StowDeps {
   insertLogs(tx: CommonQueryMethods, rows: ReturnType<typeof buildUploadLogRows>): Promise<void>;
   /** The reconciliation queue (hold mode); absent when the queue is not available. */
   hold?: ((tx: CommonQueryMethods, input: HoldInput) => Promise<void>) | undefined;
+  /**
+   * Called once the upload is recorded (or undone) with every study that got instances in Orthanc, linked or held,
+   * so that caches of Orthanc's answers drop them; absent in tests that need no cache.
+   */
+  studiesStored?: ((studyUids: string[]) => void) | undefined;
 }
 
 export interface StowOptions {
@@ -261,20 +266,31 @@ export async function storeInstances(
   } catch (err) {
     if (!(err instanceof MultipartError)) {
       await Promise.all(inflight);
-      await undoStored(items, deps, opts);
+      await undoStored(items, deps, opts).finally(() => announceStored(items, deps));
       throw err;
     }
     framingError = err.message;
   }
   await Promise.all(inflight);
 
-  const recorded = await record(items, deps, opts, startedAt);
+  let recorded: RecordedStudy[];
+  try {
+    recorded = await record(items, deps, opts, startedAt);
+  } finally {
+    announceStored(items, deps);
+  }
   return {
     outcomes: items.map((i) => i.outcome),
     recorded,
     bytes,
     ...(framingError ? { framingError } : {}),
   };
+}
+
+/** Tells {@link StowDeps.studiesStored} every study that got (or briefly had) instances in Orthanc. */
+function announceStored(items: Item[], deps: StowDeps): void {
+  const touched = new Set(items.filter((i) => i.orthanc && i.inst).map((i) => i.inst!.studyInstanceUid));
+  if (touched.size) deps.studiesStored?.([...touched]);
 }
 
 /** Groups what was stored by study and records it in one EHR transaction; on failure, undoes the stores. */

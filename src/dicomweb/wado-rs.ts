@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from './errors.ts';
 import { isUid, orthancQuery } from './qido-query.ts';
 import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
+import { seriesCacheKey } from './series-cache.ts';
 
 export interface WadoParams {
   study: string;
@@ -81,6 +82,31 @@ export const retrieveSeries = (ctx: DicomWebContext) => handler(ctx, () => '');
 export const retrieveInstance = (ctx: DicomWebContext) => handler(ctx, () => '');
 /** WADO-RS metadata at study, series or instance level (`application/dicom+json`). */
 export const retrieveMetadata = (ctx: DicomWebContext) => handler(ctx, () => '/metadata');
+/**
+ * WADO-RS series metadata, through the series cache: authorized first, per request; the answer is cached per study,
+ * series, Accept header and public root, only for requests without a query string (the default answer).
+ */
+export const retrieveSeriesMetadata =
+  (ctx: DicomWebContext): Handler =>
+  async (req, reply) => {
+    const path = resourcePath(req.params);
+    await authorizeStudy(req, ctx, req.params.study);
+    const { study, series } = req.params;
+    const cacheable = series !== undefined && !req.url.includes('?');
+    const cache = cacheable
+      ? {
+          study,
+          key: seriesCacheKey({
+            study,
+            series,
+            kind: 'metadata',
+            accept: req.headers.accept ?? '',
+            publicRoot: ctx.urls.publicRoot,
+          }),
+        }
+      : undefined;
+    return relay(req, reply, ctx, `${path}/metadata`, { cache });
+  };
 /** WADO-RS frames (`/frames/{list}`): the client's Accept (transfer-syntax) is forwarded as is. */
 export const retrieveFrames = (ctx: DicomWebContext) => handler(ctx, () => '');
 /** WADO-RS rendered (study, series, instance, frame): image/jpeg by default, image/png on request. */
@@ -110,8 +136,9 @@ export async function wadoRoutes(app: FastifyInstance, opts: { context: DicomWeb
   app.get(study, retrieveStudy(ctx));
   app.get(series, retrieveSeries(ctx));
   app.get(instance, retrieveInstance(ctx));
+  app.get(`${series}/metadata`, retrieveSeriesMetadata(ctx));
   for (const level of levels) {
-    app.get(`${level}/metadata`, retrieveMetadata(ctx));
+    if (level !== series) app.get(`${level}/metadata`, retrieveMetadata(ctx));
     app.get(`${level}/rendered`, retrieveRendered(ctx));
     app.get(`${level}/thumbnail`, retrieveThumbnail(ctx));
   }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { onStudyLinksChanged, studyLinksChanged } from './study-links.ts';
+import { onStudyContentChanged, onStudyLinksChanged, studyContentChanged, studyLinksChanged } from './study-links.ts';
 
 describe('study link change signal', () => {
   test.each([[['1.2.3']], [[undefined]], [['1.2', '1.3']]])('listeners receive %o until they unsubscribe', (uids) => {
@@ -9,5 +9,22 @@ describe('study link change signal', () => {
     off();
     studyLinksChanged('after');
     expect(seen).toEqual(uids);
+  });
+});
+
+describe('study content change signal', () => {
+  test.each([
+    ['a content change', studyContentChanged, { links: [], content: ['1.2'] }],
+    ['a link change', studyLinksChanged, { links: ['1.2'], content: ['1.2'] }],
+  ])('%s reaches the right listeners', (_w, signal, expected) => {
+    const links: (string | undefined)[] = [];
+    const content: (string | undefined)[] = [];
+    const off1 = onStudyLinksChanged((uid) => links.push(uid));
+    const off2 = onStudyContentChanged((uid) => content.push(uid));
+    signal('1.2');
+    off1();
+    off2();
+    signal('after');
+    expect({ links, content }).toEqual(expected);
   });
 });

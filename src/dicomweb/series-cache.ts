@@ -1,0 +1,213 @@
+/**
+ * A byte-bounded LRU cache of Orthanc's two slowest DICOMweb answers: series metadata (WADO-RS
+ * `…/series/{uid}/metadata`, DICOM PS3.18 §10.4.1.1.2) and the default instance-level QIDO of a series
+ * (`…/series/{uid}/instances`, PS3.18 §10.6). It holds only Orthanc's successful (200) answer for a series, stored
+ * after the public-URL rewrite; that answer is the same for every caller allowed to see the study, so authorization
+ * stays per request and before the cache (`authorizeStudy` / the QIDO plan).
+ *
+ * Entries are dropped by study UID when the facade sees a change ({@link onStudyContentChanged}), and expire after a
+ * TTL as a safety net for changes made in Orthanc behind the facade's back. A fetch that started before an
+ * invalidation of its study is never stored after it (generation check).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+
+export type SeriesAnswerKind = 'metadata' | 'instances';
+
+export interface SeriesCacheKey {
+  study: string;
+  series: string;
+  kind: SeriesAnswerKind;
+  /** The Accept header forwarded to Orthanc (it can change the body); '' when fixed by the facade. */
+  accept: string;
+  /** The public DICOMweb root the answer's URLs point at. */
+  publicRoot: string;
+}
+
+export interface CachedAnswer {
+  /** The headers the client got on the miss (content-type, content-length...). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
+export interface SeriesCacheOptions {
+  /** Total bytes kept (bodies + headers + keys); 0 disables the cache. */
+  maxBytes: number;
+  /** Lifetime of an entry in ms; 0 disables the cache. */
+  ttlMs: number;
+  /** Answers larger than this are streamed through uncached. */
+  maxEntryBytes: number;
+  now?: () => number;
+}
+
+export interface SeriesCacheStats {
+  hits: number;
+  misses: number;
+  stored: number;
+  /** Answers not stored: too large, invalidated while in flight, or the cache is off. */
+  skipped: number;
+  invalidations: number;
+}
+
+interface Entry {
+  study: string;
+  answer: CachedAnswer;
+  size: number;
+  expires: number;
+}
+
+/** A ticket taken before asking Orthanc; storing with a stale ticket is refused. */
+export interface FetchTicket {
+  readonly study: string;
+  readonly generation: number;
+}
+
+/** The key string of an answer (NUL-separated: none of the parts can contain NUL). */
+export function seriesCacheKey(k: SeriesCacheKey): string {
+  return [k.kind, k.study, k.series, k.accept, k.publicRoot].join('\u0000');
+}
+
+const MAX_INVALIDATION_MARKS = 10_000;
+
+export class SeriesCache {
+  readonly #opts: Required<SeriesCacheOptions>;
+  /** Map iteration order = recency (oldest first). */
+  readonly #entries = new Map<string, Entry>();
+  readonly #byStudy = new Map<string, Set<string>>();
+  #bytes = 0;
+  #generation = 0;
+  /** Generation of the last invalidation of a study, for in-flight fetches; bounded, see {@link invalidate}. */
+  readonly #invalidatedAt = new Map<string, number>();
+  #allInvalidatedAt = 0;
+  readonly stats: SeriesCacheStats = { hits: 0, misses: 0, stored: 0, skipped: 0, invalidations: 0 };
+
+  constructor(opts: SeriesCacheOptions) {
+    this.#opts = { now: Date.now, ...opts };
+  }
+
+  get enabled(): boolean {
+    return this.#opts.maxBytes > 0 && this.#opts.ttlMs > 0 && this.#opts.maxEntryBytes > 0;
+  }
+
+  get maxEntryBytes(): number {
+    return Math.min(this.#opts.maxEntryBytes, this.#opts.maxBytes);
+  }
+
+  /** Bytes currently held. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The cached answer (and marks it most recently used), or undefined; counts a hit or a miss. */
+  get(key: string): CachedAnswer | undefined {
+    const e = this.#entries.get(key);
+    if (e && e.expires > this.#opts.now()) {
+      this.#entries.delete(key);
+      this.#entries.set(key, e);
+      this.stats.hits++;
+      return e.answer;
+    }
+    if (e) this.#remove(key);
+    this.stats.misses++;
+    return undefined;
+  }
+
+  /** Take before asking Orthanc for an answer of `study`. */
+  ticket(study: string): FetchTicket {
+    return { study, generation: this.#generation };
+  }
+
+  /** Stores an answer fetched under `ticket`; refused when too large, off, or the study changed meanwhile. */
+  put(key: string, ticket: FetchTicket, answer: CachedAnswer): boolean {
+    const size = entrySize(key, answer);
+    const stale =
+      this.#allInvalidatedAt > ticket.generation || (this.#invalidatedAt.get(ticket.study) ?? -1) > ticket.generation;
+    if (!this.enabled || stale || answer.body.length > this.maxEntryBytes || size > this.#opts.maxBytes) {
+      this.stats.skipped++;
+      return false;
+    }
+    if (this.#entries.has(key)) this.#remove(key);
+    this.#entries.set(key, { study: ticket.study, answer, size, expires: this.#opts.now() + this.#opts.ttlMs });
+    const keys = this.#byStudy.get(ticket.study) ?? new Set<string>();
+    this.#byStudy.set(ticket.study, keys);
+    keys.add(key);
+    this.#bytes += size;
+    while (this.#bytes > this.#opts.maxBytes) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#remove(oldest);
+    }
+    this.stats.stored++;
+    return true;
+  }
+
+  /** Drops every answer of `study` (all studies when undefined), including answers still being fetched. */
+  invalidate(study?: string): void {
+    this.#generation++;
+    this.stats.invalidations++;
+    if (study === undefined) {
+      this.#allInvalidatedAt = this.#generation;
+      this.#invalidatedAt.clear();
+      this.#entries.clear();
+      this.#byStudy.clear();
+      this.#bytes = 0;
+      return;
+    }
+    if (this.#invalidatedAt.size >= MAX_INVALIDATION_MARKS) {
+      // Keeps the marks bounded: forgetting them is safe only by treating every older fetch as stale.
+      this.#invalidatedAt.clear();
+      this.#allInvalidatedAt = this.#generation;
+    } else this.#invalidatedAt.set(study, this.#generation);
+    for (const key of this.#byStudy.get(study) ?? []) this.#remove(key);
+  }
+
+  #remove(key: string): void {
+    const e = this.#entries.get(key);
+    if (!e) return;
+    this.#entries.delete(key);
+    this.#bytes -= e.size;
+    const keys = this.#byStudy.get(e.study);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#byStudy.delete(e.study);
+  }
+}
+
+function entrySize(key: string, answer: CachedAnswer): number {
+  let n = answer.body.length + key.length;
+  for (const [h, v] of Object.entries(answer.headers)) n += h.length + v.length;
+  return n;
+}
+
+/**
+ * A pass-through stream that keeps a copy of what flows through, up to `limit` bytes; past it the copy is dropped
+ * (the stream goes on). `onComplete` gets the whole body only if the stream ended normally within the limit.
+ */
+export class CaptureStream extends Transform {
+  #chunks: Buffer[] | undefined = [];
+  #bytes = 0;
+  readonly #limit: number;
+  readonly #onComplete: (body: Buffer) => void;
+
+  constructor(limit: number, onComplete: (body: Buffer) => void) {
+    super();
+    this.#limit = limit;
+    this.#onComplete = onComplete;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.#chunks) {
+      this.#bytes += chunk.length;
+      if (this.#bytes > this.#limit) this.#chunks = undefined;
+      else this.#chunks.push(chunk);
+    }
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.#chunks) this.#onComplete(Buffer.concat(this.#chunks, this.#bytes));
+    this.#chunks = undefined;
+    done();
+  }
+}
