@@ -12,24 +12,10 @@ import { type Ctx, paired, type Result } from '../context.ts';
 import { CLIENT_CPU } from '../stack.ts';
 import type { Sample } from '../stats.ts';
 import { freePort } from '../../src/stack/process.ts';
+import { DRAWN_IMAGE } from '../../tests/e2e/helpers/drawn-image.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHROMIUM = process.env['EHR_CHROMIUM'] ?? '/usr/bin/chromium';
-
-/** Non-black pixels in a viewport canvas (the check tests/e2e/helpers/browser.ts makes), evaluated in the page. */
-const DRAWN_IMAGE = `(() => {
-  const canvases = [...document.querySelectorAll('canvas.cornerstone-canvas, .viewport-element canvas')];
-  for (const c of canvases) {
-    if (!c.width || !c.height) continue;
-    const ctx = c.getContext('2d');
-    if (!ctx) continue;
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let lit = 0;
-    for (let i = 0; i < d.length; i += 16) if (d[i] + d[i + 1] + d[i + 2] > 48) lit++;
-    if (lit > 200) return true;
-  }
-  return false;
-})()`;
 
 async function startProxy(ctx: Ctx): Promise<{ base: string; child: ChildProcess }> {
   const port = await freePort();

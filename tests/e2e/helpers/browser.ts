@@ -7,6 +7,7 @@ import { buildApp } from '../../../src/app.ts';
 import type { Config } from '../../../src/config/spec.ts';
 import { freePort } from '../../../src/stack/process.ts';
 import { testConfig } from '../../helpers/app.ts';
+import { DRAWN_IMAGE } from './drawn-image.ts';
 
 /**
  * Real-browser test plumbing: Debian's chromium driven by playwright-core (`npx playwright install` cannot work on
@@ -76,25 +77,6 @@ export function recordDicomWeb(page: Page): DicomWebCall[] {
   });
   return calls;
 }
-
-/**
- * True when a viewport canvas shows a drawn image: enough pixels that are not black. Cornerstone draws each viewport
- * into a 2D canvas (`.cornerstone-canvas`, also with its CPU fallback when WebGL is unavailable). Evaluated in the page
- * as a string: the project's TypeScript has no DOM types.
- */
-const DRAWN_IMAGE = `(() => {
-  const canvases = [...document.querySelectorAll('canvas.cornerstone-canvas, .viewport-element canvas')];
-  for (const c of canvases) {
-    if (!c.width || !c.height) continue;
-    const ctx = c.getContext('2d');
-    if (!ctx) continue;
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let lit = 0;
-    for (let i = 0; i < d.length; i += 16) if (d[i] + d[i + 1] + d[i + 2] > 48) lit++;
-    if (lit > 200) return true;
-  }
-  return false;
-})()`;
 
 export async function imageDrawn(page: Page): Promise<boolean> {
   return (await page.evaluate(DRAWN_IMAGE)) === true;
