@@ -6,10 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import dcmjs from 'dcmjs';
+import { CT_IMAGE_STORAGE, writeCtPart10 } from '../tests/e2e/helpers/ct-phantom.ts';
 
-const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
-const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 export const SIZE = 512;
 
 /** A UID derived from a seed: the same seed always gives the same UID. */
@@ -84,7 +82,6 @@ export function instancesOf(layout: StudyLayout): InstanceRef[] {
 
 /** One DICOM Part 10 file of the study: series `s`, instance `i`. */
 export function ctInstance(spec: StudySpec, layout: StudyLayout, s: number, i: number): Buffer {
-  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
   const series = layout.series[s];
   const sop = series?.instances[i];
   if (!series || !sop) throw new Error(`no instance ${s}/${i} in ${spec.seed}`);
@@ -137,17 +134,7 @@ export function ctInstance(spec: StudySpec, layout: StudyLayout, s: number, i: n
     WindowWidth: '120',
     PixelData: [pixels(n === 1 ? 0.5 : i / (n - 1))],
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: CT_IMAGE_STORAGE,
-    MediaStorageSOPInstanceUID: sop,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: '2.25.80302813137786398554742050926734630921603366648225212145404',
-    ImplementationVersionName: 'EHR-BENCH',
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return Buffer.from(dict.write());
+  return writeCtPart10(dataset, sop, 'EHR-BENCH');
 }
 
 export const STOW_BOUNDARY = 'bench-stow-boundary-7d1f0a';

@@ -37,6 +37,7 @@ import { metadataWorkloads, pairedHttp, qidoWorkloads, wadoWorkloads } from './w
 import { auditWorkloads, fhirWorkloads } from './workloads/fhir.ts';
 import { ohifWorkloads } from './workloads/ohif.ts';
 import { rssWorkloads, stowWorkloads } from './workloads/stow.ts';
+import { CHROMIUM } from '../tests/e2e/helpers/chromium.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const WORK = join(ROOT, 'bench', '.work');
@@ -59,7 +60,7 @@ function version(cmd: string, args: string[]): string {
 function preflight(groups: ReadonlySet<Group>): void {
   const missing: string[] = [];
   for (const tool of ['wrk', 'taskset']) if (!existsSync(`/usr/bin/${tool}`)) missing.push(tool);
-  if (groups.has('ohif') && !existsSync(process.env['EHR_CHROMIUM'] ?? '/usr/bin/chromium')) missing.push('chromium');
+  if (groups.has('ohif') && !existsSync(CHROMIUM)) missing.push('chromium');
   if (groups.has('ohif') && !existsSync(join(ROOT, '.tools/ohif/dist/index.html'))) missing.push('the OHIF build');
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run make setup (scripts/setup.sh) first`);
 }

@@ -7,15 +7,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { type Ctx, paired, type Result } from '../context.ts';
 import { CLIENT_CPU } from '../stack.ts';
 import type { Sample } from '../stats.ts';
 import { freePort } from '../../src/stack/process.ts';
-import { DRAWN_IMAGE } from '../../tests/e2e/helpers/drawn-image.ts';
+import { DRAWN_IMAGE, launchChromium } from '../../tests/e2e/helpers/chromium.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CHROMIUM = process.env['EHR_CHROMIUM'] ?? '/usr/bin/chromium';
 
 async function startProxy(ctx: Ctx): Promise<{ base: string; child: ChildProcess }> {
   const port = await freePort();
@@ -70,21 +69,7 @@ async function timeToFirstImage(browser: Browser, url: string): Promise<Sample> 
 
 export async function ohifWorkloads(ctx: Ctx): Promise<Result[]> {
   const proxy = await startProxy(ctx);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 60_000,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const studies = ctx.data.patients.flatMap((p) => p.studies.map((s) => s.studyUid));
     const token = (await ctx.facadeAs('doctor')).headers['authorization']?.replace(/^Bearer /, '') ?? '';

@@ -2,12 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { buildApp } from '../../../src/app.ts';
 import type { Config } from '../../../src/config/spec.ts';
 import { freePort } from '../../../src/stack/process.ts';
 import { testConfig } from '../../helpers/app.ts';
-import { DRAWN_IMAGE } from './drawn-image.ts';
+import { CHROMIUM, DRAWN_IMAGE, launchChromium } from './chromium.ts';
+
+export { CHROMIUM, launchChromium };
 
 /**
  * Real-browser test plumbing: Debian's chromium driven by playwright-core (`npx playwright install` cannot work on
@@ -18,26 +20,6 @@ import { DRAWN_IMAGE } from './drawn-image.ts';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** Screenshots land here (git-ignored), where a person can look at them after a CI run. */
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
-export const CHROMIUM = process.env['EHR_CHROMIUM'] ?? '/usr/bin/chromium';
-
-export async function launchChromium(): Promise<Browser> {
-  // playwright gives every launch a fresh, temporary profile (user-data-dir).
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 60_000,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
 
 export interface ListeningFacade {
   app: FastifyInstance;

@@ -25,7 +25,7 @@ export interface CtSeries {
   files: Buffer[];
 }
 
-const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
+export const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 
 /** Hounsfield value of the phantom at (x, y) in [-1, 1]², on slice fraction z in [0, 1]. */
@@ -40,8 +40,31 @@ function phantomHu(x: number, y: number, z: number): number {
   return 38 + Math.round(6 * Math.sin(9 * x) * Math.cos(7 * y)); // grey/white matter texture
 }
 
-export function ctSeries(opts: CtSeriesOptions): CtSeries {
+/**
+ * Writes a naturalized CT Image Storage dataset as a DICOM Part 10 file (PS3.10 file meta information,
+ * Explicit VR Little Endian). Shared by these tests and the benchmark data set (bench/data.ts).
+ */
+export function writeCtPart10(
+  dataset: Record<string, unknown>,
+  sopInstanceUid: string,
+  implementation: string,
+): Buffer {
   const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+  const meta = {
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: CT_IMAGE_STORAGE,
+    MediaStorageSOPInstanceUID: sopInstanceUid,
+    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
+    ImplementationClassUID: '2.25.80302813137786398554742050926734630921603366648225212145404',
+    ImplementationVersionName: implementation,
+  };
+  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
+  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+  return Buffer.from(dict.write());
+}
+
+export function ctSeries(opts: CtSeriesOptions): CtSeries {
+  const { DicomMetaDictionary } = dcmjs.data;
   const slices = opts.slices ?? 12;
   const size = opts.size ?? 256;
   const spacing = 0.9;
@@ -106,17 +129,7 @@ export function ctSeries(opts: CtSeriesOptions): CtSeries {
       WindowWidth: '120',
       PixelData: [pixels.buffer],
     };
-    const meta = {
-      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-      MediaStorageSOPClassUID: CT_IMAGE_STORAGE,
-      MediaStorageSOPInstanceUID: sopInstanceUid,
-      TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-      ImplementationClassUID: '2.25.80302813137786398554742050926734630921603366648225212145404',
-      ImplementationVersionName: 'EHR-TESTS',
-    };
-    const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-    dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-    files.push(Buffer.from(dict.write()));
+    files.push(writeCtPart10(dataset, sopInstanceUid, 'EHR-TESTS'));
   }
   return { studyInstanceUid: opts.studyInstanceUid, seriesInstanceUid, sopInstanceUids, files };
 }

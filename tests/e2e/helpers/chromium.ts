@@ -1,3 +1,27 @@
+import { type Browser, chromium } from 'playwright-core';
+
+/** Debian's Chromium (playwright's own browser downloads cannot work here; see the machine facts). */
+export const CHROMIUM = process.env['EHR_CHROMIUM'] ?? '/usr/bin/chromium';
+
+/** Headless Chromium for the e2e tests and the OHIF benchmark; playwright gives every launch a fresh profile. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
 /**
  * True when a viewport canvas shows a drawn image: enough pixels that are not black. Cornerstone draws each viewport
  * into a 2D canvas (`.cornerstone-canvas`, also with its CPU fallback when WebGL is unavailable). Evaluated in the page
