@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load-config.ts';
 import { freePort } from '../src/stack/process.ts';
@@ -216,7 +216,7 @@ async function main(): Promise<void> {
       wallS: (Date.now() - started) / 1000,
     };
     writeFileSync(join(WORK, 'results.json'), JSON.stringify({ conditions, results }, null, 2));
-    writeReport(join(ROOT, cfg.out), results, conditions);
+    writeReport(resolve(ROOT, cfg.out), results, conditions);
     log(`wrote ${cfg.out} (raw results in bench/.work/results.json)`);
   } finally {
     clearTimeout(deadline);
