@@ -53,6 +53,7 @@ export interface Config {
   dicomwebCorsOrigins: string;
   dicomwebAccessCacheTtlMs: number;
   dicomwebQidoMaxUids: number;
+  dicomwebQidoIndexMaxAgeMs: number;
   dicomwebCacheMaxBytes: number;
   dicomwebCacheTtlMs: number;
   dicomwebCacheMaxEntryBytes: number;
@@ -348,6 +349,14 @@ export const configVars: readonly ConfigVar[] = [
     default: 200,
     description:
       'Most allowed study UIDs sent to Orthanc in one QIDO query for a patient-restricted caller; larger sets are queried in chunks and merged.',
+  },
+  {
+    env: 'EHR_DICOMWEB_QIDO_INDEX_MAX_AGE_MS',
+    key: 'dicomwebQidoIndexMaxAgeMs',
+    schema: { type: 'integer', minimum: 0, maximum: 86400000 },
+    default: 60000,
+    description:
+      "Study-level QIDO-RS for patient-restricted callers is answered from the EHR's copy of Orthanc's answers, refreshed when the ImagingStudy changes and at the latest after this age (bounds changes made in Orthanc directly); 0: always ask Orthanc.",
   },
   {
     env: 'EHR_FHIR_MRN_SYSTEM',

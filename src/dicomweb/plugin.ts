@@ -12,8 +12,9 @@ import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
 import { planPublicUrls } from './public-url.ts';
-import { qidoRoutes } from './qido-rs.ts';
-import { type DicomWebContext, DICOM_JSON } from './relay.ts';
+import { type QidoContext, qidoRoutes } from './qido-rs.ts';
+import { QidoStudyIndex } from './qido-study-index.ts';
+import { DICOM_JSON } from './relay.ts';
 import { SeriesCache } from './series-cache.ts';
 import { stowRoutes } from './stow-routes.ts';
 import { StudyIndex } from './study-index.ts';
@@ -28,6 +29,8 @@ declare module 'fastify' {
     dicomWebProxy: OrthancProxy;
     /** The cache of Orthanc's series answers (diagnostics and tests: hits, misses, stored). */
     dicomWebSeriesCache: SeriesCache;
+    /** Study-level QIDO-RS answers kept by the EHR (diagnostics and tests: searches answered, studies fetched). */
+    qidoStudyIndex: QidoStudyIndex;
   }
 }
 
@@ -82,7 +85,7 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) => sendDicomError(reply, 404, NOT_FOUND_MESSAGE));
 }
 
-async function dicomWebScope(app: FastifyInstance, opts: { config: Config; context: DicomWebContext }) {
+async function dicomWebScope(app: FastifyInstance, opts: { config: Config; context: QidoContext }) {
   const { config } = opts;
   const origins = config.dicomwebCorsOrigins.split(',').filter(Boolean);
   await app.register(cors, {
@@ -132,21 +135,35 @@ export const dicomWebPlugin = fp(
       ttlMs: config.dicomwebCacheTtlMs,
       maxEntryBytes: config.dicomwebCacheMaxEntryBytes,
     });
-    const stopInvalidation = onStudyContentChanged((uid) => seriesCache.invalidate(uid));
+    const studyAnswers = new QidoStudyIndex({
+      db: app.db,
+      proxy,
+      dicomWebRoot: config.orthancDicomWebRoot,
+      publicRoot: urls.publicRoot,
+      maxUids: config.dicomwebQidoMaxUids,
+      maxAgeMs: config.dicomwebQidoIndexMaxAgeMs,
+    });
+    const stopInvalidation = onStudyContentChanged((uid) => {
+      seriesCache.invalidate(uid);
+      studyAnswers.invalidateSoon(uid, (err) => app.log.error({ err, study: uid }, 'qido study index invalidation'));
+    });
     app.decorate('dicomWebSeriesCache', seriesCache);
+    app.decorate('qidoStudyIndex', studyAnswers);
     app.addHook('onClose', async () => {
       stopInvalidation();
       seriesCache.invalidate();
       index.close();
+      await studyAnswers.settled();
       await proxy.close();
     });
-    const context: DicomWebContext = {
+    const context: QidoContext = {
       proxy,
       index,
       dicomWebRoot: config.orthancDicomWebRoot,
       maxUids: config.dicomwebQidoMaxUids,
       urls,
       seriesCache,
+      studyAnswers,
     };
     await app.register(dicomWebScope, { prefix: '/dicom-web', config, context });
   },

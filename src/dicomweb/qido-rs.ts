@@ -5,10 +5,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
 import { replaceAll } from './public-url.ts';
+import { planIndexQuery } from './qido-index-query.ts';
 import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './qido-paging.ts';
 import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './qido-query.ts';
 import { DICOM_JSON, type DicomWebContext, imagingView, relay, upstreamError } from './relay.ts';
 import { seriesCacheKey } from './series-cache.ts';
+import type { QidoStudyIndex } from './qido-study-index.ts';
 
 interface PathParams {
   study?: string;
@@ -47,11 +49,16 @@ function checkPathUids(p: PathParams): void {
   }
 }
 
+/** The QIDO routes' context: the DICOMweb one plus the study-level answers kept by the EHR. */
+export interface QidoContext extends DicomWebContext {
+  studyAnswers?: QidoStudyIndex | undefined;
+}
+
 async function search(
   level: QidoLevel,
   req: FastifyRequest<{ Params: PathParams }>,
   reply: FastifyReply,
-  ctx: DicomWebContext,
+  ctx: QidoContext,
 ) {
   const params = req.params;
   checkPathUids(params);
@@ -61,6 +68,21 @@ async function search(
     throw new DicomWebError(406, 'QIDO-RS answers are available as application/dicom+json only');
   }
   const { filter, restriction } = imagingView(req);
+  const answers = ctx.studyAnswers;
+  if (level === 'study' && params.study === undefined && answers?.covers(filter, restriction)) {
+    const plan = planIndexQuery(query);
+    const who = req.access.agent.who;
+    const restricted = restriction.kind === 'sql' ? { restriction: restriction.key } : {};
+    if (plan.kind === 'index') {
+      try {
+        const { items, filled } = await answers.search(filter, restriction, plan);
+        req.log.info({ decision: 'restricted', plan: 'index', filled, who, ...restricted }, 'qido scope');
+        return reply.code(200).header('content-type', DICOM_JSON).send(JSON.stringify(items));
+      } catch (err) {
+        req.log.warn({ err, who }, 'qido: the study index failed; asking the image archive');
+      }
+    } else req.log.debug({ reason: plan.reason }, 'qido: not answered from the study index');
+  }
   const scope = await ctx.index.scope(filter, restriction);
   const plan = planQido(scope, query.studyUids, params.study, ctx.maxUids);
   req.log.info(
@@ -127,18 +149,18 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
 
 /** QIDO-RS: `/studies`. */
 export const searchForStudies =
-  (ctx: DicomWebContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
+  (ctx: QidoContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
     search('study', req, reply, ctx);
 /** QIDO-RS: `/series`, `/studies/{study}/series`. */
 export const searchForSeries =
-  (ctx: DicomWebContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
+  (ctx: QidoContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
     search('series', req, reply, ctx);
 /** QIDO-RS: `/instances`, `/studies/{study}/instances`, `/studies/{study}/series/{series}/instances`. */
 export const searchForInstances =
-  (ctx: DicomWebContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
+  (ctx: QidoContext) => (req: FastifyRequest<{ Params: PathParams }>, reply: FastifyReply) =>
     search('instance', req, reply, ctx);
 
-export async function qidoRoutes(app: FastifyInstance, opts: { context: DicomWebContext }) {
+export async function qidoRoutes(app: FastifyInstance, opts: { context: QidoContext }) {
   const ctx = opts.context;
   app.get('/studies', searchForStudies(ctx));
   app.get('/series', searchForSeries(ctx));
