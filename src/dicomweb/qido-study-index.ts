@@ -59,6 +59,8 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 export class QidoStudyIndex {
   readonly #o: QidoStudyIndexOptions;
   readonly #pending = new Set<Promise<void>>();
+  /** Fetches in flight, by study. */
+  readonly #filling = new Map<string, Promise<void>>();
   /** Searches answered from the index, and studies fetched from Orthanc to do so (diagnostics and tests). */
   readonly stats = { answered: 0, fetched: 0 };
 
@@ -87,9 +89,7 @@ export class QidoStudyIndex {
         this.stats.answered++;
         return { items, filled };
       }
-      await this.fill(stale);
-      filled += stale.length;
-      this.stats.fetched += stale.length;
+      filled += await this.#fillOnce(stale);
     }
     throw new StudyIndexBusyError('study answers kept changing while being refreshed');
   }
@@ -123,6 +123,30 @@ export class QidoStudyIndex {
       page: string[];
     };
     return row;
+  }
+
+  /**
+   * {@link fill} with concurrent searches of this process sharing the fetch of a study (e.g. c=4 clients after expiry);
+   * returns how many studies this call fetched itself.
+   */
+  async #fillOnce(uids: readonly string[]): Promise<number> {
+    const waits: Promise<void>[] = [];
+    const mine = uids.filter((uid) => {
+      const running = this.#filling.get(uid);
+      if (running) waits.push(running);
+      return !running;
+    });
+    if (mine.length) {
+      const p = this.fill(mine).finally(() => {
+        for (const uid of mine) if (this.#filling.get(uid) === p) this.#filling.delete(uid);
+      });
+      for (const uid of mine) this.#filling.set(uid, p);
+      waits.push(p);
+      this.stats.fetched += mine.length;
+    }
+    // A failed shared fetch fails every search waiting for it: each falls back to Orthanc.
+    await Promise.all(waits);
+    return mine.length;
   }
 
   /**
