@@ -28,7 +28,7 @@ import {
 } from './helpers/stow.ts';
 
 type Item = Record<string, { vr?: string; Value?: unknown[] }>;
-type Who = 'admin' | 'patA' | 'patB' | 'doctor' | 'mrOnly';
+type Who = 'admin' | 'patA' | 'patB' | 'patC' | 'doctor' | 'mrOnly';
 
 let app: FastifyInstance;
 /** The Orthanc path, chunked by one UID so that its order (by StudyInstanceUID) and pages are the index's. */
@@ -206,6 +206,27 @@ describe('the index answers what the Orthanc path answers', () => {
     expect(byUid(await qido(app, 'patA', qs))).toEqual(byUid(await qido(direct, 'patA', qs)));
     expect(app.qidoStudyIndex.stats.answered).toBe(before);
   });
+});
+
+test('pages follow the chunked Orthanc path, also for UIDs that prefix each other', async () => {
+  const p = await bookPatientAndOrder(app, auth.admin);
+  const base = newUid().slice(0, 40);
+  for (const uid of [`${base}1`, base, `${base}.5`]) {
+    const accession = await order(p);
+    await stow(makeSeries({ patientId: p.mrn, accession, studyUid: uid, count: 1 }).files);
+  }
+  auth.patC = bearer(
+    await tokenFor(app, {
+      user: { username: `pat-${p.patientId}`, roles: [] },
+      scope: 'patient/*.rs',
+      patient: p.patientId,
+    }),
+  );
+  const all = (await fromIndex('patC', '')).map(uidOf);
+  expect(all).toEqual([`${base}.5`, `${base}1`, base]);
+  for (const offset of [0, 1, 2]) {
+    expect((await fromIndex('patC', `limit=1&offset=${offset}`)).map(uidOf)).toEqual([all[offset]]);
+  }
 });
 
 describe('changes are reflected at once', () => {

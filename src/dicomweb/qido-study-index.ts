@@ -94,6 +94,10 @@ export class QidoStudyIndex {
     throw new StudyIndexBusyError('study answers kept changing while being refreshed');
   }
 
+  /**
+   * The candidates' freshness and the page. Order: byte order of `uid|`, exactly the order in which the chunked
+   * Orthanc path merges (qido-paging.ts `qidoSortKey`), whatever the database's collation.
+   */
   async #query(
     filter: PatientFilter,
     restriction: StudyRestriction,
@@ -118,7 +122,7 @@ export class QidoStudyIndex {
       SELECT
         ARRAY(SELECT s.uid FROM state s WHERE NOT s.fresh ORDER BY s.uid) AS stale,
         ARRAY(SELECT a.answer::text FROM qido_study_answers a JOIN state s ON s.uid = a.study_instance_uid AND s.fresh
-              ${where} ORDER BY a.study_instance_uid, a.ordinal ${limit} OFFSET ${q.offset}) AS page`)) as {
+              ${where} ORDER BY (a.study_instance_uid || '|') COLLATE "C", a.ordinal ${limit} OFFSET ${q.offset}) AS page`)) as {
       stale: string[];
       page: string[];
     };
