@@ -6,8 +6,8 @@
  *
  * - `onSend` (before any byte of the response is written): hands the event to this process's single audit writer and
  *   waits until it is committed. The writer links the queued events in batches (group commit, group-commit.ts: up to
- *   `EHR_AUDIT_BATCH_MAX` events, or whatever queued within `EHR_AUDIT_BATCH_WAIT_MS`) under the chain-head lock in
- *   one transaction (one multi-row INSERT, one chain-head UPDATE, one commit) and releases every waiting response
+ *   `EHR_AUDIT_BATCH_MAX` events, or whatever queued within `EHR_AUDIT_BATCH_WAIT_MS`) in one auto-committed statement
+ *   (chain-appender.ts: compare-and-set of the chain head plus one multi-row INSERT) and releases every waiting response
  *   when the batch has committed. If the batch fails, each of its responses is replaced by a 503 and the data never
  *   leaves: a read's event is durable before its response.
  * - A handler that appended its event inside its own transaction (`req.audit.writeWithin(tx)`) is not written twice:
@@ -21,7 +21,8 @@ import { AuditContext, fallbackDescription, isAudited } from './context.ts';
 import { describeAuthRequest } from './auth-events.ts';
 import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
 import { GroupCommit } from './group-commit.ts';
-import { type AuditDb, appendAuditEvents, auditEventExists, type StoredAuditEvent } from './store.ts';
+import { ChainAppender } from './chain-appender.ts';
+import { type AuditDb, auditEventExists, type StoredAuditEvent } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { StudyIndex } from '../dicomweb/study-index.ts';
 
@@ -114,7 +115,8 @@ export const auditPlugin = fp(
     const baseUrl = opts.config.publicBaseUrl;
     app.decorateRequest('audit', null as unknown as AuditContext);
     // One writer per process: the events of reads (and of every request whose handler did not append its own).
-    const writer = new GroupCommit<AuditEvent, StoredAuditEvent>((events) => appendAuditEvents(app.db, events), {
+    const appender = new ChainAppender(app.db);
+    const writer = new GroupCommit<AuditEvent, StoredAuditEvent>((events) => appender.append(events), {
       maxBatch: opts.config.auditBatchMax,
       maxWaitMs: opts.config.auditBatchWaitMs,
     });

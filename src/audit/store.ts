@@ -33,44 +33,68 @@ export interface StoredAuditEvent {
 
 const textArray = (xs: readonly string[]) => sql.array(xs, 'text');
 
-/** The columns of one event row (the index columns, the content and its link). */
-function eventRow(seq: number, content: AuditEvent, prevHash: string, hash: string) {
+/** The columns of one event row (the index columns, the content and its link), every value typed. */
+export function eventRow(seq: number, content: AuditEvent, prevHash: string, hash: string) {
   const ix = auditIndex(content);
-  return sql.fragment`(${seq}, ${sql.uuid(content.id as string)}, ${sql.timestamp(new Date(ix.recorded))},
+  return sql.fragment`(${seq}::bigint, ${sql.uuid(content.id as string)}, ${sql.timestamp(new Date(ix.recorded))},
     ${textArray(ix.patientIds)}, ${textArray(ix.agentWho)}, ${textArray(ix.entityRefs)},
-    ${textArray(ix.typeTokens)}, ${textArray(ix.subtypeTokens)}, ${ix.action}, ${ix.outcome}, ${ix.source},
-    ${ix.requestId}, ${sql.jsonb(content as unknown as Record<string, unknown>)}, ${prevHash}, ${hash})`;
+    ${textArray(ix.typeTokens)}, ${textArray(ix.subtypeTokens)}, ${ix.action}::text, ${ix.outcome}::text, ${ix.source}::text,
+    ${ix.requestId}::text, ${sql.jsonb(content as unknown as Record<string, unknown>)}, ${prevHash}::text, ${hash}::text)`;
+}
+
+/** The columns {@link eventRow} fills, in its order. */
+export const EVENT_COLUMNS = sql.fragment`seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens,
+  subtype_tokens, action, outcome, source, request_id, content, prev_hash, hash`;
+
+/** A position in the chain: the last event's seq and hash (seq 0 and the genesis hash for an empty chain). */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** The events (given ids where missing) linked, in order, after `head`: their rows, what is stored, the new head. */
+export function linkAfter(
+  head: ChainHead,
+  events: readonly AuditEvent[],
+): { rows: ReturnType<typeof eventRow>[]; stored: StoredAuditEvent[]; head: ChainHead } {
+  let seq = head.seq;
+  let prevHash = head.hash;
+  const stored: StoredAuditEvent[] = [];
+  const rows = events.map((e) => {
+    const content: AuditEvent = { ...e, id: e.id ?? randomUUID() };
+    seq++;
+    const hash = linkHash(prevHash, content);
+    const row = eventRow(seq, content, prevHash, hash);
+    stored.push({ seq, id: content.id as string, hash, event: content });
+    prevHash = hash;
+    return row;
+  });
+  return { rows, stored, head: { seq, hash: prevHash } };
+}
+
+/** Reads the chain head (locking it until the end of the transaction with `forUpdate`). */
+export async function readChainHead(db: AuditDb, forUpdate = false): Promise<ChainHead> {
+  const head = (await db.one(
+    sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton ${forUpdate ? sql.fragment`FOR UPDATE` : sql.fragment``}`,
+  )) as { last_seq: number | bigint; last_hash: string };
+  return { seq: Number(head.last_seq), hash: head.last_hash };
 }
 
 /**
  * Links `events` (each given an id if it has none), in order, as the next links of the chain: under the chain-head
  * lock, one multi-row INSERT and one chain-head UPDATE. Inside a caller's transaction the rows are part of that
  * transaction and the lock is held until it commits or rolls back; with the pool, all of them commit together in one
- * transaction of their own (one commit, one WAL flush) or none does.
+ * transaction of their own (one commit, one WAL flush) or none does. (The per-process read writer uses the one-statement
+ * variant in chain-appender.ts.)
  */
 export async function appendAuditEvents(db: AuditDb, events: readonly AuditEvent[]): Promise<StoredAuditEvent[]> {
   if (events.length === 0) return [];
-  const contents = events.map((e): AuditEvent => ({ ...e, id: e.id ?? randomUUID() }));
   const append = async (tx: AuditDb): Promise<StoredAuditEvent[]> => {
-    const head = (await tx.one(
-      sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton FOR UPDATE`,
-    )) as { last_seq: number | bigint; last_hash: string };
-    let seq = Number(head.last_seq);
-    let prevHash = head.last_hash;
-    const stored: StoredAuditEvent[] = [];
-    const rows = contents.map((content) => {
-      seq++;
-      const hash = linkHash(prevHash, content);
-      const row = eventRow(seq, content, prevHash, hash);
-      stored.push({ seq, id: content.id as string, hash, event: content });
-      prevHash = hash;
-      return row;
-    });
-    await tx.query(sql.unsafe`
-      INSERT INTO audit_event (seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens, subtype_tokens,
-                               action, outcome, source, request_id, content, prev_hash, hash)
-      VALUES ${sql.join(rows, sql.fragment`, `)}`);
-    await tx.query(sql.unsafe`UPDATE audit_chain_head SET last_seq = ${seq}, last_hash = ${prevHash} WHERE singleton`);
+    const { rows, stored, head } = linkAfter(await readChainHead(tx, true), events);
+    await tx.query(sql.unsafe`INSERT INTO audit_event (${EVENT_COLUMNS}) VALUES ${sql.join(rows, sql.fragment`, `)}`);
+    await tx.query(
+      sql.unsafe`UPDATE audit_chain_head SET last_seq = ${head.seq}, last_hash = ${head.hash} WHERE singleton`,
+    );
     return stored;
   };
   // Inside a caller's transaction: no savepoint, the rows belong to that transaction itself.

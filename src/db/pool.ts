@@ -4,6 +4,13 @@ import type { Config } from '../config/spec.ts';
 /**
  * Creates the EHR database pool. Connections are opened lazily and re-opened after the server comes back,
  * so a PostgreSQL restart heals by itself; every statement has a time-out so that no request hangs.
+ *
+ * No `DISCARD ALL` on release (slonik's default `resetConnection`): it costs one more round trip after every query
+ * outside a transaction, and nothing here leaves session state on a pooled connection. Settings are transaction-local
+ * (`set_config(…, true)`), the per-item relink lock is released in a `finally` on the same connection
+ * (src/change-feed/resolve.ts), and the session-level locks and LISTEN use connections of their own (change-feed
+ * leadership, auth change listener, migrations). Keep it that way: no `SET`, temporary tables or session locks on
+ * pooled connections without undoing them before release.
  */
 export async function createDatabasePool(config: Config): Promise<DatabasePool> {
   return createPool(config.databaseUrl, {
@@ -13,5 +20,6 @@ export async function createDatabasePool(config: Config): Promise<DatabasePool> 
     idleTimeout: 10_000,
     connectionRetryLimit: 1,
     queryRetryLimit: 0,
+    resetConnection: async () => {},
   });
 }
