@@ -6,6 +6,7 @@
  * relink are reflected at once; callers never see studies outside their patients (patient token, doctor with grants,
  * revoked grant).
  */
+import dcmjs from 'dcmjs';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import request from 'supertest';
@@ -28,7 +29,7 @@ import {
 } from './helpers/stow.ts';
 
 type Item = Record<string, { vr?: string; Value?: unknown[] }>;
-type Who = 'admin' | 'patA' | 'patB' | 'patC' | 'doctor' | 'mrOnly';
+type Who = 'admin' | 'patA' | 'patB' | 'patC' | 'patD' | 'doctor' | 'mrOnly';
 
 let app: FastifyInstance;
 /** The Orthanc path, chunked by one UID so that its order (by StudyInstanceUID) and pages are the index's. */
@@ -73,6 +74,14 @@ function study(p: Booked, accession: string, name: string, date: string, descrip
   return { uid, accession, files };
 }
 
+/** The file without these attributes. */
+function without(file: Buffer, tags: string[]): Buffer {
+  const ab = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
+  const dicom = dcmjs.data.DicomMessage.readFile(ab);
+  for (const t of tags) delete dicom.dict[t];
+  return Buffer.from(dicom.write());
+}
+
 async function stow(files: Buffer[]): Promise<void> {
   const boundary = `qido-index-${newUid()}`;
   const res = await request(app.server)
@@ -96,7 +105,7 @@ async function fromIndex(who: Who, qs: string): Promise<Item[]> {
   const before = app.qidoStudyIndex.stats.answered;
   const got = await qido(app, who, qs);
   expect(app.qidoStudyIndex.stats.answered, `${qs} answered from the index`).toBe(before + 1);
-  expect(got).toEqual(await qido(direct, who, qs));
+  expect(got, `${who}: ${qs}`).toEqual(await qido(direct, who, qs));
   return got;
 }
 
@@ -226,6 +235,48 @@ test('pages follow the chunked Orthanc path, also for UIDs that prefix each othe
   expect(all).toEqual([`${base}.5`, `${base}1`, base]);
   for (const offset of [0, 1, 2]) {
     expect((await fromIndex('patC', `limit=1&offset=${offset}`)).map(uidOf)).toEqual([all[offset]]);
+  }
+});
+
+test('studies with missing or empty attributes match as in Orthanc', async () => {
+  const p = await bookPatientAndOrder(app, auth.admin);
+  const variants: [string, Record<string, unknown> | null][] = [
+    ['missing', null],
+    ['empty', { '00080020': { vr: 'DA', Value: [] }, '00081030': { vr: 'LO', Value: [] } }],
+    ['set', { '00080020': { vr: 'DA', Value: ['20180101'] }, '00081030': { vr: 'LO', Value: ['x'] } }],
+  ];
+  for (const [, attrs] of variants) {
+    const accession = await order(p);
+    const files = makeSeries({ patientId: p.mrn, accession, count: 1 }).files.map((f) =>
+      attrs ? dicomWith(f, attrs as never) : without(f, ['00080020', '00081030', '00080030']),
+    );
+    await stow(files);
+  }
+  auth.patD = bearer(
+    await tokenFor(app, {
+      user: { username: `pat-${p.patientId}`, roles: [] },
+      scope: 'patient/*.rs',
+      patient: p.patientId,
+    }),
+  );
+  expect(await fromIndex('patD', '')).toHaveLength(3);
+  for (const qs of [
+    'StudyDate=-20191231',
+    'StudyDate=20170101-',
+    'StudyDate=20180101',
+    'StudyDescription=*',
+    'StudyDescription=?*',
+    'StudyDescription=X',
+    'AccessionNumber=?*',
+    'PatientName=?*',
+    'PatientName=*',
+    'AccessionNumber=*',
+    'StudyDescription=',
+    'StudyDate=',
+    'StudyTime=',
+    'ModalitiesInStudy=*',
+  ]) {
+    await fromIndex('patD', qs);
   }
 });
 

@@ -42,7 +42,8 @@ describe('planIndexQuery: the conditions of queries the index answers', () => {
     ['StudyDate=20191231-', [{ kind: 'date', from: '20191231' }]],
     ['ModalitiesInStudy=ct', [{ kind: 'modality', op: 'eq', value: 'CT' }]],
     ['ModalitiesInStudy=C*', [{ kind: 'modality', op: 'like', value: 'C*' }]],
-    ['PatientName=&StudyID=*&AccessionNumber=', []],
+    ['PatientName=&StudyID=&AccessionNumber=', []],
+    ['StudyDescription=*', [{ kind: 'text', column: 'study_description', op: 'like', value: '*' }]],
     [
       'PatientID=X&StudyDate=20200101-',
       [
@@ -61,6 +62,8 @@ describe('planIndexQuery: the conditions of queries the index answers', () => {
     ['StudyTime=1200', /matching on 00080030/],
     ['PatientSex=O', /matching on 00100040/],
     ['StudyID=S1', /matching on 00200010/],
+    ['StudyID=*', /matching on 00200010/],
+    ['StudyDate=*', /matching on 00080020/],
     ['SeriesDescription=x', /matching key 0008103E/],
     ['includefield=SeriesDescription', /includefield 0008103E/],
     ['StudyDescription=head%20ct', /needs encoding/],
@@ -106,7 +109,7 @@ describe('conditionSql: values are bound parameters, never SQL text', () => {
       /study_date >= \$slonik_1 AND a\.study_date <= \$slonik_2/,
       ['20190101', '20191231'],
     ],
-    [{ kind: 'date', to: '20191231' }, /^\(a\.study_date <> '' AND a\.study_date <= \$slonik_1\)$/, ['20191231']],
+    [{ kind: 'date', to: '20191231' }, /^\(a\.study_date IS NOT NULL AND a\.study_date <= \$slonik_1\)$/, ['20191231']],
     [{ kind: 'modality', op: 'eq', value: 'CT' }, /^\$slonik_1 = ANY\(a\.modalities\)$/, ['CT']],
     [{ kind: 'modality', op: 'like', value: 'C*' }, /m LIKE \$slonik_1/, ['C%']],
   ])('%j', (c, text, values) => {
@@ -144,6 +147,18 @@ describe('matchingColumns and projectAnswer', () => {
       studyDescription: 'HEAD CT',
       studyDate: '20190301',
       modalities: ['CT', 'MR'],
+    });
+  });
+
+  test('absent attributes are null, empty ones empty', () => {
+    const cols = matchingColumns({ '00080020': { vr: 'DA' }, '0020000D': { vr: 'UI', Value: ['1.2'] } });
+    expect(cols).toEqual({
+      patientId: null,
+      patientName: null,
+      accessionNumber: null,
+      studyDescription: null,
+      studyDate: '',
+      modalities: [],
     });
   });
 

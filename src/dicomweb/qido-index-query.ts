@@ -10,7 +10,9 @@
  *   trimmed), so matching ignores case; single value matching is equality, `*`/`?` wildcard matching (§C.2.2.2.4);
  * - StudyDate: single value, or a range `from-to`, `-to`, `from-` (§C.2.2.2.5);
  * - ModalitiesInStudy: one code (or wildcard) matched against every modality of the study, ignoring case;
- * - an empty value or `*` is universal matching (§C.2.2.2.3): no constraint, the attribute is returned;
+ * - an empty value is universal matching (§C.2.2.2.3): no constraint, the attribute is returned; `*` is wildcard
+ *   matching, which a study without the attribute does not pass (an absent attribute matches nothing, an empty one
+ *   only what matches the empty string: `*`, and a range's open start `-to`);
  * - StudyInstanceUID list matching (§C.2.2.2.2) constrains the candidate studies.
  * Values Orthanc would receive percent-encoded (spaces, `%`, `+`...) or with commas (Orthanc reads lists there) go to
  * Orthanc, as do fuzzy matching, other matching keys and includefields outside what the index stores.
@@ -111,7 +113,8 @@ export function planIndexQuery(q: QidoQuery): IndexPlan {
   for (const [tag, value] of q.match) {
     if (!STORED_TAGS.has(tag)) return orthanc(`matching key ${tag}`);
     tags.add(tag);
-    if (value === '' || value === '*') continue;
+    // Universal matching. (`*` is not: Orthanc's `*` wants the attribute present, see conditionFor.)
+    if (value === '') continue;
     if (orthancEncode(value) !== value || value.includes(',')) return orthanc(`value of ${tag} needs encoding`);
     const c = conditionFor(tag, value);
     if (!c) return orthanc(`matching on ${tag}`);
@@ -162,7 +165,8 @@ export function conditionSql(c: IndexCondition): FragmentSqlToken {
       return c.op === 'eq' ? sql.fragment`${col} = ${c.value}` : sql.fragment`${col} LIKE ${likePattern(c.value)}`;
     }
     case 'date': {
-      const parts = [sql.fragment`a.study_date <> ''`];
+      // An empty StudyDate is a value below every date for Orthanc; an absent one (NULL) matches no range.
+      const parts = [sql.fragment`a.study_date IS NOT NULL`];
       if (c.from !== undefined) parts.push(sql.fragment`a.study_date >= ${c.from}`);
       if (c.to !== undefined) parts.push(sql.fragment`a.study_date <= ${c.to}`);
       return sql.fragment`(${sql.join(parts, sql.fragment` AND `)})`;
@@ -176,16 +180,20 @@ export function conditionSql(c: IndexCondition): FragmentSqlToken {
 
 type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
 
-/** The matching columns of one study answer (Orthanc's DICOM JSON object), normalized like the query values. */
+/**
+ * The matching columns of one study answer (Orthanc's DICOM JSON object), normalized like the query values: `null`
+ * when the attribute is absent, `''` when it is empty (Orthanc matches the two differently).
+ */
 export function matchingColumns(item: DicomJson): {
-  patientId: string;
-  patientName: string;
-  accessionNumber: string;
-  studyDescription: string;
-  studyDate: string;
+  patientId: string | null;
+  patientName: string | null;
+  accessionNumber: string | null;
+  studyDescription: string | null;
+  studyDate: string | null;
   modalities: string[];
 } {
   const text = (tag: string) => {
+    if (item[tag] === undefined) return null;
     const v = item[tag]?.Value?.[0];
     if (v === undefined || v === null) return '';
     if (typeof v === 'object') {
@@ -194,12 +202,16 @@ export function matchingColumns(item: DicomJson): {
     }
     return String(v);
   };
+  const normalized = (tag: string) => {
+    const t = text(tag);
+    return t === null ? null : normalizeIdentifier(t);
+  };
   return {
-    patientId: normalizeIdentifier(text(TAG.PatientID)),
-    patientName: normalizeIdentifier(text(TAG.PatientName)),
-    accessionNumber: normalizeIdentifier(text(TAG.AccessionNumber)),
-    studyDescription: normalizeIdentifier(text(TAG.StudyDescription)),
-    studyDate: text(TAG.StudyDate).trim(),
+    patientId: normalized(TAG.PatientID),
+    patientName: normalized(TAG.PatientName),
+    accessionNumber: normalized(TAG.AccessionNumber),
+    studyDescription: normalized(TAG.StudyDescription),
+    studyDate: text(TAG.StudyDate)?.trim() ?? null,
     modalities: (item[TAG.ModalitiesInStudy]?.Value ?? []).map((m) => String(m).trim().toUpperCase()),
   };
 }

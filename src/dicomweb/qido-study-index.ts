@@ -191,7 +191,7 @@ export class QidoStudyIndex {
       );
       if (rows.length) {
         const cols = rows.map((x) => matchingColumns(x.item));
-        const text = (f: (i: number) => string) =>
+        const text = (f: (i: number) => string | null) =>
           sql.array(
             rows.map((_, i) => f(i)),
             'text',
