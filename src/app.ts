@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config/spec.ts';
 import { auditPlugin } from './audit/plugin.ts';
+import { AuditUnavailableError } from './audit/hold-last.ts';
 import { auditEventRoutes } from './audit/routes.ts';
 import { changeFeedPlugin } from './change-feed/plugin.ts';
 import { accessPlugin } from './auth/plugin.ts';
@@ -74,7 +75,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    const status =
+      err instanceof AuditUnavailableError
+        ? 503
+        : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
+          ? err.statusCode
+          : 500;
     if (status === 500) req.log.error({ err }, 'unexpected error');
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, requestId: req.id });
   });

@@ -5,7 +5,8 @@
  * one AuditEvent, allowed or denied:
  *
  * - `onSend` (before any byte of the response is written): hands the event to this process's single audit writer and
- *   waits until it is committed. The writer links the queued events in batches (group commit, group-commit.ts: up to
+ *   waits until it is committed. A streamed 2xx answer is not held up: its bytes flow while the event commits, except
+ *   the last chunk, which is released only after the commit (and never, if it fails: hold-last.ts). The writer links the queued events in batches (group commit, group-commit.ts: up to
  *   `EHR_AUDIT_BATCH_MAX` events, or whatever queued within `EHR_AUDIT_BATCH_WAIT_MS`) in one auto-committed statement
  *   (chain-appender.ts: compare-and-set of the chain head plus one multi-row INSERT) and releases every waiting response
  *   when the batch has committed. If the batch fails, each of its responses is replaced by a 503 and the data never
@@ -15,12 +16,14 @@
  * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { pipeline, type Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { AuditContext, fallbackDescription, isAudited } from './context.ts';
 import { describeAuthRequest } from './auth-events.ts';
 import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
 import { GroupCommit } from './group-commit.ts';
+import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
 import { type AuditDb, auditEventExists, type StoredAuditEvent } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
@@ -97,6 +100,9 @@ export async function auditStoreWithin(
   await ctx.writeWithin(tx, 200);
 }
 
+const isStream = (payload: unknown): payload is Readable =>
+  typeof (payload as { pipe?: unknown } | null)?.pipe === 'function';
+
 /** An error body in the style of the path: OperationOutcome under /fhir, a JSON error elsewhere. */
 function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
   const fhir = req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?');
@@ -169,6 +175,16 @@ export const auditPlugin = fp(
 
     app.addHook('onSend', async (req, reply, payload) => {
       if (!isAudited(req.method, req.url)) return payload;
+      const status = reply.statusCode;
+      if (isStream(payload) && status >= 200 && status < 300) {
+        // A streamed answer (WADO-RS, relayed QIDO-RS): its bytes flow while the event commits, but the last chunk
+        // waits for the commit, so the response never completes before its event is durable (hold-last.ts).
+        const committed = record(req, status);
+        committed.catch((err: unknown) => {
+          req.log.error({ err }, 'audit event could not be stored: response cut short');
+        });
+        return pipeline(payload, new HoldLastChunk(committed, req.id), () => undefined);
+      }
       try {
         await record(req, reply.statusCode, payload);
         return payload;

@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { OrthancUnavailableError } from '../orthanc/errors.ts';
+import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
@@ -56,6 +57,7 @@ export function describeError(err: unknown): { status: number; message: string }
       ? { status: 504, message: 'The image archive did not answer in time' }
       : { status: 502, message: 'The image archive is unavailable' };
   }
+  if (err instanceof AuditUnavailableError) return { status: 503, message: err.message };
   const fe = err as Partial<FastifyError>;
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { status: fe.statusCode, message: fe.message ?? 'Bad request' };
