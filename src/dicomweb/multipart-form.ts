@@ -76,11 +76,13 @@ export async function* parseFormData(
         throw new MultipartError(`not a readable multipart/form-data body: ${(err as Error).message}`);
       }
       const overLimit = next.file.truncated;
+      const body = overLimit ? null : Buffer.concat(chunks, size);
       yield {
         index: index++,
         headers: next.mime ? { 'content-type': next.mime } : {},
         mediaType: next.mime?.toLowerCase(),
-        body: overLimit ? null : Buffer.concat(chunks, size),
+        chunks: body ? [body] : null,
+        body,
         size: overLimit ? Math.max(size, opts.maxPartBytes + 1) : size,
         overLimit,
         ...(next.filename ? { filename: next.filename } : {}),

@@ -98,6 +98,49 @@ describe('parseMultipart', () => {
     }
   });
 
+  test('bodies full of partial delimiters come out whole from chunks and from body, at every chunk size', async () => {
+    // Deterministic bytes from an alphabet that keeps building prefixes of the delimiter "\r\n--XyZ".
+    const alphabet = [13, 10, 45, 88, 121, 90, 65];
+    let seed = 7;
+    const gen = (n: number) =>
+      Buffer.from(
+        Array.from({ length: n }, () => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return alphabet[seed % alphabet.length]!;
+        }),
+      )
+        .toString('latin1')
+        .replaceAll('\r\n--XyZ', '\r\n--XyA');
+    const payloads = [gen(3000), gen(10), '', gen(777)].map((x) => Buffer.from(x, 'latin1'));
+    const body = Buffer.concat([
+      ...payloads.flatMap((p) => [Buffer.from('--XyZ\r\n\r\n'), p, Buffer.from('\r\n')]),
+      Buffer.from('--XyZ--\r\n'),
+    ]);
+    for (const size of [1, 2, 3, 6, 7, 8, 13, 64, 1000]) {
+      const parts = await parseAll(body, size, 1 << 20);
+      expect(parts.map((p) => Buffer.concat(p.chunks ?? []))).toEqual(payloads);
+      expect(parts.map((p) => p.body)).toEqual(payloads);
+    }
+  });
+
+  test('a part body is kept as slices of the source chunks, not copied', async () => {
+    const payload = Buffer.alloc(100_000, 'A');
+    const source = [
+      Buffer.from('--XyZ\r\nContent-Type: application/dicom\r\n\r\n'),
+      ...Array.from({ length: 25 }, (_, i) => Buffer.from(payload.subarray(i * 4000, (i + 1) * 4000))),
+      Buffer.from('\r\n--XyZ--\r\n'),
+    ];
+    async function* feed() {
+      yield* source;
+    }
+    const parts: MultipartPart[] = [];
+    for await (const p of parseMultipart(feed(), { boundary: 'XyZ', maxPartBytes: 1 << 20 })) parts.push(p);
+    const chunks = parts[0]?.chunks ?? [];
+    expect(Buffer.concat(chunks)).toEqual(payload);
+    const sourceBuffers = new Set<ArrayBufferLike>(source.map((c) => c.buffer));
+    expect(chunks.every((c) => sourceBuffers.has(c.buffer))).toBe(true);
+  });
+
   test('a part over the limit is skipped and reported, the next part still arrives', async () => {
     const big = 'Z'.repeat(5000);
     const body = `--XyZ\r\n\r\n${big}\r\n--XyZ\r\n\r\nsmall\r\n--XyZ--`;

@@ -5,7 +5,8 @@
  *
  * Memory bound: one part's body is kept, up to `maxPartBytes`; a longer part is skipped (its bytes are read and
  * dropped) and yielded with `body: null, overLimit: true`, and parsing goes on with the next part. Besides that, only
- * a boundary-length tail and one header block (at most `maxHeaderBytes`) are held.
+ * a boundary-length tail and one header block (at most `maxHeaderBytes`) are held. A part's body is kept as the
+ * slices of the source chunks it arrived in (`chunks`): body bytes are not copied.
  *
  * Why our own: the maintained streaming parsers either accept only `multipart/form-data` (`@fastify/busboy`, used
  * for the upload API in `multipart-form.ts`) or abort the whole message when one part is too large.
@@ -23,7 +24,9 @@ export interface MultipartPart {
   readonly headers: Readonly<Record<string, string>>;
   /** Media type of the part without parameters, lower-case; undefined when the part has no Content-Type. */
   readonly mediaType: string | undefined;
-  /** The part's bytes, or null when it was longer than the limit. */
+  /** The part's bytes as they arrived (slices of the source's chunks, not copied), or null when over the limit. */
+  readonly chunks: readonly Buffer[] | null;
+  /** The part's bytes in one buffer (concatenated on first use), or null when it was longer than the limit. */
   readonly body: Buffer | null;
   /** Number of body bytes seen (also when over the limit). */
   readonly size: number;
@@ -154,14 +157,20 @@ export async function* parseMultipart(
   let ended = false;
   let preambleSeen = 0;
 
-  const more = async (): Promise<boolean> => {
-    if (ended) return false;
+  /** The next source chunk, or undefined at the end. */
+  const pull = async (): Promise<Buffer | undefined> => {
+    if (ended) return undefined;
     const next = await iterator.next();
     if (next.done) {
       ended = true;
-      return false;
+      return undefined;
     }
-    const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+    const v = next.value;
+    return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  };
+  const more = async (): Promise<boolean> => {
+    const chunk = await pull();
+    if (!chunk) return false;
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     return true;
   };
@@ -242,15 +251,35 @@ export async function* parseMultipart(
       const safe = Math.max(0, buf.length - (delim.length - 1));
       take(buf.subarray(0, safe));
       buf = buf.subarray(safe);
-      if (!(await more())) throw new MultipartError('multipart body ends inside a part (no closing boundary)');
+      const chunk = await pull();
+      if (!chunk) throw new MultipartError('multipart body ends inside a part (no closing boundary)');
+      // The tail kept back (shorter than the delimiter) is body unless a delimiter starts in it: then, and when the
+      // new chunk is too short to tell, tail and chunk are joined (a copy of one chunk, about once per part).
+      if (buf.length > 0 && chunk.length >= delim.length - 1) {
+        const probe = Buffer.concat([buf, chunk.subarray(0, delim.length - 1)]);
+        const d = probe.indexOf(delim);
+        if (d < 0 || d >= buf.length) {
+          take(buf);
+          buf = chunk;
+          continue;
+        }
+      }
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     }
     const contentType = headers['content-type'];
     const filename = dispositionFilename(headers['content-disposition']);
+    const kept = overLimit ? null : chunks;
+    let joined: Buffer | undefined;
     yield {
       index: index++,
       headers,
       mediaType: contentType ? parseContentType(contentType)?.mediaType : undefined,
-      body: overLimit ? null : Buffer.concat(chunks, size),
+      chunks: kept,
+      get body() {
+        if (!kept) return null;
+        joined ??= kept.length === 1 ? kept[0]! : Buffer.concat(kept, size);
+        return joined;
+      },
       size,
       overLimit,
       ...(filename !== undefined ? { filename } : {}),

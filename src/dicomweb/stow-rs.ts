@@ -1,6 +1,12 @@
 import type { CommonQueryMethods } from 'slonik';
 import type { Access } from '../auth/access.ts';
-import { DicomAttributeError, type DicomInstance, readDicomInstance, zeroPreamble } from '../imaging/dicom-instance.ts';
+import {
+  DicomAttributeError,
+  type DicomInstance,
+  type InstanceBytes,
+  readDicomInstance,
+  zeroPreamble,
+} from '../imaging/dicom-instance.ts';
 import {
   type FhirStore,
   lockStudies,
@@ -44,7 +50,8 @@ export interface HoldInput {
 
 export interface StowDeps {
   orthanc: {
-    storeInstance(body: Uint8Array): Promise<OrthancStoredInstance>;
+    /** Stores one instance, given as one buffer or as the chunks it arrived in. */
+    storeInstance(body: InstanceBytes): Promise<OrthancStoredInstance>;
     deleteInstance(id: string): Promise<void>;
   };
   /** Lookups with the caller's access. */
@@ -121,7 +128,7 @@ export async function storeInstances(
 
   const check = async (part: MultipartPart): Promise<Item> => {
     const ref: InstanceRef = { part: part.index, ...(part.filename ? { file: part.filename } : {}) };
-    if (part.overLimit || !part.body) {
+    if (part.overLimit || !part.chunks) {
       throw Object.assign(
         new InstanceRejection(
           FailureReason.OutOfResources,
@@ -143,7 +150,7 @@ export async function storeInstances(
     }
     let inst: DicomInstance;
     try {
-      inst = readDicomInstance(part.body);
+      inst = readDicomInstance(part.chunks);
     } catch (err) {
       const attr = err instanceof DicomAttributeError;
       throw Object.assign(
@@ -217,7 +224,7 @@ export async function storeInstances(
     throw reject(new InstanceRejection(FailureReason.DataSetMismatch, m.comment, m.detail));
   };
 
-  const store = async (item: Item, body: Buffer): Promise<void> => {
+  const store = async (item: Item, body: InstanceBytes): Promise<void> => {
     try {
       item.orthanc = await deps.orthanc.storeInstance(zeroPreamble(body));
       const o = item.outcome as Extract<InstanceOutcome, { kind: 'stored' }>;
@@ -260,7 +267,7 @@ export async function storeInstances(
       }
       items.push(item);
       while (inflight.size >= opts.concurrency) await Promise.race(inflight);
-      const p: Promise<void> = store(item, part.body!).finally(() => inflight.delete(p));
+      const p: Promise<void> = store(item, part.chunks!).finally(() => inflight.delete(p));
       inflight.add(p);
     }
   } catch (err) {

@@ -31,6 +31,12 @@ declare module 'dcmjs' {
       denaturalizeDataset(dataset: Record<string, unknown>): DicomDataset;
     };
   };
-  const dcmjs: { data: typeof data };
+  /** loglevel (https://github.com/pimterry/loglevel) loggers; dcmjs warns about malformed values on `validation.dcmjs`. */
+  export interface Logger {
+    getLevel(): number;
+    setLevel(level: number | 'silent' | 'warn', persist?: boolean): void;
+  }
+  export const log: { getLogger(name: string): Logger };
+  const dcmjs: { data: typeof data; log: typeof log };
   export default dcmjs;
 }

@@ -1,13 +1,35 @@
+import dcmjs from 'dcmjs';
 import { describe, expect, test } from 'vitest';
 import { makeSeries, newUid, pydicomFile, rewrite } from '../../tests/helpers/dicom.ts';
 import {
   DicomAttributeError,
   DicomReadError,
+  HEADER_PREFIX_BYTES,
   hasPart10Header,
   isValidUid,
   readDicomInstance,
   zeroPreamble,
 } from './dicom-instance.ts';
+
+/**
+ * CT_small with a private OB element of `privateBytes` before Pixel Data, and Pixel Data of `pixelBytes` (its own
+ * 32 KB when undefined, none when null).
+ */
+function ctVariant(privateBytes: number, pixelBytes?: number | null): Buffer {
+  const f = pydicomFile('CT_small.dcm');
+  const dict = dcmjs.data.DicomMessage.readFile(
+    f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength) as ArrayBuffer,
+  );
+  dict.dict['00290010'] = { vr: 'LO', Value: ['EHR TEST'] };
+  dict.dict['00291010'] = { vr: 'OB', Value: [new Uint8Array(privateBytes).fill(0x7f).buffer] };
+  if (pixelBytes === null) delete dict.dict['7FE00010'];
+  else if (pixelBytes !== undefined) dict.dict['7FE00010'] = { vr: 'OW', Value: [new ArrayBuffer(pixelBytes)] };
+  return Buffer.from(dict.write());
+}
+
+/** The bytes split into chunks of `size` (as a multipart part arrives). */
+const split = (b: Buffer, size: number) =>
+  Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size));
 
 describe('readDicomInstance on real files', () => {
   test.each([
@@ -50,6 +72,39 @@ describe('readDicomInstance on real files', () => {
       ['MRN-1', 'ACC-1', s.studyUid, 3],
     ]);
     expect(read.map((r) => r.sopInstanceUid)).toEqual(s.sopUids);
+  });
+});
+
+describe('header read from a prefix, whole instance as the fallback', () => {
+  const ct = pydicomFile('CT_small.dcm');
+  const expected = readDicomInstance(ct);
+  test.each([
+    ['a small instance', ctVariant(1000)],
+    ['a header inside the prefix, Pixel Data past it', ctVariant(1000, 4 * HEADER_PREFIX_BYTES)],
+    ['a header longer than the prefix', ctVariant(HEADER_PREFIX_BYTES + 5000, 200_000)],
+    ['no Pixel Data, longer than the prefix', ctVariant(HEADER_PREFIX_BYTES * 2, null)],
+  ])('%s: the same attributes, from a buffer and from chunks', (_name, file) => {
+    expect(file.length).toBeGreaterThan(1000);
+    expect(readDicomInstance(file)).toEqual(expected);
+    for (const size of [7, 131, 4096, 65536]) expect(readDicomInstance(split(file, size))).toEqual(expected);
+  });
+
+  test.each([-8, -6, -4, -2, 0, 2])(
+    'the Pixel Data tag at %i bytes from the end of the prefix (elements have even lengths)',
+    (shift) => {
+      const pixelTag = (f: Buffer) => f.indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00]));
+      const base = pixelTag(ctVariant(1000, 10)) - 1000;
+      const file = ctVariant(HEADER_PREFIX_BYTES + shift - base, 200_000);
+      expect(pixelTag(file)).toBe(HEADER_PREFIX_BYTES + shift);
+      expect(readDicomInstance(file)).toEqual(expected);
+      expect(readDicomInstance(split(file, 1000))).toEqual(expected);
+    },
+  );
+
+  test('chunks that are not DICOM are refused like a buffer', () => {
+    expect(() => readDicomInstance(split(Buffer.from('not DICOM '.repeat(20)), 50))).toThrow(DicomReadError);
+    expect(() => readDicomInstance([])).toThrow(DicomReadError);
+    expect(() => readDicomInstance(split(ct.subarray(0, 300), 64))).toThrow(DicomReadError);
   });
 });
 
@@ -117,5 +172,16 @@ describe('UIDs and preamble', () => {
     expect(hasPart10Header(z)).toBe(true);
     expect(readDicomInstance(z).patientId).toBe('1CT1');
     expect(zeroPreamble(Buffer.from([1, 2, 3]))).toEqual(Buffer.from([0, 0, 0]));
+  });
+
+  test('zeroPreamble over chunks clears the first 128 bytes across them, in place', () => {
+    const f = Buffer.from(pydicomFile('CT_small.dcm'));
+    f.fill(0x41, 0, 128);
+    const before = Buffer.from(f);
+    const chunks = split(f, 50);
+    expect(zeroPreamble(chunks)).toBe(chunks);
+    expect(f.subarray(0, 128).every((b) => b === 0)).toBe(true);
+    expect(f.subarray(128)).toEqual(before.subarray(128));
+    expect(readDicomInstance(chunks).patientId).toBe('1CT1');
   });
 });

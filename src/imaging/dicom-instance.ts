@@ -101,20 +101,86 @@ export function hasPart10Header(bytes: Uint8Array): boolean {
   );
 }
 
+/** An instance as one buffer, or as the list of chunks it arrived in (a multipart part, not concatenated). */
+export type InstanceBytes = Uint8Array | readonly Uint8Array[];
+
+const PIXEL_DATA = '7FE00010';
+/**
+ * Bytes given to dcmjs first. The attributes before Pixel Data of an image take a few KB (more with large private
+ * blocks or icons); when Pixel Data does not start within this prefix, the whole instance is parsed instead.
+ */
+export const HEADER_PREFIX_BYTES = 64 * 1024;
+
+const chunksOf = (bytes: InstanceBytes): readonly Uint8Array[] => (bytes instanceof Uint8Array ? [bytes] : bytes);
+
+/** The first `n` bytes (or all) as an ArrayBuffer of their own (dcmjs reads whole ArrayBuffers); no copy when one chunk is exactly its ArrayBuffer. */
+function arrayBufferOf(bytes: InstanceBytes, n = Number.POSITIVE_INFINITY): ArrayBuffer {
+  const chunks = chunksOf(bytes);
+  const total = chunks.reduce((t, c) => t + c.byteLength, 0);
+  const len = Math.min(n, total);
+  const first = chunks[0];
+  if (
+    first &&
+    first.byteLength >= len &&
+    first.byteOffset === 0 &&
+    len === first.buffer.byteLength &&
+    first.buffer instanceof ArrayBuffer
+  ) {
+    return first.buffer;
+  }
+  const out = new Uint8Array(len);
+  let at = 0;
+  for (const c of chunks) {
+    if (at >= len) break;
+    const part = c.subarray(0, len - at);
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out.buffer;
+}
+
+/**
+ * dcmjs reads up to Pixel Data (7FE0,0010) and stops there (`untilTag`). It is first given only the first
+ * {@link HEADER_PREFIX_BYTES}: when the Pixel Data tag was reached inside them, every attribute before it was read from
+ * real bytes, so the result is the one the whole instance gives (an element running past the end of dcmjs's buffer
+ * ends or fails the read, so Pixel Data is never reached after one). Otherwise (no Pixel Data, a longer header, or a failure on the truncated copy), the whole
+ * instance is parsed.
+ */
+function parseHeader(bytes: InstanceBytes, size: number): { meta: DicomDataset; ds: DicomDataset } {
+  const read = (ab: ArrayBuffer) => {
+    const dict = dcmjs.data.DicomMessage.readFile(ab, { untilTag: PIXEL_DATA, noCopy: true });
+    return { meta: dict.meta, ds: dict.dict };
+  };
+  if (size > HEADER_PREFIX_BYTES) {
+    // The value cut by the end of the prefix is expected: no "value declares more bytes" warning for it.
+    const validationLog = dcmjs.log.getLogger('validation.dcmjs');
+    const level = validationLog.getLevel();
+    validationLog.setLevel('silent', false);
+    try {
+      const head = read(arrayBufferOf(bytes, HEADER_PREFIX_BYTES));
+      if (PIXEL_DATA in head.ds) return head;
+    } catch {
+      // parsed again below, whole
+    } finally {
+      validationLog.setLevel(level, false);
+    }
+  }
+  return read(arrayBufferOf(bytes));
+}
+
 /**
  * Reads an instance's attributes (stopping before Pixel Data) and checks the required ones.
  * @throws DicomReadError when the bytes are not a readable Part 10 instance
  * @throws DicomAttributeError when a required attribute is missing or a UID is malformed
  */
-export function readDicomInstance(bytes: Uint8Array): DicomInstance {
-  if (!hasPart10Header(bytes)) throw new DicomReadError('not a DICOM Part 10 file (no "DICM" after the preamble)');
+export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
+  const size = chunksOf(bytes).reduce((t, c) => t + c.byteLength, 0);
+  const start = bytes instanceof Uint8Array ? bytes : new Uint8Array(arrayBufferOf(bytes, 132));
+  if (!hasPart10Header(start)) throw new DicomReadError('not a DICOM Part 10 file (no "DICM" after the preamble)');
   let meta: DicomDataset;
   let ds: DicomDataset;
   try {
-    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    const dict = dcmjs.data.DicomMessage.readFile(ab, { untilTag: '7FE00010', noCopy: true });
-    meta = dict.meta;
-    ds = dict.dict;
+    ({ meta, ds } = parseHeader(bytes, size));
   } catch (err) {
     throw new DicomReadError(`unreadable DICOM data set: ${(err as Error).message}`.slice(0, 200));
   }
@@ -158,9 +224,15 @@ export function readDicomInstance(bytes: Uint8Array): DicomInstance {
 
 /**
  * Zeroes the 128-byte preamble in place (PS3.10 §7.1 allows any content there; a zeroed one keeps no DICOM/TIFF or
- * DICOM/executable polyglot). Returns the same buffer.
+ * DICOM/executable polyglot), also when the instance is a list of chunks. Returns the same bytes.
  */
-export function zeroPreamble<T extends Uint8Array>(bytes: T): T {
-  bytes.fill(0, 0, Math.min(128, bytes.length));
+export function zeroPreamble<T extends InstanceBytes>(bytes: T): T {
+  let left = 128;
+  for (const c of chunksOf(bytes)) {
+    if (left <= 0) break;
+    const n = Math.min(left, c.byteLength);
+    c.fill(0, 0, n);
+    left -= n;
+  }
   return bytes;
 }

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import { OrthancHttpError, OrthancUnavailableError } from './errors.ts';
 
 export interface OrthancClientOptions {
@@ -27,6 +29,9 @@ export interface OrthancStoredInstance {
   Status: 'Success' | 'AlreadyStored' | string;
 }
 
+/** How long a kept-alive connection to Orthanc may stay idle (Orthanc itself closes it after 1 s). */
+export const IDLE_SOCKET_MS = 500;
+
 /**
  * Typed client for Orthanc's REST API (https://orthanc.uclouvain.be/api/). The credentials live here and are never
  * forwarded from or to clients of the facade.
@@ -40,6 +45,14 @@ export class OrthancClient {
     this.baseUrl = opts.url.replace(/\/+$/, '');
     this.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
     this.timeoutMs = opts.timeoutMs;
+    const agentOptions = {
+      keepAlive: true,
+      timeout: IDLE_SOCKET_MS,
+      // Subtracted from the server's Keep-Alive hint (Orthanc: 1 s) instead of Node's 1000 ms default, which leaves 0.
+      agentKeepAliveTimeoutBuffer: 1000 - IDLE_SOCKET_MS,
+      scheduling: 'lifo' as const,
+    };
+    this.storeAgent = this.baseUrl.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   }
 
   /** Performs a request with credentials and a time-out; network faults become {@link OrthancUnavailableError}. */
@@ -74,26 +87,101 @@ export class OrthancClient {
    * Stores one DICOM Part 10 instance (`POST /instances`). Orthanc answers `Status: "AlreadyStored"` for a
    * duplicate, which is a success. A refusal (bad DICOM, storage full...) throws {@link OrthancHttpError} with
    * Orthanc's message when it gave one.
+   *
+   * The body may be one buffer or the list of chunks it arrived in; either is written to the socket as is (no copy;
+   * `fetch` would copy every body it is given), on a kept-alive connection of {@link OrthancClient.storeAgent}, and
+   * without asking for a compressed answer (gunzipping a 200-byte JSON answer per instance costs more than it saves).
    */
-  async storeInstance(body: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<OrthancStoredInstance> {
-    const res = await this.request('/instances', {
-      method: 'POST',
-      headers: { 'content-type': 'application/dicom', accept: 'application/json' },
-      body,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    if (!res.ok) {
-      const text = await res.text().catch(() => '');
+  async storeInstance(
+    body: Uint8Array | readonly Uint8Array[],
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<OrthancStoredInstance> {
+    const chunks = body instanceof Uint8Array ? [body] : body;
+    const res = await this.#post('/instances', chunks, opts.signal);
+    if (res.status < 200 || res.status > 299) {
       let detail: string | undefined;
       try {
-        const j = JSON.parse(text) as { Message?: string; Details?: string; OrthancError?: string };
+        const j = JSON.parse(res.text) as { Message?: string; Details?: string; OrthancError?: string };
         detail = [j.OrthancError ?? j.Message, j.Details].filter(Boolean).join(': ') || undefined;
       } catch {
         detail = undefined;
       }
       throw new OrthancHttpError(res.status, '/instances', detail);
     }
-    return (await res.json()) as OrthancStoredInstance;
+    try {
+      return JSON.parse(res.text) as OrthancStoredInstance;
+    } catch (err) {
+      throw new OrthancUnavailableError('Orthanc unavailable: unreadable answer to POST /instances', false, {
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Keep-alive connections for {@link storeInstance}. Orthanc closes an idle connection after the `Keep-Alive:
+   * timeout=1` it announces; Node's agent by default keeps a socket only when the hint leaves more than a second
+   * (so it would open one connection per instance), here an idle socket is dropped after {@link IDLE_SOCKET_MS}.
+   */
+  readonly storeAgent: http.Agent;
+
+  /** Closes the idle keep-alive connections (app shutdown). */
+  close(): void {
+    this.storeAgent.destroy();
+  }
+
+  /** A POST with a known-length body written chunk by chunk; one retry when a reused connection was closed under it. */
+  async #post(
+    path: string,
+    chunks: readonly Uint8Array[],
+    signal: AbortSignal | undefined,
+  ): Promise<{ status: number; text: string }> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const all = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#postOnce(path, chunks, all);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
+        // RFC 9112 §9.3.1: a request sent on a connection the server was closing may be retried on a new one.
+        if (attempt === 0 && e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') && !all.aborted) {
+          continue;
+        }
+        const reason = timeout.aborted ? `no answer within ${this.timeoutMs} ms` : (e.code ?? e.message);
+        throw new OrthancUnavailableError(`Orthanc unavailable: ${reason}`, timeout.aborted, { cause: err });
+      }
+    }
+  }
+
+  #postOnce(
+    path: string,
+    chunks: readonly Uint8Array[],
+    signal: AbortSignal,
+  ): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const url = new URL(`${this.baseUrl}${path}`);
+      const length = chunks.reduce((n, c) => n + c.byteLength, 0);
+      const req = (url.protocol === 'https:' ? https : http).request(url, {
+        method: 'POST',
+        agent: this.storeAgent,
+        signal,
+        headers: {
+          authorization: this.authorization,
+          'content-type': 'application/dicom',
+          accept: 'application/json',
+          'content-length': length,
+        },
+      });
+      req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
+      req.on('response', (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', reject);
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+      });
+      // Written before the socket is assigned: Node sends the buffered head and chunks in one writev.
+      for (const c of chunks) req.write(c);
+      req.end();
+    });
   }
 
   /** Deletes an instance (used to undo a store when the EHR could not record it). 404 counts as done. */

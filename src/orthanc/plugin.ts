@@ -13,15 +13,14 @@ declare module 'fastify' {
 export const orthancPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     const { orthancUrl, orthancUsername, orthancPassword, upstreamTimeoutMs } = opts.config;
-    app.decorate(
-      'orthanc',
-      new OrthancClient({
-        url: orthancUrl,
-        username: orthancUsername,
-        password: orthancPassword,
-        timeoutMs: upstreamTimeoutMs,
-      }),
-    );
+    const client = new OrthancClient({
+      url: orthancUrl,
+      username: orthancUsername,
+      password: orthancPassword,
+      timeoutMs: upstreamTimeoutMs,
+    });
+    app.decorate('orthanc', client);
+    app.addHook('onClose', async () => client.close());
   },
   { name: 'orthanc' },
 );
