@@ -110,7 +110,7 @@ test('no response leaves while its batch cannot commit (the chain head is locked
       const waiting = Number(
         await a.db.oneFirst(sql.unsafe`
           SELECT count(*) FROM pg_stat_activity
-           WHERE wait_event_type = 'Lock' AND query LIKE '%audit_chain_head%'`),
+           WHERE wait_event_type = 'Lock' AND (query LIKE '%audit_chain_head%' OR query LIKE '%audit_append%')`),
       );
       if (waiting >= 2) break;
       await new Promise((r) => setTimeout(r, 10));

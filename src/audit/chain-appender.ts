@@ -4,8 +4,9 @@
  * The locking append (store.ts `appendAuditEvents`: BEGIN, SELECT … FOR UPDATE, INSERT, UPDATE, COMMIT) costs five
  * round trips to PostgreSQL while the chain-head lock is held, and every audited read waits for them. This appender
  * remembers the chain head it last wrote and links the batch after it optimistically, in a single auto-committed
- * statement: a data-modifying CTE moves the head only if it is still where this process left it (compare-and-set),
- * and the INSERT takes its rows only from that CTE's result. Under READ COMMITTED, an UPDATE that meets a row changed
+ * statement: `audit_append` (migration 010, a plpgsql function, so its plan is cached per connection) moves the head
+ * only if it is still where this process left it (compare-and-set) and then inserts the batch, given as one JSON
+ * array. Under READ COMMITTED, an UPDATE that meets a row changed
  * by a concurrent transaction waits for it and re-checks its WHERE on the new version
  * (https://www.postgresql.org/docs/15/transaction-iso.html#XACT-READ-COMMITTED), so the statement either links the
  * whole batch right after the current head or writes nothing. When another writer moved the head (another replica, a
@@ -15,10 +16,11 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { sql } from 'slonik';
 import {
+  AuditAppendError,
   type AuditDb,
   appendAuditEvents,
+  batchJson,
   type ChainHead,
-  EVENT_COLUMNS,
   linkAfter,
   readChainHead,
   type StoredAuditEvent,
@@ -44,18 +46,13 @@ export class ChainAppender {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const expected = this.#head ?? (await readChainHead(this.#db));
       const linked = linkAfter(expected, events);
-      const inserted = (await this.#db.one(sql.unsafe`
-        WITH moved AS (
-          UPDATE audit_chain_head SET last_seq = ${linked.head.seq}, last_hash = ${linked.head.hash}
-           WHERE singleton AND last_seq = ${expected.seq} AND last_hash = ${expected.hash}
-          RETURNING 1
-        ), ins AS (
-          INSERT INTO audit_event (${EVENT_COLUMNS})
-          SELECT v.* FROM (VALUES ${sql.join(linked.rows, sql.fragment`, `)}) AS v, moved
-          RETURNING 1
-        )
-        SELECT count(*)::int AS n FROM ins`)) as { n: number };
-      if (inserted.n === linked.stored.length) {
+      const inserted = Number(
+        await this.#db.oneFirst(sql.unsafe`
+          SELECT audit_append(${expected.seq}, ${expected.hash}, ${linked.head.seq}, ${linked.head.hash},
+                              ${batchJson(linked.rows)}::jsonb)`),
+      );
+      if (inserted !== 0 && inserted !== linked.rows.length) throw new AuditAppendError(linked.rows.length, inserted);
+      if (inserted === linked.rows.length) {
         this.#head = linked.head;
         this.stats.optimistic++;
         return linked.stored;

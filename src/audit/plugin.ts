@@ -176,9 +176,10 @@ export const auditPlugin = fp(
     app.addHook('onSend', async (req, reply, payload) => {
       if (!isAudited(req.method, req.url)) return payload;
       const status = reply.statusCode;
-      if (isStream(payload) && status >= 200 && status < 300) {
+      if (isStream(payload) && status >= 200 && status < 300 && req.method !== 'HEAD') {
         // A streamed answer (WADO-RS, relayed QIDO-RS): its bytes flow while the event commits, but the last chunk
-        // waits for the commit, so the response never completes before its event is durable (hold-last.ts).
+        // waits for the commit, so the response never completes before its event is durable (hold-last.ts). (Not for
+        // HEAD: its response completes without the body.)
         const committed = record(req, status);
         committed.catch((err: unknown) => {
           req.log.error({ err }, 'audit event could not be stored: response cut short');

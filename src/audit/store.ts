@@ -22,7 +22,15 @@ import {
 } from './chain.ts';
 
 /** A pool or a transaction connection (both can open a (sub)transaction). */
-export type AuditDb = Pick<CommonQueryMethods, 'transaction' | 'one' | 'maybeOne' | 'any' | 'query'>;
+export type AuditDb = Pick<CommonQueryMethods, 'transaction' | 'one' | 'oneFirst' | 'maybeOne' | 'any' | 'query'>;
+
+/** The database inserted a different number of rows than the batch holds (never expected: a bug or a tampered function). */
+export class AuditAppendError extends Error {
+  override name = 'AuditAppendError';
+  constructor(expected: number, got: number) {
+    super(`audit append inserted ${got} rows for a batch of ${expected}`);
+  }
+}
 
 export interface StoredAuditEvent {
   readonly seq: number;
@@ -31,20 +39,46 @@ export interface StoredAuditEvent {
   readonly event: AuditEvent;
 }
 
-const textArray = (xs: readonly string[]) => sql.array(xs, 'text');
-
-/** The columns of one event row (the index columns, the content and its link), every value typed. */
-export function eventRow(seq: number, content: AuditEvent, prevHash: string, hash: string) {
-  const ix = auditIndex(content);
-  return sql.fragment`(${seq}::bigint, ${sql.uuid(content.id as string)}, ${sql.timestamp(new Date(ix.recorded))},
-    ${textArray(ix.patientIds)}, ${textArray(ix.agentWho)}, ${textArray(ix.entityRefs)},
-    ${textArray(ix.typeTokens)}, ${textArray(ix.subtypeTokens)}, ${ix.action}::text, ${ix.outcome}::text, ${ix.source}::text,
-    ${ix.requestId}::text, ${sql.jsonb(content as unknown as Record<string, unknown>)}, ${prevHash}::text, ${hash}::text)`;
+/** One row of audit_event as the append functions take it (migration 010: `jsonb_to_recordset`). */
+export interface EventRow {
+  readonly seq: number;
+  readonly id: string;
+  readonly recorded: string;
+  readonly patient_ids: readonly string[];
+  readonly agent_who: readonly string[];
+  readonly entity_refs: readonly string[];
+  readonly type_tokens: readonly string[];
+  readonly subtype_tokens: readonly string[];
+  readonly action: string | null;
+  readonly outcome: string;
+  readonly source: string;
+  readonly request_id: string | null;
+  readonly content: AuditEvent;
+  readonly prev_hash: string;
+  readonly hash: string;
 }
 
-/** The columns {@link eventRow} fills, in its order. */
-export const EVENT_COLUMNS = sql.fragment`seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens,
-  subtype_tokens, action, outcome, source, request_id, content, prev_hash, hash`;
+/** The row of one event: the index columns derived from its content, the content and its link. */
+export function eventRow(seq: number, content: AuditEvent, prevHash: string, hash: string): EventRow {
+  const ix = auditIndex(content);
+  return {
+    seq,
+    id: content.id as string,
+    recorded: ix.recorded,
+    patient_ids: ix.patientIds,
+    agent_who: ix.agentWho,
+    entity_refs: ix.entityRefs,
+    type_tokens: ix.typeTokens,
+    subtype_tokens: ix.subtypeTokens,
+    action: ix.action,
+    outcome: ix.outcome,
+    source: ix.source,
+    request_id: ix.requestId,
+    content,
+    prev_hash: prevHash,
+    hash,
+  };
+}
 
 /** A position in the chain: the last event's seq and hash (seq 0 and the genesis hash for an empty chain). */
 export interface ChainHead {
@@ -52,16 +86,25 @@ export interface ChainHead {
   readonly hash: string;
 }
 
+/**
+ * PostgreSQL's jsonb cannot hold U+0000; an event carrying one (from some client-supplied text) gets U+FFFD instead,
+ * before it is hashed, so that the stored content is exactly what was hashed.
+ */
+function withoutNul(content: AuditEvent): AuditEvent {
+  const json = JSON.stringify(content);
+  return json.includes('\\u0000') ? (JSON.parse(json.replaceAll('\\u0000', '\\ufffd')) as AuditEvent) : content;
+}
+
 /** The events (given ids where missing) linked, in order, after `head`: their rows, what is stored, the new head. */
 export function linkAfter(
   head: ChainHead,
   events: readonly AuditEvent[],
-): { rows: ReturnType<typeof eventRow>[]; stored: StoredAuditEvent[]; head: ChainHead } {
+): { rows: EventRow[]; stored: StoredAuditEvent[]; head: ChainHead } {
   let seq = head.seq;
   let prevHash = head.hash;
   const stored: StoredAuditEvent[] = [];
   const rows = events.map((e) => {
-    const content: AuditEvent = { ...e, id: e.id ?? randomUUID() };
+    const content = withoutNul({ ...e, id: e.id ?? randomUUID() });
     seq++;
     const hash = linkHash(prevHash, content);
     const row = eventRow(seq, content, prevHash, hash);
@@ -71,6 +114,9 @@ export function linkAfter(
   });
   return { rows, stored, head: { seq, hash: prevHash } };
 }
+
+/** The rows as the one JSON parameter of `audit_insert_batch` / `audit_append`. */
+export const batchJson = (rows: readonly EventRow[]): string => JSON.stringify(rows);
 
 /** Reads the chain head (locking it until the end of the transaction with `forUpdate`). */
 export async function readChainHead(db: AuditDb, forUpdate = false): Promise<ChainHead> {
@@ -91,7 +137,8 @@ export async function appendAuditEvents(db: AuditDb, events: readonly AuditEvent
   if (events.length === 0) return [];
   const append = async (tx: AuditDb): Promise<StoredAuditEvent[]> => {
     const { rows, stored, head } = linkAfter(await readChainHead(tx, true), events);
-    await tx.query(sql.unsafe`INSERT INTO audit_event (${EVENT_COLUMNS}) VALUES ${sql.join(rows, sql.fragment`, `)}`);
+    const inserted = await tx.oneFirst(sql.unsafe`SELECT audit_insert_batch(${batchJson(rows)}::jsonb)`);
+    if (inserted !== rows.length) throw new AuditAppendError(rows.length, Number(inserted));
     await tx.query(
       sql.unsafe`UPDATE audit_chain_head SET last_seq = ${head.seq}, last_hash = ${head.hash} WHERE singleton`,
     );
