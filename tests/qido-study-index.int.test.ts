@@ -29,7 +29,7 @@ import {
 } from './helpers/stow.ts';
 
 type Item = Record<string, { vr?: string; Value?: unknown[] }>;
-type Who = 'admin' | 'patA' | 'patB' | 'patC' | 'patD' | 'doctor' | 'mrOnly';
+type Who = 'admin' | 'patA' | 'patB' | 'patC' | 'patD' | 'patE' | 'doctor' | 'mrOnly';
 
 let app: FastifyInstance;
 /** The Orthanc path, chunked by one UID so that its order (by StudyInstanceUID) and pages are the index's. */
@@ -338,6 +338,40 @@ describe('changes are reflected at once', () => {
     expect((await fromIndex('patA', '')).map(uidOf)).toEqual([S.s1a.uid]);
     expect((await fromIndex('patB', '')).map(uidOf)).toEqual([S.s1b.uid]);
   });
+});
+
+test('a study UID that moves to another ImagingStudy row at the same version number is fetched again', async () => {
+  const p = await bookPatientAndOrder(app, auth.admin);
+  const made = makeSeries({ patientId: p.mrn, accession: p.accession, count: 1 });
+  await stow(made.files);
+  auth.patE = bearer(
+    await tokenFor(app, {
+      user: { username: `pat-${p.patientId}`, roles: [] },
+      scope: 'patient/*.rs',
+      patient: p.patientId,
+    }),
+  );
+  const count = async () => instancesOf(await fromIndex('patE', ''), made.studyUid);
+  expect(await count()).toBe(1);
+  const extra = makeSeries({ patientId: p.mrn, accession: p.accession, studyUid: made.studyUid, count: 1 });
+  await storeInOrthanc(extra.files);
+  // What a FHIR delete and re-create (or an identifier change) leaves: another row, with a version number that
+  // happens to equal the old row's.
+  const old = (await app.db.one(sql.unsafe`
+    SELECT id, version_id, content FROM imaging_studies WHERE study_instance_uid = ${made.studyUid}`)) as {
+    id: string;
+    version_id: number;
+    content: unknown;
+  };
+  await app.db.transaction(async (tx) => {
+    await tx.query(sql.unsafe`
+      UPDATE imaging_studies SET deleted = true, study_instance_uid = NULL WHERE id = ${old.id}`);
+    await tx.query(sql.unsafe`
+      INSERT INTO imaging_studies (id, version_id, last_updated, content, patient_id, study_instance_uid)
+      VALUES (${`${old.id}-again`}, ${old.version_id}, now(), ${sql.jsonb(old.content as never)}, ${p.patientId},
+              ${made.studyUid})`);
+  });
+  expect(await count()).toBe(2);
 });
 
 describe('callers see only their patients', () => {

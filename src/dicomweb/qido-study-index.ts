@@ -7,9 +7,10 @@
  * stale are fetched from Orthanc once (in chunks of at most `maxUids` UIDs) and stored, then the query runs again.
  *
  * Validity lives in the database (see the migration), so replicas agree:
- * - `source_version`: the ImagingStudy version read BEFORE asking Orthanc. Every change of a linked study's content
- *   that the EHR records writes a new ImagingStudy version after Orthanc changed (STOW-RS merges, change-feed linking,
- *   deletion sweep → entered-in-error, relink), so an answer read at the old version is stale from that commit on.
+ * - `source_id`/`source_version`: the ImagingStudy row and version read BEFORE asking Orthanc. Every change of a
+ *   linked study's content that the EHR records writes a new ImagingStudy version after Orthanc changed (STOW-RS
+ *   merges, change-feed linking, deletion sweep → entered-in-error, relink), so an answer read at the old version is
+ *   stale from that commit on; a UID that moved to another ImagingStudy row is stale whatever its version.
  * - `epoch`: explicit invalidations for content changes without a new version ({@link QidoStudyIndex.invalidate},
  *   called for every study-content signal: an undone STOW-RS, a stable study the change feed found up to date or
  *   held). A fill stores its answers only if the epoch it read first is still current.
@@ -112,10 +113,10 @@ export class QidoStudyIndex {
     const limit = q.limit === undefined ? sql.fragment`LIMIT ALL` : sql.fragment`LIMIT ${q.limit}`;
     const row = (await this.#o.db.one(sql.unsafe`
       WITH cand AS (
-        SELECT r.study_instance_uid AS uid, r.version_id FROM imaging_studies r
+        SELECT r.study_instance_uid AS uid, r.id, r.version_id FROM imaging_studies r
         WHERE ${sql.join(conds, sql.fragment` AND `)}
       ), state AS (
-        SELECT c.uid, coalesce(f.filled_epoch = f.epoch AND f.source_version = c.version_id
+        SELECT c.uid, coalesce(f.filled_epoch = f.epoch AND f.source_id = c.id AND f.source_version = c.version_id
           AND f.filled_at > now() - ${this.#o.maxAgeMs} * interval '1 millisecond', false) AS fresh
         FROM cand c LEFT JOIN qido_study_fills f ON f.study_instance_uid = c.uid
       )
@@ -160,10 +161,11 @@ export class QidoStudyIndex {
   async fill(uids: readonly string[]): Promise<void> {
     const sorted = [...new Set(uids)].sort();
     const read = (await this.#o.db.any(sql.unsafe`
-      SELECT r.study_instance_uid AS uid, r.version_id, coalesce(f.epoch, 0)::text AS epoch
+      SELECT r.study_instance_uid AS uid, r.id, r.version_id, coalesce(f.epoch, 0)::text AS epoch
       FROM imaging_studies r LEFT JOIN qido_study_fills f ON f.study_instance_uid = r.study_instance_uid
       WHERE r.study_instance_uid = ANY(${sql.array(sorted, 'text')}) AND NOT r.deleted`)) as readonly {
       uid: string;
+      id: string;
       version_id: number;
       epoch: string;
     }[];
@@ -209,11 +211,15 @@ export class QidoStudyIndex {
             ${text((i) => JSON.stringify(cols[i]!.modalities))}) AS t(u, o, a, pid, pn, acc, descr, dt, m)`);
       }
       await tx.query(sql.unsafe`
-        UPDATE qido_study_fills f SET filled_epoch = f.epoch, source_version = v.version, filled_at = now()
+        UPDATE qido_study_fills f
+        SET filled_epoch = f.epoch, source_id = v.id, source_version = v.version, filled_at = now()
         FROM unnest(${sql.array(keptIds, 'text')}, ${sql.array(
+          kept.map((r) => r.id),
+          'text',
+        )}, ${sql.array(
           kept.map((r) => r.version_id),
           'int4',
-        )}) AS v(uid, version)
+        )}) AS v(uid, id, version)
         WHERE f.study_instance_uid = v.uid`);
     });
   }
