@@ -33,7 +33,13 @@ import {
   stopBenchStack,
 } from './stack.ts';
 import { median } from './stats.ts';
-import { metadataWorkloads, pairedHttp, qidoWorkloads, wadoWorkloads } from './workloads/dicomweb.ts';
+import {
+  metadataWorkloads,
+  pairedHttp,
+  qidoWorkloads,
+  wadoWithoutAuditWorkloads,
+  wadoWorkloads,
+} from './workloads/dicomweb.ts';
 import { auditWorkloads, fhirWorkloads } from './workloads/fhir.ts';
 import { ohifWorkloads } from './workloads/ohif.ts';
 import { rssWorkloads, stowWorkloads } from './workloads/stow.ts';
@@ -168,7 +174,13 @@ async function main(): Promise<void> {
         publicBaseUrl: facade.baseUrl,
       });
       try {
-        return await auditWorkloads(ctx, off);
+        const out = await auditWorkloads(ctx, off);
+        const offDoctor = await ctx.facadeAs('doctor', off);
+        for (const w of wadoWithoutAuditWorkloads(ctx)) {
+          const r = await pairedHttp(ctx, w, ctx.direct, offDoctor);
+          if (r) out.push(r);
+        }
+        return out;
       } finally {
         await stopBenchFacade(stack as BenchStack, 'audit-off');
       }

@@ -167,6 +167,24 @@ export function wadoWorkloads(ctx: Ctx): HttpWorkload[] {
   return out;
 }
 
+/**
+ * Diagnostic rows (no target): WADO-RS frames against a second facade of the same run whose audit plugin stores
+ * nothing (bench/audit-off-plugin.ts), so that the report separates the proxy path's cost from the audit trail's.
+ */
+export function wadoWithoutAuditWorkloads(ctx: Ctx): HttpWorkload[] {
+  const frames = shuffled(ctx.data.instances).map((r) => `${instancePath(r)}/frames/1`);
+  return [1, 16].map((c) => ({
+    id: `wado-frames-c${c}-audit-off`,
+    group: 'audit' as const,
+    label: `Diagnostic: WADO-RS frames/1, c=${c}, direct against the facade with its audit trail off`,
+    caller: 'doctor' as const,
+    paths: frames,
+    connections: c,
+    headers: { accept: FRAME_ACCEPT },
+    showMb: true,
+  }));
+}
+
 export function metadataWorkloads(ctx: Ctx): HttpWorkload[] {
   const paths = shuffled(ctx.data.series).map((s) => `/dicom-web/studies/${s.study}/series/${s.series}/metadata`);
   return [1, 8].map((c) => ({
