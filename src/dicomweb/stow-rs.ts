@@ -7,18 +7,13 @@ import {
   readDicomInstance,
   zeroPreamble,
 } from '../imaging/dicom-instance.ts';
-import {
-  type FhirStore,
-  lockStudies,
-  lookupForMatch,
-  type RecordedStudy,
-  type StudyToRecord,
-} from '../imaging/ehr-link.ts';
+import { type FhirStore, lookupForMatch, type RecordedStudy, type StudyToRecord } from '../imaging/ehr-link.ts';
 import { decideMatch, type MatchLookup, type MismatchCode, mayStoreImaging } from '../imaging/matching.ts';
-import { buildUploadLogRows, type LoggedInstance, type UploadSource } from '../imaging/upload-log.ts';
+import type { UploadLogRow, UploadSource } from '../imaging/upload-log.ts';
 import type { OrthancStoredInstance } from '../orthanc/client.ts';
 import { OrthancHttpError } from '../orthanc/errors.ts';
 import { MultipartError, type MultipartPart } from './multipart.ts';
+import { recordUpload, type StowItem, undoStored } from './stow-record.ts';
 import {
   FailureReason,
   failed,
@@ -31,8 +26,9 @@ import {
 /**
  * The STOW-RS pipeline (DICOM PS3.18 §10.5) shared by `POST /dicom-web/studies[/{uid}]` and the upload API: for each
  * part, in order, as it streams in: size limit → dcmjs parse → required attributes → URL study → EHR match →
- * access policy → zero the preamble → store in Orthanc (a bounded number at once). Then one EHR transaction records
- * what was stored (orders, ImagingStudies, upload log, hold queue). Every failure stays with its instance.
+ * access policy → zero the preamble → store in Orthanc (a bounded number at once, each instance sent as the chunks it
+ * arrived in). Then one EHR transaction records what was stored (orders, ImagingStudies, upload log, hold queue),
+ * started while the last stores are still in flight (see stow-record.ts). Every failure stays with its instance.
  */
 
 export interface HoldInput {
@@ -62,7 +58,7 @@ export interface StowDeps {
    */
   transaction<T>(patientIds: string[], fn: (store: FhirStore, tx: CommonQueryMethods) => Promise<T>): Promise<T>;
   recordStudies(store: FhirStore, studies: StudyToRecord[]): Promise<RecordedStudy[]>;
-  insertLogs(tx: CommonQueryMethods, rows: ReturnType<typeof buildUploadLogRows>): Promise<void>;
+  insertLogs(tx: CommonQueryMethods, rows: UploadLogRow[]): Promise<void>;
   /** The reconciliation queue (hold mode); absent when the queue is not available. */
   hold?: ((tx: CommonQueryMethods, input: HoldInput) => Promise<void>) | undefined;
   /**
@@ -83,6 +79,11 @@ export interface StowOptions {
   /** Which part media types are DICOM (STOW: application/dicom, application/octet-stream or none). */
   acceptPart: (mediaType: string | undefined) => boolean;
   log: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /**
+   * How long the EHR transaction started before the last stores settled may wait for them (stow-record.ts); default
+   * `EARLY_WAIT_MS` (2 s).
+   */
+  earlyRecordWaitMs?: number;
   /** Audit (issue 7): called inside the EHR transaction with the linked studies, so both commit together. */
   audit?: (tx: CommonQueryMethods, linked: readonly StudyToRecord[]) => Promise<void>;
 }
@@ -93,16 +94,6 @@ export interface StowResult {
   bytes: number;
   /** The multipart framing broke after these outcomes (the rest of the body was not read). */
   framingError?: string;
-}
-
-/** Internal per-part state. */
-interface Item {
-  outcome: InstanceOutcome;
-  inst?: DicomInstance;
-  bytes: number;
-  link?: { patientId: string; orderId: string; accession: string };
-  hold?: { reason: HoldInput['reason']; detail: string };
-  orthanc?: OrthancStoredInstance;
 }
 
 const HOLDABLE: Partial<Record<MismatchCode, HoldInput['reason']>> = {
@@ -119,14 +110,14 @@ export async function storeInstances(
   opts: StowOptions,
 ): Promise<StowResult> {
   const startedAt = new Date();
-  const items: Item[] = [];
+  const items: StowItem[] = [];
   const lookups = new Map<string, Promise<MatchLookup>>();
   const studyOwner = new Map<string, string>(); // study UID → "patient|order" of its first accepted instance
   const inflight = new Set<Promise<void>>();
   let bytes = 0;
   let framingError: string | undefined;
 
-  const check = async (part: MultipartPart): Promise<Item> => {
+  const check = async (part: MultipartPart): Promise<StowItem> => {
     const ref: InstanceRef = { part: part.index, ...(part.filename ? { file: part.filename } : {}) };
     if (part.overLimit || !part.chunks) {
       throw Object.assign(
@@ -224,7 +215,7 @@ export async function storeInstances(
     throw reject(new InstanceRejection(FailureReason.DataSetMismatch, m.comment, m.detail));
   };
 
-  const store = async (item: Item, body: InstanceBytes): Promise<void> => {
+  const store = async (item: StowItem, body: InstanceBytes): Promise<void> => {
     try {
       item.orthanc = await deps.orthanc.storeInstance(zeroPreamble(body));
       const o = item.outcome as Extract<InstanceOutcome, { kind: 'stored' }>;
@@ -256,7 +247,7 @@ export async function storeInstances(
   try {
     for await (const part of parts) {
       bytes += part.size;
-      let item: Item;
+      let item: StowItem;
       try {
         item = await check(part);
       } catch (err) {
@@ -278,11 +269,9 @@ export async function storeInstances(
     }
     framingError = err.message;
   }
-  await Promise.all(inflight);
-
   let recorded: RecordedStudy[];
   try {
-    recorded = await record(items, deps, opts, startedAt);
+    recorded = await recordUpload(items, Promise.all(inflight), deps, opts, startedAt);
   } finally {
     announceStored(items, deps);
   }
@@ -295,106 +284,7 @@ export async function storeInstances(
 }
 
 /** Tells {@link StowDeps.studiesStored} every study that got (or briefly had) instances in Orthanc. */
-function announceStored(items: Item[], deps: StowDeps): void {
+function announceStored(items: StowItem[], deps: StowDeps): void {
   const touched = new Set(items.filter((i) => i.orthanc && i.inst).map((i) => i.inst!.studyInstanceUid));
   if (touched.size) deps.studiesStored?.([...touched]);
-}
-
-/** Groups what was stored by study and records it in one EHR transaction; on failure, undoes the stores. */
-async function record(items: Item[], deps: StowDeps, opts: StowOptions, startedAt: Date): Promise<RecordedStudy[]> {
-  const ok = items.filter((i) => i.outcome.kind === 'stored' && i.orthanc && i.inst);
-  const linked = new Map<string, StudyToRecord>();
-  const held = new Map<string, Item[]>();
-  for (const i of ok) {
-    const uid = i.inst!.studyInstanceUid;
-    if (i.link) {
-      const s = linked.get(uid) ?? {
-        studyInstanceUid: uid,
-        orthancStudyId: i.orthanc!.ParentStudy,
-        patientId: i.link.patientId,
-        orderId: i.link.orderId,
-        instances: [],
-      };
-      linked.set(uid, { ...s, instances: [...s.instances, i.inst!] });
-    } else held.set(uid, [...(held.get(uid) ?? []), i]);
-  }
-  const patientIds = [...new Set([...linked.values()].map((s) => s.patientId))];
-  const logRows = () =>
-    buildUploadLogRows(items.map(logged), {
-      requestId: opts.requestId,
-      source: opts.source,
-      uploadedBy: opts.access.agent.who,
-      clientId: opts.access.agent.clientId,
-      startedAt,
-      finishedAt: new Date(),
-    });
-  try {
-    return await deps.transaction(patientIds, async (store, tx) => {
-      await lockStudies(tx, [...linked.keys(), ...held.keys()]);
-      const recorded = await deps.recordStudies(store, [...linked.values()]);
-      for (const [uid, list] of held) {
-        const first = list[0]!;
-        await deps.hold!(tx, {
-          studyInstanceUid: uid,
-          orthancStudyId: first.orthanc!.ParentStudy,
-          patientId: first.inst!.patientId,
-          accessionNumber: first.inst!.accessionNumber,
-          reason: first.hold!.reason,
-          detail: first.hold!.detail,
-          modalities: [...new Set(list.map((i) => i.inst!.modality).filter((m): m is string => !!m))],
-          numberOfInstances: list.length,
-          studyDate: first.inst!.studyDate,
-          studyDescription: first.inst!.studyDescription,
-        });
-      }
-      await deps.insertLogs(tx, logRows());
-      if (linked.size) await opts.audit?.(tx, [...linked.values()]);
-      return recorded;
-    });
-  } catch (err) {
-    opts.log.error({ err }, 'recording the upload in the EHR failed; undoing what was stored');
-    await undoStored(items, deps, opts);
-    await deps
-      .transaction([], (_s, tx) => deps.insertLogs(tx, logRows()))
-      .catch((e: unknown) => {
-        opts.log.error({ err: e }, 'writing the upload log failed');
-      });
-    return [];
-  }
-}
-
-/** Deletes the instances this request newly stored and turns every stored outcome into a 0x0110 failure. */
-async function undoStored(items: Item[], deps: StowDeps, opts: StowOptions): Promise<void> {
-  for (const i of items) {
-    if (i.outcome.kind !== 'stored') continue;
-    if (i.orthanc && i.orthanc.Status !== 'AlreadyStored') {
-      await deps.orthanc.deleteInstance(i.orthanc.ID).catch((err: unknown) => {
-        opts.log.error({ err, orthancId: i.orthanc?.ID }, 'could not undo a stored instance');
-      });
-    }
-    i.outcome = failed(
-      i.outcome,
-      new InstanceRejection(
-        FailureReason.ProcessingFailure,
-        'the EHR could not record it; not kept',
-        'EHR update failed',
-      ),
-    );
-  }
-}
-
-function logged(i: Item): LoggedInstance {
-  const o = i.outcome;
-  return {
-    studyInstanceUid: o.studyInstanceUid,
-    sopInstanceUid: o.sopInstanceUid,
-    file: o.file,
-    patientId: i.link?.patientId,
-    orderId: i.link?.orderId,
-    orthancStudyId: i.orthanc?.ParentStudy,
-    bytes: i.bytes,
-    stored: o.kind === 'stored',
-    isNew: o.kind === 'stored' && !o.alreadyStored,
-    failure: o.kind === 'failed' ? { reason: o.reason, comment: o.comment } : undefined,
-  };
 }
