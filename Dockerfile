@@ -18,11 +18,15 @@ RUN mkdir -p fhir-profiles && find src -name '*.test.ts' -delete
 
 # 3. Runtime: root-owned, read-only code, run as the unprivileged `node` user.
 FROM ${NODE_IMAGE} AS runtime
-# MALLOC_ARENA_MAX=2: glibc's per-thread arenas made RSS grow by ~50 MB under STOW-RS ingest (bench/FINDINGS.md §6).
+# Memory bounds, the same as the local stack's (src/stack/facade.ts FACADE_NODE_FLAGS and FACADE_ENV; bench/FINDINGS.md
+# §6): MALLOC_ARENA_MAX=2 (glibc's per-thread arenas made RSS grow by ~50 MB under STOW-RS ingest), a 16 MB young
+# generation semi-space (V8's default here grows it to 64 MB) and a 512 MB old space (V8 then uses its small-heap
+# growing factor). A NODE_OPTIONS set at deployment replaces these flags.
 ENV NODE_ENV=production \
     EHR_HOST=0.0.0.0 \
     EHR_PORT=8000 \
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=512"
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=source /src/package.json ./package.json

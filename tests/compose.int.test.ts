@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { configVars } from '../src/config/spec.ts';
+import { FACADE_ENV, FACADE_NODE_FLAGS } from '../src/stack/facade.ts';
 import { RESERVED_PREFIXES, SPA_ROUTES } from '../src/viewer/routes.ts';
 
 /**
@@ -455,6 +456,12 @@ describe('Dockerfile', () => {
       .at(-1)
       ?.replace(/^CMD\s+/i, '');
     expect(JSON.parse(cmd ?? 'null')).toEqual(['node', 'src/main.ts']);
+  });
+
+  test('the final stage bounds memory as the local stack does (src/stack/facade.ts)', () => {
+    const env = find('ENV').join(' ');
+    for (const [k, v] of Object.entries(FACADE_ENV)) expect(env.split(/\s+/)).toContain(`${k}=${v}`);
+    expect(/NODE_OPTIONS="([^"]*)"/.exec(env)?.[1]?.split(' ')).toEqual([...FACADE_NODE_FLAGS]);
   });
 
   test.each(['node_modules', 'package.json', 'src', 'migrations', 'fhir-profiles'])(

@@ -6,6 +6,24 @@ import { pidAlive, StackError, terminate, waitFor } from './process.ts';
 
 const MAIN = fileURLToPath(new URL('../main.ts', import.meta.url));
 
+/**
+ * V8 limits of the facade process (budget: RSS < 250 MB while 1 GB streams in or out, bench/FINDINGS.md §6). The
+ * Dockerfile passes the same through NODE_OPTIONS (tests/compose.int.test.ts checks that it does).
+ * - `--max-semi-space-size=16`: on a machine with this much memory Node 24's V8 lets each semi-space of the young
+ *   generation grow to 64 MB (new space 128 MB), which a server allocating per request fills before scavenging;
+ *   16 MB (the former default) keeps it at 32 MB.
+ * - `--max-old-space-size=512`: with the default limit (~4 GB here) V8 lets the old generation grow to up to 4× its
+ *   live size between major GCs; under 2 GB it uses its small-heap growing factor (≤ 2). 512 MB is still more than
+ *   ten times the facade's live heap (35–45 MB measured, bench/FINDINGS.md §6).
+ */
+export const FACADE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=16', '--max-old-space-size=512'];
+
+/**
+ * Environment defaults of the facade process (a value in the caller's environment wins).
+ * - `MALLOC_ARENA_MAX=2`: glibc's per-thread malloc arenas made RSS grow under STOW-RS ingest.
+ */
+export const FACADE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
 export interface FacadeProcess {
   dir: string;
   port: number;
@@ -26,11 +44,10 @@ export async function startFacade(f: FacadeProcess): Promise<number> {
   if (running) return running;
   const logPath = join(f.dir, 'facade.log');
   const out = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [...FACADE_NODE_FLAGS, MAIN], {
     detached: true,
     stdio: ['ignore', out, out],
-    // MALLOC_ARENA_MAX=2 bounds glibc's per-thread arenas (RSS under ingest, bench/FINDINGS.md §6).
-    env: { MALLOC_ARENA_MAX: '2', ...process.env, ...f.env, EHR_ENV_FILE: '/dev/null' },
+    env: { ...FACADE_ENV, ...process.env, ...f.env, EHR_ENV_FILE: '/dev/null' },
   });
   const pid = child.pid;
   if (!pid) throw new StackError('the facade could not be spawned');
