@@ -5,9 +5,12 @@
  * (https://www.postgresql.org/docs/15/sql-notify.html). Notifications are delivered at commit.
  *
  * Fail safe: the cache is enabled only while the LISTEN is active; an error, a closed connection or a failed heartbeat
- * disables it until a new connection LISTENs again (then it starts from empty).
+ * disables it until a new connection LISTENs again (then it starts from empty). The connection handling is the shared
+ * {@link NotifyListener}.
  */
-import pg from 'pg';
+import { type ListenerLog, NotifyListener } from '../db/notify-listener.ts';
+
+export type { ListenerLog };
 
 export const AUTH_CHANGED_CHANNEL = 'ehr_auth_changed';
 
@@ -20,11 +23,6 @@ export interface AuthChangeHandlers {
   onDown(): void;
 }
 
-export interface ListenerLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 export interface AuthChangeListenerOptions {
   readonly databaseUrl: string;
   readonly handlers: AuthChangeHandlers;
@@ -35,83 +33,15 @@ export interface AuthChangeListenerOptions {
   readonly heartbeatMs?: number;
 }
 
-export class AuthChangeListener {
-  readonly #opts: AuthChangeListenerOptions;
-  #client: pg.Client | undefined;
-  #stopped = false;
-  #retry: NodeJS.Timeout | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
-
+export class AuthChangeListener extends NotifyListener {
   constructor(opts: AuthChangeListenerOptions) {
-    this.#opts = opts;
-  }
-
-  /** Connects and LISTENs once; on failure keeps retrying in the background (the cache stays off meanwhile). */
-  async start(): Promise<void> {
-    await this.#connect();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#retry);
-    clearInterval(this.#heartbeat);
-    const c = this.#client;
-    this.#client = undefined;
-    this.#opts.handlers.onDown();
-    await c?.end().catch(() => undefined);
-  }
-
-  async #connect(): Promise<void> {
-    if (this.#stopped) return;
-    const heartbeatMs = this.#opts.heartbeatMs ?? 5000;
-    const client = new pg.Client({
-      connectionString: this.#opts.databaseUrl,
-      keepAlive: true,
-      query_timeout: heartbeatMs,
-      application_name: 'ehr-auth-listener',
+    const { handlers, ...rest } = opts;
+    super({
+      ...rest,
+      channels: [AUTH_CHANGED_CHANNEL],
+      name: 'ehr-auth-listener',
+      subject: 'caller cache',
+      handlers: { onNotify: () => handlers.onChange(), onUp: () => handlers.onUp(), onDown: () => handlers.onDown() },
     });
-    client.on('notification', (msg) => {
-      if (client === this.#client && msg.channel === AUTH_CHANGED_CHANNEL) this.#opts.handlers.onChange();
-    });
-    client.on('error', (err) => this.#lost(client, err));
-    client.on('end', () => this.#lost(client, undefined));
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${AUTH_CHANGED_CHANNEL}`);
-    } catch (err) {
-      this.#opts.log.warn({ err }, 'auth change listener: cannot LISTEN, caller cache off');
-      await client.end().catch(() => undefined);
-      this.#schedule();
-      return;
-    }
-    if (this.#stopped) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    this.#client = client;
-    this.#opts.handlers.onUp();
-    this.#opts.log.info({ channel: AUTH_CHANGED_CHANNEL }, 'auth change listener: listening, caller cache on');
-    clearInterval(this.#heartbeat);
-    this.#heartbeat = setInterval(() => {
-      client.query('SELECT 1').catch((err: unknown) => this.#lost(client, err));
-    }, heartbeatMs);
-    this.#heartbeat.unref();
-  }
-
-  #lost(client: pg.Client, err: unknown): void {
-    if (client !== this.#client) return;
-    this.#client = undefined;
-    clearInterval(this.#heartbeat);
-    this.#opts.handlers.onDown();
-    if (!this.#stopped) this.#opts.log.warn({ err }, 'auth change listener: connection lost, caller cache off');
-    client.end().catch(() => undefined);
-    this.#schedule();
-  }
-
-  #schedule(): void {
-    if (this.#stopped) return;
-    clearTimeout(this.#retry);
-    this.#retry = setTimeout(() => void this.#connect(), this.#opts.retryMs ?? 1000);
-    this.#retry.unref();
   }
 }

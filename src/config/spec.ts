@@ -315,9 +315,9 @@ export const configVars: readonly ConfigVar[] = [
     env: 'EHR_DICOMWEB_ACCESS_CACHE_TTL_MS',
     key: 'dicomwebAccessCacheTtlMs',
     schema: { type: 'integer', minimum: 0, maximum: 600000 },
-    default: 5000,
+    default: 60000,
     description:
-      'How long the study UID → patient lookup for DICOMweb authorization is cached (0: no cache); link changes invalidate it at once.',
+      'How long the study UID → patient lookup for DICOMweb authorization is cached (0: no cache). Link changes by any replica or writer invalidate it at once (PostgreSQL NOTIFY, migration 012); it is not used while that signal is down, so the TTL is only a safety net.',
   },
   {
     env: 'EHR_DICOMWEB_CACHE_MAX_BYTES',

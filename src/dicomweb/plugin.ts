@@ -17,6 +17,7 @@ import { type QidoContext, qidoRoutes } from './qido-rs.ts';
 import { QidoStudyIndex } from './qido-study-index.ts';
 import { DICOM_JSON } from './relay.ts';
 import { SeriesCache } from './series-cache.ts';
+import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './study-change-listener.ts';
 import { stowRoutes } from './stow-routes.ts';
 import { StudyIndex } from './study-index.ts';
 import { wadoRoutes } from './wado-rs.ts';
@@ -32,6 +33,8 @@ declare module 'fastify' {
     dicomWebSeriesCache: SeriesCache;
     /** Study-level QIDO-RS answers kept by the EHR (diagnostics and tests: searches answered, studies fetched). */
     qidoStudyIndex: QidoStudyIndex;
+    /** Other replicas' study changes reaching the caches above (undefined when every cache is off). */
+    dicomWebStudyChanges: StudyChangeListener | undefined;
   }
 }
 
@@ -144,6 +147,7 @@ export const dicomWebPlugin = fp(
       publicRoot: urls.publicRoot,
       maxUids: config.dicomwebQidoMaxUids,
       maxAgeMs: config.dicomwebQidoIndexMaxAgeMs,
+      origin: STUDY_CHANGE_ORIGIN,
     });
     const stopInvalidation = onStudyContentChanged((uid) => {
       seriesCache.invalidate(uid);
@@ -151,7 +155,15 @@ export const dicomWebPlugin = fp(
     });
     app.decorate('dicomWebSeriesCache', seriesCache);
     app.decorate('qidoStudyIndex', studyAnswers);
+    // Other replicas' changes (migration 012 triggers); the caches serve only while this LISTEN is up.
+    const changes =
+      seriesCache.enabled || config.dicomwebAccessCacheTtlMs > 0
+        ? new StudyChangeListener({ databaseUrl: config.databaseUrl, caches: [seriesCache, index], log: app.log })
+        : undefined;
+    app.decorate('dicomWebStudyChanges', changes);
+    await changes?.start();
     app.addHook('onClose', async () => {
+      await changes?.stop();
       stopInvalidation();
       seriesCache.invalidate();
       index.close();

@@ -41,6 +41,11 @@ export interface QidoStudyIndexOptions {
   maxUids: number;
   /** Answers older than this are refetched; 0 turns the index off. */
   maxAgeMs: number;
+  /**
+   * Tags this process's epoch bumps (session setting `ehr.study_change_origin`, read by the triggers of migration 012),
+   * so that its own cross-replica study-change listener skips their echo: it already invalidated in process.
+   */
+  origin?: string;
 }
 
 /** What one answered search did (for the decision log and tests). */
@@ -255,13 +260,21 @@ export class QidoStudyIndex {
    * known. Call after the change committed (or was undone in Orthanc).
    */
   async invalidate(studyUid?: string): Promise<void> {
-    if (studyUid === undefined) {
-      await this.#o.db.query(sql.unsafe`UPDATE qido_study_fills SET epoch = epoch + 1`);
+    const bump =
+      studyUid === undefined
+        ? sql.unsafe`UPDATE qido_study_fills SET epoch = epoch + 1`
+        : sql.unsafe`
+      INSERT INTO qido_study_fills (study_instance_uid, epoch) VALUES (${studyUid}, 1)
+      ON CONFLICT (study_instance_uid) DO UPDATE SET epoch = qido_study_fills.epoch + 1`;
+    const origin = this.#o.origin;
+    if (origin === undefined) {
+      await this.#o.db.query(bump);
       return;
     }
-    await this.#o.db.query(sql.unsafe`
-      INSERT INTO qido_study_fills (study_instance_uid, epoch) VALUES (${studyUid}, 1)
-      ON CONFLICT (study_instance_uid) DO UPDATE SET epoch = qido_study_fills.epoch + 1`);
+    await this.#o.db.transaction(async (tx) => {
+      await tx.query(sql.unsafe`SELECT set_config('ehr.study_change_origin', ${origin}, true)`);
+      await tx.query(bump);
+    });
   }
 
   /** {@link invalidate} in the background (for in-process change signals); failures go to `onError`. */

@@ -7,7 +7,8 @@
  *
  * Entries are dropped by study UID when the facade sees a change ({@link onStudyContentChanged}), and expire after a
  * TTL as a safety net for changes made in Orthanc behind the facade's back. A fetch that started before an
- * invalidation of its study is never stored after it (generation check).
+ * invalidation of its study is never stored after it (generation check). Other replicas' changes arrive through
+ * src/dicomweb/study-change-listener.ts; while that signal is down the cache is {@link SeriesCache.suspend}ed.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 
@@ -78,6 +79,7 @@ export class SeriesCache {
   /** Generation of the last invalidation of a study, for in-flight fetches; bounded, see {@link invalidate}. */
   readonly #invalidatedAt = new Map<string, number>();
   #allInvalidatedAt = 0;
+  #suspended = false;
   readonly stats: SeriesCacheStats = { hits: 0, misses: 0, stored: 0, skipped: 0, invalidations: 0 };
 
   constructor(opts: SeriesCacheOptions) {
@@ -85,7 +87,7 @@ export class SeriesCache {
   }
 
   get enabled(): boolean {
-    return this.#opts.maxBytes > 0 && this.#opts.ttlMs > 0 && this.#opts.maxEntryBytes > 0;
+    return !this.#suspended && this.#opts.maxBytes > 0 && this.#opts.ttlMs > 0 && this.#opts.maxEntryBytes > 0;
   }
 
   get maxEntryBytes(): number {
@@ -101,8 +103,24 @@ export class SeriesCache {
     return this.#entries.size;
   }
 
+  /**
+   * Stops serving and storing, and drops everything (answers still being fetched included): the change signal is
+   * down, so entries could go stale unseen. Until {@link resume}.
+   */
+  suspend(): void {
+    this.#suspended = true;
+    this.invalidate();
+  }
+
+  /** Serves and stores again, from empty: nothing fetched before this call is stored. */
+  resume(): void {
+    this.invalidate();
+    this.#suspended = false;
+  }
+
   /** The cached answer (and marks it most recently used), or undefined; counts a hit or a miss. */
   get(key: string): CachedAnswer | undefined {
+    if (this.#suspended) return undefined;
     const e = this.#entries.get(key);
     if (e && e.expires > this.#opts.now()) {
       this.#entries.delete(key);

@@ -2,7 +2,9 @@
  * The DICOMweb side's view of the EHR's own study index (`imaging_studies`, written by the FHIR and STOW code):
  * which EHR patients a StudyInstanceUID is linked to, and which studies a set of patients has. A study is linked when a
  * live (not deleted) ImagingStudy row with its UID names a patient (`imaging_studies.patient_id`, the Patient id).
- * Read-only SQL through slonik's `sql` tag; the answers are cached briefly and invalidated when links change.
+ * Read-only SQL through slonik's `sql` tag; the answers are cached briefly and invalidated when links change, in this
+ * process ({@link onStudyLinksChanged}) and in every replica (imaging_studies triggers of migration 012, see
+ * study-change-listener.ts); no caching while that signal is down.
  *
  * A caller's SMART v2 granular ImagingStudy restrictions ({@link StudyRestriction}, e.g. `modality=CT`) are ANDed into
  * the same queries (the ImagingStudy row must match them), and every cache key includes them, so an allowed set is
@@ -36,6 +38,8 @@ export class StudyIndex {
   readonly #byPatients = new Map<string, Entry<ReadonlySet<string>>>();
   /** Bumped by every invalidation, so that an answer read before it is never cached after it. */
   #generation = 0;
+  /** The cross-replica change signal is down: read the database every time (see {@link suspend}). */
+  #suspended = false;
   readonly #unsubscribe: () => void;
   static readonly MAX_ENTRIES = 10_000;
 
@@ -49,6 +53,22 @@ export class StudyIndex {
   close(): void {
     this.#unsubscribe();
     this.invalidate();
+  }
+
+  /**
+   * Stops caching and drops everything (answers being read included): the cross-replica change signal
+   * (src/dicomweb/study-change-listener.ts) is down, so another replica's link change could go unseen. Until
+   * {@link resume}.
+   */
+  suspend(): void {
+    this.#suspended = true;
+    this.invalidate();
+  }
+
+  /** Caches again, from empty: nothing read before this call is stored. */
+  resume(): void {
+    this.invalidate();
+    this.#suspended = false;
   }
 
   invalidate(studyUid?: string): void {
@@ -139,14 +159,14 @@ export class StudyIndex {
 
   #get<T>(map: Map<string, Entry<T>>, key: string): T | undefined {
     const e = map.get(key);
-    if (!e) return undefined;
+    if (!e || this.#suspended) return undefined;
     if (e.expires > Date.now()) return e.value;
     map.delete(key);
     return undefined;
   }
 
   #put<T>(map: Map<string, Entry<T>>, key: string, value: T, generation: number): void {
-    if (this.#ttlMs <= 0 || generation !== this.#generation) return;
+    if (this.#ttlMs <= 0 || this.#suspended || generation !== this.#generation) return;
     if (map.size >= StudyIndex.MAX_ENTRIES) map.clear();
     map.set(key, { value, expires: Date.now() + this.#ttlMs });
   }
