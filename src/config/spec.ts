@@ -435,9 +435,9 @@ export const configVars: readonly ConfigVar[] = [
     env: 'EHR_STOW_ORTHANC_CONCURRENCY',
     key: 'stowOrthancConcurrency',
     schema: { type: 'integer', minimum: 1, maximum: 16 },
-    default: 2,
+    default: 3,
     description:
-      'Instances of one STOW-RS request being sent to Orthanc at once (each holds at most one buffered instance).',
+      'Instances of one STOW-RS request being sent to Orthanc at once (each holds at most one buffered instance). Three keep Orthanc busy while the facade reads and checks the next instance.',
   },
   {
     env: 'EHR_DICOMWEB_ENDPOINT_ID',
