@@ -60,7 +60,13 @@ test('a streamed answer completes only once its event is stored', async () => {
     await holder.query('BEGIN');
     await holder.query('SELECT 1 FROM audit_chain_head WHERE singleton FOR UPDATE');
     const pending = fetch(instanceUrl, {
-      headers: { ...patA, accept: 'multipart/related; type="application/dicom"', 'x-request-id': requestId },
+      headers: {
+        ...patA,
+        accept: 'multipart/related; type="application/dicom"',
+        // Byte counts are compared with Content-Length: no content coding.
+        'accept-encoding': 'identity',
+        'x-request-id': requestId,
+      },
     })
       .then(async (res) => ({
         status: res.status,
@@ -95,7 +101,13 @@ test('an answer whose event cannot be stored never completes, and nothing is sto
       WHEN (NEW.request_id LIKE 'streamed-fail%') EXECUTE FUNCTION streamed_test_refuse()`);
   try {
     const res = await fetch(instanceUrl, {
-      headers: { ...patA, accept: 'multipart/related; type="application/dicom"', 'x-request-id': tag },
+      headers: {
+        ...patA,
+        accept: 'multipart/related; type="application/dicom"',
+        // Byte counts are compared with Content-Length: no content coding.
+        'accept-encoding': 'identity',
+        'x-request-id': tag,
+      },
     });
     // Nothing had left yet (a small answer is one held chunk): a DICOM-shaped 503 without any of the data;
     // otherwise a 200 whose body never completes.
@@ -115,7 +127,13 @@ test('an answer whose event cannot be stored never completes, and nothing is sto
   // The writer recovers: the next answer completes and is recorded.
   const again = uniq('streamed-ok');
   const ok = await fetch(instanceUrl, {
-    headers: { ...patA, accept: 'multipart/related; type="application/dicom"', 'x-request-id': again },
+    headers: {
+      ...patA,
+      accept: 'multipart/related; type="application/dicom"',
+      // Byte counts are compared with Content-Length: no content coding.
+      'accept-encoding': 'identity',
+      'x-request-id': again,
+    },
   });
   expect(await drain(ok)).toEqual({ bytes: Number(ok.headers.get('content-length')) });
   expect(await eventStored(again)).toBe(true);
