@@ -464,6 +464,15 @@ describe('Dockerfile', () => {
     expect(/NODE_OPTIONS="([^"]*)"/.exec(env)?.[1]?.split(' ')).toEqual([...FACADE_NODE_FLAGS]);
   });
 
+  test('`npm start` bounds memory as the local stack does (src/stack/facade.ts)', () => {
+    const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts['start'] ?? '';
+    const words = start.split(/\s+/);
+    for (const [k, v] of Object.entries(FACADE_ENV)) expect(words).toContain(`${k}=${v}`);
+    const node = words.indexOf('node');
+    expect(words.slice(node + 1, node + 1 + FACADE_NODE_FLAGS.length)).toEqual([...FACADE_NODE_FLAGS]);
+    expect(words.at(-1)).toBe('src/main.ts');
+  });
+
   test.each(['node_modules', 'package.json', 'src', 'migrations', 'fhir-profiles'])(
     'the final stage copies %s',
     (path) => {
