@@ -111,8 +111,12 @@ export async function relay(
   }
   const ticket = cache ? ctx.seriesCache.ticket(cache.study) : undefined;
   const accept = opts.accept ?? req.headers.accept;
+  // The client's Accept-Encoding goes to Orthanc (which may gzip) only when the answer is relayed byte for byte:
+  // never for a cached answer (kept identity-encoded for every caller) nor one whose URLs are rewritten.
+  const acceptEncoding = cache || ctx.urls.rewrite ? undefined : req.headers['accept-encoding'];
   const upstream = await ctx.proxy.get(`${opts.root ?? ctx.dicomWebRoot}${path}`, {
     ...(accept ? { accept } : {}),
+    ...(typeof acceptEncoding === 'string' ? { acceptEncoding } : {}),
     signal: clientGone(reply),
   });
   if (upstream.status < 200 || upstream.status >= 300) throw await upstreamError(upstream.status, upstream.body);
@@ -126,6 +130,8 @@ export async function relay(
       reply.header(h, v);
     }
   }
+  // The encoding now depends on the request's Accept-Encoding (RFC 9110 §12.5.5), whatever Orthanc chose.
+  if (acceptEncoding !== undefined) reply.header('vary', 'Accept-Encoding');
   reply.code(upstream.status);
   let body: NodeJS.ReadableStream = rewrite
     ? upstream.body.pipe(new ReplaceStream(rewrite.from, rewrite.to))

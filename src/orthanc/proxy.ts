@@ -76,8 +76,15 @@ export class OrthancProxy {
    * GETs `path` (absolute Orthanc path with query) and returns status, headers and the streaming body.
    * The caller must consume or destroy the body.
    */
-  get(path: string, opts: { accept?: string; signal?: AbortSignal } = {}): Promise<UpstreamResponse> {
-    const headers = { ...this.#headers, ...(opts.accept ? { accept: opts.accept } : {}) };
+  get(
+    path: string,
+    opts: { accept?: string; acceptEncoding?: string; signal?: AbortSignal } = {},
+  ): Promise<UpstreamResponse> {
+    const headers = {
+      ...this.#headers,
+      ...(opts.accept ? { accept: opts.accept } : {}),
+      ...(opts.acceptEncoding ? { 'accept-encoding': opts.acceptEncoding } : {}),
+    };
     return new Promise((resolve, reject) => {
       const req = httpRequest({
         protocol: this.#url.protocol,

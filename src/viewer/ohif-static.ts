@@ -41,9 +41,12 @@ declare module 'fastify' {
   }
 }
 
+/** Pre-compressed copies (scripts/compress-ohif.ts): served in place of their file, never at their own path. */
+const COMPRESSED_COPY = /\.(br|gz)$/;
+
 function buildFiles(distDir: string): string[] {
   return readdirSync(distDir, { recursive: true, withFileTypes: true })
-    .filter((d) => d.isFile())
+    .filter((d) => d.isFile() && !COMPRESSED_COPY.test(d.name))
     .map((d) => relative(distDir, join(d.parentPath, d.name)).split(sep).join('/'))
     .filter((f) => !SKIPPED.has(f))
     .sort();
@@ -68,8 +71,16 @@ export async function ohifStatic(app: FastifyInstance, opts: OhifStaticOptions):
   for (const r of ['/', ...SPA_ROUTES.flatMap((route) => [route, `${route}/*`])]) routes.set(r, spa);
 
   if (installed) {
-    // reply.sendFile only (serve: false): the routes are ours, one per file of the build.
-    await app.register(fastifyStatic, { root: opts.distDir, serve: false, cacheControl: false, index: false });
+    // reply.sendFile only (serve: false): the routes are ours, one per file of the build. preCompressed: the `.br` or
+    // `.gz` copy made at set-up (scripts/compress-ohif.ts) goes to a browser that accepts it (with `Vary`), the file
+    // itself to any other client or when there is no copy.
+    await app.register(fastifyStatic, {
+      root: opts.distDir,
+      serve: false,
+      cacheControl: false,
+      index: false,
+      preCompressed: true,
+    });
     routes.set('/app-config.js', { kind: 'config' });
     for (const file of buildFiles(opts.distDir)) {
       const path = `/${file}`;

@@ -1,3 +1,4 @@
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mintViewerToken } from '../../src/viewer/viewer-token.ts';
@@ -85,6 +86,28 @@ describe('OHIF served from the facade', () => {
     expect(js.statusCode).toBe(200);
     expect(js.headers['content-type']).toMatch(/javascript/);
     expect(js.headers['cache-control']).toContain('immutable');
+  });
+
+  test('build files go Brotli- or gzip-compressed to a client that accepts it, as they are to one that does not', async () => {
+    const index = await get('/');
+    const bundle = /src="\/(app\.bundle\.[0-9a-f]+\.js)"/.exec(index.body)?.[1];
+    const plain = await get(`/${bundle}`);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    const br = await get(`/${bundle}`, { 'accept-encoding': 'gzip, deflate, br, zstd' });
+    const gz = await get(`/${bundle}`, { 'accept-encoding': 'gzip' });
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    for (const res of [br, gz]) {
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/javascript/);
+      expect(res.headers['cache-control']).toContain('immutable');
+      expect(String(res.headers['vary'])).toMatch(/accept-encoding/i);
+      expect(res.rawPayload.length).toBeLessThan(plain.rawPayload.length / 3);
+    }
+    expect(brotliDecompressSync(br.rawPayload).equals(plain.rawPayload)).toBe(true);
+    expect(gunzipSync(gz.rawPayload).equals(plain.rawPayload)).toBe(true);
+    // The compressed copies are no routes of their own.
+    expect((await get(`/${bundle}.br`, admin)).statusCode).toBe(404);
   });
 
   test.each([
