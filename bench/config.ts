@@ -3,6 +3,8 @@
  *
  *   BENCH_SCALE=full (default) | small      the data set and the time spent per workload
  *   BENCH_REPS, BENCH_DURATION_S            override repetitions and seconds per timed wrk run
+ *   BENCH_OHIF_REPS                         OHIF loads per side (default 5, small 1)
+ *   BENCH_OHIF_TRACE=<dir>                  write each OHIF load's request waterfall there (JSON)
  *   BENCH_ONLY=wado,qido,...                run only these workload groups (see GROUPS)
  *   BENCH_PROFILE=1                         run the facade with --cpu-prof (profiles in bench/.work/prof)
  *   BENCH_LOG_LEVEL=info                    the facade's log level (default info, as in production)
@@ -33,6 +35,8 @@ export interface BenchConfig {
   /** Instances of the big study streamed in (STOW) and out (WADO) while the facade's RSS is sampled. */
   rssInstances: number;
   ohifReps: number;
+  /** Where each OHIF load's request waterfall is written (BENCH_OHIF_TRACE), or undefined. */
+  ohifTraceDir: string | undefined;
   only: ReadonlySet<Group>;
   profile: boolean;
   logLevel: string;
@@ -75,7 +79,8 @@ export function benchConfig(env: Record<string, string | undefined>): BenchConfi
     durationS: num(env, 'BENCH_DURATION_S', full ? 6 : 1),
     stowStudiesPerClient: full ? 2 : 1,
     rssInstances: num(env, 'BENCH_RSS_INSTANCES', full ? 2000 : 200),
-    ohifReps: full ? 5 : 1,
+    ohifReps: num(env, 'BENCH_OHIF_REPS', full ? 5 : 1),
+    ohifTraceDir: env['BENCH_OHIF_TRACE'] || undefined,
     only: new Set((only.length ? only : GROUPS) as Group[]),
     profile: env['BENCH_PROFILE'] === '1',
     logLevel: env['BENCH_LOG_LEVEL'] ?? 'info',

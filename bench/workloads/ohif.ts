@@ -5,9 +5,10 @@
  * and each side given a different study of the same shape.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { type Ctx, paired, type Result } from '../context.ts';
 import { CLIENT_CPU } from '../stack.ts';
 import type { Sample } from '../stats.ts';
@@ -44,9 +45,54 @@ async function startProxy(ctx: Ctx): Promise<{ base: string; child: ChildProcess
   return { base: `http://127.0.0.1:${port}`, child };
 }
 
-async function timeToFirstImage(browser: Browser, url: string): Promise<Sample> {
+/** One request of a load, in ms since the navigation started (BENCH_OHIF_TRACE). */
+interface TracedRequest {
+  url: string;
+  status: number;
+  start: number;
+  /** Response headers received, and the last byte (-1 when failed or unfinished). */
+  ttfb: number;
+  end: number;
+  bytes: number;
+}
+
+/** Records every request of a page with Chromium's own timings, for `BENCH_OHIF_TRACE=<dir>`. */
+function traceRequests(page: Page, t0Epoch: number): TracedRequest[] {
+  const out: TracedRequest[] = [];
+  page.on('requestfinished', (req) => {
+    const t = req.timing();
+    const start = t.startTime - t0Epoch;
+    const traced: TracedRequest = {
+      url: req.url(),
+      status: 0,
+      start,
+      ttfb: t.responseStart >= 0 ? start + t.responseStart : -1,
+      end: t.responseEnd >= 0 ? start + t.responseEnd : -1,
+      bytes: -1,
+    };
+    out.push(traced);
+    // Status and size need more round trips to the browser, which may close meanwhile: filled in when they come.
+    void Promise.all([req.response(), req.sizes()])
+      .then(([res, sizes]) => {
+        traced.status = res?.status() ?? 0;
+        traced.bytes = sizes.responseBodySize;
+      })
+      .catch(() => undefined);
+  });
+  return out;
+}
+
+let traced = 0;
+
+async function timeToFirstImage(
+  browser: Browser,
+  url: string,
+  side: string,
+  traceDir: string | undefined,
+): Promise<Sample> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
+  const requests = traceDir ? traceRequests(page, Date.now()) : [];
   const t0 = performance.now();
   let ok = true;
   try {
@@ -56,6 +102,10 @@ async function timeToFirstImage(browser: Browser, url: string): Promise<Sample> 
     ok = false;
   }
   const ms = performance.now() - t0;
+  if (traceDir) {
+    mkdirSync(traceDir, { recursive: true });
+    writeFileSync(join(traceDir, `${++traced}-${side}.json`), JSON.stringify({ url, ms, ok, requests }, null, 1));
+  }
   await context.close();
   return {
     rate: ok ? 1000 / ms : 0,
@@ -75,9 +125,16 @@ export async function ohifWorkloads(ctx: Ctx): Promise<Result[]> {
     const token = (await ctx.facadeAs('doctor')).headers['authorization']?.replace(/^Bearer /, '') ?? '';
     let load = 0;
     const next = () => studies[load++ % studies.length] as string;
-    const direct = () => timeToFirstImage(browser, `${proxy.base}/viewer?StudyInstanceUIDs=${next()}#token=bench`);
+    const trace = ctx.cfg.ohifTraceDir;
+    const direct = () =>
+      timeToFirstImage(browser, `${proxy.base}/viewer?StudyInstanceUIDs=${next()}#token=bench`, 'direct', trace);
     const facade = () =>
-      timeToFirstImage(browser, `${ctx.facade.baseUrl}/viewer?StudyInstanceUIDs=${next()}#token=${token}`);
+      timeToFirstImage(
+        browser,
+        `${ctx.facade.baseUrl}/viewer?StudyInstanceUIDs=${next()}#token=${token}`,
+        'facade',
+        trace,
+      );
     return [
       await paired(ctx, {
         id: 'ohif-first-image',
