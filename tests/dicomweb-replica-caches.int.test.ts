@@ -57,6 +57,29 @@ function nextOnA(what: string, want: (e: StudyChangeEvent) => boolean): Promise<
 const studyChanged = (uid: string) => (e: StudyChangeEvent) =>
   e.kind === 'all' || (e.kind === 'study' && e.study === uid);
 
+/**
+ * Runs `change` and waits until A has heard of it and then heard nothing more of the study for {@link QUIET_MS} (one
+ * upload can announce itself more than once: the ImagingStudy row and, after commit, the content epoch).
+ */
+async function settledOnA(uid: string, change: () => Promise<void>): Promise<void> {
+  const listener = a.dicomWebStudyChanges;
+  if (!listener) throw new Error('replica A has no study change listener');
+  let last = 0;
+  const off = listener.observe((e) => {
+    if (studyChanged(uid)(e)) last = Date.now();
+  });
+  try {
+    const seen = nextOnA('the change', studyChanged(uid));
+    await change();
+    await seen;
+    while (Date.now() - last < QUIET_MS) await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    off();
+  }
+}
+
+const QUIET_MS = 300;
+
 async function stowThroughB(files: Buffer[], status = 200): Promise<void> {
   const boundary = `replica-${newUid()}`;
   const res = await fetch(`${bUrl}/dicom-web/studies`, {
@@ -120,7 +143,8 @@ beforeAll(async () => {
   auth.other = await patientToken(other.patientId);
   await startFacade(b);
   series = makeSeries({ patientId: owner.mrn, accession: owner.accession, count: 2 });
-  await stowThroughB(series.files);
+  // A must have heard of this first upload before the tests fill its cache (a late notice would empty it again).
+  await settledOnA(series.studyUid, () => stowThroughB(series.files));
 }, 90_000);
 
 afterAll(async () => {
@@ -156,7 +180,7 @@ describe('a change through replica B reaches replica A', () => {
   test('STOW-RS through B into a held study (no ImagingStudy written): A answers with the new instance', async () => {
     const patientId = `UNKNOWN-${newUid().slice(-20)}`;
     const held = makeSeries({ patientId, count: 1 });
-    await stowThroughB(held.files, 202); // stored, queued for manual linking
+    await settledOnA(held.studyUid, () => stowThroughB(held.files, 202)); // stored, queued for manual linking
     const path = `/dicom-web/studies/${held.studyUid}/series/${held.seriesUid}/metadata`;
     const uids = async () => {
       const res = await request(a.server).get(path).set(auth.admin);
