@@ -16,6 +16,7 @@ import { planPublicUrls } from './public-url.ts';
 import { type QidoContext, qidoRoutes } from './qido-rs.ts';
 import { QidoStudyIndex } from './qido-study-index.ts';
 import { DICOM_JSON } from './relay.ts';
+import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './gc-pacer.ts';
 import { SeriesCache } from './series-cache.ts';
 import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './study-change-listener.ts';
 import { stowRoutes } from './stow-routes.ts';
@@ -178,6 +179,7 @@ export const dicomWebPlugin = fp(
       urls,
       seriesCache,
       studyAnswers,
+      gcPacer: new GcPacer(RELAY_GC_EVERY_BYTES, minorGcFunction()),
     };
     await app.register(dicomWebScope, { prefix: '/dicom-web', config, context });
   },

@@ -9,6 +9,7 @@ import { imagingAccess } from '../auth/imaging-access.ts';
 import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
+import type { GcPacer } from './gc-pacer.ts';
 import { CaptureStream, type SeriesCache } from './series-cache.ts';
 import type { StudyIndex } from './study-index.ts';
 import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
@@ -24,6 +25,8 @@ export interface DicomWebContext {
   urls: PublicUrlPlan;
   /** Orthanc's answers for series metadata and the default instance QIDO of a series (see series-cache.ts). */
   seriesCache: SeriesCache;
+  /** Keeps the memory of relayed chunks bounded (gc-pacer.ts). */
+  gcPacer: GcPacer;
 }
 
 /** Where a relayed answer may be cached: its key and its study (for invalidation). Authorize BEFORE passing it. */
@@ -120,6 +123,7 @@ export async function relay(
     signal: clientGone(reply),
   });
   if (upstream.status < 200 || upstream.status >= 300) throw await upstreamError(upstream.status, upstream.body);
+  upstream.body.on('data', (chunk: Buffer) => ctx.gcPacer.note(chunk.length));
   const type = upstream.headers['content-type'] ?? '';
   const rewrite = ctx.urls.rewrite && /json|xml/.test(type) ? ctx.urls.rewrite : undefined;
   const headers: Record<string, string> = {};

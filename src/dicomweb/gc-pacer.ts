@@ -1,0 +1,50 @@
+/**
+ * Bounds the memory of dead stream chunks while large answers stream through (bench/FINDINGS.md §6).
+ *
+ * Every 64 KB chunk read from a socket is a separate off-heap allocation that is freed only when V8 collects the small
+ * Buffer object pointing at it. Those objects are tiny, so the young generation fills slowly, and V8 starts a
+ * collection for external memory only after it has grown by 64 MB since the last full one: relaying 1 GB kept 60–80 MB
+ * of chunks that had long been written to the client. The pacer runs a minor collection (a scavenge, about a
+ * millisecond, which frees young chunks) after every `everyBytes` relayed, so dead chunks stay within that budget.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+export type MinorGc = () => void;
+
+/** Bytes relayed between two minor collections (the dead-chunk budget). */
+export const RELAY_GC_EVERY_BYTES = 16 * 1024 * 1024;
+
+/** V8's collector as a function, without exposing `gc` to the rest of the process; undefined if unavailable. */
+export function minorGcFunction(): MinorGc | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as ((opts?: { type: 'minor' | 'major' }) => void) | undefined;
+    return typeof gc === 'function' ? () => gc({ type: 'minor' }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class GcPacer {
+  readonly #everyBytes: number;
+  readonly #gc: MinorGc | undefined;
+  #since = 0;
+  /** Collections run so far (diagnostics, tests). */
+  collections = 0;
+
+  constructor(everyBytes: number, gc: MinorGc | undefined) {
+    this.#everyBytes = everyBytes;
+    this.#gc = everyBytes > 0 ? gc : undefined;
+  }
+
+  /** Counts `bytes` relayed; runs a minor collection each time another `everyBytes` have passed. */
+  note(bytes: number): void {
+    if (!this.#gc) return;
+    this.#since += bytes;
+    if (this.#since < this.#everyBytes) return;
+    this.#since %= this.#everyBytes;
+    this.collections++;
+    this.#gc();
+  }
+}
