@@ -2,6 +2,7 @@
  * Relay mechanics through a real Fastify route and the scope's error handling, against a fake upstream (the only
  * fake Orthanc; integration tests use the real one): disconnects abort upstream, time-outs give 504, faults 502.
  */
+import { GcPacer } from './gc-pacer.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -34,6 +35,7 @@ async function facade(upstreamUrl: string, timeoutMs = 2000): Promise<{ app: Fas
     dicomWebRoot: '/dicom-web',
     maxUids: 10,
     urls: { forwarded: '', publicRoot: '' },
+    gcPacer: new GcPacer(64 * 1024, () => undefined),
   } as unknown as DicomWebContext;
   const app = Fastify();
   installDicomErrorHandling(app);
