@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { verifyChain } from '../src/audit/store.ts';
 import { testApp, testConfig } from './helpers/app.ts';
 import { adminToken, bearer, grantPatient, tokenFor } from './helpers/auth.ts';
+import { withAuditRefusing } from './helpers/audit.ts';
 import { uniq } from './helpers/fhir.ts';
 
 let a: FastifyInstance;
@@ -130,13 +131,7 @@ test('a batch that cannot be stored: every response of it is a 503 and nothing i
   const headBefore = await a.db.one(sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton`);
   const countBefore = await eventCount(a);
   const tag = uniq('gc-fail').replace(/[^A-Za-z0-9-]/g, '');
-  await a.db.query(sql.unsafe`
-    CREATE FUNCTION gc_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'audit store refused (test)'; END $$`);
-  await a.db.query(sql.unsafe`
-    CREATE TRIGGER gc_test_refuse BEFORE INSERT ON audit_event FOR EACH ROW
-      WHEN (NEW.request_id LIKE 'gc-fail-%') EXECUTE FUNCTION gc_test_refuse()`);
-  try {
+  await withAuditRefusing(a, 'gc_test_refuse', 'gc-fail-', async () => {
     const results = await Promise.all(
       Array.from({ length: 10 }, async (_, i) => {
         const res = await fetch(`${baseA}/fhir/Patient/${patient.id}`, {
@@ -154,10 +149,7 @@ test('a batch that cannot be stored: every response of it is a 503 and nothing i
       expect(r.body.issue?.[0]?.code).toBe('transient');
       expect(JSON.stringify(r.body)).not.toContain(patient.id as string);
     }
-  } finally {
-    await a.db.query(sql.unsafe`DROP TRIGGER gc_test_refuse ON audit_event`);
-    await a.db.query(sql.unsafe`DROP FUNCTION gc_test_refuse()`);
-  }
+  });
   expect(await eventCount(a)).toBe(countBefore);
   expect(await a.db.one(sql.unsafe`SELECT last_seq, last_hash FROM audit_chain_head WHERE singleton`)).toEqual(
     headBefore,

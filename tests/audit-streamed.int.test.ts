@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { testApp, testConfig } from './helpers/app.ts';
 import { bearer, tokenFor } from './helpers/auth.ts';
 import { type Dataset, seedDataset } from './helpers/dicomweb-data.ts';
+import { withAuditRefusing } from './helpers/audit.ts';
 import { uniq } from './helpers/fhir.ts';
 
 let app: FastifyInstance;
@@ -93,13 +94,7 @@ test('a streamed answer completes only once its event is stored', async () => {
 
 test('an answer whose event cannot be stored never completes, and nothing is stored', async () => {
   const tag = uniq('streamed-fail').replace(/[^A-Za-z0-9-]/g, '');
-  await app.db.query(sql.unsafe`
-    CREATE FUNCTION streamed_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'audit store refused (test)'; END $$`);
-  await app.db.query(sql.unsafe`
-    CREATE TRIGGER streamed_test_refuse BEFORE INSERT ON audit_event FOR EACH ROW
-      WHEN (NEW.request_id LIKE 'streamed-fail%') EXECUTE FUNCTION streamed_test_refuse()`);
-  try {
+  await withAuditRefusing(app, 'streamed_test_refuse', 'streamed-fail', async () => {
     const res = await fetch(instanceUrl, {
       headers: {
         ...patA,
@@ -119,10 +114,7 @@ test('an answer whose event cannot be stored never completes, and nothing is sto
       expect(res.status).toBe(200);
       expect(await drain(res)).toHaveProperty('error');
     }
-  } finally {
-    await app.db.query(sql.unsafe`DROP TRIGGER streamed_test_refuse ON audit_event`);
-    await app.db.query(sql.unsafe`DROP FUNCTION streamed_test_refuse()`);
-  }
+  });
   expect(await eventStored(tag)).toBe(false);
   // The writer recovers: the next answer completes and is recorded.
   const again = uniq('streamed-ok');

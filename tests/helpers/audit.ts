@@ -42,3 +42,29 @@ export const queryOf = (e: AuditEvent) => {
   const q = e.entity?.find((x) => x.role?.code === '24')?.query;
   return q ? Buffer.from(q, 'base64').toString('utf8') : undefined;
 };
+
+/**
+ * Runs `fn` while the audit store refuses (a BEFORE INSERT trigger raising) every event whose request id starts with
+ * `prefix`, as a failing database would; the trigger is removed afterwards whatever happens. `name` must be unique
+ * per test file (it names the trigger and its function).
+ */
+export async function withAuditRefusing<T>(
+  app: FastifyInstance,
+  name: string,
+  prefix: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const ident = sql.identifier([name]);
+  await app.db.query(sql.unsafe`
+    CREATE FUNCTION ${ident}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit store refused (test)'; END $$`);
+  await app.db.query(sql.unsafe`
+    CREATE TRIGGER ${ident} BEFORE INSERT ON audit_event FOR EACH ROW
+      WHEN (NEW.request_id LIKE ${sql.literalValue(`${prefix}%`)}) EXECUTE FUNCTION ${ident}()`);
+  try {
+    return await fn();
+  } finally {
+    await app.db.query(sql.unsafe`DROP TRIGGER ${ident} ON audit_event`);
+    await app.db.query(sql.unsafe`DROP FUNCTION ${ident}()`);
+  }
+}
