@@ -11,7 +11,15 @@ import { studyContentChanged } from '../src/imaging/study-links.ts';
 import { testApp } from './helpers/app.ts';
 import { adminToken, bearer, tokenFor } from './helpers/auth.ts';
 import { makeSeries, newUid } from './helpers/dicom.ts';
-import { type Booked, bookPatientAndOrder, multipartBody, orthanc, orthancIdOf, STOW_TYPE } from './helpers/stow.ts';
+import {
+  type Booked,
+  bookPatientAndOrder,
+  multipartBody,
+  orthanc,
+  orthancIdOf,
+  STOW_TYPE,
+  stowAll,
+} from './helpers/stow.ts';
 
 let app: FastifyInstance;
 let booked: Booked;
@@ -21,15 +29,7 @@ const auth: Record<'admin' | 'owner' | 'other', { authorization: string }> = {} 
 type Item = Record<string, { Value?: unknown[] }>;
 const SOP_UID = '00080018';
 
-async function stow(files: Buffer[]): Promise<void> {
-  const boundary = `series-cache-${newUid()}`;
-  const res = await request(app.server)
-    .post('/dicom-web/studies')
-    .set(auth.admin)
-    .set('content-type', STOW_TYPE(boundary))
-    .send(multipartBody(files, boundary));
-  expect(res.status, res.text).toBe(200);
-}
+const stow = (files: Buffer[]): Promise<void> => stowAll(app, auth.admin, files);
 
 const patientToken = async (patientId: string) =>
   bearer(

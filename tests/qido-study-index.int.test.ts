@@ -17,16 +17,7 @@ import { testApp, testConfig } from './helpers/app.ts';
 import { adminToken, bearer, grantPatient, tokenFor } from './helpers/auth.ts';
 import { makeSeries, newUid } from './helpers/dicom.ts';
 import { dicomWith, storeInOrthanc } from './helpers/dicomweb-data.ts';
-import {
-  type Booked,
-  bookPatientAndOrder,
-  fhirPost,
-  multipartBody,
-  orthanc,
-  orthancIdOf,
-  readFhir,
-  STOW_TYPE,
-} from './helpers/stow.ts';
+import { type Booked, bookPatientAndOrder, fhirPost, orthanc, orthancIdOf, readFhir, stowAll } from './helpers/stow.ts';
 
 type Item = Record<string, { vr?: string; Value?: unknown[] }>;
 type Who = 'admin' | 'patA' | 'patB' | 'patC' | 'patD' | 'patE' | 'doctor' | 'mrOnly';
@@ -82,15 +73,7 @@ function without(file: Buffer, tags: string[]): Buffer {
   return Buffer.from(dicom.write());
 }
 
-async function stow(files: Buffer[]): Promise<void> {
-  const boundary = `qido-index-${newUid()}`;
-  const res = await request(app.server)
-    .post('/dicom-web/studies')
-    .set(auth.admin)
-    .set('content-type', STOW_TYPE(boundary))
-    .send(multipartBody(files, boundary));
-  expect(res.status, res.text).toBe(200);
-}
+const stow = (files: Buffer[]): Promise<void> => stowAll(app, auth.admin, files);
 
 async function qido(on: FastifyInstance, who: Who, qs: string): Promise<Item[]> {
   const res = await request(on.server)

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Patient, ServiceRequest } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
-import { inject } from 'vitest';
+import request from 'supertest';
+import { expect, inject } from 'vitest';
 
 /** Helpers for the STOW-RS integration tests: EHR records through the FHIR API, multipart bodies, Orthanc checks. */
 
@@ -76,6 +77,17 @@ export function multipartBody(parts: (Buffer | PartSpec)[], boundary: string, fo
 }
 
 export const STOW_TYPE = (boundary: string) => `multipart/related; type="application/dicom"; boundary=${boundary}`;
+
+/** STOW-RS of Part 10 files to /dicom-web/studies as `auth`; expects 200 (all stored). */
+export async function stowAll(app: FastifyInstance, auth: { authorization: string }, files: Buffer[]): Promise<void> {
+  const boundary = `stow-${randomUUID()}`;
+  const res = await request(app.server)
+    .post('/dicom-web/studies')
+    .set(auth)
+    .set('content-type', STOW_TYPE(boundary))
+    .send(multipartBody(files, boundary));
+  expect(res.status, res.text).toBe(200);
+}
 
 /** Orthanc's REST API with the test stack's credentials (what Orthanc actually stored). */
 export async function orthanc(path: string, init: RequestInit = {}): Promise<Response> {
