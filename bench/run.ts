@@ -173,16 +173,29 @@ async function main(): Promise<void> {
         auditOff: true,
         publicBaseUrl: facade.baseUrl,
       });
+      const outbox = await startBenchFacade(stack as BenchStack, WORK, {
+        name: 'audit-outbox',
+        logLevel: cfg.logLevel,
+        outbox: true,
+        publicBaseUrl: facade.baseUrl,
+      });
       try {
         const out = await auditWorkloads(ctx, off);
-        const offDoctor = await ctx.facadeAs('doctor', off);
-        for (const w of wadoWithoutAuditWorkloads(ctx)) {
-          const r = await pairedHttp(ctx, w, ctx.direct, offDoctor);
-          if (r) out.push(r);
+        out.push(...(await auditWorkloads(ctx, off, outbox)));
+        for (const [variant, f] of [
+          ['audit-off', off],
+          ['outbox', outbox],
+        ] as const) {
+          const as = await ctx.facadeAs('doctor', f);
+          for (const w of wadoWithoutAuditWorkloads(ctx, variant)) {
+            const r = await pairedHttp(ctx, w, ctx.direct, as);
+            if (r) out.push(r);
+          }
         }
         return out;
       } finally {
         await stopBenchFacade(stack as BenchStack, 'audit-off');
+        await stopBenchFacade(stack as BenchStack, 'audit-outbox');
       }
     });
     await run('ohif', () => ohifWorkloads(ctx));

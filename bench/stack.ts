@@ -109,6 +109,8 @@ export interface FacadeOptions {
   inspectPort?: number;
   /** Run with the audit plugin replaced by bench/audit-off-hooks.ts (audit-off comparison only). */
   auditOff?: boolean;
+  /** Record read AuditEvents through the durable outbox (EHR_AUDIT_OUTBOX_DIR in the facade's directory). */
+  outbox?: boolean;
   /** Shared by every facade of a run, so that one token (issuer, audience) works on all of them. */
   publicBaseUrl?: string;
   port?: number;
@@ -141,6 +143,7 @@ export async function startBenchFacade(s: BenchStack, workDir: string, o: Facade
       EHR_PUBLIC_BASE_URL: o.publicBaseUrl ?? baseUrl,
       EHR_LOG_LEVEL: o.logLevel,
       ...BENCH_ENV,
+      ...(o.outbox ? { EHR_AUDIT_OUTBOX_DIR: join(dir, 'audit-outbox') } : {}),
       NODE_OPTIONS: nodeOptions.join(' '),
     },
   };

@@ -171,12 +171,14 @@ export function wadoWorkloads(ctx: Ctx): HttpWorkload[] {
  * Diagnostic rows (no target): WADO-RS frames against a second facade of the same run whose audit plugin stores
  * nothing (bench/audit-off-plugin.ts), so that the report separates the proxy path's cost from the audit trail's.
  */
-export function wadoWithoutAuditWorkloads(ctx: Ctx): HttpWorkload[] {
+/** WADO-RS frames, direct against a facade variant: its audit trail off, or recording through the durable outbox. */
+export function wadoWithoutAuditWorkloads(ctx: Ctx, variant: 'audit-off' | 'outbox' = 'audit-off'): HttpWorkload[] {
   const frames = shuffled(ctx.data.instances).map((r) => `${instancePath(r)}/frames/1`);
+  const what = variant === 'outbox' ? 'its audit trail in the durable outbox' : 'its audit trail off';
   return [1, 16].map((c) => ({
-    id: `wado-frames-c${c}-audit-off`,
+    id: `wado-frames-c${c}-${variant}`,
     group: 'audit' as const,
-    label: `Diagnostic: WADO-RS frames/1, c=${c}, direct against the facade with its audit trail off`,
+    label: `Diagnostic: WADO-RS frames/1, c=${c}, direct against the facade with ${what}`,
     caller: 'doctor' as const,
     paths: frames,
     connections: c,

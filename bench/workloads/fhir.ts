@@ -102,11 +102,16 @@ export async function fhirWorkloads(ctx: Ctx): Promise<Result[]> {
 }
 
 /** Audit on (the normal facade) against audit off (a second facade, same build and stack), paired. */
-export async function auditWorkloads(ctx: Ctx, noAudit: RunningFacade): Promise<Result[]> {
-  const on: Target = await ctx.facadeAs('doctor');
+/**
+ * Audit on against audit off, paired rep by rep. `outbox`: the "on" side is a facade recording read events through
+ * the durable outbox (EHR_AUDIT_OUTBOX_DIR, src/audit/outbox.ts) instead of committing each batch to PostgreSQL.
+ */
+export async function auditWorkloads(ctx: Ctx, noAudit: RunningFacade, outbox?: RunningFacade): Promise<Result[]> {
+  const on: Target = await ctx.facadeAs('doctor', outbox);
   const off: Target = await ctx.facadeAs('doctor', noAudit);
-  const adminOn = await ctx.facadeAs('admin');
+  const adminOn = await ctx.facadeAs('admin', outbox);
   const adminOff = await ctx.facadeAs('admin', noAudit);
+  const variant = outbox ? { id: '-outbox', label: ' (durable outbox)', on: 'audit on, outbox' } : undefined;
   const inst = shuffled(ctx.data.instances);
   const studies = ctx.data.patients.flatMap((p) => p.studies);
   const loads = [
@@ -138,6 +143,12 @@ export async function auditWorkloads(ctx: Ctx, noAudit: RunningFacade): Promise<
   // The "off" side must really store no events for reads (and the "on" side one per request).
   const count = async () =>
     Number(((await ctx.admin.app.db.one(sql.unsafe`SELECT count(*)::int AS n FROM audit_event`)) as { n: number }).n);
+  if (variant) {
+    for (const l of loads) {
+      l.id += variant.id;
+      l.label = l.label.replace('Audit on vs off', `Audit on${variant.label} vs off`);
+    }
+  }
   const before = await count();
   const offRun = await runWrk(
     { target: adminOff, paths: loads[0]?.paths ?? [], connections: 1, durationS: 1 },
@@ -148,6 +159,7 @@ export async function auditWorkloads(ctx: Ctx, noAudit: RunningFacade): Promise<
     { target: adminOn, paths: loads[0]?.paths ?? [], connections: 1, durationS: 1 },
     ctx.workDir,
   );
+  await new Promise((r) => setTimeout(r, variant ? 1000 : 0)); // the outbox ships within EHR_AUDIT_OUTBOX_SHIP_MS
   const afterOn = await count();
   const check = `events stored: audit off ${afterOff - before} for ${offRun.count} reads, audit on ${afterOn - afterOff} for ${onRun.count} reads`;
   ctx.log(`audit check: ${check}`);
@@ -163,7 +175,7 @@ export async function auditWorkloads(ctx: Ctx, noAudit: RunningFacade): Promise<
         group: 'audit',
         label: l.label,
         aLabel: 'audit off',
-        bLabel: 'audit on',
+        bLabel: variant?.on ?? 'audit on',
         a: run(l.a),
         b: run(l.b),
         warmup: { a: run(l.a, 1), b: run(l.b, 1) },

@@ -11,6 +11,8 @@
  *   (chain-appender.ts: compare-and-set of the chain head plus one multi-row INSERT) and releases every waiting response
  *   when the batch has committed. If the batch fails, each of its responses is replaced by a 503 and the data never
  *   leaves: a read's event is durable before its response.
+ * - With `EHR_AUDIT_OUTBOX_DIR`, a batch is appended to a durable local outbox (written and fdatasync'd) instead, and
+ *   shipped to PostgreSQL in the background (outbox.ts); the response still completes only after its event is durable.
  * - A handler that appended its event inside its own transaction (`req.audit.writeWithin(tx)`) is not written twice:
  *   `onSend` only checks that the event was committed, and records a fallback event if it was rolled back.
  * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
@@ -25,7 +27,8 @@ import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
 import { GroupCommit } from './group-commit.ts';
 import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
-import { type AuditDb, auditEventExists, type StoredAuditEvent } from './store.ts';
+import { AuditOutbox } from './outbox.ts';
+import { type AuditDb, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { StudyIndex } from '../dicomweb/study-index.ts';
 
@@ -45,6 +48,10 @@ interface FhirWriteHooked {
 }
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** This process's audit outbox, when `EHR_AUDIT_OUTBOX_DIR` is set (outbox.ts). */
+    auditOutbox: AuditOutbox | null;
+  }
   interface FastifyRequest {
     /** This request's audit context: handlers describe the access here. */
     audit: AuditContext;
@@ -120,14 +127,27 @@ export const auditPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     const baseUrl = opts.config.publicBaseUrl;
     app.decorateRequest('audit', null as unknown as AuditContext);
-    // One writer per process: the events of reads (and of every request whose handler did not append its own).
+    // One writer per process: the events of reads (and of every request whose handler did not append its own),
+    // committed to PostgreSQL, or to the durable outbox when one is configured (outbox.ts).
     const appender = new ChainAppender(app.db);
-    const writer = new GroupCommit<AuditEvent, StoredAuditEvent>((events) => appender.append(events), {
-      maxBatch: opts.config.auditBatchMax,
-      maxWaitMs: opts.config.auditBatchWaitMs,
+    const outbox = opts.config.auditOutboxDir
+      ? await AuditOutbox.open(app.db, appender, {
+          dir: opts.config.auditOutboxDir,
+          shipIntervalMs: opts.config.auditOutboxShipMs,
+          log: app.log,
+        })
+      : null;
+    app.decorate('auditOutbox', outbox);
+    const writer = new GroupCommit<AuditEvent, unknown>(
+      outbox ? (events) => outbox.append(events) : (events) => appender.append(events),
+      { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs },
+    );
+    // Registered after the database plugin, so this runs before the pool closes: queued events are still written,
+    // and the outbox ships what it holds.
+    app.addHook('onClose', async () => {
+      await writer.close();
+      await outbox?.close();
     });
-    // Registered after the database plugin, so this runs before the pool closes: queued events are still written.
-    app.addHook('onClose', async () => writer.close());
 
     /** Stores the request's event unless already done; true when stored (or committed by the handler). */
     const record = async (req: FastifyRequest, status: number, payload?: unknown): Promise<void> => {

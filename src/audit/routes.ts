@@ -36,6 +36,16 @@ function rawQuery(req: FastifyRequest): string {
   return q < 0 ? '' : req.url.slice(q + 1);
 }
 
+/**
+ * With the durable outbox (outbox.ts), this process's accepted read events are shipped to PostgreSQL before it
+ * answers, so an auditor sees them; if the database refuses them now, the answer holds what is stored.
+ */
+async function shipOwnEvents(req: FastifyRequest): Promise<void> {
+  await req.server.auditOutbox?.drain().catch((err: unknown) => {
+    req.log.warn({ err }, 'audit outbox could not be shipped before an AuditEvent query');
+  });
+}
+
 export async function auditEventRoutes(app: FastifyInstance, opts: { config: Config }): Promise<void> {
   const base = `${opts.config.publicBaseUrl}/fhir`;
 
@@ -60,6 +70,7 @@ export async function auditEventRoutes(app: FastifyInstance, opts: { config: Con
     req.audit.fhir({ interaction: 'search-type', resourceType: 'AuditEvent', query: rawQuery(req) || undefined });
     const scope = visible(req);
     const params = parseAuditSearch(queryPairs(req, body));
+    await shipOwnEvents(req);
     const page = await searchAuditEvents(req.server.db, params, scope);
     if (scope.kind === 'patients') req.audit.addPatients(...scope.patientIds);
     const selfQuery = new URLSearchParams(queryPairs(req, body));
@@ -98,6 +109,7 @@ export async function auditEventRoutes(app: FastifyInstance, opts: { config: Con
   app.get<{ Params: { id: string } }>('/fhir/AuditEvent/:id', async (req, reply) => {
     req.audit.fhir({ interaction: 'read', resourceType: 'AuditEvent', id: req.params.id });
     const scope = visible(req);
+    await shipOwnEvents(req);
     const event = await readAuditEvent(req.server.db, req.params.id, scope);
     if (!event) {
       // Unknown, or about another patient: the same 404 (recorded as a denial, without the event's patients).

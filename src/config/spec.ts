@@ -38,6 +38,8 @@ export interface Config {
   auditRetentionDays: number;
   auditBatchMax: number;
   auditBatchWaitMs: number;
+  auditOutboxDir: string;
+  auditOutboxShipMs: number;
   stowMaxInstanceBytes: number;
   stowMaxRequestBytes: number;
   stowUnmatched: 'reject' | 'hold';
@@ -57,6 +59,9 @@ export interface Config {
   dicomwebCacheMaxBytes: number;
   dicomwebCacheTtlMs: number;
   dicomwebCacheMaxEntryBytes: number;
+  dicomwebMetadataPrefetch: boolean;
+  dicomwebMetadataPrefetchMaxSeries: number;
+  dicomwebMetadataPrefetchConcurrency: number;
   authBuiltinServer: boolean;
   authExternalIssuers: string;
   authSigningAlg: 'RS256' | 'ES256' | 'PS256';
@@ -209,6 +214,22 @@ export const configVars: readonly ConfigVar[] = [
       'How many ms a read AuditEvent waits for others to share its commit when the audit writer is idle (0: the next event-loop turn; under load, events queued during a commit share the next one anyway). Responses are sent only after their event committed.',
   },
   {
+    env: 'EHR_AUDIT_OUTBOX_DIR',
+    key: 'auditOutboxDir',
+    schema: { type: 'string' },
+    default: '',
+    description:
+      "Empty (default): each read AuditEvent is committed to PostgreSQL before its response completes. A directory on persistent local storage, one per facade process: read events are instead appended to a durable outbox there (written and fdatasync'd before the response completes) and shipped to PostgreSQL in large batches; left-over events are shipped on the next start. Takes the audit database work off the request path (bench/FINDINGS.md).",
+  },
+  {
+    env: 'EHR_AUDIT_OUTBOX_SHIP_MS',
+    key: 'auditOutboxShipMs',
+    schema: { type: 'integer', minimum: 10, maximum: 60000 },
+    default: 200,
+    description:
+      'With `EHR_AUDIT_OUTBOX_DIR`: how many ms outboxed events wait before they are shipped to PostgreSQL (at most this late in AuditEvent searches served by other processes; a process ships its own outbox before answering one).',
+  },
+  {
     env: 'EHR_AUTH_BUILTIN_SERVER',
     key: 'authBuiltinServer',
     schema: { type: 'boolean' },
@@ -343,6 +364,30 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 0, maximum: 1073741824 },
     default: 4194304,
     description: 'Larger answers are streamed through the DICOMweb series cache uncached.',
+  },
+  {
+    env: 'EHR_DICOMWEB_METADATA_PREFETCH',
+    key: 'dicomwebMetadataPrefetch',
+    schema: { type: 'boolean' },
+    default: true,
+    description:
+      "Warm the DICOMweb series cache when a caller's series QIDO-RS (`/studies/{uid}/series`) succeeds: the metadata of the series in the answer is fetched in the background, so a viewer's next request finds it cached or joins the fetch. Requests still authorize first; `false` turns it off (also off without the series cache).",
+  },
+  {
+    env: 'EHR_DICOMWEB_METADATA_PREFETCH_MAX_SERIES',
+    key: 'dicomwebMetadataPrefetchMaxSeries',
+    schema: { type: 'integer', minimum: 1, maximum: 1000 },
+    default: 8,
+    description:
+      'Series of one series QIDO-RS answer whose metadata is warmed, at most (the first ones of the answer).',
+  },
+  {
+    env: 'EHR_DICOMWEB_METADATA_PREFETCH_CONCURRENCY',
+    key: 'dicomwebMetadataPrefetchConcurrency',
+    schema: { type: 'integer', minimum: 1, maximum: 16 },
+    default: 2,
+    description:
+      'Metadata warm-up requests to Orthanc at once per facade process; more wait (64 at most, the oldest dropped).',
   },
   {
     env: 'EHR_DICOMWEB_QIDO_MAX_UIDS',
