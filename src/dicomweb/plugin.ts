@@ -17,6 +17,7 @@ import { type QidoContext, qidoRoutes } from './qido-rs.ts';
 import { QidoStudyIndex } from './qido-study-index.ts';
 import { DICOM_JSON } from './relay.ts';
 import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './gc-pacer.ts';
+import { fetchSeriesMetadata, MetadataPrefetch } from './metadata-prefetch.ts';
 import { SeriesCache } from './series-cache.ts';
 import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './study-change-listener.ts';
 import { stowRoutes } from './stow-routes.ts';
@@ -32,6 +33,8 @@ declare module 'fastify' {
     dicomWebProxy: OrthancProxy;
     /** The cache of Orthanc's series answers (diagnostics and tests: hits, misses, stored). */
     dicomWebSeriesCache: SeriesCache;
+    /** Series metadata warm-ups after series QIDO-RS (diagnostics and tests: stats, `settled()`). */
+    dicomWebMetadataPrefetch: MetadataPrefetch;
     /** Study-level QIDO-RS answers kept by the EHR (diagnostics and tests: searches answered, studies fetched). */
     qidoStudyIndex: QidoStudyIndex;
     /** Other replicas' study changes reaching the caches above (undefined when every cache is off). */
@@ -163,7 +166,30 @@ export const dicomWebPlugin = fp(
         : undefined;
     app.decorate('dicomWebStudyChanges', changes);
     await changes?.start();
+    const gcPacer = new GcPacer(RELAY_GC_EVERY_BYTES, minorGcFunction());
+    const metadataPrefetch = new MetadataPrefetch({
+      enabled: config.dicomwebMetadataPrefetch,
+      maxSeriesPerStudy: config.dicomwebMetadataPrefetchMaxSeries,
+      concurrency: config.dicomwebMetadataPrefetchConcurrency,
+      cache: seriesCache,
+      publicRoot: urls.publicRoot,
+      fetch: (study, series, signal) =>
+        fetchSeriesMetadata(
+          {
+            proxy,
+            dicomWebRoot: config.orthancDicomWebRoot,
+            urls,
+            maxBytes: () => seriesCache.maxEntryBytes,
+            note: (n) => gcPacer.note(n),
+          },
+          study,
+          series,
+          signal,
+        ),
+    });
+    app.decorate('dicomWebMetadataPrefetch', metadataPrefetch);
     app.addHook('onClose', async () => {
+      await metadataPrefetch.close();
       await changes?.stop();
       stopInvalidation();
       seriesCache.invalidate();
@@ -179,7 +205,8 @@ export const dicomWebPlugin = fp(
       urls,
       seriesCache,
       studyAnswers,
-      gcPacer: new GcPacer(RELAY_GC_EVERY_BYTES, minorGcFunction()),
+      metadataPrefetch,
+      gcPacer,
     };
     await app.register(dicomWebScope, { prefix: '/dicom-web', config, context });
   },

@@ -11,6 +11,7 @@ import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQue
 import { DICOM_JSON, type DicomWebContext, imagingView, relay, upstreamError } from './relay.ts';
 import { seriesCacheKey } from './series-cache.ts';
 import type { QidoStudyIndex } from './qido-study-index.ts';
+import type { MetadataPrefetch } from './metadata-prefetch.ts';
 
 interface PathParams {
   study?: string;
@@ -52,6 +53,7 @@ function checkPathUids(p: PathParams): void {
 /** The QIDO routes' context: the DICOMweb one plus the study-level answers kept by the EHR. */
 export interface QidoContext extends DicomWebContext {
   studyAnswers?: QidoStudyIndex | undefined;
+  metadataPrefetch?: MetadataPrefetch | undefined;
 }
 
 async function search(
@@ -105,7 +107,12 @@ async function search(
   }
   if (plan.kind === 'single') {
     const qs = orthancQueryString(query, plan.studyUids ? { studyUids: plan.studyUids } : {});
-    return relay(req, reply, ctx, `${path}?${qs}`, { accept: DICOM_JSON });
+    // The series of a study the plan lets the caller see: warm their metadata from the answer (metadata-prefetch.ts).
+    const observe =
+      level === 'series' && params.study !== undefined
+        ? ctx.metadataPrefetch?.observer(params.study, req.log)
+        : undefined;
+    return relay(req, reply, ctx, `${path}?${qs}`, { accept: DICOM_JSON, observe });
   }
   const parts = await mapLimited(plan.chunks, CHUNK_CONCURRENCY, (chunk) =>
     fetchChunk(ctx, path, query, chunk, SORT_TAGS_AT[level]),

@@ -2,11 +2,11 @@
  * Shared route helpers of the `/dicom-web` scope: the caller's imaging access, the per-study authorization that gives
  * the same 404 for "unknown" and "not yours", and relaying one Orthanc answer to the client as a stream.
  */
-import { pipeline } from 'node:stream';
+import { pipeline, type Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PatientFilter } from '../auth/access.ts';
 import { imagingAccess } from '../auth/imaging-access.ts';
-import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
+import { type OrthancProxy, readText, type UpstreamResponse } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
 import type { GcPacer } from './gc-pacer.ts';
@@ -33,6 +33,17 @@ export interface DicomWebContext {
 export interface RelayCache {
   key: string;
   study: string;
+}
+
+export interface RelayOptions {
+  accept?: string | undefined;
+  root?: string;
+  cache?: RelayCache | undefined;
+  /**
+   * Watches a successful answer as it streams to the client (it must pass every chunk on unchanged): called with
+   * Orthanc's headers, returns the watcher or undefined. Used to learn series UIDs from a series QIDO (metadata-prefetch.ts).
+   */
+  observe?: ((headers: Readonly<Record<string, string>>) => Transform | undefined) | undefined;
 }
 
 /** Headers of Orthanc's successful answers that reach the client; everything else (Keep-Alive...) stays behind. */
@@ -102,10 +113,13 @@ export async function relay(
   reply: FastifyReply,
   ctx: DicomWebContext,
   path: string,
-  opts: { accept?: string | undefined; root?: string; cache?: RelayCache | undefined } = {},
+  opts: RelayOptions = {},
 ): Promise<FastifyReply> {
   const cache = opts.cache && ctx.seriesCache.enabled ? opts.cache : undefined;
   if (cache) {
+    // A warm-up fetching this answer right now (metadata-prefetch.ts): wait for it rather than ask Orthanc again.
+    const inFlight = ctx.seriesCache.pending(cache.key);
+    if (inFlight) await inFlight;
     const hit = ctx.seriesCache.get(cache.key);
     if (hit) {
       for (const [h, v] of Object.entries(hit.headers)) reply.header(h, v);
@@ -117,12 +131,20 @@ export async function relay(
   // The client's Accept-Encoding goes to Orthanc (which may gzip) only when the answer is relayed byte for byte:
   // never for a cached answer (kept identity-encoded for every caller) nor one whose URLs are rewritten.
   const acceptEncoding = cache || ctx.urls.rewrite ? undefined : req.headers['accept-encoding'];
-  const upstream = await ctx.proxy.get(`${opts.root ?? ctx.dicomWebRoot}${path}`, {
-    ...(accept ? { accept } : {}),
-    ...(typeof acceptEncoding === 'string' ? { acceptEncoding } : {}),
-    signal: clientGone(reply),
-  });
-  if (upstream.status < 200 || upstream.status >= 300) throw await upstreamError(upstream.status, upstream.body);
+  // Announced until the answer is stored or given up, so that a warm-up does not fetch it a second time.
+  const done = cache ? ctx.seriesCache.relaying(cache.key) : undefined;
+  let upstream: UpstreamResponse;
+  try {
+    upstream = await ctx.proxy.get(`${opts.root ?? ctx.dicomWebRoot}${path}`, {
+      ...(accept ? { accept } : {}),
+      ...(typeof acceptEncoding === 'string' ? { acceptEncoding } : {}),
+      signal: clientGone(reply),
+    });
+    if (upstream.status < 200 || upstream.status >= 300) throw await upstreamError(upstream.status, upstream.body);
+  } catch (err) {
+    done?.();
+    throw err;
+  }
   upstream.body.on('data', (chunk: Buffer) => ctx.gcPacer.note(chunk.length));
   const type = upstream.headers['content-type'] ?? '';
   const rewrite = ctx.urls.rewrite && /json|xml/.test(type) ? ctx.urls.rewrite : undefined;
@@ -143,15 +165,33 @@ export async function relay(
   // Only complete 200 answers within the per-entry limit are kept; larger ones stream through uncached.
   const declared = Number(upstream.headers['content-length'] ?? Number.NaN);
   const limit = cache ? ctx.seriesCache.maxEntryBytes : 0;
+  const observer = opts.observe?.(upstream.headers);
+  if (observer) body = pipeline(body, observer, () => {});
   if (cache && ticket && upstream.status === 200 && !(declared > limit)) {
     const capture = new CaptureStream(limit, (captured) => {
-      const stored = { ...headers, 'content-length': String(captured.length) };
-      ctx.seriesCache.put(cache.key, ticket, { headers: stored, body: captured });
+      ctx.seriesCache.put(cache.key, ticket, {
+        headers: cachedAnswerHeaders(headers, captured.length),
+        body: captured,
+      });
     });
     // pipeline: an upstream failure mid-answer destroys the capture (nothing is stored) and the reply with it.
-    body = pipeline(body, capture, () => {});
-  }
+    body = pipeline(body, capture, () => done?.());
+  } else upstream.body.once('close', () => done?.());
   return reply.send(body);
+}
+
+/** The headers kept with a cached answer: Orthanc's passed headers, with the length of the body as stored. */
+export function cachedAnswerHeaders(
+  upstream: Readonly<Record<string, string>>,
+  bodyLength: number,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of PASSED_HEADERS) {
+    const v = upstream[h];
+    if (v !== undefined && h !== 'content-length') out[h] = String(v);
+  }
+  out['content-length'] = String(bodyLength);
+  return out;
 }
 
 /** Turns a non-2xx Orthanc answer into the facade's error (the body is small; it is read and discarded). */

@@ -124,3 +124,132 @@ describe('CaptureStream', () => {
     expect(captured).toEqual(kept ? Buffer.concat(chunks) : undefined);
   });
 });
+
+/** A fetch the test resolves or rejects when it wants. */
+function deferredFetch() {
+  let resolve!: (a: ReturnType<typeof answer> | undefined) => void;
+  let reject!: (e: Error) => void;
+  let calls = 0;
+  const promise = new Promise<ReturnType<typeof answer> | undefined>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return {
+    fetch: () => {
+      calls++;
+      return promise;
+    },
+    resolve,
+    reject,
+    calls: () => calls,
+  };
+}
+
+describe('SeriesCache fill (single flight for warm-ups)', () => {
+  test.each<[string, boolean, (c: SeriesCache) => void]>([
+    ['nothing', true, () => undefined],
+    ['another study is invalidated', true, (c) => c.invalidate('B')],
+    ['its study is invalidated', false, (c) => c.invalidate('A')],
+    ['every study is invalidated', false, (c) => c.invalidate()],
+    [
+      'the change signal goes down and up again',
+      false,
+      (c) => {
+        c.suspend();
+        c.resume();
+      },
+    ],
+  ])(
+    'while a fill is in flight %s: stored=%s, and a request waiting for it gets the answer only if stored',
+    async (_w, stored, during) => {
+      const { c } = cache();
+      const f = deferredFetch();
+      const filling = c.fill(key('A'), 'A', f.fetch);
+      expect(filling).toBeDefined();
+      const joined = c.pending(key('A'));
+      expect(joined).toBeDefined();
+      during(c);
+      // A request arriving after an invalidation does not wait for an answer that cannot be stored.
+      expect(c.pending(key('A')) !== undefined).toBe(stored);
+      f.resolve(answer(10, 'm'));
+      expect(await filling).toBe(stored);
+      await joined;
+      expect(c.get(key('A'))?.body.toString()).toBe(stored ? 'm'.repeat(10) : undefined);
+      expect(f.calls()).toBe(1);
+    },
+  );
+
+  test.each<[string, (c: SeriesCache) => void]>([
+    ['the key is cached', (c) => c.put(key('A'), c.ticket('A'), answer(10))],
+    ['a fill for the key is in flight', (c) => c.fill(key('A'), 'A', () => new Promise(() => undefined))],
+    ['a relayed miss for the key is in flight', (c) => c.relaying(key('A'))],
+    ['the cache is suspended', (c) => c.suspend()],
+  ])('a fill does not start when %s', (_w, before) => {
+    const { c } = cache();
+    before(c);
+    const f = deferredFetch();
+    expect(c.fill(key('A'), 'A', f.fetch)).toBeUndefined();
+    expect(f.calls()).toBe(0);
+  });
+
+  test.each([
+    [1, 1, false],
+    [2, 1, true],
+    [2, 2, false],
+  ])('%i relayed misses, %i ended: a fill still held back=%s', (started, ended, held) => {
+    const { c } = cache();
+    const releases = Array.from({ length: started }, () => c.relaying(key('A')));
+    for (const r of releases.slice(0, ended)) {
+      r();
+      r(); // releasing twice counts once
+    }
+    expect(c.fill(key('A'), 'A', () => Promise.resolve(answer(1))) === undefined).toBe(held);
+  });
+
+  test.each([
+    ['fails', (f: ReturnType<typeof deferredFetch>) => f.reject(new Error('down')), 'rejects'],
+    ['finds nothing cacheable', (f: ReturnType<typeof deferredFetch>) => f.resolve(undefined), 'resolves'],
+  ])('a fill that %s frees the key: waiters go on, the next fill starts', async (_w, end, outcome) => {
+    const { c } = cache();
+    const f = deferredFetch();
+    const filling = c.fill(key('A'), 'A', f.fetch) as Promise<boolean>;
+    const joined = c.pending(key('A'));
+    end(f);
+    if (outcome === 'rejects') await expect(filling).rejects.toThrow('down');
+    else expect(await filling).toBe(false);
+    await joined;
+    expect(c.pending(key('A'))).toBeUndefined();
+    expect(c.fill(key('A'), 'A', () => Promise.resolve(answer(1)))).toBeDefined();
+  });
+
+  test('a fill started after an invalidation replaces the stale one, which cannot end it', async () => {
+    const { c } = cache();
+    const stale = deferredFetch();
+    const first = c.fill(key('A'), 'A', stale.fetch) as Promise<boolean>;
+    c.invalidate('A');
+    const fresh = deferredFetch();
+    const second = c.fill(key('A'), 'A', fresh.fetch) as Promise<boolean>;
+    expect(second).toBeDefined();
+    stale.resolve(answer(10, 'o'));
+    expect(await first).toBe(false);
+    const joined = c.pending(key('A'));
+    expect(joined).toBeDefined(); // still the fresh fill's
+    fresh.resolve(answer(10, 'n'));
+    expect(await second).toBe(true);
+    await joined;
+    expect(c.get(key('A'))?.body.toString()).toBe('n'.repeat(10));
+  });
+
+  test('joining counts in the stats; has() neither counts nor reorders', async () => {
+    const { c } = cache();
+    const f = deferredFetch();
+    const filling = c.fill(key('A'), 'A', f.fetch);
+    expect(c.has(key('A'))).toBe(false);
+    c.pending(key('A'));
+    c.pending(key('A'), false);
+    f.resolve(answer(5));
+    await filling;
+    expect(c.has(key('A'))).toBe(true);
+    expect([c.stats.joined, c.stats.hits, c.stats.misses]).toEqual([1, 0, 0]);
+  });
+});

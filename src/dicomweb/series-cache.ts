@@ -9,6 +9,11 @@
  * TTL as a safety net for changes made in Orthanc behind the facade's back. A fetch that started before an
  * invalidation of its study is never stored after it (generation check). Other replicas' changes arrive through
  * src/dicomweb/study-change-listener.ts; while that signal is down the cache is {@link SeriesCache.suspend}ed.
+ *
+ * Single flight for warm-ups ({@link SeriesCache.fill}, src/dicomweb/metadata-prefetch.ts): a request for a key being
+ * filled waits for that fill ({@link SeriesCache.pending}) instead of asking Orthanc a second time, then reads the
+ * cache as usual, so it gets the fill's answer only if the same generation check let it be stored. Relayed misses
+ * announce themselves ({@link SeriesCache.relaying}) so that a warm-up does not ask for what is already on its way.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 
@@ -47,6 +52,8 @@ export interface SeriesCacheStats {
   /** Answers not stored: too large, invalidated while in flight, or the cache is off. */
   skipped: number;
   invalidations: number;
+  /** Requests that waited for a fill in flight instead of asking Orthanc (their answer then counts as hit or miss). */
+  joined: number;
 }
 
 interface Entry {
@@ -60,6 +67,12 @@ interface Entry {
 export interface FetchTicket {
   readonly study: string;
   readonly generation: number;
+}
+
+/** A fill in flight: joinable until its study is invalidated. */
+interface Flight {
+  readonly ticket: FetchTicket;
+  readonly done: Promise<void>;
 }
 
 /** The key string of an answer (NUL-separated: none of the parts can contain NUL). */
@@ -80,7 +93,11 @@ export class SeriesCache {
   readonly #invalidatedAt = new Map<string, number>();
   #allInvalidatedAt = 0;
   #suspended = false;
-  readonly stats: SeriesCacheStats = { hits: 0, misses: 0, stored: 0, skipped: 0, invalidations: 0 };
+  /** Fills in flight ({@link fill}), by key. */
+  readonly #flights = new Map<string, Flight>();
+  /** Relayed misses in flight ({@link relaying}), by key: how many. */
+  readonly #relayed = new Map<string, number>();
+  readonly stats: SeriesCacheStats = { hits: 0, misses: 0, stored: 0, skipped: 0, invalidations: 0, joined: 0 };
 
   constructor(opts: SeriesCacheOptions) {
     this.#opts = { now: Date.now, ...opts };
@@ -133,6 +150,60 @@ export class SeriesCache {
     return undefined;
   }
 
+  /** Is a live answer cached under `key`? (No recency or hit/miss accounting: for warm-ups.) */
+  has(key: string): boolean {
+    const e = this.#entries.get(key);
+    return !this.#suspended && e !== undefined && e.expires > this.#opts.now();
+  }
+
+  /**
+   * Fetches the answer for `key` once and stores it under a ticket taken now ({@link put}: the same generation check
+   * as every fill). Until it settles, {@link pending} hands it to requests for the same key. Not started (undefined)
+   * when the cache is off, the key is cached, or a fill or relayed miss for it is in flight. The promise tells
+   * whether the answer was stored; it rejects with `fetch`'s error.
+   */
+  fill(key: string, study: string, fetch: () => Promise<CachedAnswer | undefined>): Promise<boolean> | undefined {
+    if (!this.enabled || this.has(key) || this.pending(key, false) || this.#relayed.has(key)) return undefined;
+    const ticket = this.ticket(study);
+    let settle!: () => void;
+    const flight: Flight = { ticket, done: new Promise<void>((r) => (settle = r)) };
+    this.#flights.set(key, flight);
+    const run = async (): Promise<boolean> => {
+      try {
+        const answer = await fetch();
+        return answer !== undefined && this.put(key, ticket, answer);
+      } finally {
+        if (this.#flights.get(key) === flight) this.#flights.delete(key);
+        settle();
+      }
+    };
+    return run();
+  }
+
+  /**
+   * The fill in flight for `key` (resolves when it settled, never rejects), unless its study was invalidated since it
+   * started (its answer will not be stored, so waiting would be for nothing). `join` counts the wait in the stats.
+   */
+  pending(key: string, join = true): Promise<void> | undefined {
+    const flight = this.#flights.get(key);
+    if (!flight || this.#stale(flight.ticket)) return undefined;
+    if (join) this.stats.joined++;
+    return flight.done;
+  }
+
+  /** Announces a relayed miss for `key` (a fill will not ask for it too); call the returned function when it ends. */
+  relaying(key: string): () => void {
+    this.#relayed.set(key, (this.#relayed.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.#relayed.get(key) ?? 1) - 1;
+      if (n > 0) this.#relayed.set(key, n);
+      else this.#relayed.delete(key);
+    };
+  }
+
   /** Take before asking Orthanc for an answer of `study`. */
   ticket(study: string): FetchTicket {
     return { study, generation: this.#generation };
@@ -141,9 +212,7 @@ export class SeriesCache {
   /** Stores an answer fetched under `ticket`; refused when too large, off, or the study changed meanwhile. */
   put(key: string, ticket: FetchTicket, answer: CachedAnswer): boolean {
     const size = entrySize(key, answer);
-    const stale =
-      this.#allInvalidatedAt > ticket.generation || (this.#invalidatedAt.get(ticket.study) ?? -1) > ticket.generation;
-    if (!this.enabled || stale || answer.body.length > this.maxEntryBytes || size > this.#opts.maxBytes) {
+    if (!this.enabled || this.#stale(ticket) || answer.body.length > this.maxEntryBytes || size > this.#opts.maxBytes) {
       this.stats.skipped++;
       return false;
     }
@@ -179,6 +248,13 @@ export class SeriesCache {
       this.#allInvalidatedAt = this.#generation;
     } else this.#invalidatedAt.set(study, this.#generation);
     for (const key of this.#byStudy.get(study) ?? []) this.#remove(key);
+  }
+
+  /** Was `ticket`'s study (or every study) invalidated after the ticket was taken? */
+  #stale(ticket: FetchTicket): boolean {
+    return (
+      this.#allInvalidatedAt > ticket.generation || (this.#invalidatedAt.get(ticket.study) ?? -1) > ticket.generation
+    );
   }
 
   #remove(key: string): void {
