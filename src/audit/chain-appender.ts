@@ -19,7 +19,6 @@ import {
   AuditAppendError,
   type AuditDb,
   appendAuditEvents,
-  batchJson,
   type ChainHead,
   linkAfter,
   readChainHead,
@@ -49,7 +48,7 @@ export class ChainAppender {
       const inserted = Number(
         await this.#db.oneFirst(sql.unsafe`
           SELECT audit_append(${expected.seq}, ${expected.hash}, ${linked.head.seq}, ${linked.head.hash},
-                              ${batchJson(linked.rows)}::jsonb)`),
+                              ${linked.json}::jsonb)`),
       );
       if (inserted !== 0 && inserted !== linked.rows.length) throw new AuditAppendError(linked.rows.length, inserted);
       if (inserted === linked.rows.length) {

@@ -14,16 +14,84 @@ import canonicalize from 'canonicalize';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** RFC 8785 canonical JSON of a JSON value. */
+/** Returned by {@link sortedCopy} for a value it leaves to the reference implementation. */
+const UNSUPPORTED = Symbol('unsupported');
+
+/**
+ * `value` with the members of every object in RFC 8785 order (sorted by UTF-16 code units, which is what
+ * `Array.prototype.sort` compares), sharing every part that is already in order; {@link UNSUPPORTED} for anything but
+ * plain objects (whose keys do not start with a digit), arrays, well-formed strings, finite numbers, booleans and null
+ * (not a Date's toJSON, NaN, a bigint, a function...).
+ */
+function sortedCopy(value: unknown): unknown {
+  if (value === null || typeof value === 'boolean') return value;
+  // RFC 8785 §3.2.2.2: strings must be valid Unicode (the reference implementation refuses lone surrogates).
+  if (typeof value === 'string') return value.isWellFormed() ? value : UNSUPPORTED;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : UNSUPPORTED;
+  if (typeof value !== 'object') return UNSUPPORTED;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const x = value[i];
+      if (x === undefined) return UNSUPPORTED;
+      const y = sortedCopy(x);
+      if (y === UNSUPPORTED) return UNSUPPORTED;
+      if (y !== x) {
+        out ??= value.slice();
+        out[i] = y;
+      }
+    }
+    return out ?? value;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return UNSUPPORTED;
+  const o = value as Record<string, unknown>;
+  const keys = Object.keys(o);
+  // A copy lists integer-like keys ("9", "10") first, in numeric order, whatever order they are added in.
+  for (const k of keys) if (k.charCodeAt(0) >= 48 && k.charCodeAt(0) <= 57) return UNSUPPORTED;
+  let inOrder = true;
+  for (let i = 1; i < keys.length && inOrder; i++) inOrder = (keys[i - 1] as string) < (keys[i] as string);
+  let out: Record<string, unknown> | undefined = inOrder ? undefined : {};
+  if (!inOrder) keys.sort();
+  for (const k of keys) {
+    const x = o[k];
+    if (x === undefined) {
+      if (out === undefined) out = Object.fromEntries(keys.slice(0, keys.indexOf(k)).map((j) => [j, o[j]]));
+      continue; // JSON.stringify and RFC 8785 implementations both leave undefined members out
+    }
+    const y = sortedCopy(x);
+    if (y === UNSUPPORTED) return UNSUPPORTED;
+    if (out === undefined && y !== x) out = Object.fromEntries(keys.slice(0, keys.indexOf(k)).map((j) => [j, o[j]]));
+    if (out !== undefined) out[k] = y;
+  }
+  return out ?? value;
+}
+
+/**
+ * RFC 8785 canonical JSON of a JSON value. For plain JSON data this is `JSON.stringify` of a copy with sorted
+ * members: RFC 8785 serializes strings and numbers exactly as ECMAScript's JSON.stringify does (RFC 8785 §3.2.2),
+ * and it is 2-3 times cheaper than walking the value member by member; anything else goes to the reference
+ * implementation (`canonicalize`). chain.test.ts checks both agree.
+ */
 export function canonicalJson(value: unknown): string {
-  const out = canonicalize(value);
+  const sorted = sortedCopy(value);
+  const out = sorted === UNSUPPORTED ? canonicalize(value) : JSON.stringify(sorted);
   if (out === undefined) throw new TypeError('value cannot be canonicalized');
   return out;
 }
 
+/** RFC 8785 canonical JSON by the reference implementation only (tests compare the fast path with it). */
+export function referenceCanonicalJson(value: unknown): string | undefined {
+  return canonicalize(value);
+}
+
+/** The chain link over an already canonical content: hex SHA-256 of the previous hash followed by it. */
+export function linkHashOf(prevHash: string, canonicalContent: string): string {
+  return createHash('sha256').update(prevHash, 'utf8').update(canonicalContent, 'utf8').digest('hex');
+}
+
 /** The chain link: hex SHA-256 over the previous hash followed by the canonical JSON of the content. */
 export function linkHash(prevHash: string, content: unknown): string {
-  return createHash('sha256').update(prevHash, 'utf8').update(canonicalJson(content), 'utf8').digest('hex');
+  return linkHashOf(prevHash, canonicalJson(content));
 }
 
 /** The index columns of a stored event, all derived from its content. */

@@ -113,6 +113,63 @@ describe('batching', () => {
   });
 });
 
+describe('several flushes in flight (maxInFlight)', () => {
+  test.each([
+    // while the first batch is flushing, two more arrive one event-loop turn apart
+    { maxInFlight: 1, startedBeforeRelease: [[1, 2]] },
+    {
+      maxInFlight: 2,
+      startedBeforeRelease: [
+        [1, 2],
+        [3, 4],
+      ],
+    },
+    { maxInFlight: 3, startedBeforeRelease: [[1, 2], [3, 4], [5]] },
+  ])(
+    'maxInFlight $maxInFlight: $startedBeforeRelease.length flushes start before any ends',
+    async ({ maxInFlight, startedBeforeRelease }) => {
+      const r = recorder();
+      const gc = new GroupCommit(r.flush, { maxBatch: 10, maxWaitMs: 0, maxInFlight });
+      const all = [gc.submit(1), gc.submit(2)];
+      await vi.advanceTimersByTimeAsync(0);
+      all.push(gc.submit(3), gc.submit(4));
+      await vi.advanceTimersByTimeAsync(0);
+      all.push(gc.submit(5));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(r.batches).toEqual(startedBeforeRelease);
+      await r.releaseAll();
+      await r.releaseAll();
+      // Every item in exactly one batch, batches started in submission order, each waiter answered with its own result.
+      expect(r.batches.flat()).toEqual([1, 2, 3, 4, 5]);
+      expect(await Promise.all(all)).toEqual(['r:1', 'r:2', 'r:3', 'r:4', 'r:5']);
+    },
+  );
+
+  test('a batch that ends first settles first; close waits for all of them', async () => {
+    const releases: (() => void)[] = [];
+    const gc = new GroupCommit(
+      async (items: readonly number[]) => {
+        await new Promise<void>((resolve) => releases.push(resolve));
+        return items.map((i) => i * 10);
+      },
+      { maxBatch: 1, maxWaitMs: 0, maxInFlight: 2 },
+    );
+    const order: number[] = [];
+    const a = gc.submit(1).then((v) => order.push(v));
+    const b = gc.submit(2).then((v) => order.push(v));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(releases).toHaveLength(2);
+    releases[1]?.();
+    await b;
+    expect(order).toEqual([20]);
+    const closed = gc.close();
+    releases[0]?.();
+    await closed;
+    await a;
+    expect(order).toEqual([20, 10]);
+  });
+});
+
 describe('errors', () => {
   test.each([
     { name: 'a failing flush rejects every waiter of its batch', fail: [true], batches: 1 },
@@ -150,6 +207,7 @@ describe('errors', () => {
   test.each([
     { maxBatch: 0, maxWaitMs: 1 },
     { maxBatch: 1, maxWaitMs: -1 },
+    { maxBatch: 1, maxWaitMs: 0, maxInFlight: 0 },
   ])('refuses options %o', (opts) => {
     expect(() => new GroupCommit(async () => [], opts)).toThrow(RangeError);
   });

@@ -1,11 +1,13 @@
 /**
  * Group commit: callers {@link GroupCommit.submit} items and wait; a single writer takes the queued items in batches
  * and hands each batch to one `flush` call (for the audit store: one transaction, one commit). A batch starts when
- * `maxBatch` items are queued or `maxWaitMs` after the first item arrived at an idle writer; items that arrive while a
- * batch is being flushed form the next batch, started as soon as the previous one settles. Every waiter of a batch is
- * settled together: resolved with its own result (in submission order) once `flush` succeeded, or rejected with the
- * batch's error. At most one flush runs at a time, so batches are written strictly in submission order. Pure (no I/O
- * of its own), unit-tested in group-commit.test.ts.
+ * `maxBatch` items are queued or `maxWaitMs` after the first item arrived at an idle writer; items that arrive while
+ * `maxInFlight` batches are being flushed form the next batch, started as soon as one of them settles. Every waiter of
+ * a batch is settled together: resolved with its own result (in submission order) once `flush` succeeded, or rejected
+ * with the batch's error. Flushes start strictly in submission order; with `maxInFlight` 1 (the default, needed by
+ * the chain appender) one also ends before the next starts, with more (the outbox, whose flushes order their writes
+ * themselves and overlap only the fdatasync) they overlap. Pure (no I/O of its own), unit-tested in
+ * group-commit.test.ts.
  */
 
 export interface GroupCommitOptions {
@@ -13,6 +15,8 @@ export interface GroupCommitOptions {
   readonly maxBatch: number;
   /** How long the first item waits for company at an idle writer (0: the next turn of the event loop). */
   readonly maxWaitMs: number;
+  /** Most flushes running at once (default 1). */
+  readonly maxInFlight?: number;
 }
 
 /** The writer was closed: no more items are accepted. */
@@ -43,12 +47,16 @@ export class GroupCommit<T, R> {
   #queue: Waiter<T, R>[] = [];
   /** The pending start of a batch at an idle writer, and how to cancel it. */
   #timer: (() => void) | undefined;
-  #running: Promise<void> | undefined;
+  /** The flushes running now. */
+  readonly #running = new Set<Promise<void>>();
+  readonly #maxInFlight: number;
   #closed = false;
 
   constructor(flush: (items: readonly T[]) => Promise<readonly R[]>, opts: GroupCommitOptions) {
     if (!(opts.maxBatch >= 1)) throw new RangeError('maxBatch must be at least 1');
     if (!(opts.maxWaitMs >= 0)) throw new RangeError('maxWaitMs must not be negative');
+    this.#maxInFlight = opts.maxInFlight ?? 1;
+    if (!(this.#maxInFlight >= 1)) throw new RangeError('maxInFlight must be at least 1');
     this.#flush = flush;
     this.#opts = opts;
   }
@@ -70,14 +78,14 @@ export class GroupCommit<T, R> {
   /** Stops accepting items and waits until every queued item is flushed. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#running || this.#queue.length) {
-      if (!this.#running) this.#start();
-      await this.#running;
+    while (this.#running.size || this.#queue.length) {
+      if (this.#running.size < this.#maxInFlight && this.#queue.length) this.#start();
+      await Promise.race(this.#running);
     }
   }
 
   #schedule(): void {
-    if (this.#running) return; // the running batch starts the next one when it settles
+    if (this.#running.size >= this.#maxInFlight) return; // a running batch starts the next one when it settles
     if (this.#queue.length >= this.#opts.maxBatch || this.#closed) {
       this.#start();
       return;
@@ -85,7 +93,7 @@ export class GroupCommit<T, R> {
     if (this.#timer !== undefined) return;
     const fire = () => {
       this.#timer = undefined;
-      if (!this.#running && this.#queue.length) this.#start();
+      if (this.#running.size < this.#maxInFlight && this.#queue.length) this.#start();
     };
     if (this.#opts.maxWaitMs > 0) {
       const t = setTimeout(fire, this.#opts.maxWaitMs);
@@ -100,11 +108,12 @@ export class GroupCommit<T, R> {
     this.#timer?.();
     this.#timer = undefined;
     const batch = this.#queue.splice(0, this.#opts.maxBatch);
-    this.#running = this.#run(batch).finally(() => {
-      this.#running = undefined;
+    const running: Promise<void> = this.#run(batch).finally(() => {
+      this.#running.delete(running);
       // Items that queued up during the flush have waited long enough: start their batch at once.
-      if (this.#queue.length) this.#start();
+      if (this.#queue.length && this.#running.size < this.#maxInFlight) this.#start();
     });
+    this.#running.add(running);
   }
 
   async #run(batch: readonly Waiter<T, R>[]): Promise<void> {

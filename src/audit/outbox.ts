@@ -175,23 +175,29 @@ export class AuditOutbox {
   }
 
   /**
-   * Appends `events` durably (written and fdatasync'd) and gives them ids where missing; resolves with the events as
-   * they will be stored. Calls are serialized (the audit writer's group commit calls it one batch at a time).
+   * Appends `events` durably and gives them ids where missing; resolves with the events as they will be stored, once
+   * they are written and fdatasync'd. Writes happen one after another in call order; the fdatasync of one call may
+   * overlap the next call's write (the audit writer keeps several batches in flight: group-commit.ts), and whichever
+   * fdatasync ends covers every line written before it started.
    */
-  append(events: readonly AuditEvent[]): Promise<AuditEvent[]> {
-    if (this.#closed) return Promise.reject(new OutboxClosedError());
+  async append(events: readonly AuditEvent[]): Promise<AuditEvent[]> {
+    if (this.#closed) throw new OutboxClosedError();
     const withIds = events.map((e) => (e.id ? e : { ...e, id: randomUUID() }));
-    return this.#serial(async () => {
+    const lines = segmentLines(withIds);
+    const synced = await this.#serial(async () => {
       const seg = this.#current ?? (await this.#openSegment());
-      await seg.fh.write(segmentLines(withIds));
-      await seg.fh.datasync();
+      await seg.fh.write(lines);
+      // Shipping them before they are fdatasync'd is harmless: PostgreSQL's commit is durable in its own right.
       seg.events.push(...withIds);
       this.stats.appended += withIds.length;
       this.#accepted += withIds.length;
       if (seg.events.length >= SEGMENT_MAX_EVENTS) this.#schedule(0);
       else this.#schedule(this.#opts.shipIntervalMs);
-      return withIds;
+      // Started here, before a seal can close the handle (a handle closes only after its pending operations).
+      return { done: seg.fh.datasync() };
     });
+    await synced.done;
+    return withIds;
   }
 
   /**

@@ -140,7 +140,8 @@ export const auditPlugin = fp(
     app.decorate('auditOutbox', outbox);
     const writer = new GroupCommit<AuditEvent, unknown>(
       outbox ? (events) => outbox.append(events) : (events) => appender.append(events),
-      { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs },
+      // The outbox orders its writes itself and lets their fdatasyncs overlap; the chain appender needs one at a time.
+      { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs, maxInFlight: outbox ? 4 : 1 },
     );
     // Registered after the database plugin, so this runs before the pool closes: queued events are still written,
     // and the outbox ships what it holds.

@@ -1,7 +1,7 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { describe, expect, test } from 'vitest';
 import { GENESIS_HASH, linkHash } from './chain.ts';
-import { batchJson, linkAfter } from './store.ts';
+import { linkAfter } from './store.ts';
 
 const event = (display: string): AuditEvent => ({
   resourceType: 'AuditEvent',
@@ -31,14 +31,28 @@ describe('linkAfter', () => {
 
   test.each([
     ['a NUL character', 'evil\u0000name', 'evil\ufffdname'],
+    ['NULs after backslashes', '\\\u0000\\\\\u0000', '\\\ufffd\\\\\ufffd'],
+    ['the text of an escape, not a NUL', 'a\\u0000b', 'a\\u0000b'],
+    ['a lone surrogate', 'a\ud800b\udfff', 'a\ufffdb\ufffd'],
+    ['a surrogate pair stays', 'a\ud83d\ude00b', 'a\ud83d\ude00b'],
     ['plain text', 'plain', 'plain'],
-  ])('%s: what is hashed is exactly what is stored (jsonb cannot hold U+0000)', (_, display, stored) => {
-    const linked = linkAfter({ seq: 0, hash: GENESIS_HASH }, [event(display)]);
-    const s = linked.stored[0];
-    expect(s?.event.agent?.[0]?.who?.display).toBe(stored);
-    expect(s?.hash).toBe(linkHash(GENESIS_HASH, s?.event));
-    const roundTrip = JSON.parse(batchJson(linked.rows)) as { content: AuditEvent }[];
-    expect(roundTrip[0]?.content).toEqual(s?.event);
-    expect(batchJson(linked.rows)).not.toContain('\\u0000');
+  ])(
+    '%s: what is hashed is exactly what is stored (jsonb holds neither U+0000 nor lone surrogates)',
+    (_, display, stored) => {
+      const linked = linkAfter({ seq: 0, hash: GENESIS_HASH }, [event(display)]);
+      const s = linked.stored[0];
+      expect(s?.event.agent?.[0]?.who?.display).toBe(stored);
+      expect(s?.hash).toBe(linkHash(GENESIS_HASH, s?.event));
+      const roundTrip = JSON.parse(linked.json) as { content: AuditEvent }[];
+      expect(roundTrip[0]?.content).toEqual(s?.event);
+      expect(JSON.stringify(roundTrip)).not.toMatch(/(?<!\\)(\\\\)*\\u(0000|d[89a-f])/);
+    },
+  );
+
+  test('the batch JSON holds every column of every row, and the content as stored', () => {
+    const linked = linkAfter({ seq: 5, hash: GENESIS_HASH }, [event('a'), event('b')]);
+    const parsed = JSON.parse(linked.json) as Record<string, unknown>[];
+    expect(parsed).toEqual(JSON.parse(JSON.stringify(linked.rows)));
+    expect(parsed.map((r) => r['content'])).toEqual(linked.stored.map((s) => s.event));
   });
 });

@@ -16,9 +16,11 @@ import {
   type ChainBreak,
   type ChainRow,
   type CheckpointContent,
+  canonicalJson,
   checkLink,
   GENESIS_HASH,
   linkHash,
+  linkHashOf,
 } from './chain.ts';
 
 /** A pool or a transaction connection (both can open a (sub)transaction). */
@@ -86,37 +88,60 @@ export interface ChainHead {
   readonly hash: string;
 }
 
+/** A `\u0000` or lone-surrogate escape in `JSON.stringify` output (not an escaped backslash followed by its text). */
+const UNSTORABLE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/g;
+
 /**
- * PostgreSQL's jsonb cannot hold U+0000; an event carrying one (from some client-supplied text) gets U+FFFD instead,
- * before it is hashed, so that the stored content is exactly what was hashed.
+ * The canonical JSON of an event, and the event as it will be stored. PostgreSQL's jsonb cannot hold U+0000, and
+ * neither jsonb nor RFC 8785 accept a lone surrogate; an event carrying one (from some client-supplied text) gets
+ * U+FFFD instead, before it is hashed, so that the stored content is exactly what was hashed.
  */
-function withoutNul(content: AuditEvent): AuditEvent {
+function canonicalContent(content: AuditEvent): { content: AuditEvent; canonical: string } {
+  let canonical: string | undefined;
+  try {
+    canonical = canonicalJson(content);
+    if (!canonical.includes('\\u0000')) return { content, canonical };
+  } catch {
+    canonical = undefined; // a lone surrogate
+  }
   const json = JSON.stringify(content);
-  return json.includes('\\u0000') ? (JSON.parse(json.replaceAll('\\u0000', '\\ufffd')) as AuditEvent) : content;
+  const fixed = json.replace(UNSTORABLE, '$1\\ufffd');
+  if (canonical !== undefined && fixed === json) return { content, canonical };
+  const replaced = JSON.parse(fixed) as AuditEvent;
+  return { content: replaced, canonical: canonicalJson(replaced) };
 }
 
-/** The events (given ids where missing) linked, in order, after `head`: their rows, what is stored, the new head. */
+/** One element of the batch JSON: the row's columns, with the content spliced in as its canonical JSON text. */
+function rowJson(row: EventRow, canonical: string): string {
+  const { content: _content, ...columns } = row;
+  return `${JSON.stringify(columns).slice(0, -1)},"content":${canonical}}`;
+}
+
+/**
+ * The events (given ids where missing) linked, in order, after `head`: their rows, what is stored, the new head, and
+ * `json`, the rows as the one JSON parameter of `audit_insert_batch` / `audit_append`. Each event is serialized once
+ * (its canonical JSON is hashed and sent as is).
+ */
 export function linkAfter(
   head: ChainHead,
   events: readonly AuditEvent[],
-): { rows: EventRow[]; stored: StoredAuditEvent[]; head: ChainHead } {
+): { rows: EventRow[]; stored: StoredAuditEvent[]; head: ChainHead; json: string } {
   let seq = head.seq;
   let prevHash = head.hash;
   const stored: StoredAuditEvent[] = [];
+  const parts: string[] = [];
   const rows = events.map((e) => {
-    const content = withoutNul({ ...e, id: e.id ?? randomUUID() });
+    const { content, canonical } = canonicalContent(e.id ? e : { ...e, id: randomUUID() });
     seq++;
-    const hash = linkHash(prevHash, content);
+    const hash = linkHashOf(prevHash, canonical);
     const row = eventRow(seq, content, prevHash, hash);
+    parts.push(rowJson(row, canonical));
     stored.push({ seq, id: content.id as string, hash, event: content });
     prevHash = hash;
     return row;
   });
-  return { rows, stored, head: { seq, hash: prevHash } };
+  return { rows, stored, head: { seq, hash: prevHash }, json: `[${parts.join(',')}]` };
 }
-
-/** The rows as the one JSON parameter of `audit_insert_batch` / `audit_append`. */
-export const batchJson = (rows: readonly EventRow[]): string => JSON.stringify(rows);
 
 /** Reads the chain head (locking it until the end of the transaction with `forUpdate`). */
 export async function readChainHead(db: AuditDb, forUpdate = false): Promise<ChainHead> {
@@ -136,8 +161,8 @@ export async function readChainHead(db: AuditDb, forUpdate = false): Promise<Cha
 export async function appendAuditEvents(db: AuditDb, events: readonly AuditEvent[]): Promise<StoredAuditEvent[]> {
   if (events.length === 0) return [];
   const append = async (tx: AuditDb): Promise<StoredAuditEvent[]> => {
-    const { rows, stored, head } = linkAfter(await readChainHead(tx, true), events);
-    const inserted = await tx.oneFirst(sql.unsafe`SELECT audit_insert_batch(${batchJson(rows)}::jsonb)`);
+    const { rows, stored, head, json } = linkAfter(await readChainHead(tx, true), events);
+    const inserted = await tx.oneFirst(sql.unsafe`SELECT audit_insert_batch(${json}::jsonb)`);
     if (inserted !== rows.length) throw new AuditAppendError(rows.length, Number(inserted));
     await tx.query(
       sql.unsafe`UPDATE audit_chain_head SET last_seq = ${head.seq}, last_hash = ${head.hash} WHERE singleton`,
