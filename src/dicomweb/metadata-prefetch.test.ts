@@ -123,6 +123,17 @@ describe('MetadataPrefetch skips what needs no fetch', () => {
   });
 
   test.each([
+    ['a series UID with a path in it', '1.2', ['1.2.3/../../instances', '1.2.3.1'], ['1.2.3.1']],
+    ['a series UID with a query', '1.2', ['1.2.3?x=1', '1.2.3.1'], ['1.2.3.1']],
+    ['an empty series UID', '1.2', ['', '1.2.3.1'], ['1.2.3.1']],
+    ['a study that is not a UID', '1.2/x', ['1.2.3.1'], []],
+  ])('%s is not warmed (UIDs become an Orthanc path)', (_w, study, series, fetched) => {
+    const { orthanc, prefetch, log } = setup({ concurrency: 4 });
+    prefetch.warm(study, series, log);
+    expect(orthanc.calls.map((c) => c.series)).toEqual(fetched);
+  });
+
+  test.each([
     ['turned off', { enabled: false }],
     ['without a series cache', { cacheBytes: 0 }],
   ])('%s: no observer and nothing fetched', (_w, opts) => {

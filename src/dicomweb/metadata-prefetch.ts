@@ -19,6 +19,7 @@
 import type { Transform } from 'node:stream';
 import type { OrthancProxy } from '../orthanc/proxy.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
+import { isUid } from './qido-query.ts';
 import { cachedAnswerHeaders, DICOM_JSON } from './relay.ts';
 import { type CachedAnswer, type SeriesCache, seriesCacheKey } from './series-cache.ts';
 import { scannableCoding, SeriesUidTap } from './series-uid-scan.ts';
@@ -112,10 +113,13 @@ export class MetadataPrefetch {
     };
   }
 
-  /** Queues warm-ups of the metadata of `series` (the first `maxSeriesPerStudy`) of `study`, an authorized study. */
+  /**
+   * Queues warm-ups of the metadata of `series` (the first `maxSeriesPerStudy`) of `study`, an authorized study.
+   * Anything that is not a UID (they become an Orthanc path) is ignored.
+   */
   warm(study: string, series: readonly string[], log: PrefetchLog): void {
-    if (!this.enabled) return;
-    for (const uid of series.slice(0, this.#opts.maxSeriesPerStudy)) {
+    if (!this.enabled || !isUid(study)) return;
+    for (const uid of series.filter(isUid).slice(0, this.#opts.maxSeriesPerStudy)) {
       this.stats.requested++;
       const key = seriesCacheKey({
         study,
