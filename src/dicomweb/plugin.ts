@@ -17,6 +17,7 @@ import { type QidoContext, qidoRoutes } from './qido-rs.ts';
 import { QidoStudyIndex } from './qido-study-index.ts';
 import { DICOM_JSON } from './relay.ts';
 import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './gc-pacer.ts';
+import { LinkedResources } from './linked-resources.ts';
 import { fetchSeriesMetadata, MetadataPrefetch } from './metadata-prefetch.ts';
 import { SeriesCache } from './series-cache.ts';
 import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './study-change-listener.ts';
@@ -153,8 +154,10 @@ export const dicomWebPlugin = fp(
       maxAgeMs: config.dicomwebQidoIndexMaxAgeMs,
       origin: STUDY_CHANGE_ORIGIN,
     });
+    const resources = new LinkedResources(proxy, config.dicomwebAccessCacheTtlMs);
     const stopInvalidation = onStudyContentChanged((uid) => {
       seriesCache.invalidate(uid);
+      resources.invalidate(uid);
       studyAnswers.invalidateSoon(uid, (err) => app.log.error({ err, study: uid }, 'qido study index invalidation'));
     });
     app.decorate('dicomWebSeriesCache', seriesCache);
@@ -162,7 +165,11 @@ export const dicomWebPlugin = fp(
     // Other replicas' changes (migration 012 triggers); the caches serve only while this LISTEN is up.
     const changes =
       seriesCache.enabled || config.dicomwebAccessCacheTtlMs > 0
-        ? new StudyChangeListener({ databaseUrl: config.databaseUrl, caches: [seriesCache, index], log: app.log })
+        ? new StudyChangeListener({
+            databaseUrl: config.databaseUrl,
+            caches: [seriesCache, index, resources],
+            log: app.log,
+          })
         : undefined;
     app.decorate('dicomWebStudyChanges', changes);
     await changes?.start();
@@ -205,6 +212,7 @@ export const dicomWebPlugin = fp(
       urls,
       seriesCache,
       studyAnswers,
+      resources,
       metadataPrefetch,
       gcPacer,
     };

@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { pageOfMerged, planQido, qidoSortKey, type StudyScope } from './qido-paging.ts';
 
-const allowed = (...uids: string[]): StudyScope => ({ all: false, studyUids: new Set(uids) });
+const linked = { orthancIds: new Set(['id']), patientIds: ['MRN'] };
+const allowed = (...uids: string[]): StudyScope => ({ all: false, studies: new Map(uids.map((u) => [u, linked])) });
 
 describe('planQido', () => {
   test.each([

@@ -11,9 +11,12 @@
  *   order (by UIDs) and the page is cut from the merged list ({@link pageOfMerged}).
  * Either way a page holds `limit` results while allowed matches remain, and nothing outside the allowed set is ever
  * requested from Orthanc, so no count, header or link can reveal it. Unlinked studies are in no patient's set.
+ * Under each allowed UID only the Orthanc study the EHR links may answer: the scope names its PatientID, and the
+ * search adds it to the query and filters the answers (linked-studies.ts).
  */
+import type { LinkedStudies } from './linked-studies.ts';
 
-export type StudyScope = { readonly all: true } | { readonly all: false; readonly studyUids: ReadonlySet<string> };
+export type StudyScope = { readonly all: true } | { readonly all: false; readonly studies: LinkedStudies };
 
 export type QidoPlan =
   /** Nothing the caller may see can match: answer `[]` without asking Orthanc. */
@@ -36,13 +39,13 @@ export function planQido(
 ): QidoPlan {
   if (scope.all) return { kind: 'single' };
   if (pathStudyUid !== undefined) {
-    if (!scope.studyUids.has(pathStudyUid)) return { kind: 'empty' };
+    if (!scope.studies.has(pathStudyUid)) return { kind: 'empty' };
     if (requested && !requested.includes(pathStudyUid)) return { kind: 'empty' };
     return { kind: 'single', studyUids: [pathStudyUid] };
   }
   const candidates = requested
-    ? [...new Set(requested)].filter((u) => scope.studyUids.has(u))
-    : [...scope.studyUids].sort();
+    ? [...new Set(requested)].filter((u) => scope.studies.has(u))
+    : [...scope.studies.keys()].sort();
   if (candidates.length === 0) return { kind: 'empty' };
   if (candidates.length <= maxUids) return { kind: 'single', studyUids: candidates };
   const chunks: string[][] = [];

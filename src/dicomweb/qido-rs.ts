@@ -1,6 +1,7 @@
 /**
  * QIDO-RS search routes (DICOM PS3.18 §10.6): every search path, constrained to the studies the caller may see
- * (see qido-paging.ts for the strategy), answered as `application/dicom+json`.
+ * (see qido-paging.ts for the strategy), answered as `application/dicom+json`. For a restricted caller only the Orthanc
+ * study the EHR links under each allowed UID answers (linked-studies.ts, qido-linked.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
@@ -8,7 +9,9 @@ import { replaceAll } from './public-url.ts';
 import { planIndexQuery } from './qido-index-query.ts';
 import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './qido-paging.ts';
 import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './qido-query.ts';
-import { DICOM_JSON, type DicomWebContext, imagingView, relay, upstreamError } from './relay.ts';
+import { type LinkedStudies, linkedQuery } from './linked-studies.ts';
+import { answerLinked, type DicomJson, fetchQidoJson, keepLinkedLogged } from './qido-linked.ts';
+import { DICOM_JSON, type DicomWebContext, imagingView, relay } from './relay.ts';
 import { seriesCacheKey } from './series-cache.ts';
 import type { QidoStudyIndex } from './qido-study-index.ts';
 import type { MetadataPrefetch } from './metadata-prefetch.ts';
@@ -98,9 +101,17 @@ async function search(
   );
   const path = searchPath(level, params);
   if (plan.kind === 'empty') return reply.code(200).header('content-type', DICOM_JSON).send('[]');
+  if (!scope.all && plan.kind === 'single') {
+    const { study, series } = params;
+    const seriesDefault = level === 'instance' && study && series && q < 0 ? { study, series } : undefined;
+    const warm = level === 'series' && study !== undefined ? ctx.metadataPrefetch : undefined;
+    const search = { path, query, studyUids: plan.studyUids ?? [], linked: scope.studies, seriesDefault };
+    const onSeries = warm && study ? (uids: string[]) => warm.warm(study, uids, req.log) : undefined;
+    return answerLinked(reply, ctx, { ...search, onSeries }, req.log);
+  }
   if (plan.kind === 'single' && level === 'instance' && params.study && params.series && q < 0) {
-    // The default instance QIDO of a series the caller may see (the plan says so): the same answer for every such
-    // caller, so it goes through the series cache, asked without the study constraint the path already gives.
+    // The default instance QIDO of a series for an all-patients caller (restricted ones are answered above): the same
+    // answer for every such caller, so it goes through the series cache, asked without the path's study constraint.
     const { study, series } = params;
     const key = seriesCacheKey({ study, series, kind: 'instances', accept: '', publicRoot: ctx.urls.publicRoot });
     return relay(req, reply, ctx, path, { accept: DICOM_JSON, cache: { key, study } });
@@ -114,31 +125,29 @@ async function search(
         : undefined;
     return relay(req, reply, ctx, `${path}?${qs}`, { accept: DICOM_JSON, observe });
   }
-  const parts = await mapLimited(plan.chunks, CHUNK_CONCURRENCY, (chunk) =>
-    fetchChunk(ctx, path, query, chunk, SORT_TAGS_AT[level]),
-  );
+  const linked = scope.all ? undefined : scope.studies;
+  const parts = await mapLimited(plan.chunks, CHUNK_CONCURRENCY, async (chunk) => {
+    const items = await fetchChunk(ctx, path, query, chunk, SORT_TAGS_AT[level], linked);
+    return linked ? keepLinkedLogged(items, linked, chunk, req.log).kept : items;
+  });
   const page = pageOfMerged(parts, qidoSortKey, query.offset, query.limit);
   const body = replaceAll(JSON.stringify(page), ctx.urls.rewrite);
   return reply.code(200).header('content-type', DICOM_JSON).send(body);
 }
 
-type DicomJson = Record<string, { Value?: unknown[] } | undefined>;
-
+/** A chunk's complete answer; for a restricted caller (`linked`) with the PatientID it is filtered by. */
 async function fetchChunk(
   ctx: DicomWebContext,
   path: string,
   query: QidoQuery,
   chunk: readonly string[],
   sortTags: readonly string[],
+  linked?: LinkedStudies,
 ): Promise<DicomJson[]> {
-  const qs = orthancQueryString(query, { studyUids: chunk, paging: null, extraInclude: sortTags });
-  const res = await ctx.proxy.get(`${ctx.dicomWebRoot}${path}?${qs}`, { accept: DICOM_JSON });
-  if (res.status !== 200) throw await upstreamError(res.status, res.body);
-  const chunks: Buffer[] = [];
-  for await (const c of res.body) chunks.push(c as Buffer);
-  const json: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  if (!Array.isArray(json)) throw new DicomWebError(502, 'The image archive gave an unexpected answer');
-  return json as DicomJson[];
+  const c = linked ? linkedQuery(query, chunk, linked) : { query, include: [] };
+  const include = [...sortTags, ...c.include];
+  const qs = orthancQueryString(c.query, { studyUids: chunk, paging: null, extraInclude: include });
+  return (await fetchQidoJson(ctx, `${ctx.dicomWebRoot}${path}?${qs}`)).items;
 }
 
 async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -18,14 +18,21 @@
  *
  * Not used (the caller gets the Orthanc path): all-patients callers without restrictions (they also see unlinked
  * studies), queries the index cannot answer exactly (qido-index-query.ts), and any failure here.
+ *
+ * Orthanc may hold several studies under one UID (other PatientIDs: a C-STORE under another MRN, a held STOW-RS), and
+ * a fill stores all of their answers, each with its Orthanc study id (migration 013). A search returns only answers
+ * of the Orthanc studies the EHR links (linked-studies.ts): the row's recorded `orthanc_study_id`, or for a link
+ * without one, a PatientID among the patient's identifiers. Decided in the same query, before paging.
  */
 import { type DatabasePool, type FragmentSqlToken, sql } from 'slonik';
 import type { PatientFilter } from '../auth/access.ts';
+import { orthancId } from '../orthanc/orthanc-ids.ts';
 import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
 import { DicomWebError } from './errors.ts';
 import { conditionSql, type IndexPlan, matchingColumns, projectAnswer, STORED_TAGS } from './qido-index-query.ts';
 import { orthancQueryString } from './qido-query.ts';
 import { DICOM_JSON, upstreamError } from './relay.ts';
+import { LINK_COLUMNS } from './study-index.ts';
 import type { StudyRestriction } from './study-restriction.ts';
 
 type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
@@ -118,16 +125,20 @@ export class QidoStudyIndex {
     const limit = q.limit === undefined ? sql.fragment`LIMIT ALL` : sql.fragment`LIMIT ${q.limit}`;
     const row = (await this.#o.db.one(sql.unsafe`
       WITH cand AS (
-        SELECT r.study_instance_uid AS uid, r.id, r.version_id FROM imaging_studies r
+        SELECT r.study_instance_uid AS uid, r.id, r.version_id, ${LINK_COLUMNS}
+        FROM imaging_studies r JOIN patients p ON p.id = r.patient_id
         WHERE ${sql.join(conds, sql.fragment` AND `)}
       ), state AS (
-        SELECT c.uid, coalesce(f.filled_epoch = f.epoch AND f.source_id = c.id AND f.source_version = c.version_id
-          AND f.filled_at > now() - ${this.#o.maxAgeMs} * interval '1 millisecond', false) AS fresh
+        SELECT c.uid, c.orthanc_study_id, c.identifiers,
+          coalesce(f.filled_epoch = f.epoch AND f.source_id = c.id AND f.source_version = c.version_id
+            AND f.filled_at > now() - ${this.#o.maxAgeMs} * interval '1 millisecond', false) AS fresh
         FROM cand c LEFT JOIN qido_study_fills f ON f.study_instance_uid = c.uid
       )
       SELECT
         ARRAY(SELECT s.uid FROM state s WHERE NOT s.fresh ORDER BY s.uid) AS stale,
         ARRAY(SELECT a.answer::text FROM qido_study_answers a JOIN state s ON s.uid = a.study_instance_uid AND s.fresh
+                AND CASE WHEN s.orthanc_study_id IS NOT NULL THEN a.orthanc_study_id = s.orthanc_study_id
+                         ELSE a.answer #>> '{00100020,Value,0}' = ANY(s.identifiers) END
               ${where} ORDER BY (a.study_instance_uid || '|') COLLATE "C", a.ordinal ${limit} OFFSET ${q.offset}) AS page`)) as {
       stale: string[];
       page: string[];
@@ -205,15 +216,16 @@ export class QidoStudyIndex {
           );
         await tx.query(sql.unsafe`
           INSERT INTO qido_study_answers (study_instance_uid, ordinal, answer, patient_id, patient_name,
-            accession_number, study_description, study_date, modalities)
-          SELECT u, o, a::jsonb, pid, pn, acc, descr, dt, ARRAY(SELECT jsonb_array_elements_text(m::jsonb))
+            accession_number, study_description, study_date, modalities, orthanc_study_id)
+          SELECT u, o, a::jsonb, pid, pn, acc, descr, dt, ARRAY(SELECT jsonb_array_elements_text(m::jsonb)), oid
           FROM unnest(${text((i) => rows[i]!.uid)}, ${sql.array(
             rows.map((x) => x.ordinal),
             'int4',
           )}, ${text((i) => JSON.stringify(rows[i]!.item))}, ${text((i) => cols[i]!.patientId)},
             ${text((i) => cols[i]!.patientName)}, ${text((i) => cols[i]!.accessionNumber)},
             ${text((i) => cols[i]!.studyDescription)}, ${text((i) => cols[i]!.studyDate)},
-            ${text((i) => JSON.stringify(cols[i]!.modalities))}) AS t(u, o, a, pid, pn, acc, descr, dt, m)`);
+            ${text((i) => JSON.stringify(cols[i]!.modalities))}, ${text((i) => answerOrthancId(rows[i]!.uid, rows[i]!.item))})
+            AS t(u, o, a, pid, pn, acc, descr, dt, m, oid)`);
       }
       await tx.query(sql.unsafe`
         UPDATE qido_study_fills f
@@ -290,4 +302,10 @@ export class QidoStudyIndex {
   async settled(): Promise<void> {
     await Promise.all([...this.#pending]);
   }
+}
+
+/** The Orthanc study id of a study-level answer (its PatientID, as Orthanc gave it, and UID); null without PatientID. */
+function answerOrthancId(studyUid: string, item: DicomJson): string | null {
+  const patientId = item['00100020']?.Value?.[0];
+  return typeof patientId === 'string' ? orthancId({ patientId, study: studyUid }) : null;
 }

@@ -10,6 +10,7 @@ import { type OrthancProxy, readText, type UpstreamResponse } from '../orthanc/p
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
 import type { GcPacer } from './gc-pacer.ts';
+import type { LinkedResources } from './linked-resources.ts';
 import { CaptureStream, type SeriesCache } from './series-cache.ts';
 import type { StudyIndex } from './study-index.ts';
 import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
@@ -27,6 +28,8 @@ export interface DicomWebContext {
   seriesCache: SeriesCache;
   /** Keeps the memory of relayed chunks bounded (gc-pacer.ts). */
   gcPacer: GcPacer;
+  /** Which Orthanc resources belong to a linked study (WADO for restricted callers, linked-resources.ts). */
+  resources: LinkedResources;
 }
 
 /** Where a relayed answer may be cached: its key and its study (for invalidation). Authorize BEFORE passing it. */
@@ -78,14 +81,27 @@ export function imagingView(req: FastifyRequest): ImagingView {
   return { filter: imaging.readablePatients(), restriction };
 }
 
-/** Throws the uniform 404 unless the caller may read the study (unknown, unlinked and other patients' alike). */
-export async function authorizeStudy(req: FastifyRequest, ctx: DicomWebContext, studyUid: string): Promise<void> {
+/**
+ * Throws the uniform 404 unless the caller may read the study (unknown, unlinked and other patients' alike) and, for a
+ * caller restricted to linked studies, unless the addressed study, series or instance (`within`) belongs to the Orthanc
+ * study the EHR links under the UID, not to another Orthanc study sharing it (linked-resources.ts).
+ */
+export async function authorizeStudy(
+  req: FastifyRequest,
+  ctx: DicomWebContext,
+  studyUid: string,
+  within: { series?: string | undefined; instance?: string | undefined } = {},
+): Promise<void> {
   const { filter, restriction } = imagingView(req);
-  const allowed = await ctx.index.mayRead(filter, studyUid, restriction);
+  const grant = await ctx.index.grant(filter, studyUid, restriction);
+  const allowed =
+    grant.kind === 'any' ||
+    (grant.kind === 'linked' && (await ctx.resources.exists(grant.study, { study: studyUid, ...within })));
   req.log.info(
     {
       decision: allowed ? 'permit' : 'deny',
       study: studyUid,
+      ...(grant.kind === 'linked' && !allowed ? { reason: 'not in the linked Orthanc study', ...within } : {}),
       who: req.access.agent.who,
       ...(restriction.kind === 'sql' ? { restriction: restriction.key } : {}),
     },

@@ -27,6 +27,11 @@ export interface SeriesCacheKey {
   accept: string;
   /** The public DICOMweb root the answer's URLs point at. */
   publicRoot: string;
+  /**
+   * The linked Orthanc studies (their ids) the answer was filtered to, for restricted callers
+   * (src/dicomweb/linked-studies.ts); absent for Orthanc's unfiltered answer.
+   */
+  linkedTo?: string | undefined;
 }
 
 export interface CachedAnswer {
@@ -77,7 +82,10 @@ interface Flight {
 
 /** The key string of an answer (NUL-separated: none of the parts can contain NUL). */
 export function seriesCacheKey(k: SeriesCacheKey): string {
-  return [k.kind, k.study, k.series, k.accept, k.publicRoot].join('\u0000');
+  const parts = [k.kind, k.study, k.series, k.accept, k.publicRoot];
+  // A filtered answer's key has one part more: it never equals an unfiltered answer's key.
+  if (k.linkedTo !== undefined) parts.push(k.linkedTo);
+  return parts.join('\u0000');
 }
 
 const MAX_INVALIDATION_MARKS = 10_000;

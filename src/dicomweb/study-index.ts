@@ -9,19 +9,47 @@
  * A caller's SMART v2 granular ImagingStudy restrictions ({@link StudyRestriction}, e.g. `modality=CT`) are ANDed into
  * the same queries (the ImagingStudy row must match them), and every cache key includes them, so an allowed set is
  * never shared between callers with different restrictions.
+ *
+ * Every answer for a restricted caller also names the Orthanc studies behind each allowed UID ({@link LinkedStudy}:
+ * the row's recorded `orthanc_study_id`, else those of the patient's identifiers), since Orthanc may hold other
+ * studies under the same UID with other PatientIDs, which no restricted caller may see (linked-studies.ts). A link
+ * that names no Orthanc study (no recorded id, a patient without identifiers) is not readable.
  */
 import { type DatabasePool, sql } from 'slonik';
 import type { PatientFilter } from '../auth/access.ts';
+import { type LinkedStudies, type LinkedStudy, linkedStudy } from './linked-studies.ts';
 import type { StudyScope } from './qido-paging.ts';
 import { type StudyRestriction, UNRESTRICTED } from './study-restriction.ts';
 import { onStudyLinksChanged } from '../imaging/study-links.ts';
 
-interface RestrictedStudy {
-  /** A live ImagingStudy row with the UID matches the restriction. */
-  readonly matches: boolean;
-  /** The patients named by the matching rows. */
-  readonly patients: readonly string[];
+/** A live ImagingStudy row's link: its patient and the Orthanc studies it names (none: nothing readable). */
+interface Link {
+  readonly patientId: string;
+  readonly study: LinkedStudy | undefined;
 }
+
+/**
+ * The columns a {@link Link} is read from, over `imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id`: the
+ * recorded Orthanc study and the patient's identifier values (its MRN and every `Patient.identifier` value).
+ */
+export const LINK_COLUMNS = sql.fragment`r.orthanc_study_id, ARRAY(
+  SELECT DISTINCT v FROM (
+    SELECT p.mrn AS v
+    UNION ALL
+    SELECT i->>'value' FROM jsonb_array_elements(
+      CASE jsonb_typeof(p.content->'identifier') WHEN 'array' THEN p.content->'identifier' ELSE '[]'::jsonb END) i
+  ) ids WHERE v IS NOT NULL AND v <> '') AS identifiers`;
+
+/**
+ * What a caller may read under one StudyInstanceUID: nothing; whatever Orthanc holds under it (an all-patients caller
+ * without restrictions, who also sees unlinked studies); or only the Orthanc study with this PatientID.
+ */
+export type StudyGrant =
+  | { readonly kind: 'deny' }
+  | { readonly kind: 'any' }
+  | { readonly kind: 'linked'; readonly study: LinkedStudy };
+
+const DENY: StudyGrant = { kind: 'deny' };
 
 interface Entry<T> {
   value: T;
@@ -31,11 +59,11 @@ interface Entry<T> {
 export class StudyIndex {
   readonly #db: DatabasePool;
   readonly #ttlMs: number;
-  readonly #byStudy = new Map<string, Entry<readonly string[]>>();
-  /** Study → patients of the matching rows, per restriction set: key `[restriction key, study UID]`. */
-  readonly #byStudyRestricted = new Map<string, Entry<RestrictedStudy>>();
-  /** Allowed UID sets: key `[restriction key or '', patient ids or null for all]`. */
-  readonly #byPatients = new Map<string, Entry<ReadonlySet<string>>>();
+  readonly #byStudy = new Map<string, Entry<readonly Link[]>>();
+  /** Study → links of the rows matching a restriction set: key `[restriction key, study UID]`. */
+  readonly #byStudyRestricted = new Map<string, Entry<readonly Link[]>>();
+  /** Allowed studies (UID → PatientID): key `[restriction key or '', patient ids or null for all]`. */
+  readonly #byPatients = new Map<string, Entry<LinkedStudies>>();
   /** Bumped by every invalidation, so that an answer read before it is never cached after it. */
   #generation = 0;
   /** The cross-replica change signal is down: read the database every time (see {@link suspend}). */
@@ -82,79 +110,87 @@ export class StudyIndex {
 
   /** The EHR patient ids a study is linked to; empty when it is unknown or unlinked. */
   async patientsOfStudy(studyUid: string): Promise<readonly string[]> {
+    return (await this.#linksOf(studyUid)).map((l) => l.patientId);
+  }
+
+  async #linksOf(studyUid: string): Promise<readonly Link[]> {
     const hit = this.#get(this.#byStudy, studyUid);
     if (hit) return hit;
     const generation = this.#generation;
     const rows = await this.#db.any(sql.unsafe`
-      SELECT patient_id FROM imaging_studies
-      WHERE study_instance_uid = ${studyUid} AND patient_id IS NOT NULL AND NOT deleted`);
-    const ids = rows.map((r) => String((r as { patient_id: string }).patient_id));
-    this.#put(this.#byStudy, studyUid, ids, generation);
-    return ids;
+      SELECT r.patient_id, ${LINK_COLUMNS} FROM imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id
+      WHERE r.study_instance_uid = ${studyUid} AND r.patient_id IS NOT NULL AND NOT r.deleted`);
+    const links = rows.map((row) => toLink(studyUid, row));
+    this.#put(this.#byStudy, studyUid, links, generation);
+    return links;
   }
 
   /**
-   * May a caller with this patient filter (and these granular restrictions) see the study? Unknown and unlinked
-   * studies: only with `all` and no restriction. With a restriction the study's ImagingStudy must match it.
+   * What a caller with this patient filter (and these granular restrictions) may read under a study UID. Unknown and
+   * unlinked studies: only with `all` and no restriction ('any'). Otherwise the study must be linked to one of the
+   * caller's patients (with `all`: to any patient) by a row matching the restriction, and only the Orthanc studies that
+   * row names may be read ('linked').
    */
-  async mayRead(
+  async grant(
     filter: PatientFilter,
     studyUid: string,
     restriction: StudyRestriction = UNRESTRICTED,
-  ): Promise<boolean> {
-    if (restriction.kind === 'deny') return false;
-    if (!filter.all && filter.patientIds.length === 0) return false;
-    if (restriction.kind === 'sql') {
-      const m = await this.#restrictedStudy(studyUid, restriction);
-      return filter.all ? m.matches : m.patients.some((id) => filter.patientIds.includes(id));
-    }
-    if (filter.all) return true;
-    const linked = await this.patientsOfStudy(studyUid);
-    return linked.some((id) => filter.patientIds.includes(id));
+  ): Promise<StudyGrant> {
+    if (restriction.kind === 'deny') return DENY;
+    if (!filter.all && filter.patientIds.length === 0) return DENY;
+    if (filter.all && restriction.kind === 'none') return { kind: 'any' };
+    const links =
+      restriction.kind === 'sql' ? await this.#restrictedStudy(studyUid, restriction) : await this.#linksOf(studyUid);
+    const link = links.find((l) => l.study && (filter.all || filter.patientIds.includes(l.patientId)));
+    return link?.study ? { kind: 'linked', study: link.study } : DENY;
   }
 
-  /** Does a live ImagingStudy row with this UID match the restriction, and which patients do the matching rows name? */
+  /** The links of the live ImagingStudy rows with this UID that match the restriction. */
   async #restrictedStudy(
     studyUid: string,
     restriction: Extract<StudyRestriction, { kind: 'sql' }>,
-  ): Promise<RestrictedStudy> {
+  ): Promise<readonly Link[]> {
     const key = JSON.stringify([restriction.key, studyUid]);
     const hit = this.#get(this.#byStudyRestricted, key);
     if (hit) return hit;
     const generation = this.#generation;
     const rows = await this.#db.any(sql.unsafe`
-      SELECT r.patient_id FROM imaging_studies r
-      WHERE r.study_instance_uid = ${studyUid} AND NOT r.deleted AND ${restriction.condition}`);
-    const patients = rows
-      .map((r) => (r as { patient_id: string | null }).patient_id)
-      .filter((id): id is string => id !== null)
-      .map(String);
-    const value: RestrictedStudy = { matches: rows.length > 0, patients };
-    this.#put(this.#byStudyRestricted, key, value, generation);
-    return value;
+      SELECT r.patient_id, ${LINK_COLUMNS} FROM imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id
+      WHERE r.study_instance_uid = ${studyUid} AND r.patient_id IS NOT NULL AND NOT r.deleted
+        AND ${restriction.condition}`);
+    const links = rows.map((row) => toLink(studyUid, row));
+    this.#put(this.#byStudyRestricted, key, links, generation);
+    return links;
   }
 
   /**
-   * The set of studies a caller may search, as the QIDO planner wants it. With a restriction even an all-patients
-   * caller gets an explicit set (the matching studies), so that paging applies to the restricted set only.
+   * The studies a caller may search, as the QIDO planner wants them: UID → its linked Orthanc studies. With a
+   * restriction even an all-patients caller gets an explicit set (the matching studies), so that paging applies to the
+   * restricted set only.
    */
   async scope(filter: PatientFilter, restriction: StudyRestriction = UNRESTRICTED): Promise<StudyScope> {
-    if (restriction.kind === 'deny') return { all: false, studyUids: new Set() };
+    if (restriction.kind === 'deny') return { all: false, studies: new Map() };
     if (filter.all && restriction.kind === 'none') return filter;
-    if (!filter.all && filter.patientIds.length === 0) return { all: false, studyUids: new Set() };
+    if (!filter.all && filter.patientIds.length === 0) return { all: false, studies: new Map() };
     const ids = filter.all ? null : [...new Set(filter.patientIds)].sort();
     const key = JSON.stringify([restriction.kind === 'sql' ? restriction.key : '', ids]);
     const hit = this.#get(this.#byPatients, key);
-    if (hit) return { all: false, studyUids: hit };
+    if (hit) return { all: false, studies: hit };
     const generation = this.#generation;
     const conds = [sql.fragment`r.study_instance_uid IS NOT NULL`, sql.fragment`NOT r.deleted`];
     if (ids) conds.push(sql.fragment`r.patient_id = ANY(${sql.array(ids, 'text')})`);
     if (restriction.kind === 'sql') conds.push(restriction.condition);
-    const rows = await this.#db.any(sql.unsafe`
-      SELECT r.study_instance_uid FROM imaging_studies r WHERE ${sql.join(conds, sql.fragment` AND `)}`);
-    const uids = new Set(rows.map((r) => String((r as { study_instance_uid: string }).study_instance_uid)));
-    this.#put(this.#byPatients, key, uids, generation);
-    return { all: false, studyUids: uids };
+    const rows = (await this.#db.any(sql.unsafe`
+      SELECT r.study_instance_uid, ${LINK_COLUMNS} FROM imaging_studies r JOIN patients p ON p.id = r.patient_id
+      WHERE ${sql.join(conds, sql.fragment` AND `)}`)) as readonly { study_instance_uid: string }[];
+    const studies = new Map<string, LinkedStudy>();
+    for (const row of rows) {
+      const uid = String(row.study_instance_uid);
+      const study = toLink(uid, row).study;
+      if (study) studies.set(uid, study);
+    }
+    this.#put(this.#byPatients, key, studies, generation);
+    return { all: false, studies };
   }
 
   #get<T>(map: Map<string, Entry<T>>, key: string): T | undefined {
@@ -170,4 +206,11 @@ export class StudyIndex {
     if (map.size >= StudyIndex.MAX_ENTRIES) map.clear();
     map.set(key, { value, expires: Date.now() + this.#ttlMs });
   }
+}
+
+/** A row with {@link LINK_COLUMNS} (and `patient_id`, when selected) as a {@link Link}. */
+function toLink(studyUid: string, row: unknown): Link {
+  const r = row as { patient_id?: string; orthanc_study_id: string | null; identifiers: readonly string[] | null };
+  const identifiers = (r.identifiers ?? []).map(String);
+  return { patientId: String(r.patient_id ?? ''), study: linkedStudy(studyUid, r.orthanc_study_id, identifiers) };
 }

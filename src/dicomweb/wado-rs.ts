@@ -2,8 +2,9 @@
  * WADO-RS retrieval routes (DICOM PS3.18 §10.4): study, series and instance retrieval, metadata, frames, rendered,
  * thumbnail and bulk data. Each request is authorized on its study (the same 404 for unknown and forbidden studies),
  * then Orthanc's answer is streamed unchanged with the client's `Accept` forwarded (transfer syntax and media type
- * negotiation stay Orthanc's). Orthanc checks that series and instance belong to the study in the path, so a
- * visible study UID cannot unlock another patient's series.
+ * negotiation stay Orthanc's). Orthanc checks only that series and instance belong to A study with the path's UID;
+ * for a restricted caller the facade checks that they belong to THE linked one (another PatientID's Orthanc study can
+ * share the UID: linked-resources.ts), so a visible study UID cannot unlock another patient's series.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from './errors.ts';
@@ -69,7 +70,7 @@ function handler(ctx: DicomWebContext, suffix: (req: Req) => string): Handler {
   return async (req, reply) => {
     const path = resourcePath(req.params);
     const tail = suffix(req);
-    await authorizeStudy(req, ctx, req.params.study);
+    await authorizeStudy(req, ctx, req.params.study, req.params);
     return relay(req, reply, ctx, `${path}${tail}`);
   };
 }
@@ -90,7 +91,7 @@ export const retrieveSeriesMetadata =
   (ctx: DicomWebContext): Handler =>
   async (req, reply) => {
     const path = resourcePath(req.params);
-    await authorizeStudy(req, ctx, req.params.study);
+    await authorizeStudy(req, ctx, req.params.study, req.params);
     const { study, series } = req.params;
     const cacheable = series !== undefined && !req.url.includes('?');
     const cache = cacheable

@@ -1,7 +1,8 @@
 /**
  * WADO-URI (DICOM PS3.18 §9, formerly PS3.18 "URI Service"): `GET /dicom-web/wado?requestType=WADO&studyUID=...
- * &seriesUID=...&objectUID=...`, authorized on `studyUID` exactly like WADO-RS (same 404 for unknown and forbidden),
- * then relayed to Orthanc's WADO-URI endpoint, which checks that the object belongs to the given series and study.
+ * &seriesUID=...&objectUID=...`, authorized on `studyUID` exactly like WADO-RS (same 404 for unknown and forbidden;
+ * for a restricted caller the object must be in the linked Orthanc study, linked-resources.ts), then relayed to
+ * Orthanc's WADO-URI endpoint, which checks that the object belongs to the given series and study.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from './errors.ts';
@@ -32,6 +33,8 @@ const OPTIONAL = new Set([
 
 export interface WadoUriRequest {
   studyUid: string;
+  seriesUid: string;
+  objectUid: string;
   /** The query string for Orthanc (validated parameters only). */
   query: string;
 }
@@ -57,14 +60,19 @@ export function parseWadoUri(queryString: string): WadoUriRequest {
   }
   if (!seen.has('requestType')) throw new BadDicomWebRequestError('requestType=WADO is required');
   for (const k of REQUIRED_UIDS) if (!seen.has(k)) throw new BadDicomWebRequestError(`${k} is required`);
-  return { studyUid: params.get('studyUID') as string, query: orthancQuery(out) };
+  return {
+    studyUid: params.get('studyUID') as string,
+    seriesUid: params.get('seriesUID') as string,
+    objectUid: params.get('objectUID') as string,
+    query: orthancQuery(out),
+  };
 }
 
 /** WADO-URI retrieval of one object. */
 export const retrieveWadoUri = (ctx: DicomWebContext) => async (req: FastifyRequest, reply: FastifyReply) => {
   const q = req.url.indexOf('?');
   const parsed = parseWadoUri(q >= 0 ? req.url.slice(q + 1) : '');
-  await authorizeStudy(req, ctx, parsed.studyUid);
+  await authorizeStudy(req, ctx, parsed.studyUid, { series: parsed.seriesUid, instance: parsed.objectUid });
   return relay(req, reply, ctx, `${ORTHANC_WADO_URI_PATH}?${parsed.query}`, { root: '' });
 };
 

@@ -46,8 +46,11 @@ describe('renderedQuery', () => {
 describe('parseWadoUri', () => {
   const ok = 'requestType=WADO&studyUID=1.2&seriesUID=1.3&objectUID=1.4';
   test.each([
-    [ok, { studyUid: '1.2', query: ok }],
-    [`${ok}&contentType=application%2Fdicom`, { studyUid: '1.2', query: `${ok}&contentType=application/dicom` }],
+    [ok, { studyUid: '1.2', seriesUid: '1.3', objectUid: '1.4', query: ok }],
+    [
+      `${ok}&contentType=application%2Fdicom`,
+      { studyUid: '1.2', seriesUid: '1.3', objectUid: '1.4', query: `${ok}&contentType=application/dicom` },
+    ],
   ])('%s', (qs, expected) => {
     expect(parseWadoUri(qs)).toEqual(expected);
   });
