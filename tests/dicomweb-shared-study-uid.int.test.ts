@@ -249,6 +249,25 @@ describe.each([
     expect(values(top, '00080018')).toEqual(expect.arrayContaining(instanceUids(A())));
   });
 
+  test('Orthanc’s compressed answer is passed on when nothing was withheld, a filtered one is identity', async () => {
+    const [x0, x1] = A().studies as [Dataset['A']['studies'][0], Dataset['A']['studies'][0]];
+    for (const [study, coded] of [
+      // X0: Orthanc matches A's MRN also in lower case; that foreign series is withheld from its answer.
+      [x0, false],
+      // X1: the foreign studies have other PatientIDs, which the query's PatientID key already excludes.
+      [x1, true],
+    ] as const) {
+      const res = await request(apps.direct.server)
+        .get(`/dicom-web/studies/${study.uid}/series`)
+        .set(auth[who])
+        .set('accept-encoding', 'gzip');
+      expect(res.status).toBe(200);
+      expect(res.headers['content-encoding'], study.uid).toBe(coded ? 'gzip' : undefined);
+      expect(res.headers['vary']).toBe('Accept-Encoding');
+      expect(values(JSON.parse(res.text) as Item[], '0020000E')).toEqual(study.series.map((s) => s.uid).sort());
+    }
+  });
+
   test('WADO-RS and WADO-URI of a foreign series or instance: the uniform 404', async () => {
     const app = apps.indexed;
     const paths: [string, string | undefined][] = [];

@@ -107,7 +107,7 @@ async function search(
     const warm = level === 'series' && study !== undefined ? ctx.metadataPrefetch : undefined;
     const search = { path, query, studyUids: plan.studyUids ?? [], linked: scope.studies, seriesDefault };
     const onSeries = warm && study ? (uids: string[]) => warm.warm(study, uids, req.log) : undefined;
-    return answerLinked(reply, ctx, { ...search, onSeries }, req.log);
+    return answerLinked(req, reply, ctx, { ...search, onSeries });
   }
   if (plan.kind === 'single' && level === 'instance' && params.study && params.series && q < 0) {
     // The default instance QIDO of a series for an all-patients caller (restricted ones are answered above): the same
