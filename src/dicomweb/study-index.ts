@@ -30,15 +30,20 @@ interface Link {
 
 /**
  * The columns a {@link Link} is read from, over `imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id`: the
- * recorded Orthanc study and the patient's identifier values (its MRN and every `Patient.identifier` value).
+ * recorded Orthanc study and the patient's identifier values. With a recorded study only the MRN is read (what STOW-RS
+ * and the change feed matched PatientID against: it names the study unless the study moved); without one, every
+ * `Patient.identifier` value too.
  */
-export const LINK_COLUMNS = sql.fragment`r.orthanc_study_id, ARRAY(
-  SELECT DISTINCT v FROM (
-    SELECT p.mrn AS v
-    UNION ALL
-    SELECT i->>'value' FROM jsonb_array_elements(
-      CASE jsonb_typeof(p.content->'identifier') WHEN 'array' THEN p.content->'identifier' ELSE '[]'::jsonb END) i
-  ) ids WHERE v IS NOT NULL AND v <> '') AS identifiers`;
+export const LINK_COLUMNS = sql.fragment`r.orthanc_study_id, CASE WHEN r.orthanc_study_id IS NOT NULL
+  THEN ARRAY_REMOVE(ARRAY[p.mrn], NULL)
+  ELSE ARRAY(
+    SELECT DISTINCT v FROM (
+      SELECT p.mrn AS v
+      UNION ALL
+      SELECT i->>'value' FROM jsonb_array_elements(
+        CASE jsonb_typeof(p.content->'identifier') WHEN 'array' THEN p.content->'identifier' ELSE '[]'::jsonb END) i
+    ) ids WHERE v IS NOT NULL AND v <> '')
+  END AS identifiers`;
 
 /**
  * What a caller may read under one StudyInstanceUID: nothing; whatever Orthanc holds under it (an all-patients caller
