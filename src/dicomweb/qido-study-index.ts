@@ -20,16 +20,18 @@
  * studies), queries the index cannot answer exactly (qido-index-query.ts), and any failure here.
  *
  * Orthanc may hold several studies under one UID (other PatientIDs: a C-STORE under another MRN, a held STOW-RS), and
- * a fill stores all of their answers, each with its Orthanc study id (migration 013). A search returns only answers
- * of the Orthanc studies the EHR links (linked-studies.ts): the row's recorded `orthanc_study_id`, or for a link
- * without one, a PatientID among the patient's identifiers. Decided in the same query, before paging.
+ * a fill stores all of their answers; each is marked `linked` (migration 013) when it is one of the Orthanc studies the
+ * ImagingStudy row read for the fill links (linked-studies.ts: its recorded `orthanc_study_id`, or for a link without
+ * one, a PatientID among the patient's identifiers), and a search returns linked answers only, before paging. The mark
+ * is as valid as the fill: a new ImagingStudy version (moved to another patient, Orthanc study recorded, ...) makes it
+ * stale; a change of a patient's identifiers alone is seen at the latest after `maxAgeMs`.
  */
 import { type DatabasePool, type FragmentSqlToken, sql } from 'slonik';
 import type { PatientFilter } from '../auth/access.ts';
-import { orthancId } from '../orthanc/orthanc-ids.ts';
 import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
 import { DicomWebError } from './errors.ts';
 import { conditionSql, type IndexPlan, matchingColumns, projectAnswer, STORED_TAGS } from './qido-index-query.ts';
+import { isLinkedAnswer, linkedStudy } from './linked-studies.ts';
 import { orthancQueryString } from './qido-query.ts';
 import { DICOM_JSON, upstreamError } from './relay.ts';
 import { LINK_COLUMNS } from './study-index.ts';
@@ -125,11 +127,10 @@ export class QidoStudyIndex {
     const limit = q.limit === undefined ? sql.fragment`LIMIT ALL` : sql.fragment`LIMIT ${q.limit}`;
     const row = (await this.#o.db.one(sql.unsafe`
       WITH cand AS (
-        SELECT r.study_instance_uid AS uid, r.id, r.version_id, ${LINK_COLUMNS}
-        FROM imaging_studies r JOIN patients p ON p.id = r.patient_id
+        SELECT r.study_instance_uid AS uid, r.id, r.version_id FROM imaging_studies r
         WHERE ${sql.join(conds, sql.fragment` AND `)}
       ), state AS (
-        SELECT c.uid, c.orthanc_study_id, c.identifiers,
+        SELECT c.uid,
           coalesce(f.filled_epoch = f.epoch AND f.source_id = c.id AND f.source_version = c.version_id
             AND f.filled_at > now() - ${this.#o.maxAgeMs} * interval '1 millisecond', false) AS fresh
         FROM cand c LEFT JOIN qido_study_fills f ON f.study_instance_uid = c.uid
@@ -137,8 +138,7 @@ export class QidoStudyIndex {
       SELECT
         ARRAY(SELECT s.uid FROM state s WHERE NOT s.fresh ORDER BY s.uid) AS stale,
         ARRAY(SELECT a.answer::text FROM qido_study_answers a JOIN state s ON s.uid = a.study_instance_uid AND s.fresh
-                AND CASE WHEN s.orthanc_study_id IS NOT NULL THEN a.orthanc_study_id = s.orthanc_study_id
-                         ELSE a.answer #>> '{00100020,Value,0}' = ANY(s.identifiers) END
+                AND a.linked
               ${where} ORDER BY (a.study_instance_uid || '|') COLLATE "C", a.ordinal ${limit} OFFSET ${q.offset}) AS page`)) as {
       stale: string[];
       page: string[];
@@ -177,13 +177,16 @@ export class QidoStudyIndex {
   async fill(uids: readonly string[]): Promise<void> {
     const sorted = [...new Set(uids)].sort();
     const read = (await this.#o.db.any(sql.unsafe`
-      SELECT r.study_instance_uid AS uid, r.id, r.version_id, coalesce(f.epoch, 0)::text AS epoch
+      SELECT r.study_instance_uid AS uid, r.id, r.version_id, coalesce(f.epoch, 0)::text AS epoch, ${LINK_COLUMNS}
       FROM imaging_studies r LEFT JOIN qido_study_fills f ON f.study_instance_uid = r.study_instance_uid
+        LEFT JOIN patients p ON p.id = r.patient_id
       WHERE r.study_instance_uid = ANY(${sql.array(sorted, 'text')}) AND NOT r.deleted`)) as readonly {
       uid: string;
       id: string;
       version_id: number;
       epoch: string;
+      orthanc_study_id: string | null;
+      identifiers: readonly string[] | null;
     }[];
     if (read.length === 0) return;
     const answers = await this.#fetch(read.map((r) => r.uid));
@@ -204,9 +207,16 @@ export class QidoStudyIndex {
       const keptIds = kept.map((r) => r.uid);
       await tx.query(sql.unsafe`
         DELETE FROM qido_study_answers WHERE study_instance_uid = ANY(${sql.array(keptIds, 'text')})`);
-      const rows = kept.flatMap((r) =>
-        (answers.get(r.uid) ?? []).map((item, ordinal) => ({ uid: r.uid, ordinal, item })),
-      );
+      const rows = kept.flatMap((r) => {
+        const study = linkedStudy(r.uid, r.orthanc_study_id, (r.identifiers ?? []).map(String));
+        const linked = study ? new Map([[r.uid, study]]) : new Map();
+        return (answers.get(r.uid) ?? []).map((item, ordinal) => ({
+          uid: r.uid,
+          ordinal,
+          item,
+          linked: isLinkedAnswer(item, linked),
+        }));
+      });
       if (rows.length) {
         const cols = rows.map((x) => matchingColumns(x.item));
         const text = (f: (i: number) => string | null) =>
@@ -216,16 +226,18 @@ export class QidoStudyIndex {
           );
         await tx.query(sql.unsafe`
           INSERT INTO qido_study_answers (study_instance_uid, ordinal, answer, patient_id, patient_name,
-            accession_number, study_description, study_date, modalities, orthanc_study_id)
-          SELECT u, o, a::jsonb, pid, pn, acc, descr, dt, ARRAY(SELECT jsonb_array_elements_text(m::jsonb)), oid
+            accession_number, study_description, study_date, modalities, linked)
+          SELECT u, o, a::jsonb, pid, pn, acc, descr, dt, ARRAY(SELECT jsonb_array_elements_text(m::jsonb)), l
           FROM unnest(${text((i) => rows[i]!.uid)}, ${sql.array(
             rows.map((x) => x.ordinal),
             'int4',
           )}, ${text((i) => JSON.stringify(rows[i]!.item))}, ${text((i) => cols[i]!.patientId)},
             ${text((i) => cols[i]!.patientName)}, ${text((i) => cols[i]!.accessionNumber)},
             ${text((i) => cols[i]!.studyDescription)}, ${text((i) => cols[i]!.studyDate)},
-            ${text((i) => JSON.stringify(cols[i]!.modalities))}, ${text((i) => answerOrthancId(rows[i]!.uid, rows[i]!.item))})
-            AS t(u, o, a, pid, pn, acc, descr, dt, m, oid)`);
+            ${text((i) => JSON.stringify(cols[i]!.modalities))}, ${sql.array(
+              rows.map((x) => x.linked),
+              'bool',
+            )}) AS t(u, o, a, pid, pn, acc, descr, dt, m, l)`);
       }
       await tx.query(sql.unsafe`
         UPDATE qido_study_fills f
@@ -302,10 +314,4 @@ export class QidoStudyIndex {
   async settled(): Promise<void> {
     await Promise.all([...this.#pending]);
   }
-}
-
-/** The Orthanc study id of a study-level answer (its PatientID, as Orthanc gave it, and UID); null without PatientID. */
-function answerOrthancId(studyUid: string, item: DicomJson): string | null {
-  const patientId = item['00100020']?.Value?.[0];
-  return typeof patientId === 'string' ? orthancId({ patientId, study: studyUid }) : null;
 }

@@ -161,8 +161,7 @@ export class StudyIndex {
     const generation = this.#generation;
     const rows = await this.#db.any(sql.unsafe`
       SELECT r.patient_id, ${LINK_COLUMNS} FROM imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id
-      WHERE r.study_instance_uid = ${studyUid} AND r.patient_id IS NOT NULL AND NOT r.deleted
-        AND ${restriction.condition}`);
+      WHERE r.study_instance_uid = ${studyUid} AND NOT r.deleted AND ${restriction.condition}`);
     const links = rows.map((row) => toLink(studyUid, row));
     this.#put(this.#byStudyRestricted, key, links, generation);
     return links;
@@ -186,7 +185,7 @@ export class StudyIndex {
     if (ids) conds.push(sql.fragment`r.patient_id = ANY(${sql.array(ids, 'text')})`);
     if (restriction.kind === 'sql') conds.push(restriction.condition);
     const rows = (await this.#db.any(sql.unsafe`
-      SELECT r.study_instance_uid, ${LINK_COLUMNS} FROM imaging_studies r JOIN patients p ON p.id = r.patient_id
+      SELECT r.study_instance_uid, ${LINK_COLUMNS} FROM imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id
       WHERE ${sql.join(conds, sql.fragment` AND `)}`)) as readonly { study_instance_uid: string }[];
     const studies = new Map<string, LinkedStudy>();
     for (const row of rows) {
@@ -215,7 +214,11 @@ export class StudyIndex {
 
 /** A row with {@link LINK_COLUMNS} (and `patient_id`, when selected) as a {@link Link}. */
 function toLink(studyUid: string, row: unknown): Link {
-  const r = row as { patient_id?: string; orthanc_study_id: string | null; identifiers: readonly string[] | null };
+  const r = row as {
+    patient_id?: string | null;
+    orthanc_study_id: string | null;
+    identifiers: readonly string[] | null;
+  };
   const identifiers = (r.identifiers ?? []).map(String);
   return { patientId: String(r.patient_id ?? ''), study: linkedStudy(studyUid, r.orthanc_study_id, identifiers) };
 }
