@@ -40,7 +40,11 @@ const patientToken = async (patientId: string) =>
   );
 
 beforeAll(async () => {
-  app = await testApp({ dicomwebAccessCacheTtlMs: 60_000, dicomwebCacheTtlMs: 600_000 });
+  app = await testApp({
+    dicomwebMetadataPrefetch: true,
+    dicomwebAccessCacheTtlMs: 60_000,
+    dicomwebCacheTtlMs: 600_000,
+  });
   auth.admin = bearer(await adminToken(app));
   booked = await bookPatientAndOrder(app, auth.admin);
   const other = await bookPatientAndOrder(app, auth.admin);

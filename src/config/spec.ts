@@ -369,9 +369,9 @@ export const configVars: readonly ConfigVar[] = [
     env: 'EHR_DICOMWEB_METADATA_PREFETCH',
     key: 'dicomwebMetadataPrefetch',
     schema: { type: 'boolean' },
-    default: true,
+    default: false,
     description:
-      "Warm the DICOMweb series cache when a caller's series QIDO-RS (`/studies/{uid}/series`) succeeds: the metadata of the series in the answer is fetched in the background, so a viewer's next request finds it cached or joins the fetch. Requests still authorize first; `false` turns it off (also off without the series cache).",
+      "`true`: warm the DICOMweb series cache when a caller's series QIDO-RS (`/studies/{uid}/series`) succeeds: the metadata of the series in the answer is fetched in the background, so a viewer's next request finds it cached or joins the fetch. Requests still authorize first. Off by default: every series listed costs Orthanc a full series-metadata computation (~60 ms each here), which halved series-QIDO throughput under a QIDO-only load in the benchmark, for a viewer gain within noise (bench/FINDINGS.md). Also off without the series cache.",
   },
   {
     env: 'EHR_DICOMWEB_METADATA_PREFETCH_MAX_SERIES',
