@@ -219,7 +219,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'string' },
     default: '',
     description:
-      "Empty (default): each read AuditEvent is committed to PostgreSQL before its response completes. A directory on persistent local storage, one per facade process: read events are instead appended to a durable outbox there (written and fdatasync'd before the response completes) and shipped to PostgreSQL in large batches; left-over events are shipped on the next start. Takes the audit database work off the request path (bench/FINDINGS.md).",
+      "Empty (default): each read AuditEvent is committed to PostgreSQL before its response completes. A directory on persistent local storage, one per facade process: read events are instead appended to a durable outbox there (written and fdatasync'd before the response completes) and shipped to PostgreSQL in large batches; left-over events are shipped on the next start. Takes the database commit off the request path and keeps reads answered (and recorded) while PostgreSQL is down; on the benchmark machine it was not faster overall (bench/FINDINGS.md M.3).",
   },
   {
     env: 'EHR_AUDIT_OUTBOX_SHIP_MS',
