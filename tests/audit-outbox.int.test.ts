@@ -6,7 +6,7 @@
  * events does not fail reads and loses nothing; one process per directory.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent, Patient } from '@medplum/fhirtypes';
@@ -30,7 +30,12 @@ let admin: { authorization: string };
 let auditor: { authorization: string };
 const opened: FastifyInstance[] = [];
 
-const outboxDir = () => mkdtempSync(join(tmpdir(), 'audit-outbox-'));
+const dirs: string[] = [];
+const outboxDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'audit-outbox-'));
+  dirs.push(dir);
+  return dir;
+};
 const outboxApp = async (dir: string, shipMs = NEVER_MS) => {
   const app = await testApp({ auditOutboxDir: dir, auditOutboxShipMs: shipMs });
   opened.push(app);
@@ -70,6 +75,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const app of opened) await app.close().catch(() => undefined);
   await base?.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('a read with the outbox', () => {
