@@ -106,8 +106,7 @@ export class AuditOutbox {
   /** Appends and seals run one after another (a seal must not close a file a write is using). */
   #io: Promise<unknown> = Promise.resolve();
   #shipping: Promise<void> | undefined;
-  /** Events accepted (appended or recovered), and those whose fate is known (committed, or found already stored). */
-  #accepted = 0;
+  /** Events whose fate is known (committed, or found already stored). */
   #settled = 0;
   #timer: NodeJS.Timeout | undefined;
   #failures = 0;
@@ -165,13 +164,12 @@ export class AuditOutbox {
       this.#opts.log.warn({ file }, 'audit outbox: dropped a torn last line (its batch was never acknowledged)');
     }
     this.stats.recovered += parsed.events.length;
-    this.#accepted += parsed.events.length;
     this.#sealed.push({ n, file, events: parsed.events, shipped: 0 });
   }
 
   /** Events accepted but not yet committed in PostgreSQL. */
   get pending(): number {
-    return this.#accepted - this.#settled;
+    return this.#accepted() - this.#settled;
   }
 
   /**
@@ -190,7 +188,6 @@ export class AuditOutbox {
       // Shipping them before they are fdatasync'd is harmless: PostgreSQL's commit is durable in its own right.
       seg.events.push(...withIds);
       this.stats.appended += withIds.length;
-      this.#accepted += withIds.length;
       if (seg.events.length >= SEGMENT_MAX_EVENTS) this.#schedule(0);
       else this.#schedule(this.#opts.shipIntervalMs);
       // Started here, before a seal can close the handle (a handle closes only after its pending operations).
@@ -200,12 +197,17 @@ export class AuditOutbox {
     return withIds;
   }
 
+  /** Events accepted: appended by this process or recovered from a previous one. */
+  #accepted(): number {
+    return this.stats.appended + this.stats.recovered;
+  }
+
   /**
    * Ships every event accepted before the call (not those arriving meanwhile, so that it ends under load too);
    * rejects when PostgreSQL refused them (they stay in the outbox).
    */
   async drain(): Promise<void> {
-    const goal = this.#accepted;
+    const goal = this.#accepted();
     while (this.#settled < goal) {
       await (this.#shipping ?? this.#startShip());
       if (this.#failures > 0) throw new Error('audit outbox could not ship its events (see the log)');
