@@ -30,7 +30,11 @@ describe('resolveAttribute', () => {
     ['ModalitiesInStudy', { tag: '00080061', vr: 'CS' }],
     ['NoSuchKeyword', undefined],
     ['constructor', undefined],
-    ['0011ABCD', undefined],
+    ['0011ABCD', { tag: '0011ABCD', vr: 'UN' }],
+    ['00091001', { tag: '00091001', vr: 'UN' }],
+    ['7fe0ffff', { tag: '7FE0FFFF', vr: 'UN' }],
+    ['0009100', undefined],
+    ['0009100G', undefined],
     ['1234', undefined],
   ])('%s', (key, expected) => {
     expect(resolveAttribute(key)).toEqual(expected);
@@ -48,6 +52,8 @@ describe('parseQidoQuery: 400 with a reason for bad input', () => {
     ['PatientID=a&00100020=b', /given more than once/],
     ['fuzzymatching=yes', /fuzzymatching must be true or false/],
     ['includefield=NoSuchThing', /includefield: unknown attribute "NoSuchThing"/],
+    ['includefield=0009100', /includefield: unknown attribute "0009100"/],
+    ['00091001=a%5Cb', /backslashes are not allowed/],
     ['includefield=PatientName,,', /includefield: unknown attribute ""/],
     ['StudyDate=2020', /StudyDate: "2020" is not a valid DA/],
     ['StudyDate=20201341', /not a valid date/],
@@ -88,6 +94,8 @@ describe('parseQidoQuery: accepted forms', () => {
     ['limit=101&offset=0&fuzzymatching=false', { limit: 101, offset: 0, fuzzy: false }],
     ['fuzzymatching=true&offset=7', { fuzzy: true, offset: 7 }],
     ['PatientName=', { match: [['00100010', '']] }],
+    ['00091001=abc*', { match: [['00091001', 'abc*']] }],
+    ['00091001=M%C3%BCller', { match: [['00091001', 'M*ller']] }],
   ])('%s', (qs, expected) => {
     expect(parseQidoQuery(qs, 'study')).toMatchObject(expected);
   });
@@ -101,6 +109,7 @@ describe('includefield: repeated, comma and all forms merge into one tag set', (
     ['includefield=all', 'study', INCLUDE_ALL.study],
     ['includefield=all', 'series', INCLUDE_ALL.series],
     ['includefield=all,00081030', 'instance', INCLUDE_ALL.instance],
+    ['includefield=00091001&includefield=0009abcd,PatientName', 'study', ['00091001', '0009ABCD', '00100010']],
   ] as const)('%s at %s level', (qs, level, tags) => {
     expect(new Set(parseQidoQuery(qs, level).includeFields)).toEqual(new Set(tags));
   });

@@ -41,15 +41,21 @@ const HEX_TAG = /^[0-9A-Fa-f]{8}$/;
 const MAX_VALUE = 1024;
 const MAX_UIDS = 1000;
 
-/** Resolves a keyword (`PatientName`) or hex tag (`00100010`) to `{tag, vr}`; undefined when unknown. */
+/** The VR given to a hex tag outside the dictionary (private tags, newer attributes): matched as a string. */
+export const UNKNOWN_VR = 'UN';
+
+/**
+ * Resolves a keyword (`PatientName`) or hex tag (`00100010`) to `{tag, vr}`; undefined for an unknown keyword. Any
+ * well-formed 8-hex-digit tag resolves, also outside the dictionary (private tags such as `00091001`, with
+ * {@link UNKNOWN_VR}): PS3.18 §8.3.4.1 allows attribute tags as keys, and Orthanc answers them from the stored files.
+ */
 export function resolveAttribute(key: string): { tag: string; vr: string } | undefined {
-  let entry: DictEntry | undefined;
   if (HEX_TAG.test(key)) {
-    const t = key.toUpperCase();
-    entry = dictionary.dictionary[`(${t.slice(0, 4)},${t.slice(4)})`];
-  } else if (Object.hasOwn(dictionary.nameMap, key)) {
-    entry = dictionary.nameMap[key];
+    const tag = key.toUpperCase();
+    const entry = dictionary.dictionary[`(${tag.slice(0, 4)},${tag.slice(4)})`];
+    return { tag, vr: entry?.vr ?? UNKNOWN_VR };
   }
+  const entry = Object.hasOwn(dictionary.nameMap, key) ? dictionary.nameMap[key] : undefined;
   if (!entry || !/^\([0-9A-F]{4},[0-9A-F]{4}\)$/.test(entry.tag)) return undefined;
   return { tag: entry.tag.slice(1, 5) + entry.tag.slice(6, 10), vr: entry.vr };
 }
@@ -133,7 +139,7 @@ export function normalizeValue(keyword: string, vr: string, value: string): stri
     if (!NUMBER.test(value)) throw new BadDicomWebRequestError(`${keyword}: "${value}" is not a number`);
     return value;
   }
-  if (!WILDCARD_VRS.has(vr)) {
+  if (!WILDCARD_VRS.has(vr) && vr !== UNKNOWN_VR) {
     throw new BadDicomWebRequestError(`${keyword}: matching on VR ${vr} attributes is not supported`);
   }
   return nonAsciiAsWildcard(value);
