@@ -186,7 +186,7 @@ describe('bad input: 400 with a reason, never a 5xx or a stack', () => {
     ['/dicom-web/studies?includefield=Nope', 400, /includefield/],
     ['/dicom-web/studies/not-a-uid/series', 400, /not a valid UID/],
     ['/dicom-web/studies/1.2/series/1.3/instances/1.4/frames/x', 400, /frames/],
-    ['/dicom-web/studies/1.2/rendered?foo=1', 400, /rendering parameter/],
+    ['/dicom-web/studies/1.2/rendered?foo=1', 400, /Unsupported query parameter "foo" for rendered/],
     ['/dicom-web/wado?requestType=WADO&studyUID=1.2', 400, /seriesUID is required/],
     ['/dicom-web/studies?access_token=abc', 400, /Authorization header/],
     ['/dicom-web/nothing-here', 404, /Not found/],

@@ -55,6 +55,7 @@ export interface Config {
   dicomwebCorsOrigins: string;
   dicomwebAccessCacheTtlMs: number;
   dicomwebQidoMaxUids: number;
+  dicomwebRenderedMaxViewport: number;
   dicomwebQidoIndexMaxAgeMs: number;
   dicomwebCacheMaxBytes: number;
   dicomwebCacheTtlMs: number;
@@ -396,6 +397,14 @@ export const configVars: readonly ConfigVar[] = [
     default: 200,
     description:
       'Most allowed study UIDs sent to Orthanc in one QIDO query for a patient-restricted caller; larger sets are queried in chunks and merged.',
+  },
+  {
+    env: 'EHR_DICOMWEB_RENDERED_MAX_VIEWPORT',
+    key: 'dicomwebRenderedMaxViewport',
+    schema: { type: 'integer', minimum: 16, maximum: 8192 },
+    default: 4096,
+    description:
+      'Largest width and height (pixels) of a DICOMweb rendered or thumbnail `viewport`; larger ones get 400 (Orthanc allocates the whole image).',
   },
   {
     env: 'EHR_DICOMWEB_QIDO_INDEX_MAX_AGE_MS',

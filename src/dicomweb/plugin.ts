@@ -209,6 +209,7 @@ export const dicomWebPlugin = fp(
       index,
       dicomWebRoot: config.orthancDicomWebRoot,
       maxUids: config.dicomwebQidoMaxUids,
+      renderedMaxViewport: config.dicomwebRenderedMaxViewport,
       urls,
       seriesCache,
       studyAnswers,

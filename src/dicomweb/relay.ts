@@ -30,6 +30,8 @@ export interface DicomWebContext {
   gcPacer: GcPacer;
   /** Which Orthanc resources belong to a linked study (WADO for restricted callers, linked-resources.ts). */
   resources: LinkedResources;
+  /** Largest rendered/thumbnail viewport side accepted (query-rules.ts); Orthanc allocates the whole image. */
+  renderedMaxViewport: number;
 }
 
 /** Where a relayed answer may be cached: its key and its study (for invalidation). Authorize BEFORE passing it. */

@@ -9,6 +9,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from './errors.ts';
 import { isUid, orthancQuery } from './qido-query.ts';
+import {
+  ACCEPT,
+  annotation,
+  CHARSET,
+  checkQuery,
+  notPassedOn,
+  type QueryRules,
+  quality,
+  toOrthanc,
+  viewport,
+  windowing,
+} from './query-rules.ts';
 import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
 import { seriesCacheKey } from './series-cache.ts';
 
@@ -20,8 +32,6 @@ export interface WadoParams {
   '*'?: string;
 }
 
-/** Query parameters of rendered resources (PS3.18 §8.3.5) that Orthanc understands and the facade passes on. */
-const RENDERED_PARAMS = new Set(['viewport', 'quality', 'window']);
 /** The thumbnail size when the client gives no `viewport` (PS3.18 §10.4.1.1.4 leaves it to the server). */
 export const THUMBNAIL_VIEWPORT = '128,128';
 const FRAMES = /^[1-9][0-9]{0,8}(,[1-9][0-9]{0,8}){0,999}$/;
@@ -45,52 +55,84 @@ export function resourcePath(p: WadoParams): string {
   return path;
 }
 
-/** The query string for rendered/thumbnail: known rendering parameters only; `viewport` defaulted for thumbnails. */
-export function renderedQuery(url: string, thumbnail: boolean): string {
+/**
+ * The query parameters each WADO-RS route accepts (PS3.18 §8.3.3, §8.3.5.1, §10.4), read by checkQuery; everything
+ * else is a 400. Only rendered and thumbnail pass parameters to Orthanc; `accept` becomes Orthanc's Accept header.
+ */
+export function wadoQueryRules(maxViewport: number) {
+  const view = toOrthanc(viewport(maxViewport));
+  return {
+    retrieve: { accept: ACCEPT, charset: CHARSET },
+    metadata: { accept: ACCEPT, charset: CHARSET },
+    frames: { accept: ACCEPT },
+    bulkdata: { accept: ACCEPT },
+    rendered: {
+      accept: ACCEPT,
+      charset: CHARSET,
+      annotation: notPassedOn(annotation),
+      quality: toOrthanc(quality),
+      viewport: view,
+      window: toOrthanc(windowing),
+    },
+    thumbnail: { accept: ACCEPT, charset: CHARSET, viewport: view },
+  } satisfies Record<string, QueryRules>;
+}
+export type WadoQueryRules = ReturnType<typeof wadoQueryRules>;
+export type WadoRoute = keyof WadoQueryRules;
+
+/** Checks a request URL's query against a route's rules; thumbnails get a default `viewport` (within `maxViewport`). */
+export function wadoQuery(
+  url: string,
+  route: WadoRoute,
+  rules: WadoQueryRules,
+  maxViewport: number,
+): { query: string; accept?: string } {
   const q = url.indexOf('?');
-  const given = new URLSearchParams(q >= 0 ? url.slice(q + 1) : '');
-  const out = new Map<string, string>();
-  for (const [k, v] of given) {
-    if (!RENDERED_PARAMS.has(k)) {
-      throw new BadDicomWebRequestError(`Unsupported rendering parameter "${k.slice(0, 80)}"`);
-    }
-    if (!/^[0-9A-Za-z.,-]{1,64}$/.test(v)) throw new BadDicomWebRequestError(`${k}: "${v.slice(0, 80)}" is not valid`);
-    if (out.has(k)) throw new BadDicomWebRequestError(`${k} is given more than once`);
-    out.set(k, v);
+  const checked = checkQuery(rules[route], q >= 0 ? url.slice(q + 1) : '', route);
+  const pairs = [...checked.orthanc];
+  if (route === 'thumbnail' && !checked.values.has('viewport')) {
+    const side = Math.min(Number(THUMBNAIL_VIEWPORT.split(',')[0]), maxViewport);
+    pairs.push(['viewport', `${side},${side}`]);
   }
-  if (thumbnail && !out.has('viewport')) out.set('viewport', THUMBNAIL_VIEWPORT);
-  const s = orthancQuery(out);
-  return s ? `?${s}` : '';
+  const s = orthancQuery(pairs);
+  return { query: s ? `?${s}` : '', ...(checked.accept === undefined ? {} : { accept: checked.accept }) };
 }
 
 type Req = FastifyRequest<{ Params: WadoParams }>;
 type Handler = (req: Req, reply: FastifyReply) => Promise<FastifyReply>;
 
-function handler(ctx: DicomWebContext, suffix: (req: Req) => string): Handler {
+/**
+ * A WADO-RS handler: path UIDs and query checked (400 before anything else), the study authorized, then Orthanc's
+ * answer relayed; `suffix` gives the Orthanc path below the addressed resource.
+ */
+function handler(ctx: DicomWebContext, route: WadoRoute, suffix: (req: Req) => string = () => ''): Handler {
+  const rules = wadoQueryRules(ctx.renderedMaxViewport);
   return async (req, reply) => {
     const path = resourcePath(req.params);
     const tail = suffix(req);
+    const { query, accept } = wadoQuery(req.url, route, rules, ctx.renderedMaxViewport);
     await authorizeStudy(req, ctx, req.params.study, req.params);
-    return relay(req, reply, ctx, `${path}${tail}`);
+    return relay(req, reply, ctx, `${path}${tail}${query}`, { accept });
   };
 }
 
 /** WADO-RS retrieve of a whole study (multipart/related). */
-export const retrieveStudy = (ctx: DicomWebContext) => handler(ctx, () => '');
+export const retrieveStudy = (ctx: DicomWebContext) => handler(ctx, 'retrieve');
 /** WADO-RS retrieve of a series. */
-export const retrieveSeries = (ctx: DicomWebContext) => handler(ctx, () => '');
+export const retrieveSeries = (ctx: DicomWebContext) => handler(ctx, 'retrieve');
 /** WADO-RS retrieve of an instance. */
-export const retrieveInstance = (ctx: DicomWebContext) => handler(ctx, () => '');
+export const retrieveInstance = (ctx: DicomWebContext) => handler(ctx, 'retrieve');
 /** WADO-RS metadata at study, series or instance level (`application/dicom+json`). */
-export const retrieveMetadata = (ctx: DicomWebContext) => handler(ctx, () => '/metadata');
+export const retrieveMetadata = (ctx: DicomWebContext) => handler(ctx, 'metadata', () => '/metadata');
 /**
  * WADO-RS series metadata, through the series cache: authorized first, per request; the answer is cached per study,
  * series, Accept header and public root, only for requests without a query string (the default answer).
  */
-export const retrieveSeriesMetadata =
-  (ctx: DicomWebContext): Handler =>
-  async (req, reply) => {
+export const retrieveSeriesMetadata = (ctx: DicomWebContext): Handler => {
+  const rules = wadoQueryRules(ctx.renderedMaxViewport);
+  return async (req, reply) => {
     const path = resourcePath(req.params);
+    const { accept } = wadoQuery(req.url, 'metadata', rules, ctx.renderedMaxViewport);
     await authorizeStudy(req, ctx, req.params.study, req.params);
     const { study, series } = req.params;
     const cacheable = series !== undefined && !req.url.includes('?');
@@ -106,19 +148,18 @@ export const retrieveSeriesMetadata =
           }),
         }
       : undefined;
-    return relay(req, reply, ctx, `${path}/metadata`, { cache });
+    return relay(req, reply, ctx, `${path}/metadata`, { cache, accept });
   };
+};
 /** WADO-RS frames (`/frames/{list}`): the client's Accept (transfer-syntax) is forwarded as is. */
-export const retrieveFrames = (ctx: DicomWebContext) => handler(ctx, () => '');
+export const retrieveFrames = (ctx: DicomWebContext) => handler(ctx, 'frames');
 /** WADO-RS rendered (study, series, instance, frame): image/jpeg by default, image/png on request. */
-export const retrieveRendered = (ctx: DicomWebContext) =>
-  handler(ctx, (req) => `/rendered${renderedQuery(req.url, false)}`);
+export const retrieveRendered = (ctx: DicomWebContext) => handler(ctx, 'rendered', () => '/rendered');
 /** WADO-RS thumbnail: Orthanc 1.7 has none, so it is Orthanc's rendered image scaled into {@link THUMBNAIL_VIEWPORT}. */
-export const retrieveThumbnail = (ctx: DicomWebContext) =>
-  handler(ctx, (req) => `/rendered${renderedQuery(req.url, true)}`);
+export const retrieveThumbnail = (ctx: DicomWebContext) => handler(ctx, 'thumbnail', () => '/rendered');
 /** WADO-RS bulk data, at the BulkDataURIs the metadata gives (`.../bulk/{tag path}`; `/bulkdata/` also accepted). */
 export const retrieveBulkdata = (ctx: DicomWebContext) =>
-  handler(ctx, (req) => {
+  handler(ctx, 'bulkdata', (req) => {
     const tagPath = req.params['*'] ?? '';
     if (!BULK.test(tagPath))
       throw new BadDicomWebRequestError('bulk data: expected an attribute tag path such as 7fe00010');

@@ -6,30 +6,69 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from './errors.ts';
-import { hasControlOrBackslash, isUid, orthancQuery } from './qido-query.ts';
+import { orthancQuery } from './qido-query.ts';
+import {
+  annotation,
+  CHARSET,
+  checkQuery,
+  decimal,
+  integerIn,
+  notPassedOn,
+  oneOf,
+  type QueryRules,
+  quality,
+  refused,
+  toOrthanc,
+  uid,
+} from './query-rules.ts';
 import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
 
 /** Orthanc's WADO-URI path (its `DicomWeb.WadoRoot`, default `/wado`). */
 export const ORTHANC_WADO_URI_PATH = '/wado';
 
-const REQUIRED_UIDS = ['studyUID', 'seriesUID', 'objectUID'] as const;
-/** Optional parameters of PS3.18 §9.1.2 passed on to Orthanc. */
-const OPTIONAL = new Set([
-  'contentType',
-  'charset',
-  'anonymize',
-  'annotation',
-  'rows',
-  'columns',
-  'region',
-  'windowCenter',
-  'windowWidth',
-  'frameNumber',
-  'imageQuality',
-  'presentationUID',
-  'presentationSeriesUID',
-  'transferSyntax',
-]);
+/** Media types Orthanc's WADO-URI answers (DICOMweb plugin 1.7: the DICOM file, or a JPEG or PNG rendering). */
+export const WADO_URI_CONTENT_TYPES = ['application/dicom', 'image/jpeg', 'image/png'] as const;
+
+/**
+ * The WADO-URI parameters of PS3.18 §9 the facade accepts. Orthanc's WADO-URI reads only `requestType`, the three UIDs
+ * and `contentType`, so only those are passed on; the presentation parameters are validated and not applied (Orthanc
+ * ignores them: the object or its default rendering is returned). `anonymize` is refused: Orthanc would return the
+ * object with its identifiers, the opposite of what was asked.
+ */
+export const WADO_URI_RULES = {
+  requestType: toOrthanc(oneOf(['WADO']), true),
+  studyUID: toOrthanc(uid, true),
+  seriesUID: toOrthanc(uid, true),
+  objectUID: toOrthanc(uid, true),
+  contentType: toOrthanc(oneOf(WADO_URI_CONTENT_TYPES)),
+  charset: CHARSET,
+  anonymize: notPassedOn(refused('the image archive cannot de-identify objects')),
+  annotation: notPassedOn(annotation),
+  rows: notPassedOn((v, n) => String(integerIn(v, n, 1, 65535))),
+  columns: notPassedOn((v, n) => String(integerIn(v, n, 1, 65535))),
+  region: notPassedOn(region),
+  windowCenter: notPassedOn((v, n) => String(decimal(v, n))),
+  windowWidth: notPassedOn((v, n) => {
+    if (decimal(v, n) <= 0) throw new BadDicomWebRequestError(`${n} must be > 0`);
+    return v;
+  }),
+  frameNumber: notPassedOn((v, n) => String(integerIn(v, n, 1, 999_999_999))),
+  imageQuality: notPassedOn(quality),
+  presentationUID: notPassedOn(uid),
+  presentationSeriesUID: notPassedOn(uid),
+  transferSyntax: notPassedOn(uid),
+} satisfies QueryRules;
+
+/** `region=xmin,ymin,xmax,ymax`: fractions of the image from 0.0 to 1.0, min below max (PS3.18 §9). */
+export function region(value: string, name: string): string {
+  const parts = value.split(',');
+  const n = parts.map((p) => decimal(p, name));
+  const [x0 = 0, y0 = 0, x1 = 0, y1 = 0] = n;
+  if (parts.length !== 4 || n.some((v) => v < 0 || v > 1) || x0 >= x1 || y0 >= y1) {
+    throw new BadDicomWebRequestError(`${name} must be xmin,ymin,xmax,ymax within 0.0 to 1.0 (got "${value}")`);
+  }
+  return value;
+}
 
 export interface WadoUriRequest {
   studyUid: string;
@@ -39,32 +78,14 @@ export interface WadoUriRequest {
   query: string;
 }
 
-/** Validates a WADO-URI query string. */
+/** Validates a WADO-URI query string against {@link WADO_URI_RULES}. */
 export function parseWadoUri(queryString: string): WadoUriRequest {
-  const params = new URLSearchParams(queryString);
-  const out: Array<readonly [string, string]> = [];
-  const seen = new Set<string>();
-  for (const [k, v] of params) {
-    if (seen.has(k)) throw new BadDicomWebRequestError(`${k.slice(0, 40)} is given more than once`);
-    seen.add(k);
-    if (k === 'requestType') {
-      if (v !== 'WADO') throw new BadDicomWebRequestError('requestType must be WADO');
-    } else if ((REQUIRED_UIDS as readonly string[]).includes(k)) {
-      if (!isUid(v)) throw new BadDicomWebRequestError(`${k}: "${v.slice(0, 80)}" is not a valid UID`);
-    } else if (!OPTIONAL.has(k)) {
-      throw new BadDicomWebRequestError(`Unsupported WADO-URI parameter "${k.slice(0, 80)}"`);
-    } else if (v.length > 256 || hasControlOrBackslash(v)) {
-      throw new BadDicomWebRequestError(`${k}: value is not valid`);
-    }
-    out.push([k, v]);
-  }
-  if (!seen.has('requestType')) throw new BadDicomWebRequestError('requestType=WADO is required');
-  for (const k of REQUIRED_UIDS) if (!seen.has(k)) throw new BadDicomWebRequestError(`${k} is required`);
+  const checked = checkQuery(WADO_URI_RULES, queryString, 'WADO-URI');
   return {
-    studyUid: params.get('studyUID') as string,
-    seriesUid: params.get('seriesUID') as string,
-    objectUid: params.get('objectUID') as string,
-    query: orthancQuery(out),
+    studyUid: checked.values.get('studyUID') as string,
+    seriesUid: checked.values.get('seriesUID') as string,
+    objectUid: checked.values.get('objectUID') as string,
+    query: orthancQuery(checked.orthanc),
   };
 }
 

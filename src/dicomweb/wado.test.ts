@@ -3,7 +3,7 @@ import { describeError, warningHeader } from './plugin.ts';
 import { OrthancUnavailableError } from '../orthanc/errors.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, StudyNotFoundError } from './errors.ts';
 import { acceptsDicomJson, searchPath } from './qido-rs.ts';
-import { renderedQuery, resourcePath } from './wado-rs.ts';
+import { resourcePath, wadoQuery, wadoQueryRules } from './wado-rs.ts';
 import { parseWadoUri } from './wado-uri.ts';
 
 describe('resourcePath', () => {
@@ -29,17 +29,23 @@ describe('resourcePath', () => {
   });
 });
 
-describe('renderedQuery', () => {
+describe('wadoQuery: rendered and thumbnail', () => {
+  const rules = wadoQueryRules(4096);
   test.each([
-    ['/x', false, ''],
-    ['/x', true, '?viewport=128,128'],
-    ['/x?viewport=64,64', true, '?viewport=64,64'],
-    ['/x?quality=80&window=40,400,linear', false, '?quality=80&window=40,400,linear'],
-  ])('%s thumbnail=%s', (url, thumb, qs) => {
-    expect(renderedQuery(url, thumb)).toBe(qs);
+    ['/x', 'rendered', 4096, ''],
+    ['/x', 'thumbnail', 4096, '?viewport=128,128'],
+    ['/x', 'thumbnail', 64, '?viewport=64,64'],
+    ['/x?viewport=64,64', 'thumbnail', 4096, '?viewport=64,64'],
+    ['/x?quality=80&window=40,400,linear', 'rendered', 4096, '?quality=80&window=40,400,linear'],
+    ['/x?annotation=patient&charset=utf-8', 'rendered', 4096, ''],
+  ] as const)('%s %s (max %i)', (url, route, max, qs) => {
+    expect(wadoQuery(url, route, max === 4096 ? rules : wadoQueryRules(max), max).query).toBe(qs);
   });
-  test.each([['/x?foo=1'], ['/x?viewport=%3Cscript%3E']])('rejects %s', (url) => {
-    expect(() => renderedQuery(url, false)).toThrow(BadDicomWebRequestError);
+  test('the accept query parameter is the Accept header for Orthanc, never its query', () => {
+    expect(wadoQuery('/x?accept=image/png', 'rendered', rules, 4096)).toEqual({ query: '', accept: 'image/png' });
+  });
+  test.each([['/x?foo=1'], ['/x?viewport=%3Cscript%3E'], ['/x?viewport=100000,100000']])('rejects %s', (url) => {
+    expect(() => wadoQuery(url, 'rendered', rules, 4096)).toThrow(BadDicomWebRequestError);
   });
 });
 
@@ -55,12 +61,12 @@ describe('parseWadoUri', () => {
     expect(parseWadoUri(qs)).toEqual(expected);
   });
   test.each([
-    ['studyUID=1.2&seriesUID=1.3&objectUID=1.4', /requestType=WADO is required/],
+    ['studyUID=1.2&seriesUID=1.3&objectUID=1.4', /requestType is required/],
     ['requestType=WADO&seriesUID=1.3&objectUID=1.4', /studyUID is required/],
     ['requestType=WADO&studyUID=1.2&seriesUID=1.3', /objectUID is required/],
-    ['requestType=OTHER&studyUID=1.2&seriesUID=1.3&objectUID=1.4', /requestType must be WADO/],
+    ['requestType=OTHER&studyUID=1.2&seriesUID=1.3&objectUID=1.4', /requestType must be one of WADO/],
     [`${ok}&studyUID=1.5`, /more than once/],
-    [`${ok}&bogus=1`, /Unsupported WADO-URI parameter "bogus"/],
+    [`${ok}&bogus=1`, /Unsupported query parameter "bogus" for WADO-URI/],
     ['requestType=WADO&studyUID=x&seriesUID=1.3&objectUID=1.4', /studyUID: "x" is not a valid UID/],
   ])('rejects %s', (qs, reason) => {
     expect(() => parseWadoUri(qs)).toThrow(reason);
