@@ -15,6 +15,8 @@ import {
   CHARSET,
   checkQuery,
   notPassedOn,
+  oneOf,
+  type ParamRule,
   type QueryRules,
   quality,
   toOrthanc,
@@ -34,6 +36,8 @@ export interface WadoParams {
 
 /** The thumbnail size when the client gives no `viewport` (PS3.18 §10.4.1.1.4 leaves it to the server). */
 export const THUMBNAIL_VIEWPORT = '128,128';
+/** Media types of rendered and thumbnail answers (Orthanc renders JPEG, its default, and PNG). */
+export const RENDERED_TYPES = ['image/jpeg', 'image/png', '*/*'] as const;
 const FRAMES = /^[1-9][0-9]{0,8}(,[1-9][0-9]{0,8}){0,999}$/;
 const BULK = /^[0-9A-Fa-f]{8}(\/[0-9]{1,6}\/[0-9A-Fa-f]{8})*$/;
 
@@ -61,20 +65,22 @@ export function resourcePath(p: WadoParams): string {
  */
 export function wadoQueryRules(maxViewport: number) {
   const view = toOrthanc(viewport(maxViewport));
+  // Orthanc's rendering takes a single media type (anything else in its Accept header is an error there).
+  const image: ParamRule = { to: 'accept', check: oneOf(RENDERED_TYPES) };
   return {
     retrieve: { accept: ACCEPT, charset: CHARSET },
     metadata: { accept: ACCEPT, charset: CHARSET },
     frames: { accept: ACCEPT },
     bulkdata: { accept: ACCEPT },
     rendered: {
-      accept: ACCEPT,
+      accept: image,
       charset: CHARSET,
       annotation: notPassedOn(annotation),
       quality: toOrthanc(quality),
       viewport: view,
       window: toOrthanc(windowing),
     },
-    thumbnail: { accept: ACCEPT, charset: CHARSET, viewport: view },
+    thumbnail: { accept: image, charset: CHARSET, viewport: view },
   } satisfies Record<string, QueryRules>;
 }
 export type WadoQueryRules = ReturnType<typeof wadoQueryRules>;
