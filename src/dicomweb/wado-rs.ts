@@ -1,8 +1,9 @@
 /**
  * WADO-RS retrieval routes (DICOM PS3.18 §10.4): study, series and instance retrieval, metadata, frames, rendered,
- * thumbnail and bulk data. Each request is authorized on its study (the same 404 for unknown and forbidden studies),
- * then Orthanc's answer is streamed unchanged with the client's `Accept` forwarded (transfer syntax and media type
- * negotiation stay Orthanc's). Orthanc checks only that series and instance belong to A study with the path's UID;
+ * thumbnail and bulk data. Path and query parameters are checked first (each route's allow-list, {@link wadoQueryRules};
+ * 400 otherwise). Each request is then authorized on its study (the same 404 for unknown and forbidden studies), and
+ * Orthanc's answer is streamed unchanged with the client's `Accept` (or its `accept` query parameter) forwarded
+ * (transfer syntax and media type negotiation stay Orthanc's). Orthanc checks only that series and instance belong to A study with the path's UID;
  * for a restricted caller the facade checks that they belong to THE linked one (another PatientID's Orthanc study can
  * share the UID: linked-resources.ts), so a visible study UID cannot unlock another patient's series.
  */
