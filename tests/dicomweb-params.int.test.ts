@@ -9,12 +9,23 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { testApp } from './helpers/app.ts';
 import { bearer, tokenFor } from './helpers/auth.ts';
-import { type Dataset, first, seedDataset } from './helpers/dicomweb-data.ts';
+import {
+  type Dataset,
+  dicomWith,
+  first,
+  linkStudy,
+  makeStudy,
+  seedDataset,
+  type StudyData,
+  storeInOrthanc,
+} from './helpers/dicomweb-data.ts';
 import { orthanc } from './helpers/stow.ts';
 
 let app: FastifyInstance;
 let data: Dataset;
 let patA: { authorization: string };
+/** A study of A whose instance carries a private attribute (0009,1001) under creator (0009,0010). */
+let privateStudy: StudyData;
 
 beforeAll(async () => {
   app = await testApp();
@@ -26,6 +37,13 @@ beforeAll(async () => {
       patient: data.A.id,
     }),
   );
+  const made = makeStudy(data.A, '20240101', [1], 'private tag study');
+  const files = made.files.map((f) =>
+    dicomWith(f, { '00090010': { vr: 'LO', Value: ['EHR TEST'] }, '00091001': { vr: 'LO', Value: ['secret-ish'] } }),
+  );
+  await storeInOrthanc(files);
+  await linkStudy(app, data.A.id, made.study);
+  privateStudy = made.study;
 });
 
 afterAll(async () => {
@@ -158,6 +176,22 @@ describe('QIDO-RS keys', () => {
     const res = await request(app.server).get(`/dicom-web${path}`).set(patA);
     expect(res.status, res.text).toBe(200);
     expect(Array.isArray(JSON.parse(res.text))).toBe(true);
+  });
+
+  test('includefield=00091001 on a file that has it: 200, the attribute as Orthanc answers it directly', async () => {
+    // Orthanc 1.10 (DICOMweb plugin 1.7) accepts the private tag but leaves it out of its QIDO answers; the facade
+    // passes the query on and relays that answer as it is.
+    const se = privateStudy.series[0];
+    const path = `/studies/${privateStudy.uid}/series/${se?.uid}/instances?includefield=00091001`;
+    const res = await request(app.server).get(`/dicom-web${path}`).set(patA);
+    expect(res.status, res.text).toBe(200);
+    const direct = await orthanc(`/dicom-web${path}`);
+    expect(direct.status).toBe(200);
+    type Items = Array<Record<string, unknown>>;
+    const mine = JSON.parse(res.text) as Items;
+    const theirs = (await direct.json()) as Items;
+    expect(mine).toHaveLength(1);
+    expect(mine[0]?.['00091001']).toEqual(theirs[0]?.['00091001']);
   });
 
   test.each([
