@@ -161,3 +161,17 @@ export function continueIfExpected(req: FastifyRequest, res: ServerResponse): vo
     res.writeContinue();
   }
 }
+
+/**
+ * Makes a scope whose handlers read the request body as a stream safe for keep-alive clients when they answer before
+ * the body ended (a refusal of a broken or over-limit upload). Node drains an unread body only when the handler never
+ * started reading it; a body read part-way stays paused, and the next request on that connection would wait behind
+ * it forever. Such a response therefore closes the connection (RFC 9112 §9.6) and drops the rest of the body.
+ */
+export function closeAfterUnreadBody(app: FastifyInstance): void {
+  app.addHook('onSend', async (req, reply) => {
+    if (req.raw.complete) return;
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => req.raw.resume());
+  });
+}

@@ -5,6 +5,7 @@ import { parseContentType, parseMultipart } from './multipart.ts';
 import {
   checkContentLength,
   continueIfExpected,
+  closeAfterUnreadBody,
   installExpectHandling,
   limitedBody,
   pipelineOptions,
@@ -68,6 +69,7 @@ export async function stowRoutes(app: FastifyInstance, opts: { config: Config })
   const depsFor = stowFactory(app, config);
   const dicomWebBase = `${config.publicBaseUrl}/dicom-web`;
   installExpectHandling(app.server);
+  closeAfterUnreadBody(app);
 
   // The body is read by the handler as a stream (never by a content-type parser).
   app.removeAllContentTypeParsers();

@@ -7,6 +7,7 @@ import { parseFormData } from './multipart-form.ts';
 import {
   checkContentLength,
   continueIfExpected,
+  closeAfterUnreadBody,
   installExpectHandling,
   limitedBody,
   pipelineOptions,
@@ -65,6 +66,7 @@ async function uploadScope(app: FastifyInstance, opts: { config: Config }): Prom
   const { config } = opts;
   const depsFor = stowFactory(app, config);
   installExpectHandling(app.server);
+  closeAfterUnreadBody(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
   app.setErrorHandler((err: FastifyError, req, reply) => {
