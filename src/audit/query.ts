@@ -1,21 +1,47 @@
 /**
  * AuditEvent reads and searches in SQL (values always bound through the slonik `sql` tag), limited to what the
- * caller may see (read-access.ts): all events, or those with one of the caller's patients as an entity.
+ * caller may see (read-access.ts): all events for auditors; for a patient-context caller, the events of its own
+ * compartment (its patient among the patients whose data was accessed), matched only on what it will see of them and
+ * returned redacted (redact.ts), so that neither the events nor the totals reveal other patients.
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
-import { type CommonQueryMethods, sql } from 'slonik';
+import { type CommonQueryMethods, type FragmentSqlToken, sql } from 'slonik';
 import type { AuditReadScope } from './read-access.ts';
+import { entitySurvives, type OwnIdentifiers, redactForPatient } from './redact.ts';
 import type { AuditSearch } from './search.ts';
 
-type Db = Pick<CommonQueryMethods, 'any' | 'maybeOne' | 'oneFirst'>;
+type Db = Pick<CommonQueryMethods, 'any' | 'anyFirst' | 'maybeOne' | 'oneFirst'>;
 type Visible = Extract<AuditReadScope, { kind: 'all' } | { kind: 'patients' }>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The identifiers of these patients that a redacted event may keep (their MRNs, studies, orders, accessions). */
+export async function ownIdentifiers(db: Db, patientIds: readonly string[]): Promise<OwnIdentifiers> {
+  const ids = sql.array(patientIds, 'text');
+  const mrns = await db.anyFirst(sql.unsafe`SELECT mrn FROM patients WHERE id = ANY(${ids}) AND mrn IS NOT NULL`);
+  const studyUids = await db.anyFirst(sql.unsafe`
+    SELECT study_instance_uid FROM imaging_studies WHERE patient_id = ANY(${ids}) AND study_instance_uid IS NOT NULL`);
+  const orders = (await db.any(
+    sql.unsafe`SELECT id, accession_number FROM orders WHERE patient_id = ANY(${ids})`,
+  )) as readonly { id: string; accession_number: string | null }[];
+  return {
+    patientIds,
+    mrns: mrns.map(String),
+    studyUids: studyUids.map(String),
+    accessions: orders.flatMap((o) => (o.accession_number ? [o.accession_number] : [])),
+    orderIds: orders.map((o) => o.id),
+  };
+}
 
 function visibility(scope: Visible) {
   return scope.kind === 'all'
     ? sql.fragment`TRUE`
     : sql.fragment`patient_ids && ${sql.array(scope.patientIds, 'text')}`;
+}
+
+/** The identifiers a patient-context caller may see (undefined for auditors, who see everything). */
+async function ownOf(db: Db, scope: Visible): Promise<OwnIdentifiers | undefined> {
+  return scope.kind === 'patients' ? ownIdentifiers(db, scope.patientIds) : undefined;
 }
 
 /** One event by id, when it exists and the caller may see it (otherwise undefined: a 404 either way). */
@@ -24,7 +50,9 @@ export async function readAuditEvent(db: Db, id: string, scope: Visible): Promis
   const row = (await db.maybeOne(
     sql.unsafe`SELECT content FROM audit_event WHERE id = ${sql.uuid(id)} AND ${visibility(scope)}`,
   )) as { content: AuditEvent } | null;
-  return row?.content;
+  if (!row) return undefined;
+  const own = await ownOf(db, scope);
+  return own ? redactForPatient(row.content, own) : row.content;
 }
 
 export interface SearchPage {
@@ -32,8 +60,50 @@ export interface SearchPage {
   readonly total: number;
 }
 
+const OR = sql.fragment` OR `;
+const FALSE = sql.fragment`FALSE`;
+const anyOf = (parts: FragmentSqlToken[]) => (parts.length ? sql.fragment`(${sql.join(parts, OR)})` : FALSE);
+
+/**
+ * An array-column condition. Auditors: `patient` also finds the patients a request named without being shown them
+ * (requested_patient_ids) and, for events stored before those were recorded, `Patient/{id}` entities (a refused read).
+ * Patient-context callers: only values that survive redaction can match (redact.ts `entitySurvives`); another
+ * patient's id or study matches nothing, exactly like an id that never existed.
+ */
+function arrayCondition(column: AuditSearch['arrays'][number], own: OwnIdentifiers | undefined): FragmentSqlToken {
+  const values = column.values;
+  const overlap = (col: string, vs: readonly string[]) =>
+    sql.fragment`${sql.identifier([col])} && ${sql.array(vs, 'text')}`;
+  if (!own) {
+    if (column.column !== 'patient_ids') return overlap(column.column, values);
+    return anyOf([
+      overlap('patient_ids', values),
+      overlap('requested_patient_ids', values),
+      overlap(
+        'entity_refs',
+        values.map((v) => `Patient/${v}`),
+      ),
+    ]);
+  }
+  const mine = sql.array(own.patientIds, 'text');
+  if (column.column === 'patient_ids') {
+    const kept = values.filter((v) => own.patientIds.includes(v));
+    return kept.length ? overlap('patient_ids', kept) : FALSE;
+  }
+  if (column.column !== 'entity_refs') return overlap(column.column, values);
+  return anyOf(
+    values.flatMap((v): FragmentSqlToken[] => {
+      const survives = entitySurvives(v, own);
+      if (survives === 'never') return [];
+      if (survives === 'always') return [overlap('entity_refs', [v])];
+      return [sql.fragment`(${overlap('entity_refs', [v])} AND patient_ids <@ ${mine})`];
+    }),
+  );
+}
+
 /** A page of matching events, newest first by default (`_sort=-date`), and the total number of matches. */
 export async function searchAuditEvents(db: Db, search: AuditSearch, scope: Visible): Promise<SearchPage> {
+  const own = await ownOf(db, scope);
   const where = [visibility(scope)];
   for (const d of search.dates) {
     where.push(
@@ -42,9 +112,7 @@ export async function searchAuditEvents(db: Db, search: AuditSearch, scope: Visi
         : sql.fragment`recorded < ${sql.timestamp(d.at)}`,
     );
   }
-  for (const a of search.arrays) {
-    where.push(sql.fragment`${sql.identifier([a.column])} && ${sql.array(a.values, 'text')}`);
-  }
+  for (const a of search.arrays) where.push(arrayCondition(a, own));
   for (const s of search.scalars) {
     where.push(sql.fragment`${sql.identifier([s.column])} = ANY(${sql.array(s.values, 'text')})`);
   }
@@ -56,5 +124,6 @@ export async function searchAuditEvents(db: Db, search: AuditSearch, scope: Visi
     SELECT content FROM audit_event WHERE ${cond} ORDER BY ${order} LIMIT ${search.count} OFFSET ${search.offset}`)) as readonly {
     content: AuditEvent;
   }[];
-  return { events: rows.map((r) => r.content), total };
+  const events = rows.map((r) => r.content);
+  return { events: own ? events.map((e) => redactForPatient(e, own)) : events, total };
 }
