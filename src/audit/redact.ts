@@ -71,8 +71,13 @@ const SAFE_DESCRIPTION = /^(?:[A-Z][A-Za-z]{1,63}|QIDO-RS|token request)$/;
 /** A DICOM UID (PS3.5 §9.1), possibly as `urn:oid:`. */
 export const UID_LIKE = /^(?:urn:oid:)?[0-9]+(?:\.[0-9]+)+$/;
 
-/** Path segments that are keywords (resource types, DICOMweb resources, `_history`, `$operation`), not identifiers. */
-const KEYWORD_SEGMENT = /^[A-Za-z_$][A-Za-z_$-]*$/;
+/** DICOMweb path keywords (PS3.18 §10.4) whose next segment is a UID or number. */
+const DICOM_CONTAINERS = new Set(['studies', 'series', 'instances', 'frames']);
+/** Path keywords followed by nothing identifying, or by their own keyword. */
+const PATH_KEYWORDS = new Set(['metadata', 'rendered', 'thumbnail', 'bulkdata', '_search', 'dicom-web', 'fhir']);
+const FHIR_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+/** A parameter name: letters, digits, `_`, `-`, `.`, `:` (modifiers), or a DICOM tag. */
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]*$|^[0-9A-Fa-f]{8}$/;
 
 /** The bare form of a value: no `Type/` path before a Patient id, no `urn:oid:`, no `system|`. */
 function bare(value: string): string {
@@ -96,38 +101,65 @@ function decode(s: string): string | undefined {
   }
 }
 
-/** A raw `path?query` with every value not the caller's own (nor under a safe parameter) replaced (see module doc). */
+/**
+ * A path with every identifier that is not the caller's own replaced. Identifiers are the segments after a FHIR type,
+ * a DICOMweb container (`studies/{uid}`) or `_history`; below one of the caller's own studies, the series and
+ * instance UIDs are the caller's too.
+ */
+function scrubPath(path: string, set: Set<string>): string {
+  let expectId = false;
+  let afterHistory = false;
+  let ownStudy = false;
+  return path
+    .split('/')
+    .map((seg) => {
+      if (seg === '') return seg;
+      const value = decode(seg);
+      if (!expectId && value !== undefined) {
+        if (DICOM_CONTAINERS.has(value) || value === '_history' || FHIR_TYPE.test(value)) {
+          expectId = true;
+          afterHistory = value === '_history';
+          return seg;
+        }
+        if (PATH_KEYWORDS.has(value) || value.startsWith('$')) return seg;
+      }
+      const wasStudy = expectId;
+      const version = afterHistory;
+      expectId = false;
+      afterHistory = false;
+      if (value === undefined) return REDACTED_VALUE;
+      if (version && /^[0-9]{1,9}$/.test(value)) return seg; // a version id names nobody
+      if (isOwn(value, set)) {
+        if (wasStudy && UID_LIKE.test(value) && set.has(bare(value))) ownStudy = true;
+        return seg;
+      }
+      return ownStudy && UID_LIKE.test(value) ? seg : REDACTED_VALUE;
+    })
+    .join('/');
+}
+
+/** A raw `path?query` (or a bare query) with every value not the caller's own, nor under a safe parameter, replaced. */
 export function scrubQuery(raw: string, own: OwnIdentifiers): string {
   const set = ownSet(own);
   const q = raw.indexOf('?');
-  const path = q < 0 ? raw : raw.slice(0, q);
-  let ownStudy = false;
-  const segments = path.split('/').map((seg, i, all) => {
-    const value = decode(seg);
-    if (seg === '' || (value !== undefined && KEYWORD_SEGMENT.test(value))) return seg;
-    // Below one of the caller's own studies, series and instance UIDs are the caller's too.
-    if (value !== undefined && isOwn(value, set)) {
-      if (all[i - 1] === 'studies') ownStudy = true;
-      return seg;
-    }
-    return ownStudy && value !== undefined && UID_LIKE.test(value) ? seg : REDACTED_VALUE;
-  });
-  if (q < 0) return segments.join('/');
+  const bareQuery = q < 0 && raw.includes('=');
+  const path = q < 0 ? (bareQuery ? '' : raw) : raw.slice(0, q);
+  if (q < 0 && !bareQuery) return scrubPath(path, set);
   const params = raw
     .slice(q + 1)
     .split('&')
     .map((pair) => {
       const eq = pair.indexOf('=');
-      if (eq < 0) return pair === '' || KEYWORD_SEGMENT.test(decode(pair) ?? '') ? pair : REDACTED_VALUE;
-      const key = decode(pair.slice(0, eq)) ?? '';
-      const safeKey = KEYWORD_SEGMENT.test(key) || /^[0-9A-Fa-f]{8}$/.test(key) ? pair.slice(0, eq) : REDACTED_VALUE;
-      if (safeKey !== REDACTED_VALUE && SAFE_PARAMS.has(key.split(':')[0] ?? '')) return pair;
+      const key = decode(eq < 0 ? pair : pair.slice(0, eq)) ?? '';
+      if (!PARAM_NAME.test(key)) return pair === '' ? pair : REDACTED_VALUE;
+      if (eq < 0) return SAFE_PARAMS.has(key) ? pair : REDACTED_VALUE;
+      if (SAFE_PARAMS.has(key.split(':')[0] ?? '')) return pair;
       const value = decode(pair.slice(eq + 1));
-      if (value === undefined) return `${safeKey}=${REDACTED_VALUE}`;
+      if (value === undefined) return `${pair.slice(0, eq)}=${REDACTED_VALUE}`;
       const kept = value.split(',').map((v) => (isOwn(v.trim(), set) ? encodeURIComponent(v) : REDACTED_VALUE));
-      return `${safeKey}=${kept.join(',')}`;
+      return `${pair.slice(0, eq)}=${kept.join(',')}`;
     });
-  return `${segments.join('/')}?${params.join('&')}`;
+  return `${bareQuery ? '' : `${scrubPath(path, set)}?`}${params.join('&')}`;
 }
 
 const isRequestId = (e: AuditEventEntity) => e.type?.code === 'XrequestId';
