@@ -21,3 +21,20 @@ BEGIN
   GET DIAGNOSTICS inserted = ROW_COUNT;
   RETURN inserted;
 END $$;
+
+-- Events stored before this migration recorded no requested patients. For them, an auditor's `patient=` search also
+-- looks into their queries (the raw query of the BALP query entity, base64): only up to this seq, so that the scan
+-- does not grow with new events.
+CREATE TABLE audit_requested_from (
+  singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  legacy_through_seq bigint NOT NULL
+);
+INSERT INTO audit_requested_from (singleton, legacy_through_seq)
+  SELECT true, coalesce(max(seq), 0) FROM audit_event;
+
+-- The raw queries of an event's entities, decoded (bytes outside ASCII as \ooo escapes: never an encoding error).
+CREATE FUNCTION audit_query_text(content jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(string_agg(encode(decode(e->>'query', 'base64'), 'escape'), E'\n'), '')
+    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(content->'entity') = 'array' THEN content->'entity' ELSE '[]' END) e
+   WHERE jsonb_typeof(e->'query') = 'string'
+$$;

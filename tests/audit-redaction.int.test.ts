@@ -12,8 +12,11 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { AuditBase } from '../src/audit/balp.ts';
+import { fhirRestEvent } from '../src/audit/balp.ts';
+import { dicomRetrieveEvent } from '../src/audit/balp-dicom.ts';
 import { linkHash } from '../src/audit/chain.ts';
-import { verifyChain } from '../src/audit/store.ts';
+import { appendAuditEvent, verifyChain } from '../src/audit/store.ts';
 import { testApp } from './helpers/app.ts';
 import { eventOf, patientsOf, queryOf } from './helpers/audit.ts';
 import { adminToken, bearer, tokenFor } from './helpers/auth.ts';
@@ -195,5 +198,61 @@ describe('auditors find denied attempts by the patient they targeted', () => {
       expect((await search(auth.patB, `request-id=${rid}`)).total).toBe(0);
     }
     for (const secret of secretsOfB()) expect(visibleText(await search(auth.patA, '_count=100'))).not.toContain(secret);
+  });
+});
+
+describe('events stored before requested patients were recorded', () => {
+  test('an auditor finds them by patient=B too: by the study they name, or by their query', async () => {
+    const base = (requestId: string): AuditBase => ({
+      recorded: new Date().toISOString(),
+      requestId,
+      network: '127.0.0.1',
+      serverBaseUrl: 'http://localhost:8000',
+      agent: undefined,
+      outcome: '4',
+      outcomeDesc: 'not found',
+      denied: true,
+    });
+    // As the builders wrote them before: no requested-patient entity, so requested_patient_ids is empty.
+    const legacy = {
+      wado: `legacy-wado-${tag}`,
+      search: `legacy-search-${tag}`,
+      qido: `legacy-qido-${tag}`,
+    };
+    await appendAuditEvent(
+      app.db,
+      dicomRetrieveEvent(base(legacy.wado), { studies: [{ studyUid: data.B.studies[1]?.uid as string }] }),
+    );
+    await appendAuditEvent(
+      app.db,
+      fhirRestEvent(
+        { ...base(legacy.search), outcome: '0', outcomeDesc: undefined, denied: false },
+        { interaction: 'search-type', resourceType: 'ServiceRequest', query: `patient=Patient%2F${data.B.id}` },
+      ),
+    );
+    await appendAuditEvent(
+      app.db,
+      fhirRestEvent(base(legacy.qido), {
+        interaction: 'search-type',
+        resourceType: 'ImagingStudy',
+        query: `identifier=${data.B.mrn}`,
+      }),
+    );
+    const boundary = await app.db.oneFirst(sql.unsafe`SELECT legacy_through_seq FROM audit_requested_from`);
+    await app.db.query(
+      sql.unsafe`UPDATE audit_requested_from SET legacy_through_seq = (SELECT max(seq) FROM audit_event)`,
+    );
+    try {
+      for (const rid of Object.values(legacy)) {
+        const body = await search(auth.auditor, `patient=${data.B.id}&request-id=${rid}`);
+        expect(body.total, rid).toBe(1);
+        const other = await search(auth.auditor, `patient=${data.C.id}&request-id=${rid}`);
+        expect(other.total, rid).toBe(0);
+        expect((await search(auth.patA, `request-id=${rid}`)).total).toBe(0);
+      }
+    } finally {
+      await app.db.query(sql.unsafe`UPDATE audit_requested_from SET legacy_through_seq = ${Number(boundary)}`);
+    }
+    expect((await verifyChain(app.db)).ok).toBe(true);
   });
 });

@@ -64,27 +64,38 @@ const OR = sql.fragment` OR `;
 const FALSE = sql.fragment`FALSE`;
 const anyOf = (parts: FragmentSqlToken[]) => (parts.length ? sql.fragment`(${sql.join(parts, OR)})` : FALSE);
 
+/** A value as a literal inside a PostgreSQL regular expression (ARE): every non-alphanumeric escaped. */
+const reLiteral = (v: string) => v.replace(/[^A-Za-z0-9]/g, (c) => `\\${c}`);
+
 /**
- * An array-column condition. Auditors: `patient` also finds the patients a request named without being shown them
- * (requested_patient_ids) and, for events stored before those were recorded, `Patient/{id}` entities (a refused read).
- * Patient-context callers: only values that survive redaction can match (redact.ts `entitySurvives`); another
- * patient's id or study matches nothing, exactly like an id that never existed.
+ * An auditor's `patient=` condition: the patients whose data was accessed (patient_ids), the patients a request named
+ * without being shown them (requested_patient_ids), and, computed now, events naming their `Patient/{id}` or one of
+ * their studies as an entity. For events stored before requested patients were recorded (migration 015), also their
+ * raw queries naming the patient's id, MRN or a study (`ServiceRequest?patient=B`, `PatientID=MRN-B`).
  */
-function arrayCondition(column: AuditSearch['arrays'][number], own: OwnIdentifiers | undefined): FragmentSqlToken {
+async function auditorPatientCondition(db: Db, values: readonly string[]): Promise<FragmentSqlToken> {
+  const ids = await ownIdentifiers(db, values);
+  const overlap = (col: string, vs: readonly string[]) =>
+    sql.fragment`${sql.identifier([col])} && ${sql.array(vs, 'text')}`;
+  const tokens = [...values, ...ids.mrns, ...ids.studyUids].map(reLiteral);
+  const pattern = `(^|[=,/]|%2[CcFf])(${tokens.join('|')})($|[&,/\n]|%2[Cc])`;
+  return anyOf([
+    overlap('patient_ids', values),
+    overlap('requested_patient_ids', values),
+    overlap('entity_refs', [...values.map((v) => `Patient/${v}`), ...ids.studyUids]),
+    sql.fragment`(seq <= (SELECT legacy_through_seq FROM audit_requested_from)
+      AND (outcome <> '0' OR patient_ids = '{}') AND audit_query_text(content) ~ ${pattern})`,
+  ]);
+}
+
+/**
+ * An array-column condition for a patient-context caller: only values that survive redaction can match (redact.ts
+ * `entitySurvives`); another patient's id or study matches nothing, exactly like an id that never existed.
+ */
+function patientArrayCondition(column: AuditSearch['arrays'][number], own: OwnIdentifiers): FragmentSqlToken {
   const values = column.values;
   const overlap = (col: string, vs: readonly string[]) =>
     sql.fragment`${sql.identifier([col])} && ${sql.array(vs, 'text')}`;
-  if (!own) {
-    if (column.column !== 'patient_ids') return overlap(column.column, values);
-    return anyOf([
-      overlap('patient_ids', values),
-      overlap('requested_patient_ids', values),
-      overlap(
-        'entity_refs',
-        values.map((v) => `Patient/${v}`),
-      ),
-    ]);
-  }
   const mine = sql.array(own.patientIds, 'text');
   if (column.column === 'patient_ids') {
     const kept = values.filter((v) => own.patientIds.includes(v));
@@ -101,6 +112,17 @@ function arrayCondition(column: AuditSearch['arrays'][number], own: OwnIdentifie
   );
 }
 
+/** The condition of one array parameter, for this caller. */
+async function arrayCondition(
+  db: Db,
+  column: AuditSearch['arrays'][number],
+  own: OwnIdentifiers | undefined,
+): Promise<FragmentSqlToken> {
+  if (own) return patientArrayCondition(column, own);
+  if (column.column === 'patient_ids') return auditorPatientCondition(db, column.values);
+  return sql.fragment`${sql.identifier([column.column])} && ${sql.array(column.values, 'text')}`;
+}
+
 /** A page of matching events, newest first by default (`_sort=-date`), and the total number of matches. */
 export async function searchAuditEvents(db: Db, search: AuditSearch, scope: Visible): Promise<SearchPage> {
   const own = await ownOf(db, scope);
@@ -112,7 +134,7 @@ export async function searchAuditEvents(db: Db, search: AuditSearch, scope: Visi
         : sql.fragment`recorded < ${sql.timestamp(d.at)}`,
     );
   }
-  for (const a of search.arrays) where.push(arrayCondition(a, own));
+  for (const a of search.arrays) where.push(await arrayCondition(db, a, own));
   for (const s of search.scalars) {
     where.push(sql.fragment`${sql.identifier([s.column])} = ANY(${sql.array(s.values, 'text')})`);
   }
