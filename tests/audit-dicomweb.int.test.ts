@@ -67,8 +67,11 @@ test("a hidden study (B's, 404 to patient A) is recorded as a failure without B'
   expect(e.outcome).toBe('4');
   expect(studyUidsOf(e)).toEqual([uid]);
   expect(patientsOf(e)).toEqual([]);
+  // B is named only as the patient the request targeted, for auditors (never a patient entity, never B's data).
+  const requested = e.entity?.filter((x) => x.detail?.some((d) => d.type === 'requested-patient'));
+  expect(requested?.map((x) => x.what?.reference)).toEqual([`Patient/${data.B.id}`]);
   const json = JSON.stringify(e);
-  for (const secret of [data.B.id, data.B.mrn, 'Berg']) expect(json).not.toContain(secret);
+  for (const secret of [data.B.mrn, 'Berg']) expect(json).not.toContain(secret);
 });
 
 test('STOW-RS → DCM 110104 action C with the study, the order and the patient, in the same transaction', async () => {

@@ -5,8 +5,10 @@
  * balp-auth.ts. FHIR R4 AuditEvent: https://hl7.org/fhir/R4/auditevent.html.
  *
  * Denials: when {@link AuditBase.denied} is set, every patient entity is dropped whatever the caller passed, so an
- * event about a refused or hidden (404) access never names the patient the caller was not allowed to see. Only what
- * the caller sent itself (the requested reference, its query) is kept.
+ * event about a refused or hidden (404) access never puts the patient the caller was not allowed to see into that
+ * patient's compartment. Only what the caller sent itself (the requested reference, its query) is kept, plus, for
+ * auditors, the patients the request named but was not shown ({@link AuditBase.requestedPatientIds}): entities marked
+ * with chain.ts `REQUESTED_DETAIL`, indexed apart (`patient=` finds them for auditors; a patient never sees them).
  */
 import type {
   AuditEvent,
@@ -20,6 +22,7 @@ import type {
 
 type AgentRef = NonNullable<AuditEventAgent['who']>;
 import type { Agent } from '../auth/access.ts';
+import { REQUESTED_DETAIL } from './chain.ts';
 import {
   AGENT_TYPE,
   type AuditAction,
@@ -51,6 +54,8 @@ export interface AuditBase {
   readonly outcomeDesc?: string | undefined;
   /** The request was refused (401/403) or answered 404 to hide existence: no patient data may be recorded. */
   readonly denied?: boolean | undefined;
+  /** Patients the request named (by id, study, MRN...) that it was not shown: recorded for auditors only. */
+  readonly requestedPatientIds?: readonly string[] | undefined;
 }
 
 /** The direction of the interaction, which decides the agents' DICOM role codes (BALP RESTful activities). */
@@ -173,6 +178,19 @@ export function patientEntity(patientId: string): AuditEventEntity {
   return { type: ENTITY_TYPE.person, role: ENTITY_ROLE.patient, what: { reference: `Patient/${patientId}` } };
 }
 
+/**
+ * A patient the request named but was not shown (a refused read, a search narrowed to the caller's compartment): not
+ * the BALP patient slice (no role Patient), so it is never taken for a patient whose data was accessed.
+ */
+export function requestedPatientEntity(patientId: string): AuditEventEntity {
+  return {
+    type: ENTITY_TYPE.person,
+    what: { reference: `Patient/${patientId}` },
+    description: 'patient named by the request, not shown to the caller',
+    detail: [{ ...REQUESTED_DETAIL }],
+  };
+}
+
 /** BALP `entity[query]`: the raw query, base64 (so that malformed or malicious input is kept exactly). */
 export function queryEntity(rawQuery: string, description?: string): AuditEventEntity {
   const out: AuditEventEntity = {
@@ -193,6 +211,16 @@ export function dataEntity(what: Reference): AuditEventEntity {
 export function patientEntities(base: AuditBase, patientIds: Iterable<string>): AuditEventEntity[] {
   if (base.denied) return [];
   return [...new Set(patientIds)].sort().map(patientEntity);
+}
+
+/** The requested-patient entities of an event: those named by the request and not already its patient entities. */
+function requestedEntities(base: AuditBase, entity: readonly AuditEventEntity[]): AuditEventEntity[] {
+  if (!base.requestedPatientIds?.length) return [];
+  const shown = new Set(entity.filter((e) => e.role?.code === ENTITY_ROLE.patient.code).map((e) => e.what?.reference));
+  return [...new Set(base.requestedPatientIds)]
+    .sort()
+    .filter((id) => !shown.has(`Patient/${id}`))
+    .map(requestedPatientEntity);
 }
 
 /** The frame of an event: type, subtype, action, recorded, outcome, agents, source. */
@@ -216,7 +244,7 @@ export function frame(
     ...(base.outcome !== '0' && base.outcomeDesc ? { outcomeDesc: base.outcomeDesc } : {}),
     agent: agents(base, direction),
     source: source(base),
-    entity: [...entity, requestIdEntity(base.requestId)],
+    entity: [...entity, ...requestedEntities(base, entity), requestIdEntity(base.requestId)],
   };
   return event;
 }

@@ -98,6 +98,8 @@ export function linkHash(prevHash: string, content: unknown): string {
 export interface AuditIndex {
   readonly recorded: string;
   readonly patientIds: string[];
+  /** Patients the request named without being shown them (entities marked {@link REQUESTED_DETAIL}): auditors only. */
+  readonly requestedPatientIds: string[];
   /** agent.who references, identifier values and names (user, client id). */
   readonly agentWho: string[];
   /** entity.what references and identifier values (resources, study UIDs, accession numbers, jti). */
@@ -117,16 +119,30 @@ const tokens = (system: string | undefined, code: string | undefined): string[] 
 
 const uniq = (xs: (string | undefined)[]): string[] => [...new Set(xs.filter((x): x is string => !!x))].sort();
 
+/**
+ * The `entity.detail` that marks a patient the request named but was not shown (balp.ts `requestedPatientEntity`):
+ * indexed apart from the patients whose data was accessed, so that it never puts an event into a patient's compartment.
+ */
+export const REQUESTED_DETAIL = { type: 'requested-patient', valueString: 'not shown to the caller' } as const;
+
+const PATIENT_PREFIX = 'Patient/';
+const isRequested = (e: NonNullable<AuditEvent['entity']>[number]): boolean =>
+  (e.detail ?? []).some((d) => d.type === REQUESTED_DETAIL.type);
+
 /** Derives the {@link AuditIndex} of an event. */
 export function auditIndex(event: AuditEvent): AuditIndex {
   const entities = event.entity ?? [];
   const patientIds = entities
-    .filter((e) => e.role?.code === '1' && e.what?.reference?.startsWith('Patient/'))
-    .map((e) => e.what?.reference?.slice('Patient/'.length));
+    .filter((e) => e.role?.code === '1' && e.what?.reference?.startsWith(PATIENT_PREFIX))
+    .map((e) => e.what?.reference?.slice(PATIENT_PREFIX.length));
+  const requestedPatientIds = entities
+    .filter((e) => isRequested(e) && e.what?.reference?.startsWith(PATIENT_PREFIX))
+    .map((e) => e.what?.reference?.slice(PATIENT_PREFIX.length));
   const agentWho = (event.agent ?? []).filter((a) => a.requestor || a.who?.identifier?.system !== 'urn:ietf:rfc:3986');
   return {
     recorded: event.recorded ?? '',
     patientIds: uniq(patientIds),
+    requestedPatientIds: uniq(requestedPatientIds),
     agentWho: uniq(agentWho.flatMap((a) => [a.who?.reference, a.who?.identifier?.value, a.name])),
     entityRefs: uniq(
       entities

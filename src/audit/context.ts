@@ -186,6 +186,7 @@ export class AuditContext {
   agent: Agent | undefined;
   private description: AuditDescription | undefined;
   private readonly patients = new Set<string>();
+  private readonly requested = new Set<string>();
   private hidden = false;
   private outcomeOverride: { outcome: AuditOutcome; desc?: string | undefined } | undefined;
   /** Set once the event is stored (or appended inside a handler's transaction: see {@link appendedId}). */
@@ -208,6 +209,11 @@ export class AuditContext {
   /** Adds patients whose data the caller was allowed to touch. */
   addPatients(...ids: (string | undefined)[]): this {
     for (const id of ids) if (id) this.patients.add(id);
+    return this;
+  }
+  /** Adds patients the request named (by id, study, MRN...) whatever it was shown: recorded for auditors only. */
+  addRequested(...ids: (string | undefined)[]): this {
+    for (const id of ids) if (id) this.requested.add(id);
     return this;
   }
   /** The answer hides a refusal (a 404 for a resource that exists but may not be seen): record a denial. */
@@ -240,6 +246,7 @@ export class AuditContext {
       outcome,
       outcomeDesc: outcome === '0' ? undefined : desc,
       denied,
+      requestedPatientIds: this.requested.size ? [...this.requested] : undefined,
     };
   }
 

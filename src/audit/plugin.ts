@@ -23,7 +23,13 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { AuditContext, fallbackDescription, isAudited } from './context.ts';
 import { describeAuthRequest } from './auth-events.ts';
-import { dicomKeys, dicomPatients, patientsInFhirJson } from './enrich.ts';
+import {
+  dicomAllowedPatients,
+  dicomKeys,
+  dicomNamedPatients,
+  fhirNamedPatients,
+  patientsInFhirJson,
+} from './enrich.ts';
 import { GroupCommit } from './group-commit.ts';
 import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
@@ -161,19 +167,28 @@ export const auditPlugin = fp(
         const d = describeAuthRequest(req.method, req.url.split('?')[0] ?? '', status, req.body, payload);
         if (d) ctx.describe(d);
       }
-      if (status >= 200 && status < 300) await addPatients(req, ctx, payload);
+      await addPatients(req, ctx, status, payload);
       await writer.submit(ctx.build(status));
     };
 
-    /** Patients of an allowed response the handler did not name (enrich.ts). */
-    const addPatients = async (req: FastifyRequest, ctx: AuditContext, payload: unknown) => {
+    /**
+     * Patients of an allowed response the handler did not name, and, for any response, the patients the request
+     * named (recorded for auditors only when the caller was not shown them): enrich.ts.
+     */
+    const addPatients = async (req: FastifyRequest, ctx: AuditContext, status: number, payload: unknown) => {
+      const allowed = status >= 200 && status < 300;
       const d = ctx.described ?? fallbackDescription(req.method, req.url);
-      if (d.kind === 'fhir' && typeof payload === 'string') ctx.addPatients(...patientsInFhirJson(payload));
+      if (d.kind === 'fhir') {
+        if (allowed && typeof payload === 'string') ctx.addPatients(...patientsInFhirJson(payload));
+        ctx.addRequested(...(await fhirNamedPatients(app.db, req.url, !allowed)));
+      }
       if (d.kind === 'dicom-query' || d.kind === 'dicom-retrieve') {
         // The DICOMweb plugin (registered after this one) decorates the app with its study index: its cache has
         // usually just answered the same study → patients question for the access decision.
         const index = (app as { studyIndex?: StudyIndex }).studyIndex;
-        ctx.addPatients(...(await dicomPatients(app.db, req.access ?? undefined, dicomKeys(d, req.url), index)));
+        const named = await dicomNamedPatients(app.db, dicomKeys(d, req.url), index);
+        if (allowed) ctx.addPatients(...dicomAllowedPatients(req.access ?? undefined, named));
+        ctx.addRequested(...named);
       }
     };
 

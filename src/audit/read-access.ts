@@ -6,7 +6,7 @@
  *   `user/AuditEvent.rs`) sees every event.
  * - Patients: a patient-context token (SMART `launch/patient`, https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html)
  *   whose scopes name AuditEvent explicitly (`patient/AuditEvent.rs` or v1 `patient/AuditEvent.read`) sees the events
- *   that have its patient as an entity: who opened my images, and when.
+ *   that have its patient as an entity: who opened my images, and when; redacted to its own compartment (redact.ts).
  * - Nobody else.
  */
 import type { Access } from '../auth/access.ts';

@@ -5,7 +5,8 @@
  *
  * Supported: date (eq/ne-free prefixes eq, lt, le, gt, ge, sa, eb; partial dates as ranges), agent, entity, patient,
  * type, subtype, action, outcome, source, request-id (extension: the X-Request-Id), _sort (date | -date), _count,
- * _offset. Comma-separated values are ORed; repeated parameters are ANDed. Anything else is a 400.
+ * _offset. Comma-separated values are ORed; repeated parameters are ANDed. Anything else is a 400. An `entity` UID
+ * matches in both its forms (`1.2.3` and `urn:oid:1.2.3`).
  */
 
 export class AuditSearchError extends Error {
@@ -99,6 +100,16 @@ export function dateBounds(value: string): DateBound[] {
   }
 }
 
+/** A DICOM UID (PS3.5 §9.1), bare or as `urn:oid:` (RFC 3001). */
+const UID = /^(?:urn:oid:)?[0-9]+(?:\.[0-9]+)+$/;
+
+/** Both forms of a UID (`1.2.3` and `urn:oid:1.2.3`), so that either finds an entity recorded in either; else as is. */
+export function uidForms(value: string): string[] {
+  if (!UID.test(value)) return [value];
+  const bare = value.replace(/^urn:oid:/, '');
+  return [bare, `urn:oid:${bare}`];
+}
+
 /** Strips a token's optional `system|` when the system is empty (`|code`); reference values stay as given. */
 function values(raw: string, param: string): string[] {
   const out = raw
@@ -108,6 +119,7 @@ function values(raw: string, param: string): string[] {
     .map((v) => (v.startsWith('|') ? v.slice(1) : v));
   if (!out.length) throw new AuditSearchError(`empty value for ${param}`);
   if (param === 'patient') return out.map((v) => v.replace(/^(?:.*\/)?Patient\//, ''));
+  if (param === 'entity') return [...new Set(out.flatMap(uidForms))];
   return out;
 }
 

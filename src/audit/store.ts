@@ -47,6 +47,7 @@ export interface EventRow {
   readonly id: string;
   readonly recorded: string;
   readonly patient_ids: readonly string[];
+  readonly requested_patient_ids: readonly string[];
   readonly agent_who: readonly string[];
   readonly entity_refs: readonly string[];
   readonly type_tokens: readonly string[];
@@ -68,6 +69,7 @@ export function eventRow(seq: number, content: AuditEvent, prevHash: string, has
     id: content.id as string,
     recorded: ix.recorded,
     patient_ids: ix.patientIds,
+    requested_patient_ids: ix.requestedPatientIds,
     agent_who: ix.agentWho,
     entity_refs: ix.entityRefs,
     type_tokens: ix.typeTokens,
@@ -192,6 +194,7 @@ interface Row {
   id: string;
   recorded: number | string;
   patient_ids: string[];
+  requested_patient_ids: string[];
   agent_who: string[];
   entity_refs: string[];
   type_tokens: string[];
@@ -209,6 +212,7 @@ function toChainRow(r: Row): ChainRow {
   const index: AuditIndex = {
     recorded: new Date(r.recorded).toISOString(),
     patientIds: r.patient_ids,
+    requestedPatientIds: r.requested_patient_ids,
     agentWho: r.agent_who,
     entityRefs: r.entity_refs,
     typeTokens: r.type_tokens,
@@ -257,7 +261,7 @@ export async function verifyChain(db: AuditDb): Promise<VerifyResult> {
   let events = 0;
   for (;;) {
     const rows = (await db.any(sql.unsafe`
-      SELECT seq, id, recorded, patient_ids, agent_who, entity_refs, type_tokens, subtype_tokens, action, outcome,
+      SELECT seq, id, recorded, patient_ids, requested_patient_ids, agent_who, entity_refs, type_tokens, subtype_tokens, action, outcome,
              source, request_id, content, prev_hash, hash
         FROM audit_event WHERE seq > ${prev.seq} ORDER BY seq LIMIT ${PAGE}`)) as readonly Row[];
     for (const row of rows.map(toChainRow)) {
