@@ -5,8 +5,45 @@ import dcmjs from 'dcmjs';
 /** Real DICOM files from Debian's python3-pydicom (installed by scripts/setup.sh). */
 export const PYDICOM_DIR = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 
+/**
+ * A pydicom test file without PatientName, PatientBirthDate and PatientSex: the facade compares them with the EHR
+ * patient (a missing value is no contradiction), so the file fits any test patient. Tests of that comparison set them.
+ */
 export function pydicomFile(name: string): Buffer {
-  return readFileSync(`${PYDICOM_DIR}/${name}`);
+  const bytes = readFileSync(`${PYDICOM_DIR}/${name}`);
+  const dict = dcmjs.data.DicomMessage.readFile(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+  );
+  for (const tag of ['00100010', '00100030', '00100040']) delete dict.dict[tag];
+  return Buffer.from(dict.write());
+}
+
+/**
+ * Sets raw data set elements (DICOM JSON model) of an instance and, optionally, its TransferSyntaxUID (meta header);
+ * `null` removes an element.
+ */
+export function withElements(
+  bytes: Buffer,
+  elements: Record<string, { vr: string; Value: unknown[] } | null>,
+  transferSyntaxUid?: string,
+): Buffer {
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const dict = dcmjs.data.DicomMessage.readFile(ab);
+  for (const [tag, el] of Object.entries(elements)) {
+    if (el === null) delete dict.dict[tag];
+    else dict.dict[tag] = el;
+  }
+  if (transferSyntaxUid !== undefined) dict.meta['00020010'] = { vr: 'UI', Value: [transferSyntaxUid] };
+  return Buffer.from(dict.write({ allowInvalidVRLength: true }));
+}
+
+/** Replaces the first occurrence of an ASCII marker in the bytes with raw bytes of the same length. */
+export function patchBytes(bytes: Buffer, marker: string, raw: number[]): Buffer {
+  const at = bytes.indexOf(marker, 0, 'latin1');
+  if (at < 0 || raw.length !== marker.length) throw new Error(`marker ${marker} not found or length differs`);
+  const out = Buffer.from(bytes);
+  out.set(raw, at);
+  return out;
 }
 
 /** A fresh UID under the UUID-derived root 2.25 (PS3.5 §B.2). */
