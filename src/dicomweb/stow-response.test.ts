@@ -92,7 +92,7 @@ describe('buildStowResponse', () => {
     const item = (r.body['00081199']!.Value as Record<string, { Value?: unknown[] }>[])[0]!;
     expect(item['00081196']?.Value).toEqual([0xb100]);
     expect(r.status).toBe(202);
-    expect(r.warnings[0]).toMatch(/warning \(0xB007\): queued in \\"reconciliation\\"/);
+    expect(r.warnings[0]).toMatch(/warning \(0xB100\): queued in \\"reconciliation\\"/);
   });
 
   test('several studies: no study-level RetrieveURL; many failures: capped Warning headers', () => {

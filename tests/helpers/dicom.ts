@@ -5,18 +5,12 @@ import dcmjs from 'dcmjs';
 /** Real DICOM files from Debian's python3-pydicom (installed by scripts/setup.sh). */
 export const PYDICOM_DIR = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 
-/**
- * A pydicom test file without PatientName, PatientBirthDate and PatientSex: the facade compares them with the EHR
- * patient (a missing value is no contradiction), so the file fits any test patient. Tests of that comparison set them.
- */
 export function pydicomFile(name: string): Buffer {
-  const bytes = readFileSync(`${PYDICOM_DIR}/${name}`);
-  const dict = dcmjs.data.DicomMessage.readFile(
-    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
-  );
-  for (const tag of ['00100010', '00100030', '00100040']) delete dict.dict[tag];
-  return Buffer.from(dict.write());
+  return readFileSync(`${PYDICOM_DIR}/${name}`);
 }
+
+/** PatientName, PatientBirthDate, PatientSex: compared by the facade with the EHR patient. */
+const DEMOGRAPHICS = ['00100010', '00100030', '00100040'];
 
 /**
  * Sets raw data set elements (DICOM JSON model) of an instance and, optionally, its TransferSyntaxUID (meta header);
@@ -81,11 +75,14 @@ export const T = {
 
 /**
  * Rewrites attributes of a real instance with dcmjs: a string sets the value, null removes the attribute.
- * The meta header's MediaStorageSOPInstanceUID follows SOPInstanceUID.
+ * The meta header's MediaStorageSOPInstanceUID follows SOPInstanceUID. The template's PatientName, PatientBirthDate
+ * and PatientSex are removed: the facade compares them with the EHR patient and a missing value is no contradiction,
+ * so the instance fits any test patient (tests of that comparison set them with {@link withElements}).
  */
 export function rewrite(bytes: Buffer, changes: Partial<Record<keyof typeof T, string | number | null>>): Buffer {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const dict = dcmjs.data.DicomMessage.readFile(ab);
+  for (const tag of DEMOGRAPHICS) delete dict.dict[tag];
   for (const [k, v] of Object.entries(changes)) {
     const tag = T[k as keyof typeof T];
     if (v === null) delete dict.dict[tag];
