@@ -36,6 +36,11 @@ describe('datasetProblems', () => {
     ['SH up to 64', { '00080050': { vr: 'SH', Value: ['a'.repeat(64)] } }, null],
     ['SH over 64', { '00080050': { vr: 'SH', Value: ['a'.repeat(65)] } }, /^AccessionNumber .* longer than 64/],
     ['long LT is fine', { '00204000': { vr: 'LT', Value: ['a'.repeat(5000)] } }, null],
+    [
+      'an element the facade does not read is not length-bounded',
+      { '00081040': { vr: 'LO', Value: ['a'.repeat(90)] } },
+      null,
+    ],
     ['private elements are left alone', { '00091001': { vr: 'LO', Value: ['a\0b'] } }, null],
     ['unnamed standard element named by tag', { '00081040': { vr: 'LO', Value: ['a\0b'] } }, /^\(0008,1040\) contains/],
   ])('%s', (_name, ds, want) => {

@@ -8,8 +8,10 @@
  *   (PS3.5 §6.2, §9.1).
  * - No U+FFFD REPLACEMENT CHARACTER: the parser puts it where bytes were not valid in the declared character set
  *   (e.g. invalid UTF-8 under ISO_IR 192, PS3.5 §6.1), so a value carrying it is not what the sender meant.
- * - Bounded length for the short string VRs (PS3.5 Table 6.2-1), with 64 characters as the least bound since real
- *   modalities overrun SH and CS; a PN value may have 64 characters per component group.
+ * - Bounded length, for the attributes the facade reads, indexes or answers queries with ({@link KEYWORDS}): the
+ *   VR's maximum (PS3.5 Table 6.2-1) with 64 characters as the least bound, since real modalities overrun SH and CS;
+ *   a PN value may have 64 characters per component group. Other elements are not bounded here (Orthanc keeps them,
+ *   the facade never writes them to an index).
  */
 
 /** Attributes that identify the patient, study, series, instance or order: exactly one value each. */
@@ -21,7 +23,7 @@ export const SINGLE_VALUED: Readonly<Record<string, string>> = {
   '00080050': 'AccessionNumber',
 };
 
-/** Keywords of the attributes named in refusals (others are named by tag). */
+/** The attributes the facade reads, indexes or shows: named in refusals by keyword, and length-bounded. */
 const KEYWORDS: Readonly<Record<string, string>> = {
   ...SINGLE_VALUED,
   '00080005': 'SpecificCharacterSet',
@@ -92,7 +94,7 @@ export function valueProblem(tag: string, vr: string, value: string, utf8: boole
       : `${name} has characters that are not valid in its character set`;
   }
   const max = TEXT_VRS[vr];
-  if (max === undefined) return undefined;
+  if (max === undefined || !KEYWORDS[tag.toUpperCase()]) return undefined;
   const bound = Math.max(max, MIN_BOUND);
   if (vr === 'PN') {
     if (v.split('=').some((g) => g.length > bound)) return `${name} is longer than ${bound} characters`;
