@@ -253,6 +253,25 @@ describe('demographics that contradict the EHR', () => {
     expect(val(seq(res.body, '00081198')[0], '00000902')).toBe('patient name, birth date or sex contradicts the EHR');
   });
 
+  test('into a study already linked: refused, not held (Orthanc would put it into the linked study)', async () => {
+    const jane = await bookJane(app);
+    const first = makeSeries({ patientId: jane.mrn, accession: jane.accession, count: 1 });
+    expect((await stow(first.files)).status).toBe(200);
+    const study = await orthancIdOf(first.studyUid, 'Study');
+    const more = makeSeries({ patientId: jane.mrn, accession: jane.accession, studyUid: first.studyUid, count: 1 });
+    const file = withElements(more.files[0]!, john);
+    const since = await lastChange();
+    const res = await stow([file]);
+    expect(res.status, res.text).toBe(409);
+    expect(seq(res.body, '00081198').map((f) => val(f, '00081197'))).toEqual([0xa900]);
+    expect(await orthancSaw(orthancInstanceId(jane.mrn, first.studyUid, more.seriesUid, more.sopUids[0]!), since)).toBe(
+      false,
+    );
+    const stats = await orthancJson<{ CountInstances: number }>(`/studies/${study}/statistics`);
+    expect(stats.CountInstances).toBe(1);
+    expect(await ehrRows(first.studyUid)).toEqual({ studies: 1, orders: 1, queued: 0 });
+  });
+
   test('the same demographics in other letter case, or missing ones, match and link', async () => {
     const jane = await bookJane(app);
     const inst = instanceFor(jane, {

@@ -200,7 +200,8 @@ export async function storeInstances(
       found = lookupForMatch(deps.lookup, inst, deps.studyLink);
       lookups.set(key, found);
     }
-    const m = decideMatch(inst, await found);
+    const lookup = await found;
+    const m = decideMatch(inst, lookup);
     const stored = { kind: 'stored' as const, ...iref, alreadyStored: false } as InstanceOutcome;
     if (m.matched) {
       if (!mayStoreImaging(opts.access, m.patient.id)) throw notAuthorized();
@@ -225,8 +226,13 @@ export async function storeInstances(
     if (!mayStoreImaging(opts.access, m.patient?.id)) throw notAuthorized();
     const holdReason = HOLDABLE[m.code];
     // Demographics that contradict a known patient: held for review (the caller may store for that patient) unless
-    // configured to refuse; never linked.
-    const holdDemographics = m.code === 'demographics-mismatch' && (opts.demographicsMismatch ?? 'hold') === 'hold';
+    // configured to refuse; never linked. Not when the study is already linked: with the same PatientID and
+    // StudyInstanceUID, Orthanc would put the instance into the linked study, where the patient's viewer shows it.
+    const holdDemographics =
+      m.code === 'demographics-mismatch' &&
+      (opts.demographicsMismatch ?? 'hold') === 'hold' &&
+      !lookup.study &&
+      !lookup.studyLink;
     if (
       deps.hold &&
       (holdDemographics || (opts.unmatched === 'hold' && holdReason && mayStoreImaging(opts.access, undefined)))
