@@ -216,6 +216,12 @@ describe('readDicomInstance: values checked before storing', () => {
     ],
     ['two PatientIDs', (d) => (d.dict['00100020'] = { vr: 'LO', Value: ['A', 'B'] }), DicomAttributeError, /PatientID/],
     [
+      'meta SOP Instance UID of another instance',
+      (d) => (d.meta['00020003'] = { vr: 'UI', Value: ['1.2.3.4'] }),
+      DicomAttributeError,
+      /MediaStorageSOPInstanceUID .* differs/,
+    ],
+    [
       'NUL in AccessionNumber',
       (d) => (d.dict['00080050'] = { vr: 'SH', Value: ['A\0B'] }),
       DicomAttributeError,

@@ -216,6 +216,16 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
     (k) => !isValidUid(values[k]!),
   );
   if (badUids.length > 0) throw new DicomAttributeError(`malformed UID in ${badUids.join(', ')}`, badUids);
+  // PS3.10 §7.1: the meta header's Media Storage SOP Class/Instance UIDs are those of the data set.
+  for (const [metaTag, key, name] of [
+    ['00020002', 'SOPClassUID', 'MediaStorageSOPClassUID (0002,0002)'],
+    ['00020003', 'SOPInstanceUID', 'MediaStorageSOPInstanceUID (0002,0003)'],
+  ] as const) {
+    const m = text(meta, metaTag);
+    if (m !== undefined && m !== values[key]) {
+      throw new DicomAttributeError(`${name} differs from ${key} of the data set`, [name]);
+    }
+  }
 
   const optional = {
     accessionNumber: text(ds, TAG.AccessionNumber),
