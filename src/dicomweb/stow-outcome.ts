@@ -12,8 +12,9 @@ export const FailureReason = {
   /** 0xA700 Refused: out of resources; here, the instance is larger than the per-instance limit. */
   OutOfResources: 0xa700,
   /**
-   * 0xA900 Error: data set does not match; here, a required attribute is missing or invalid, the study is not the
-   * one in the URL, or the instance does not match the EHR (patient, order).
+   * 0xA900 Error: data set does not match; here, a required attribute is missing or invalid, a value breaks the
+   * rules of src/imaging/dicom-values.ts (several values, NUL, invalid characters, too long), the study is not the
+   * one in the URL, or the instance does not match the EHR (patient, order, study link, demographics when refused).
    */
   DataSetMismatch: 0xa900,
   /** 0xC000 Error: cannot understand; not a readable DICOM Part 10 instance. */
