@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import type { Patient } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
@@ -18,6 +19,7 @@ import {
   type TestStudy,
 } from './helpers/change-feed.ts';
 import { fhirServer, tokenAt } from './helpers/fhir.ts';
+import { fhirPost } from './helpers/stow.ts';
 
 /**
  * C-STORE ingest against the real stack: storescu → Orthanc's DICOM port → /changes → the facade's consumer.
@@ -42,7 +44,12 @@ let doctor: { authorization: string };
 let matched: Booked;
 let forUnknownMrn: Booked;
 let forWrongAccession: Booked;
-let studies: Record<'matched' | 'unknownMrn' | 'wrongAccession' | 'toReject' | 'forCli', TestStudy>;
+let jane: Booked;
+let multiValued: Booked;
+let studies: Record<
+  'matched' | 'unknownMrn' | 'wrongAccession' | 'toReject' | 'forCli' | 'notJane' | 'twoPatientIds',
+  TestStudy
+>;
 
 async function queue(auth = admin, query = ''): Promise<Item[]> {
   const res = await app.inject({ method: 'GET', url: `/api/v1/dicom/unmatched${query}`, headers: auth });
@@ -63,12 +70,26 @@ beforeAll(async () => {
   matched = await book(app, admin);
   forUnknownMrn = await book(app, admin);
   forWrongAccession = await book(app, admin);
+  const smith = await fhirPost<Patient>(app, admin, {
+    resourceType: 'Patient',
+    name: [{ family: 'Smith', given: ['Jane'] }],
+    gender: 'female',
+    birthDate: '1970-01-01',
+  });
+  jane = await book(app, admin, { patientId: smith.id!, mrn: smith.identifier![0]!.value! });
+  multiValued = await book(app, admin);
   studies = {
     matched: await makeStudy(matched.mrn, matched.accession, 2),
     unknownMrn: await makeStudy(`NOBODY-${Date.now()}`, forUnknownMrn.accession, 2),
     wrongAccession: await makeStudy(forWrongAccession.mrn, `NO-SUCH-ACC-${Date.now()}`, 1),
     toReject: await makeStudy(`STRANGER-${Date.now()}`, 'UNKNOWN', 1),
     forCli: await makeStudy(`WALK-IN-${Date.now()}`, 'UNKNOWN', 1),
+    notJane: await makeStudy(jane.mrn, jane.accession, 1, {
+      patientName: 'Doe^John',
+      patientSex: 'M',
+      patientBirthDate: '19010101',
+    }),
+    twoPatientIds: await makeStudy(`${multiValued.mrn}\\OTHER`, multiValued.accession, 1),
   };
   // Wait until the consumer leads (it started at Orthanc's latest change), then send everything.
   await eventually('the consumer to lead', async () => app.changeFeed.leading());
@@ -95,6 +116,43 @@ describe('a C-STORE study that matches', () => {
       SELECT content FROM audit_event WHERE content::text LIKE ${`%${studies.matched.studyUid}%`}
         AND agent_who && ARRAY['system:change-feed']`)) as readonly { content: { action: string } }[];
     expect(audits.map((a) => a.content.action)).toEqual(['C']);
+  });
+});
+
+describe('C-STORE studies that fail the checks STOW-RS makes', () => {
+  const detailOf = async (uid: string) =>
+    (await app.db.oneFirst(sql.unsafe`
+      SELECT detail FROM dicom_unmatched WHERE study_instance_uid = ${uid}`)) as string;
+
+  test('demographics contradicting the EHR: queued with the reason in words, not linked', async () => {
+    const item = await eventually('the study in the queue', () => itemOf(studies.notJane.studyUid));
+    expect(item).toMatchObject({ status: 'pending', reason: 'patient-order-mismatch', source: 'dimse' });
+    const detail = await detailOf(studies.notJane.studyUid);
+    expect(detail).toMatch(/PatientName "Doe\^John" differs from the EHR name "Smith Jane"/);
+    expect(detail).toMatch(/PatientSex M differs from the EHR gender female/);
+    expect(detail).toMatch(/PatientBirthDate 19010101 differs/);
+    const state = await ehrState(app, studies.notJane.studyUid);
+    expect([state.study, state.orders]).toEqual([null, []]);
+  });
+
+  test('a PatientID with two values: queued, naming the element, not linked', async () => {
+    const item = await eventually('the study in the queue', () => itemOf(studies.twoPatientIds.studyUid));
+    expect(item).toMatchObject({ status: 'pending', reason: 'missing-identifiers', source: 'dimse' });
+    expect(await detailOf(studies.twoPatientIds.studyUid)).toMatch(/PatientID \(0010,0020\) has several values/);
+    const state = await ehrState(app, studies.twoPatientIds.studyUid);
+    expect([state.study, state.orders]).toEqual([null, []]);
+  });
+
+  test('a user who reviewed the held study can still link it to the patient', async () => {
+    const item = await eventually('the study in the queue', () => itemOf(studies.notJane.studyUid));
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/link`,
+      headers: { ...radiologist, 'content-type': 'application/json' },
+      payload: { patient: `Patient/${jane.patientId}`, order: `ServiceRequest/${jane.orderId}` },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect((await ehrState(app, studies.notJane.studyUid)).orders.map((o) => o.id)).toEqual([jane.orderId]);
   });
 });
 

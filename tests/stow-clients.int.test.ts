@@ -279,7 +279,7 @@ describe('hold mode', () => {
       expect(res.status).toBe(202);
       const json = (await res.json()) as Parameters<typeof seq>[0];
       const refs = seq(json, '00081199');
-      expect(refs.map((r) => val(r, '00081196'))).toEqual([0xb007, 0xb007]);
+      expect(refs.map((r) => val(r, '00081196'))).toEqual([0xb100, 0xb100]);
       expect(res.headers.get('warning')).toContain('dicom_unmatched (reconciliation queue)');
       expect(await orthancIdOf(s.studyUid, 'Study')).toBeDefined();
       const q = await held.app.db.one(sql.unsafe`

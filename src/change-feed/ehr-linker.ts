@@ -6,7 +6,8 @@ import type { Config } from '../config/spec.ts';
 import { loadDefinitions, loadProfiles } from '../fhir/definitions.ts';
 import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
 import type { DicomInstance } from '../imaging/dicom-instance.ts';
-import { lookupForMatch, recordStudies } from '../imaging/ehr-link.ts';
+import { orthancValueProblems } from '../imaging/dicom-values.ts';
+import { findStudyLink, lookupForMatch, recordStudies } from '../imaging/ehr-link.ts';
 import { decideMatch } from '../imaging/matching.ts';
 import { buildUploadLogRows, insertUploadLogs } from '../imaging/upload-log.ts';
 import type { OrthancClient } from '../orthanc/client.ts';
@@ -51,22 +52,29 @@ export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
   };
   const repo = (tx: CommonQueryMethods) => new FhirRepository(tx, FEED_ACCESS, ctx);
 
-  async function instancesOf(orthancStudyId: string): Promise<DicomInstance[]> {
-    const tags = await studyInstanceTags(orthanc, orthancStudyId);
-    return Object.values(tags)
-      .map(instanceFromOrthancTags)
-      .filter((i): i is DicomInstance => i !== undefined);
+  /** The study's instances, and the value problems (dicom-values.ts) of the first instance that has any. */
+  async function instancesOf(orthancStudyId: string): Promise<{ instances: DicomInstance[]; problems: string[] }> {
+    const tags = Object.values(await studyInstanceTags(orthanc, orthancStudyId));
+    const problems = tags.map(orthancValueProblems).find((p) => p.length > 0) ?? [];
+    const instances = tags.map(instanceFromOrthancTags).filter((i): i is DicomInstance => i !== undefined);
+    return { instances, problems };
   }
 
   return {
-    async link(tx, study) {
+    async link(tx, study, opts = {}) {
       const started = new Date();
-      const instances = await instancesOf(study.orthancStudyId);
+      const { instances, problems } = await instancesOf(study.orthancStudyId);
+      // The same checks as STOW-RS makes before storing; here the study is already in Orthanc, so it is queued.
+      if (problems.length > 0) return { linked: false, reason: 'missing-identifiers', detail: problems.join('; ') };
       const first = instances[0];
       if (!first)
         return { linked: false, reason: 'missing-identifiers', detail: 'no instance has the required attributes' };
       const fhir = repo(tx);
-      const match = decideMatch(first, await lookupForMatch(fhir, first));
+      const found = await lookupForMatch(fhir, first, (uid) => findStudyLink(tx, uid));
+      // Every instance must agree with the EHR, not only the first (demographics may differ between instances).
+      const how = { demographics: !opts.reviewed };
+      const match =
+        instances.map((i) => decideMatch(i, found, how)).find((m) => !m.matched) ?? decideMatch(first, found, how);
       if (!match.matched) return { linked: false, reason: reasonFromMismatch(match.code), detail: match.detail };
       const existing = (await fhir.findImagingStudyByStudyUid(study.studyInstanceUid))?.resource as
         | ImagingStudy

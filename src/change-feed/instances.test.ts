@@ -33,6 +33,15 @@ describe('instanceFromOrthancTags', () => {
       studyDate: '20040119',
     });
   });
+  test('reads the demographics compared with the EHR', () => {
+    const got = instanceFromOrthancTags({
+      ...tags,
+      '0010,0010': 'Doe^John',
+      '0010,0030': '19010101',
+      '0010,0040': 'M ',
+    });
+    expect(got).toMatchObject({ patientName: 'Doe^John', patientBirthDate: '19010101', patientSex: 'M' });
+  });
   test.each([
     ['no PatientID', { '0010,0020': undefined }],
     ['empty PatientID', { '0010,0020': '  ' }],
@@ -53,6 +62,8 @@ describe('reasonFromMismatch', () => {
     ['study-other-patient', 'patient-order-mismatch'],
     ['order-not-actionable', 'order-not-actionable'],
     ['order-other-study', 'order-linked-elsewhere'],
+    ['study-other-order', 'order-linked-elsewhere'],
+    ['demographics-mismatch', 'patient-order-mismatch'],
   ] as const)('%s → %s', (code, reason) => {
     expect(reasonFromMismatch(code)).toBe(reason);
   });

@@ -49,6 +49,9 @@ export function instanceFromOrthancTags(tags: ShortTags): DicomInstance | undefi
     studyTime: text(tags, '0008,0030'),
     timezoneOffset: text(tags, '0008,0201'),
     numberOfFrames: int(tags, '0028,0008'),
+    patientName: text(tags, '0010,0010'),
+    patientBirthDate: text(tags, '0010,0030'),
+    patientSex: text(tags, '0010,0040'),
   };
   return {
     sopClassUid: required.sopClassUid!,
@@ -68,6 +71,9 @@ const REASONS: Record<MismatchCode, UnmatchedReason> = {
   'order-not-actionable': 'order-not-actionable',
   'order-other-study': 'order-linked-elsewhere',
   'study-other-patient': 'patient-order-mismatch',
+  'study-other-order': 'order-linked-elsewhere',
+  // The queue has no reason of its own for this; the detail says which demographics differ.
+  'demographics-mismatch': 'patient-order-mismatch',
 };
 
 /** The queue reason for one of STOW's mismatch codes (for the feed and for STOW's `hold` mode). */

@@ -52,9 +52,10 @@ export class LinkTargetError extends Error {
 export interface StudyLinker {
   /**
    * Matches the study (MRN → patient, accession → order, patient/order consistency) and, when it matches, updates
-   * the order, creates or updates the ImagingStudy and writes the upload-log row, all in `tx`.
+   * the order, creates or updates the ImagingStudy and writes the upload-log row, all in `tx`. `reviewed`: a user
+   * picked the patient and order (queue re-link), so the demographics comparison is not made again.
    */
-  link(tx: DatabaseTransactionConnection, study: StudyToLink): Promise<LinkOutcome>;
+  link(tx: DatabaseTransactionConnection, study: StudyToLink, opts?: { reviewed?: boolean }): Promise<LinkOutcome>;
   /** Instances the EHR already indexed for this Orthanc study (by STOW or the feed), `undefined` when none. */
   indexedInstances(
     tx: DatabaseTransactionConnection,

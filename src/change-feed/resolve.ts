@@ -96,7 +96,7 @@ async function linkLocked(
     if (!study) throw new RelinkError(`corrected study ${corrected} vanished from Orthanc`);
     const linked = await deps.db.transaction(async (tx) => {
       const item = await getUnmatched(tx, id, true);
-      const outcome = await deps.linker.link(tx, study);
+      const outcome = await deps.linker.link(tx, study, { reviewed: true });
       if (!outcome.linked) throw new LinkTargetError(`corrected study still does not match: ${outcome.detail}`);
       const done = await transition(tx, item, 'finish-link', {
         linkedOrthancStudyId: corrected,

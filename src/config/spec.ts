@@ -43,6 +43,7 @@ export interface Config {
   stowMaxInstanceBytes: number;
   stowMaxRequestBytes: number;
   stowUnmatched: 'reject' | 'hold';
+  stowDemographicsMismatch: 'hold' | 'refuse';
   stowOrthancConcurrency: number;
   dicomwebEndpointId: string;
   fhirMrnSystem: string;
@@ -486,6 +487,14 @@ export const configVars: readonly ConfigVar[] = [
     default: 'reject',
     description:
       '`reject`: an instance that does not match a patient and order fails. `hold`: it is stored anyway, reported as a warning and queued in `imaging_reconciliation_queue` for manual linking.',
+  },
+  {
+    env: 'EHR_STOW_DEMOGRAPHICS_MISMATCH',
+    key: 'stowDemographicsMismatch',
+    schema: { enum: ['hold', 'refuse'] },
+    default: 'hold',
+    description:
+      'MRN and accession match but name, birth date or sex contradict the EHR: `hold` stores it unlinked for review (warning 0xB100), `refuse` fails it (0xA900).',
   },
   {
     env: 'EHR_STOW_ORTHANC_CONCURRENCY',

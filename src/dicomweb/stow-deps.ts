@@ -7,7 +7,7 @@ import { enqueueUnmatched } from '../change-feed/queue.ts';
 import type { Config } from '../config/spec.ts';
 import { loadDefinitions, loadProfiles } from '../fhir/definitions.ts';
 import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
-import { type FhirStore, linkingAccess, recordStudies } from '../imaging/ehr-link.ts';
+import { type FhirStore, findStudyLink, linkingAccess, recordStudies } from '../imaging/ehr-link.ts';
 import { insertUploadLogs } from '../imaging/upload-log.ts';
 import type { StowDeps, StowOptions } from './stow-rs.ts';
 import { studyContentChanged, studyLinksChanged } from '../imaging/study-links.ts';
@@ -41,6 +41,7 @@ export function stowFactory(app: FastifyInstance, config: Config) {
     return {
       orthanc: app.orthanc,
       lookup: new FhirRepository(app.db, access, ctx) as unknown as FhirStore,
+      studyLink: (uid) => findStudyLink(app.db, uid),
       transaction: async (patientIds, fn) => {
         linked = [];
         try {
@@ -114,6 +115,7 @@ export function pipelineOptions(
     requestId: req.id,
     maxInstanceBytes: config.stowMaxInstanceBytes,
     unmatched: config.stowUnmatched,
+    demographicsMismatch: config.stowDemographicsMismatch,
     concurrency: config.stowOrthancConcurrency,
     log: req.log,
     audit: (tx, linked) => auditStoreWithin(req, tx, linked),

@@ -12,19 +12,32 @@ export const FailureReason = {
   /** 0xA700 Refused: out of resources; here, the instance is larger than the per-instance limit. */
   OutOfResources: 0xa700,
   /**
-   * 0xA900 Error: data set does not match; here, a required attribute is missing or invalid, the study is not the
-   * one in the URL, or the instance does not match the EHR (patient, order).
+   * 0xA900 Error: data set does not match; here, a required attribute is missing or invalid, a value breaks the
+   * rules of src/imaging/dicom-values.ts (several values, NUL, invalid characters, too long), the study is not the
+   * one in the URL, or the instance does not match the EHR (patient, order, study link, demographics when refused).
    */
   DataSetMismatch: 0xa900,
   /** 0xC000 Error: cannot understand; not a readable DICOM Part 10 instance. */
   CannotUnderstand: 0xc000,
+  /**
+   * 0xC122 Referenced Transfer Syntax not supported (PS3.18 Table I.2-2): the transfer syntax is empty or not one of
+   * those the facade accepts (src/imaging/dicom-values.ts).
+   */
+  TransferSyntaxNotSupported: 0xc122,
 } as const;
 export type FailureReasonCode = (typeof FailureReason)[keyof typeof FailureReason];
 
-/** Warning Reason (0008,1196) values. */
+/**
+ * Warning Reason (0008,1196) values. PS3.18 §I.2.1 defines B000 (coercion), B006 (elements discarded) and B007 (does
+ * not match its SOP Class), none of which says what happened to a held instance, and allows further codes defined in
+ * the conformance statement (README, "DICOM conformance (STOW-RS)").
+ */
 export const WarningReason = {
-  /** 0xB007 Data set does not match: stored in `hold` mode although it does not match the EHR; queued for linking. */
-  HeldUnmatched: 0xb007,
+  /**
+   * 0xB100 (implementation-specific) Stored, not linked, held for review: the instance is in the archive unchanged but
+   * not linked to any patient or order; it waits in the reconciliation queue for manual linking.
+   */
+  HeldForReview: 0xb100,
 } as const;
 export type WarningReasonCode = (typeof WarningReason)[keyof typeof WarningReason];
 

@@ -31,7 +31,7 @@ const garbage: InstanceOutcome = {
 };
 const held: InstanceOutcome = {
   ...(stored('1.2.3.1.7') as Extract<InstanceOutcome, { kind: 'stored' }>),
-  warning: { reason: WarningReason.HeldUnmatched, comment: 'held for linking', detail: 'queued in "reconciliation"' },
+  warning: { reason: WarningReason.HeldForReview, comment: 'held for linking', detail: 'queued in "reconciliation"' },
 };
 
 describe('stowStatus', () => {
@@ -90,9 +90,9 @@ describe('buildStowResponse', () => {
   test('warnings: WarningReason in the referenced item', () => {
     const r = buildStowResponse([held], base);
     const item = (r.body['00081199']!.Value as Record<string, { Value?: unknown[] }>[])[0]!;
-    expect(item['00081196']?.Value).toEqual([0xb007]);
+    expect(item['00081196']?.Value).toEqual([0xb100]);
     expect(r.status).toBe(202);
-    expect(r.warnings[0]).toMatch(/warning \(0xB007\): queued in \\"reconciliation\\"/);
+    expect(r.warnings[0]).toMatch(/warning \(0xB100\): queued in \\"reconciliation\\"/);
   });
 
   test('several studies: no study-level RetrieveURL; many failures: capped Warning headers', () => {

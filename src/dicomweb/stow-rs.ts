@@ -5,10 +5,17 @@ import {
   type DicomInstance,
   type InstanceBytes,
   readDicomInstance,
+  UnsupportedTransferSyntaxError,
   zeroPreamble,
 } from '../imaging/dicom-instance.ts';
 import { type FhirStore, lookupForMatch, type RecordedStudy, type StudyToRecord } from '../imaging/ehr-link.ts';
-import { decideMatch, type MatchLookup, type MismatchCode, mayStoreImaging } from '../imaging/matching.ts';
+import {
+  decideMatch,
+  type MatchLookup,
+  type MismatchCode,
+  mayStoreImaging,
+  type StudyLink,
+} from '../imaging/matching.ts';
 import type { UploadLogRow, UploadSource } from '../imaging/upload-log.ts';
 import type { OrthancStoredInstance } from '../orthanc/client.ts';
 import { OrthancHttpError } from '../orthanc/errors.ts';
@@ -25,8 +32,10 @@ import {
 
 /**
  * The STOW-RS pipeline (DICOM PS3.18 §10.5) shared by `POST /dicom-web/studies[/{uid}]` and the upload API: for each
- * part, in order, as it streams in: size limit → dcmjs parse → required attributes → URL study → EHR match →
- * access policy → zero the preamble → store in Orthanc (a bounded number at once, each instance sent as the chunks it
+ * part, in order, as it streams in: size limit → dcmjs parse → transfer syntax → values (one value per identifying
+ * attribute, no NUL, valid characters, bounded length; src/imaging/dicom-values.ts) → required attributes → URL
+ * study → EHR match (patient, order, where the study is already linked, demographics) → access policy → zero the
+ * preamble → store in Orthanc (a bounded number at once, each instance sent as the chunks it
  * arrived in). Then one EHR transaction records what was stored (orders, ImagingStudies, upload log, hold queue),
  * started while the last stores are still in flight (see stow-record.ts). Every failure stays with its instance.
  */
@@ -52,6 +61,8 @@ export interface StowDeps {
   };
   /** Lookups with the caller's access. */
   lookup: FhirStore;
+  /** Where a Study Instance UID is already linked, regardless of the caller's access (refusals only). */
+  studyLink?: ((studyInstanceUid: string) => Promise<StudyLink | undefined>) | undefined;
   /**
    * Runs the EHR transaction. `store` writes on the transaction with the linking access for `patientIds`;
    * `tx` is for plain SQL (upload log, hold queue).
@@ -75,6 +86,11 @@ export interface StowOptions {
   targetStudy?: string | undefined;
   maxInstanceBytes: number;
   unmatched: 'reject' | 'hold';
+  /**
+   * An instance whose MRN and accession match but whose name, birth date or sex contradicts the EHR patient:
+   * `hold` (stored, not linked, queued for review; the default) or `refuse` (0xA900).
+   */
+  demographicsMismatch?: 'hold' | 'refuse';
   concurrency: number;
   /** Which part media types are DICOM (STOW: application/dicom, application/octet-stream or none). */
   acceptPart: (mediaType: string | undefined) => boolean;
@@ -144,10 +160,15 @@ export async function storeInstances(
       inst = readDicomInstance(part.chunks);
     } catch (err) {
       const attr = err instanceof DicomAttributeError;
+      const ts = err instanceof UnsupportedTransferSyntaxError;
       throw Object.assign(
         new InstanceRejection(
-          attr ? FailureReason.DataSetMismatch : FailureReason.CannotUnderstand,
-          attr ? (err as Error).message : 'not a readable DICOM Part 10 instance',
+          ts
+            ? FailureReason.TransferSyntaxNotSupported
+            : attr
+              ? FailureReason.DataSetMismatch
+              : FailureReason.CannotUnderstand,
+          attr || ts ? (err as Error).message : 'not a readable DICOM Part 10 instance',
           (err as Error).message,
         ),
         { ref },
@@ -176,10 +197,11 @@ export async function storeInstances(
     const key = `${inst.patientId}\u0000${inst.accessionNumber ?? ''}\u0000${inst.studyInstanceUid}`;
     let found = lookups.get(key);
     if (!found) {
-      found = lookupForMatch(deps.lookup, inst);
+      found = lookupForMatch(deps.lookup, inst, deps.studyLink);
       lookups.set(key, found);
     }
-    const m = decideMatch(inst, await found);
+    const lookup = await found;
+    const m = decideMatch(inst, lookup);
     const stored = { kind: 'stored' as const, ...iref, alreadyStored: false } as InstanceOutcome;
     if (m.matched) {
       if (!mayStoreImaging(opts.access, m.patient.id)) throw notAuthorized();
@@ -203,14 +225,30 @@ export async function storeInstances(
     }
     if (!mayStoreImaging(opts.access, m.patient?.id)) throw notAuthorized();
     const holdReason = HOLDABLE[m.code];
-    if (opts.unmatched === 'hold' && holdReason && deps.hold && mayStoreImaging(opts.access, undefined)) {
+    // Demographics that contradict a known patient: held for review (the caller may store for that patient) unless
+    // configured to refuse; never linked. Not when the study is already linked: with the same PatientID and
+    // StudyInstanceUID, Orthanc would put the instance into the linked study, where the patient's viewer shows it.
+    const holdDemographics =
+      m.code === 'demographics-mismatch' &&
+      (opts.demographicsMismatch ?? 'hold') === 'hold' &&
+      !lookup.study &&
+      !lookup.studyLink;
+    if (
+      deps.hold &&
+      (holdDemographics || (opts.unmatched === 'hold' && holdReason && mayStoreImaging(opts.access, undefined)))
+    ) {
       if (studyOwner.has(inst.studyInstanceUid) && studyOwner.get(inst.studyInstanceUid) !== 'held') {
         throw reject(
           new InstanceRejection(FailureReason.DataSetMismatch, 'instances of one study must belong to one order'),
         );
       }
       studyOwner.set(inst.studyInstanceUid, 'held');
-      return { outcome: stored, inst, bytes: part.size, hold: { reason: holdReason, detail: m.detail } };
+      return {
+        outcome: stored,
+        inst,
+        bytes: part.size,
+        hold: { reason: holdReason ?? 'patient-order-mismatch', detail: m.detail },
+      };
     }
     throw reject(new InstanceRejection(FailureReason.DataSetMismatch, m.comment, m.detail));
   };
@@ -225,8 +263,8 @@ export async function storeInstances(
             ...o,
             alreadyStored,
             warning: {
-              reason: WarningReason.HeldUnmatched,
-              comment: 'stored unmatched; queued for manual linking',
+              reason: WarningReason.HeldForReview,
+              comment: 'stored, not linked: held for review',
               detail: `${item.hold.detail}; stored and queued in ${HOLD_QUEUE_NAME} for manual linking`,
             },
           }

@@ -8,6 +8,7 @@ import {
   hasPart10Header,
   isValidUid,
   readDicomInstance,
+  UnsupportedTransferSyntaxError,
   zeroPreamble,
 } from './dicom-instance.ts';
 
@@ -183,5 +184,52 @@ describe('UIDs and preamble', () => {
     expect(f.subarray(0, 128).every((b) => b === 0)).toBe(true);
     expect(f.subarray(128)).toEqual(before.subarray(128));
     expect(readDicomInstance(chunks).patientId).toBe('1CT1');
+  });
+});
+
+describe('readDicomInstance: values checked before storing', () => {
+  const ct = pydicomFile('CT_small.dcm');
+  const edit = (edits: (d: ReturnType<typeof dcmjs.data.DicomMessage.readFile>) => void) => {
+    const d = dcmjs.data.DicomMessage.readFile(
+      ct.buffer.slice(ct.byteOffset, ct.byteOffset + ct.byteLength) as ArrayBuffer,
+    );
+    edits(d);
+    return Buffer.from(d.write());
+  };
+
+  test('reads the demographics compared with the EHR', () => {
+    expect(readDicomInstance(ct)).toMatchObject({ patientName: 'CompressedSamples^CT1', patientSex: 'O' });
+  });
+
+  test.each<[string, (d: ReturnType<typeof dcmjs.data.DicomMessage.readFile>) => void, unknown, RegExp]>([
+    [
+      'unknown transfer syntax',
+      (d) => (d.meta['00020010'] = { vr: 'UI', Value: ['1.2.3.4'] }),
+      UnsupportedTransferSyntaxError,
+      /not supported/,
+    ],
+    [
+      'empty transfer syntax',
+      (d) => (d.meta['00020010'] = { vr: 'UI', Value: [''] }),
+      UnsupportedTransferSyntaxError,
+      /empty/,
+    ],
+    ['two PatientIDs', (d) => (d.dict['00100020'] = { vr: 'LO', Value: ['A', 'B'] }), DicomAttributeError, /PatientID/],
+    [
+      'meta SOP Instance UID of another instance',
+      (d) => (d.meta['00020003'] = { vr: 'UI', Value: ['1.2.3.4'] }),
+      DicomAttributeError,
+      /MediaStorageSOPInstanceUID .* differs/,
+    ],
+    [
+      'NUL in AccessionNumber',
+      (d) => (d.dict['00080050'] = { vr: 'SH', Value: ['A\0B'] }),
+      DicomAttributeError,
+      /AccessionNumber .* NUL/,
+    ],
+  ])('%s is refused', (_name, change, type, message) => {
+    const bytes = edit(change);
+    expect(() => readDicomInstance(bytes)).toThrow(type as new () => Error);
+    expect(() => readDicomInstance(bytes)).toThrow(message);
   });
 });

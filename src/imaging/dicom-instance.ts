@@ -1,4 +1,5 @@
 import dcmjs, { type DicomDataset } from 'dcmjs';
+import { datasetProblems, transferSyntaxProblem } from './dicom-values.ts';
 
 /**
  * Reading the attributes the EHR needs from a DICOM Part 10 instance (PS3.10 §7) with dcmjs, and zeroing its
@@ -18,6 +19,11 @@ export class DicomAttributeError extends Error {
     super(message);
     this.attributes = attributes;
   }
+}
+
+/** The instance's transfer syntax is empty or not one the facade accepts (see dicom-values.ts). */
+export class UnsupportedTransferSyntaxError extends Error {
+  override name = 'UnsupportedTransferSyntaxError';
 }
 
 /** What the EHR keeps of an instance: bridge keys, hierarchy and a few descriptive attributes. */
@@ -42,6 +48,10 @@ export interface DicomInstance {
   readonly studyTime?: string;
   readonly timezoneOffset?: string;
   readonly numberOfFrames?: number;
+  /** PatientName (0010,0010) alphabetic group, PatientBirthDate (0010,0030), PatientSex (0010,0040): compared with the EHR. */
+  readonly patientName?: string;
+  readonly patientBirthDate?: string;
+  readonly patientSex?: string;
 }
 
 const TAG = {
@@ -55,7 +65,10 @@ const TAG = {
   TimezoneOffsetFromUTC: '00080201',
   StudyDescription: '00081030',
   SeriesDescription: '0008103E',
+  PatientName: '00100010',
   PatientID: '00100020',
+  PatientBirthDate: '00100030',
+  PatientSex: '00100040',
   BodyPartExamined: '00180015',
   StudyInstanceUID: '0020000D',
   SeriesInstanceUID: '0020000E',
@@ -171,7 +184,9 @@ function parseHeader(bytes: InstanceBytes, size: number): { meta: DicomDataset; 
 /**
  * Reads an instance's attributes (stopping before Pixel Data) and checks the required ones.
  * @throws DicomReadError when the bytes are not a readable Part 10 instance
- * @throws DicomAttributeError when a required attribute is missing or a UID is malformed
+ * @throws UnsupportedTransferSyntaxError when the transfer syntax is empty or not accepted
+ * @throws DicomAttributeError when a required attribute is missing, a UID is malformed, or a value breaks the rules
+ *   of dicom-values.ts (several values in an identifying attribute, NUL, invalid characters, overlong)
  */
 export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
   const size = chunksOf(bytes).reduce((t, c) => t + c.byteLength, 0);
@@ -184,6 +199,10 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
   } catch (err) {
     throw new DicomReadError(`unreadable DICOM data set: ${(err as Error).message}`.slice(0, 200));
   }
+  const tsProblem = transferSyntaxProblem(text(meta, TAG.TransferSyntaxUID));
+  if (tsProblem) throw new UnsupportedTransferSyntaxError(tsProblem);
+  const problems = datasetProblems(ds);
+  if (problems.length > 0) throw new DicomAttributeError(problems.join('; '), problems);
   const values = {
     SOPClassUID: text(ds, TAG.SOPClassUID),
     SOPInstanceUID: text(ds, TAG.SOPInstanceUID),
@@ -197,6 +216,16 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
     (k) => !isValidUid(values[k]!),
   );
   if (badUids.length > 0) throw new DicomAttributeError(`malformed UID in ${badUids.join(', ')}`, badUids);
+  // PS3.10 §7.1: the meta header's Media Storage SOP Class/Instance UIDs are those of the data set.
+  for (const [metaTag, key, name] of [
+    ['00020002', 'SOPClassUID', 'MediaStorageSOPClassUID (0002,0002)'],
+    ['00020003', 'SOPInstanceUID', 'MediaStorageSOPInstanceUID (0002,0003)'],
+  ] as const) {
+    const m = text(meta, metaTag);
+    if (m !== undefined && m !== values[key]) {
+      throw new DicomAttributeError(`${name} differs from ${key} of the data set`, [name]);
+    }
+  }
 
   const optional = {
     accessionNumber: text(ds, TAG.AccessionNumber),
@@ -211,6 +240,9 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
     studyTime: text(ds, TAG.StudyTime),
     timezoneOffset: text(ds, TAG.TimezoneOffsetFromUTC),
     numberOfFrames: int(ds, TAG.NumberOfFrames),
+    patientName: text(ds, TAG.PatientName),
+    patientBirthDate: text(ds, TAG.PatientBirthDate),
+    patientSex: text(ds, TAG.PatientSex),
   };
   return {
     sopClassUid: values.SOPClassUID!,

@@ -1,9 +1,9 @@
-import type { Endpoint, ImagingStudy, Resource, ServiceRequest } from '@medplum/fhirtypes';
+import type { Endpoint, ImagingStudy, Patient, Resource, ServiceRequest } from '@medplum/fhirtypes';
 import { type CommonQueryMethods, sql } from 'slonik';
 import type { Access, PatientFilter } from '../auth/access.ts';
 import type { DicomInstance } from './dicom-instance.ts';
 import { mergeImagingStudy } from './imaging-study.ts';
-import type { MatchLookup, OrderRecord, PatientRecord } from './matching.ts';
+import type { MatchLookup, OrderRecord, PatientRecord, StudyLink } from './matching.ts';
 import { orderTransition } from './order-status.ts';
 
 /**
@@ -45,14 +45,33 @@ export interface FhirStore {
 const refId = (ref: string | undefined, type: string): string | null =>
   ref?.startsWith(`${type}/`) ? ref.slice(type.length + 1) : null;
 
-/** Looks up what {@link decideMatch} needs for one instance. */
-export async function lookupForMatch(store: FhirStore, inst: DicomInstance): Promise<MatchLookup> {
-  const [p, o, s] = await Promise.all([
+/**
+ * Looks up what {@link decideMatch} needs for one instance; `studyLink` (e.g. {@link findStudyLink}) tells where the
+ * study is linked regardless of what `store` lets the caller see.
+ */
+export async function lookupForMatch(
+  store: FhirStore,
+  inst: DicomInstance,
+  studyLink?: (studyInstanceUid: string) => Promise<StudyLink | undefined>,
+): Promise<MatchLookup> {
+  const [p, o, s, link] = await Promise.all([
     store.findPatientByMrn(inst.patientId),
     inst.accessionNumber ? store.findOrderByAccession(inst.accessionNumber) : undefined,
     store.findImagingStudyByStudyUid(inst.studyInstanceUid),
+    studyLink?.(inst.studyInstanceUid),
   ]);
-  const patient: PatientRecord | undefined = p?.resource.id ? { id: p.resource.id, mrn: inst.patientId } : undefined;
+  const pr = p?.resource as Patient | undefined;
+  const patient: PatientRecord | undefined = pr?.id
+    ? {
+        id: pr.id,
+        mrn: inst.patientId,
+        demographics: {
+          names: (pr.name ?? []).map((n) => ({ family: n.family, given: n.given })),
+          birthDate: pr.birthDate,
+          gender: pr.gender,
+        },
+      }
+    : undefined;
   let order: OrderRecord | undefined;
   if (o?.resource.id) {
     const sr = o.resource as ServiceRequest;
@@ -68,7 +87,29 @@ export async function lookupForMatch(store: FhirStore, inst: DicomInstance): Pro
   const study = s?.resource.id
     ? { id: s.resource.id, patientId: refId((s.resource as ImagingStudy).subject?.reference, 'Patient') }
     : undefined;
-  return { patient, order, study };
+  return { patient, order, study, ...(link ? { studyLink: link } : {}) };
+}
+
+/**
+ * Where a Study Instance UID is linked in the EHR (its live ImagingStudy's patient, the order carrying it), read
+ * directly and without any caller's access restrictions; only used to refuse, never shown.
+ */
+export async function findStudyLink(
+  conn: CommonQueryMethods,
+  studyInstanceUid: string,
+): Promise<StudyLink | undefined> {
+  const row = (await conn.maybeOne(sql.unsafe`
+    SELECT
+      (SELECT s.patient_id FROM imaging_studies s WHERE s.study_instance_uid = ${studyInstanceUid} AND NOT s.deleted
+         AND s.content->>'status' <> 'entered-in-error') AS study_patient,
+      (SELECT o.patient_id FROM orders o WHERE o.study_instance_uid = ${studyInstanceUid} AND NOT o.deleted) AS order_patient,
+      (SELECT o.id FROM orders o WHERE o.study_instance_uid = ${studyInstanceUid} AND NOT o.deleted) AS order_id`)) as {
+    study_patient: string | null;
+    order_patient: string | null;
+    order_id: string | null;
+  } | null;
+  if (!row || (!row.study_patient && !row.order_id)) return undefined;
+  return { patientId: row.study_patient ?? row.order_patient, orderId: row.order_id };
 }
 
 /**

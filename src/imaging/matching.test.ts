@@ -35,6 +35,37 @@ describe('decideMatch', () => {
       'order-other-study',
     ],
     ['study of another patient', {}, { patient, order, study: { id: 's', patientId: 'pb' } }, 'study-other-patient'],
+    [
+      'study linked to another patient, unseen by the caller',
+      {},
+      { patient, order, studyLink: { patientId: 'pb', orderId: 'ob' } },
+      'study-other-patient',
+    ],
+    [
+      'study linked to another order of the patient',
+      {},
+      { patient, order, studyLink: { patientId: 'pa', orderId: 'o2' } },
+      'study-other-order',
+    ],
+    ['study linked to this order', {}, { patient, order, studyLink: { patientId: 'pa', orderId: 'oa' } }, 'matched'],
+    [
+      'demographics contradict the EHR',
+      { patientName: 'Doe^John', patientSex: 'M' },
+      {
+        patient: { ...patient, demographics: { names: [{ family: 'Smith', given: ['Jane'] }], gender: 'female' } },
+        order,
+      },
+      'demographics-mismatch',
+    ],
+    [
+      'demographics agree',
+      { patientName: 'SMITH^JANE', patientSex: 'F' },
+      {
+        patient: { ...patient, demographics: { names: [{ family: 'Smith', given: ['Jane'] }], gender: 'female' } },
+        order,
+      },
+      'matched',
+    ],
   ])('%s → %s', (_name, change, lookup, want) => {
     const r = decideMatch({ ...inst, ...change }, lookup);
     expect(r.matched ? 'matched' : r.code).toBe(want);
@@ -44,6 +75,12 @@ describe('decideMatch', () => {
       expect(r.patient).toEqual(lookup.patient);
     }
   });
+});
+
+test('a user-reviewed link skips the demographic comparison', () => {
+  const lookup = { patient: { ...patient, demographics: { gender: 'female' } }, order };
+  expect(decideMatch({ ...inst, patientSex: 'M' }, lookup).matched).toBe(false);
+  expect(decideMatch({ ...inst, patientSex: 'M' }, lookup, { demographics: false }).matched).toBe(true);
 });
 
 describe('order status on images (documented mapping)', () => {

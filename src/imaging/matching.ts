@@ -1,4 +1,5 @@
 import type { Access } from '../auth/access.ts';
+import { demographicContradictions, type PatientDemographics } from './demographics.ts';
 import type { DicomInstance } from './dicom-instance.ts';
 import { orderTransition, type RequestStatus } from './order-status.ts';
 
@@ -11,6 +12,8 @@ import { orderTransition, type RequestStatus } from './order-status.ts';
 export interface PatientRecord {
   readonly id: string;
   readonly mrn: string;
+  /** Name, birth date and gender from the EHR, compared with the instance's (see demographics.ts). */
+  readonly demographics?: PatientDemographics | undefined;
 }
 
 export interface OrderRecord {
@@ -33,6 +36,17 @@ export interface MatchLookup {
   readonly order?: OrderRecord | undefined;
   /** The ImagingStudy already recorded for the instance's StudyInstanceUID, if any. */
   readonly study?: StudyRecord | undefined;
+  /**
+   * Where the StudyInstanceUID is already linked in the EHR, read without the caller's access restrictions (a
+   * caller that cannot see another patient's study must still not add to it).
+   */
+  readonly studyLink?: StudyLink | undefined;
+}
+
+/** The patient and order a Study Instance UID is linked to in the EHR. */
+export interface StudyLink {
+  readonly patientId: string | null;
+  readonly orderId: string | null;
 }
 
 export type MismatchCode =
@@ -42,7 +56,9 @@ export type MismatchCode =
   | 'order-other-patient'
   | 'order-not-actionable'
   | 'order-other-study'
-  | 'study-other-patient';
+  | 'study-other-patient'
+  | 'study-other-order'
+  | 'demographics-mismatch';
 
 export type MatchResult =
   | { readonly matched: true; readonly patient: PatientRecord; readonly order: OrderRecord }
@@ -57,7 +73,15 @@ export type MatchResult =
       readonly patient?: PatientRecord;
     };
 
-export function decideMatch(inst: DicomInstance, found: MatchLookup): MatchResult {
+/**
+ * Decides whether the instance matches the EHR. `demographics: false` skips the name/birth date/sex comparison, for
+ * a study a user linked by hand from the reconciliation queue (the user's choice is the review).
+ */
+export function decideMatch(
+  inst: DicomInstance,
+  found: MatchLookup,
+  opts: { demographics?: boolean } = {},
+): MatchResult {
   const { patient, order, study } = found;
   const miss = (code: MismatchCode, comment: string, detail: string): MatchResult => ({
     matched: false,
@@ -101,11 +125,27 @@ export function decideMatch(inst: DicomInstance, found: MatchLookup): MatchResul
       `order ${order.accession} is linked to study ${order.studyInstanceUid}, not ${inst.studyInstanceUid}`,
     );
   }
-  if (study && study.patientId !== patient.id) {
+  const link = found.studyLink;
+  if ((study && study.patientId !== patient.id) || (link?.patientId && link.patientId !== patient.id)) {
     return miss(
       'study-other-patient',
       'the study is already recorded for another patient',
       `study ${inst.studyInstanceUid} is recorded for another patient than MRN "${inst.patientId}"`,
+    );
+  }
+  if (link?.orderId && link.orderId !== order.id) {
+    return miss(
+      'study-other-order',
+      'the study is already linked to another order',
+      `study ${inst.studyInstanceUid} is linked to another order than ${order.accession}`,
+    );
+  }
+  const contradictions = opts.demographics === false ? [] : demographicContradictions(inst, patient.demographics ?? {});
+  if (contradictions.length > 0) {
+    return miss(
+      'demographics-mismatch',
+      'patient name, birth date or sex contradicts the EHR',
+      `MRN "${inst.patientId}" and accession ${order.accession} match, but ${contradictions.join('; ')}`,
     );
   }
   return { matched: true, patient, order };

@@ -32,7 +32,12 @@ export interface TestStudy {
 }
 
 /** `count` instances of one new study (one series) with the given PatientID and AccessionNumber. */
-export async function makeStudy(patientId: string, accession: string, count = 2): Promise<TestStudy> {
+export async function makeStudy(
+  patientId: string,
+  accession: string,
+  count = 2,
+  demographics: { patientName?: string; patientSex?: string; patientBirthDate?: string } = {},
+): Promise<TestStudy> {
   const dir = mkdtempSync(join(tmpdir(), 'ehr-cstore-'));
   const studyUid = newUid();
   const seriesUid = newUid();
@@ -56,6 +61,10 @@ export async function makeStudy(patientId: string, accession: string, count = 2)
       `SOPInstanceUID=${sop}`,
       '-m',
       `InstanceNumber=${i + 1}`,
+      // Demographics the EHR patient does not contradict (the facade compares them; an empty value never does).
+      ...['-m', `PatientName=${demographics.patientName ?? ''}`],
+      ...['-m', `PatientSex=${demographics.patientSex ?? ''}`],
+      ...['-m', `PatientBirthDate=${demographics.patientBirthDate ?? ''}`],
       file,
     ]);
     files.push(file);

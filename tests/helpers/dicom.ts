@@ -9,6 +9,37 @@ export function pydicomFile(name: string): Buffer {
   return readFileSync(`${PYDICOM_DIR}/${name}`);
 }
 
+/** PatientName, PatientBirthDate, PatientSex: compared by the facade with the EHR patient. */
+const DEMOGRAPHICS = ['00100010', '00100030', '00100040'];
+
+/**
+ * Sets raw data set elements (DICOM JSON model) of an instance and, optionally, its TransferSyntaxUID (meta header);
+ * `null` removes an element.
+ */
+export function withElements(
+  bytes: Buffer,
+  elements: Record<string, { vr: string; Value: unknown[] } | null>,
+  transferSyntaxUid?: string,
+): Buffer {
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const dict = dcmjs.data.DicomMessage.readFile(ab);
+  for (const [tag, el] of Object.entries(elements)) {
+    if (el === null) delete dict.dict[tag];
+    else dict.dict[tag] = el;
+  }
+  if (transferSyntaxUid !== undefined) dict.meta['00020010'] = { vr: 'UI', Value: [transferSyntaxUid] };
+  return Buffer.from(dict.write({ allowInvalidVRLength: true }));
+}
+
+/** Replaces the first occurrence of an ASCII marker in the bytes with raw bytes of the same length. */
+export function patchBytes(bytes: Buffer, marker: string, raw: number[]): Buffer {
+  const at = bytes.indexOf(marker, 0, 'latin1');
+  if (at < 0 || raw.length !== marker.length) throw new Error(`marker ${marker} not found or length differs`);
+  const out = Buffer.from(bytes);
+  out.set(raw, at);
+  return out;
+}
+
 /** A fresh UID under the UUID-derived root 2.25 (PS3.5 §B.2). */
 export function newUid(): string {
   return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
@@ -44,11 +75,14 @@ export const T = {
 
 /**
  * Rewrites attributes of a real instance with dcmjs: a string sets the value, null removes the attribute.
- * The meta header's MediaStorageSOPInstanceUID follows SOPInstanceUID.
+ * The meta header's MediaStorageSOPInstanceUID follows SOPInstanceUID. The template's PatientName, PatientBirthDate
+ * and PatientSex are removed: the facade compares them with the EHR patient and a missing value is no contradiction,
+ * so the instance fits any test patient (tests of that comparison set them with {@link withElements}).
  */
 export function rewrite(bytes: Buffer, changes: Partial<Record<keyof typeof T, string | number | null>>): Buffer {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const dict = dcmjs.data.DicomMessage.readFile(ab);
+  for (const tag of DEMOGRAPHICS) delete dict.dict[tag];
   for (const [k, v] of Object.entries(changes)) {
     const tag = T[k as keyof typeof T];
     if (v === null) delete dict.dict[tag];
