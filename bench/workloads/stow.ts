@@ -73,10 +73,11 @@ export async function stowWorkloads(ctx: Ctx): Promise<Result[]> {
   const out: Result[] = [];
   const per = ctx.cfg.stowStudiesPerClient;
   const facade = await ctx.facadeAs('admin');
-  const spec = (seed: string, patientId: string, accession: string): StudySpec => ({
+  // The DICOM name agrees with the booked patient's (family, given 'Bench'): a contradiction would be held for review.
+  const spec = (seed: string, patientId: string, accession: string, family = 'Stow'): StudySpec => ({
     seed,
     patientId,
-    patientName: 'Bench^Stow',
+    patientName: `${family}^Bench`,
     accession,
     studyDate: '20260301',
     series: 2,
@@ -91,12 +92,13 @@ export async function stowWorkloads(ctx: Ctx): Promise<Result[]> {
         }),
       );
     const facadeSpecs = async () => {
-      const booking = await bookPatient(ctx.admin, `Stow${seq++}`, clients * per);
+      const family = `Stow${seq++}`;
+      const booking = await bookPatient(ctx.admin, family, clients * per);
       return Array.from({ length: clients }, (_, c) =>
         Array.from({ length: per }, (_, k) => {
           const order = booking.orders[c * per + k];
           if (!order) throw new Error('booking too short');
-          return spec(`stow-facade-${seq++}`, booking.mrn, order.accession);
+          return spec(`stow-facade-${seq++}`, booking.mrn, order.accession, family);
         }),
       );
     };
@@ -130,7 +132,7 @@ export async function rssWorkloads(ctx: Ctx): Promise<Result[]> {
   const big: StudySpec = {
     seed: `rss-big-${Date.now()}`,
     patientId: booking.mrn,
-    patientName: 'Bench^Big',
+    patientName: 'BigStudy^Bench',
     accession: order.accession,
     studyDate: '20260302',
     series: 2,
