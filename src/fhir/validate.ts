@@ -42,22 +42,6 @@ export function validateProfile(resource: Resource, profile: StructureDefinition
   }
 }
 
-/** PostgreSQL cannot store NUL in text/jsonb: reject it up front as bad input rather than fail in the database. */
-export function assertNoNul(value: unknown, path: string): void {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) throw new BadRequestError('NUL characters are not allowed', [path]);
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => {
-      assertNoNul(v, `${path}[${i}]`);
-    });
-  } else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      assertNoNul(k, path);
-      assertNoNul(v, `${path}.${k}`);
-    }
-  }
-}
-
 /** Every `reference` string in a resource with a FHIRPath-like location (contained resources included). */
 export function collectReferences(value: unknown, path: string, out: { path: string; reference: string }[] = []) {
   if (Array.isArray(value)) {
