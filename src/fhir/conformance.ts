@@ -114,6 +114,10 @@ function checkTyped(resource: Resource): OperationOutcomeIssue[] {
   const out: OperationOutcomeIssue[] = [];
   const contexts = extensionContexts();
   const resources: Frame[] = [];
+  const containedTypes = new Map<string, string>();
+  for (const c of (resource as { contained?: Resource[] }).contained ?? []) {
+    if (typeof c?.id === 'string') containedTypes.set(c.id, c.resourceType);
+  }
   crawlTypedValue(toTypedValue(resource), {
     onEnterResource: (_path: string, value: TypedValueWithPath) => {
       resources.push({ type: value.type, path: value.path });
@@ -127,7 +131,10 @@ function checkTyped(resource: Resource): OperationOutcomeIssue[] {
         if (!v || v.value === undefined) continue;
         if (v.type === 'Reference') {
           const targets = element?.type.find((t) => t.code === 'Reference')?.targetProfile;
-          const type = referencedType(v.value as Reference);
+          const ref = v.value as Reference;
+          const type = ref.reference?.startsWith('#')
+            ? containedTypes.get(ref.reference.slice(1))
+            : referencedType(ref);
           if (
             targets?.length &&
             type &&
