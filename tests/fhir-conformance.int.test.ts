@@ -49,9 +49,11 @@ const order = (extra: object = {}) => ({
 const patientWithDiv = (div: string) => JSON.stringify({ resourceType: 'Patient', text: { status: 'generated', div } });
 
 interface Case {
-  method?: 'post' | 'get';
+  method?: 'post' | 'get' | 'patch';
   path: () => string;
   body?: () => string | Buffer;
+  /** Content type of the body (FHIR JSON unless given). */
+  type?: string;
   status: number | number[];
   /** What the OperationOutcome's issues must mention (the element). */
   issue?: RegExp;
@@ -267,6 +269,38 @@ const CASES: [string, Case][] = [
     { method: 'get', path: () => `/fhir/Patient?name=${'a'.repeat(5000)}`, status: 400, issue: /name/ },
   ],
   [
+    'NUL in a POST _search form body',
+    {
+      path: () => '/fhir/Patient/_search',
+      type: 'application/x-www-form-urlencoded',
+      body: () => 'family=%00',
+      status: 400,
+      issue: /family/,
+    },
+  ],
+  [
+    'a JSON Patch adding a __proto__ element',
+    {
+      path: () => `/fhir/Patient/${patientId}`,
+      method: 'patch',
+      type: 'application/json-patch+json',
+      body: () => '[{"op":"add","path":"/active","value":{"__proto__":{"x":1}}}]',
+      status: 400,
+      issue: /__proto__/,
+    },
+  ],
+  [
+    'a JSON Patch making the family name too long to index',
+    {
+      path: () => `/fhir/Patient/${patientId}`,
+      method: 'patch',
+      type: 'application/json-patch+json',
+      body: () => JSON.stringify([{ op: 'add', path: '/name/0/family', value: 'y'.repeat(5000) }]),
+      status: 400,
+      issue: /Patient\.name\[0\]\.family/,
+    },
+  ],
+  [
     'an overlong _id',
     { method: 'get', path: () => `/fhir/Patient?_id=${'a'.repeat(5000)}`, status: 400, issue: /_id/ },
   ],
@@ -278,7 +312,7 @@ describe('refused writes and searches: a 4xx OperationOutcome naming the element
     // fetch sends the bytes as they are (supertest would JSON-serialize a Buffer sent as JSON).
     const r = await fetch(`${s.base.replace(/\/fhir$/, '')}${c.path()}`, {
       method: (c.method ?? 'post').toUpperCase(),
-      headers: { ...s.auth, ...(c.body ? { 'content-type': 'application/fhir+json' } : {}) },
+      headers: { ...s.auth, ...(c.body ? { 'content-type': c.type ?? 'application/fhir+json' } : {}) },
       ...(c.body ? { body: c.body() } : {}),
     });
     const res = {
