@@ -186,14 +186,23 @@ test.each([
 });
 
 test.each([
-  ['Element', 'HumanName', 'Patient.name', false, true],
-  ['Patient', 'Patient', 'Patient', true, true],
-  ['Patient', 'ServiceRequest', 'ServiceRequest', true, false],
-  ['Resource', 'Patient', 'Patient', true, true],
-  ['Resource', 'HumanName', 'Patient.name', false, false],
-  ['Patient.contact', 'PatientContact', 'Patient.contact', false, true],
-  ['Quantity', 'Age', 'Patient.x', false, true],
-  ['Observation.value[x]', 'Quantity', 'Observation.value[x]', false, true],
-])('contextAllows(%s, %s, %s)', (context, type, path, isResource, allowed) => {
-  expect(contextAllows(context, type, path, isResource)).toBe(allowed);
+  ['Element', 'HumanName', ['Patient.name', 'HumanName'], false, true],
+  ['Patient', 'Patient', ['Patient'], true, true],
+  ['Patient', 'ServiceRequest', ['ServiceRequest'], true, false],
+  ['Resource', 'Patient', ['Patient'], true, true],
+  ['Resource', 'HumanName', ['Patient.name', 'HumanName'], false, false],
+  ['Patient.name', 'HumanName', ['Patient.name', 'HumanName'], false, true],
+  ['Patient.contact', 'PatientContact', ['Patient.contact', 'Patient.contact'], false, true],
+  ['CodeSystem.concept', 'CodeSystemConcept', ['CodeSystem.concept.concept', 'CodeSystem.concept'], false, true],
+  [
+    'ElementDefinition.binding',
+    'ElementDefinitionBinding',
+    ['StructureDefinition.snapshot.element.binding', 'ElementDefinition.binding'],
+    false,
+    true,
+  ],
+  ['Quantity', 'Age', ['Patient.x', 'Age'], false, true],
+  ['Observation.value[x]', 'Quantity', ['Observation.value[x]', 'Quantity'], false, true],
+])('contextAllows(%s, %s, %j)', (context, type, paths, isResource, allowed) => {
+  expect(contextAllows(context, type, paths, isResource)).toBe(allowed);
 });

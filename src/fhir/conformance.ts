@@ -95,14 +95,23 @@ export function referencedType(ref: Reference): string | undefined {
 /** Data types that are constrained Quantities: a context of `Quantity` covers them. */
 const QUANTITY_TYPES = new Set(['Age', 'Count', 'Distance', 'Duration', 'MoneyQuantity', 'SimpleQuantity']);
 
-/** Does an extension context (`Element`, a type, or an element path) admit a host of `hostType` at `hostPath`? */
-export function contextAllows(context: string, hostType: string, hostPath: string, hostIsResource: boolean): boolean {
+/**
+ * Does an extension context (`Element`, a type, or an element path) admit a host of `hostType`, whose element is
+ * known by `hostPaths` (its path in the resource, e.g. `Patient.name`, and its path in its own type's definition,
+ * e.g. `ElementDefinition.binding` or `CodeSystem.concept` for a nested concept)?
+ */
+export function contextAllows(
+  context: string,
+  hostType: string,
+  hostPaths: readonly string[],
+  hostIsResource: boolean,
+) {
   if (context === 'Element' || context === 'BackboneElement') return true;
   if (context === 'Resource' || context === 'DomainResource') return hostIsResource;
-  if (context === hostType || context === hostPath) return true;
+  if (context === hostType || hostPaths.includes(context)) return true;
   if (context === 'Quantity' && QUANTITY_TYPES.has(hostType)) return true;
-  // A choice element (`Observation.value[x]`) or an element path given on a backbone type.
-  return context.endsWith('[x]') && hostPath.startsWith(context.slice(0, -3));
+  // A choice element (`Observation.value[x]`): its host is one of the choices.
+  return context.endsWith('[x]') && hostPaths.some((p) => p.startsWith(context.slice(0, -3)));
 }
 
 interface Frame {
@@ -152,7 +161,8 @@ function checkTyped(resource: Resource): OperationOutcomeIssue[] {
           const hostPath = isResource
             ? parent.type
             : `${root?.type ?? ''}${elementPath(parent.path.slice(root?.path.length ?? 0))}`;
-          if (!allowed.some((c) => contextAllows(c, parent.type, hostPath, isResource))) {
+          const hostPaths = [hostPath, schema.path];
+          if (!allowed.some((c) => contextAllows(c, parent.type, hostPaths, isResource))) {
             out.push(
               issue(v.path, `extension ${url} may not be used on ${hostPath} (contexts: ${allowed.join(', ')})`),
             );
