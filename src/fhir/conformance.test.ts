@@ -17,6 +17,7 @@ const order = (extra: object = {}) =>
     ...extra,
   }) as Resource;
 const BIRTHPLACE = 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace';
+const BIRTHTIME = 'http://hl7.org/fhir/StructureDefinition/patient-birthTime';
 
 /** The expressions of the issues of a refused resource, or undefined when it is accepted. */
 function refusedAt(r: Resource): string[] | undefined {
@@ -161,6 +162,32 @@ describe('validateStructure: base rules beyond @medplum/core', () => {
         ],
       } as Resource,
       ['Patient.address[0].extension[0]'],
+    ],
+    [
+      'a known extension on a primitive in its context',
+      {
+        resourceType: 'Patient',
+        birthDate: '2000-01-01',
+        _birthDate: { extension: [{ url: BIRTHTIME, valueDateTime: '2000-01-01T10:00:00Z' }] },
+      } as Resource,
+      undefined,
+    ],
+    [
+      'a known extension on another primitive',
+      {
+        resourceType: 'Patient',
+        gender: 'male',
+        _gender: { extension: [{ url: BIRTHTIME, valueDateTime: '2000-01-01T10:00:00Z' }] },
+      } as Resource,
+      ['Patient._gender.extension[0]'],
+    ],
+    [
+      'a primitive data type extension in a repeating element',
+      {
+        resourceType: 'Patient',
+        name: [{ given: ['a', 'b'], _given: [null, { extension: [{ url: BIRTHTIME, valueDateTime: '2000' }] }] }],
+      } as unknown as Resource,
+      ['Patient.name[0]._given[1].extension[0]'],
     ],
     [
       'an unknown extension anywhere',

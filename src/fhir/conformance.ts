@@ -119,9 +119,43 @@ interface Frame {
   path: string;
 }
 
+/** The element path of an instance path inside the resource `root` (`Patient.name[0]` → `Patient.name`). */
+function resourcePath(path: string, root: Frame | undefined): string {
+  return `${root?.type ?? ''}${elementPath(path.slice(root?.path.length ?? 0))}`;
+}
+
+/** The extensions on the primitive values of `key` in `parent` (`_key`, `_keyDateTime` for a choice), located. */
+export function primitiveExtensions(parent: unknown, key: string, elementType: string | undefined) {
+  const out: { extension: Extension; type: string; at: string }[] = [];
+  if (!parent || typeof parent !== 'object') return out;
+  const choice = key.endsWith('[x]');
+  const base = choice ? key.slice(0, -3) : key;
+  for (const [k, raw] of Object.entries(parent)) {
+    if (!k.startsWith(`_${base}`)) continue;
+    const suffix = k.slice(base.length + 1);
+    if (choice ? !/^[A-Z]/.test(suffix) : suffix !== '') continue;
+    const type = choice ? `${suffix.charAt(0).toLowerCase()}${suffix.slice(1)}` : (elementType ?? '');
+    const items: unknown[] = Array.isArray(raw) ? raw : [raw];
+    items.forEach((item, i) => {
+      const exts = (item as { extension?: unknown } | null)?.extension;
+      if (!Array.isArray(exts)) return;
+      exts.forEach((extension: Extension, j) => {
+        out.push({ extension, type, at: `${k}${Array.isArray(raw) ? `[${i}]` : ''}.extension[${j}]` });
+      });
+    });
+  }
+  return out;
+}
+
 function checkTyped(resource: Resource): OperationOutcomeIssue[] {
   const out: OperationOutcomeIssue[] = [];
   const contexts = extensionContexts();
+  const checkContext = (ext: Extension, hostType: string, hostPaths: string[], isResource: boolean, at: string) => {
+    const url = ext?.url;
+    const allowed = typeof url === 'string' ? contexts.get(url) : undefined;
+    if (!allowed || allowed.some((c) => contextAllows(c, hostType, hostPaths, isResource))) return;
+    out.push(issue(at, `extension ${url} may not be used on ${hostPaths[0]} (contexts: ${allowed.join(', ')})`));
+  };
   const resources: Frame[] = [];
   const containedTypes = new Map<string, string>();
   for (const c of (resource as { contained?: Resource[] }).contained ?? []) {
@@ -136,6 +170,14 @@ function checkTyped(resource: Resource): OperationOutcomeIssue[] {
     },
     visitProperty: (parent, key, _path, values, schema: InternalTypeSchema) => {
       const element = schema.elements[key];
+      // Extensions of primitive values (`_birthDate`, `_given[1]`), which the crawl does not visit.
+      for (const p of primitiveExtensions(parent.value, key, element?.type[0]?.code)) {
+        const hostPaths = [
+          resourcePath(`${parent.path}.${key}`, resources[resources.length - 1]),
+          `${schema.path}.${key}`,
+        ];
+        checkContext(p.extension, p.type, hostPaths, false, `${parent.path}.${p.at}`);
+      }
       for (const v of values.flat()) {
         if (!v || v.value === undefined) continue;
         if (v.type === 'Reference') {
@@ -153,20 +195,10 @@ function checkTyped(resource: Resource): OperationOutcomeIssue[] {
             out.push(issue(v.path, `a reference to ${type} is not allowed here (allowed: ${allowed})`));
           }
         } else if (v.type === 'Extension' && (key === 'extension' || key === 'modifierExtension')) {
-          const url = (v.value as Extension).url;
-          const allowed = typeof url === 'string' ? contexts.get(url) : undefined;
-          if (!allowed) continue;
           const root = resources[resources.length - 1];
           const isResource = root?.path === parent.path;
-          const hostPath = isResource
-            ? parent.type
-            : `${root?.type ?? ''}${elementPath(parent.path.slice(root?.path.length ?? 0))}`;
-          const hostPaths = [hostPath, schema.path];
-          if (!allowed.some((c) => contextAllows(c, parent.type, hostPaths, isResource))) {
-            out.push(
-              issue(v.path, `extension ${url} may not be used on ${hostPath} (contexts: ${allowed.join(', ')})`),
-            );
-          }
+          const hostPath = isResource ? parent.type : resourcePath(parent.path, root);
+          checkContext(v.value as Extension, parent.type, [hostPath, schema.path], isResource, v.path);
         } else if (key === 'div' && parent.type === 'Narrative' && typeof v.value === 'string') {
           try {
             checkNarrative(v.value);
