@@ -53,6 +53,9 @@ export interface Config {
   fhirDefaultCount: number;
   fhirMaxCount: number;
   fhirMaxBodyBytes: number;
+  fhirMaxJsonDepth: number;
+  fhirMaxIndexedValueLength: number;
+  fhirMaxSearchValueLength: number;
   dicomwebCorsOrigins: string;
   dicomwebAccessCacheTtlMs: number;
   dicomwebQidoMaxUids: number;
@@ -463,6 +466,29 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 1024, maximum: 104857600 },
     default: 1048576,
     description: 'Largest FHIR request body in bytes; larger bodies get 413.',
+  },
+  {
+    env: 'EHR_FHIR_MAX_JSON_DEPTH',
+    key: 'fhirMaxJsonDepth',
+    schema: { type: 'integer', minimum: 16, maximum: 1000 },
+    default: 64,
+    description:
+      'Deepest nesting of objects/arrays in a FHIR JSON body, checked before parsing; deeper bodies get 400.',
+  },
+  {
+    env: 'EHR_FHIR_MAX_INDEXED_VALUE_LENGTH',
+    key: 'fhirMaxIndexedValueLength',
+    schema: { type: 'integer', minimum: 64, maximum: 600 },
+    default: 512,
+    description:
+      'Longest value (characters) of an element that a search parameter indexes; a longer one gets 400 naming it.',
+  },
+  {
+    env: 'EHR_FHIR_MAX_SEARCH_VALUE_LENGTH',
+    key: 'fhirMaxSearchValueLength',
+    schema: { type: 'integer', minimum: 256, maximum: 65536 },
+    default: 4096,
+    description: 'Longest value (characters, decoded) of one FHIR search parameter; a longer one gets 400.',
   },
   {
     env: 'EHR_STOW_MAX_INSTANCE_BYTES',

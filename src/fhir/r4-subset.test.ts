@@ -11,6 +11,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { describe, expect, test } from 'vitest';
 import { loadDefinitions, loadDefinitionsFor } from './definitions.ts';
 import { freshR4Subset } from './r4-subset-cli.ts';
+import { EXTENSIONS_FILE, VALUESETS_FILE } from './r4-terminology.ts';
 import {
   CORE_FILE,
   CORE_RESOURCE_TYPES,
@@ -40,6 +41,8 @@ describe('src/fhir/r4/ (bin/ehr fhir-definitions)', () => {
     // On failure: run `bin/ehr fhir-definitions` and commit src/fhir/r4/.
     expect(readFileSync(CORE_FILE, 'utf8') === fresh.core, 'core.ndjson is stale').toBe(true);
     expect(readFileSync(RESOURCES_FILE, 'utf8') === fresh.resources, 'resources.ndjson is stale').toBe(true);
+    expect(readFileSync(VALUESETS_FILE, 'utf8') === fresh.valueSets, 'valuesets.ndjson is stale').toBe(true);
+    expect(readFileSync(EXTENSIONS_FILE, 'utf8') === fresh.extensions, 'extensions.ndjson is stale').toBe(true);
   });
 
   test('core.ndjson holds the core resource types, every data type, and no other resource type', () => {

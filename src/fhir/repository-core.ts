@@ -30,7 +30,9 @@ import {
 import { decodeCursor } from './search/cursor.ts';
 import { isTimestampText, type ParseOptions, parseSearch, type SearchPlan } from './search/parse.ts';
 import { conditionSql } from './search/sql.ts';
-import { assertNoNul, validateProfile, validateStructure } from './validate.ts';
+import { assertIndexable, DEFAULT_MAX_INDEXED_LENGTH } from './index-limits.ts';
+import { assertSafeContent, DEFAULT_MAX_DEPTH } from './json-body.ts';
+import { validateProfile, validateStructure } from './validate.ts';
 
 export type JsonPatch = Parameters<typeof applyPatch>[1];
 export type InteractionKind = 'read' | 'vread' | 'history' | 'search' | 'create' | 'update' | 'patch' | 'delete';
@@ -46,7 +48,13 @@ export interface InteractionEvent {
 }
 
 export interface RepositoryContext {
-  config: IdentifierConfig & { publicBaseUrl: string; fhirDefaultCount: number; fhirMaxCount: number };
+  config: IdentifierConfig & {
+    publicBaseUrl: string;
+    fhirDefaultCount: number;
+    fhirMaxCount: number;
+    fhirMaxJsonDepth?: number;
+    fhirMaxIndexedValueLength?: number;
+  };
   profiles: ReadonlyMap<string, StructureDefinition>;
   onInteraction?: (event: InteractionEvent) => void;
 }
@@ -321,14 +329,21 @@ export class FhirRepositoryCore {
         const { versionId: _v, lastUpdated: _l, ...keptMeta } = resource.meta ?? {};
         resource.meta = keptMeta;
         if (Object.keys(keptMeta).length === 0) delete resource.meta;
-        assertNoNul(resource, type);
+        assertSafeContent(resource, type, this.ctx.config.fhirMaxJsonDepth ?? DEFAULT_MAX_DEPTH);
         validateStructure(resource);
         // Validate with placeholder identifiers first; allocate from the sequences only when all checks passed.
         const draft = structuredClone(resource);
         await assignIdentifiers(tx, type, draft, current?.row ?? null, this.ctx.config, true);
         const profile = this.ctx.profiles.get(type);
         validateProfile(draft, profile);
-        const patientId = compartmentOf(type, id, extractIndex(type, draft, this.fhirBase));
+        const draftIndex = extractIndex(type, draft, this.fhirBase);
+        assertIndexable(
+          type,
+          draft,
+          draftIndex,
+          this.ctx.config.fhirMaxIndexedValueLength ?? DEFAULT_MAX_INDEXED_LENGTH,
+        );
+        const patientId = compartmentOf(type, id, draftIndex);
         if (!this.inScope(interaction, type, patientId)) {
           throw new ForbiddenError(`${type}/${id} would be outside your patients`);
         }

@@ -1,5 +1,6 @@
-import { OperationOutcomeError, validateResource } from '@medplum/core';
+import { OperationOutcomeError, type TypedValueWithPath, validateResource } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import { checkConformance } from './conformance.ts';
 import { loadDefinitionsFor } from './definitions.ts';
 import { BadRequestError, FhirError, StructureError } from './errors.ts';
 
@@ -9,17 +10,22 @@ function issuesOf(err: unknown): OperationOutcomeIssue[] | undefined {
 
 /**
  * Structural validation against the R4 definitions (@medplum/core `validateResource`): unknown elements, wrong
- * JSON types, invalid dates, missing required elements, invariants. Failure is a 400 with the validator's issues.
+ * JSON types, invalid dates, missing required elements, invariants; then the base rules of conformance.ts that it
+ * does not enforce (required bindings, reference targets, contained references, narrative, extension contexts).
+ * Failure is a 400 with the issues, each naming its element.
  */
 export function validateStructure(resource: Resource): void {
   loadDefinitionsFor(resource);
+  const tokens: Record<string, TypedValueWithPath[]> = {};
   try {
-    validateResource(resource);
+    validateResource(resource, { collect: { tokens } });
   } catch (err) {
     const issues = issuesOf(err);
     if (issues) throw new StructureError(issues, 400);
     throw err;
   }
+  const issues = checkConformance(resource, tokens);
+  if (issues.length) throw new StructureError(issues, 400);
 }
 
 /**
@@ -39,22 +45,6 @@ export function validateProfile(resource: Resource, profile: StructureDefinition
       diagnostics: `${i.details?.text ?? i.diagnostics ?? 'profile violation'} (profile ${profile.url})`,
     }));
     throw new StructureError(tagged, 422);
-  }
-}
-
-/** PostgreSQL cannot store NUL in text/jsonb: reject it up front as bad input rather than fail in the database. */
-export function assertNoNul(value: unknown, path: string): void {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) throw new BadRequestError('NUL characters are not allowed', [path]);
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => {
-      assertNoNul(v, `${path}[${i}]`);
-    });
-  } else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      assertNoNul(k, path);
-      assertNoNul(v, `${path}.${k}`);
-    }
   }
 }
 
