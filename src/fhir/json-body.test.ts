@@ -34,6 +34,9 @@ describe('parseFhirJson', () => {
     ['prototype', bytes('{"resourceType":"Patient","prototype":1}'), /Patient\.prototype/],
     ['NUL in a value', bytes('{"resourceType":"Patient","gender":"a\\u0000"}'), /Patient\.gender/],
     ['NUL in a name', bytes('{"resourceType":"Patient","g\\u0000":"a"}'), /NUL/],
+    ['an escaped lone surrogate', bytes('{"resourceType":"Patient","gender":"\\ud800"}'), /Patient\.gender/],
+    ['an escaped lone low surrogate in a name', bytes('{"resourceType":"Patient","\\udc00":"a"}'), /surrogate/],
+    ['an escaped surrogate pair', bytes('{"resourceType":"Patient","x":"\\ud834\\udd1e"}'), undefined],
   ])('%s', (_name, body, refused) => {
     const r = refusal(() => parseFhirJson(body, 64));
     if (!refused) expect(r).toBeUndefined();

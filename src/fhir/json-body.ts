@@ -3,7 +3,7 @@
  *  - the bytes must be valid UTF-8 (a strict decoder: nothing is silently replaced by U+FFFD);
  *  - objects and arrays may nest at most `maxDepth` levels, checked on the text before parsing, so that nothing
  *    recursive (structuredClone, validation, FHIRPath) ever sees a deeper value;
- *  - no string and no element name may contain NUL (PostgreSQL cannot store it in text/jsonb);
+ *  - no string and no element name may contain NUL or an unpaired surrogate (PostgreSQL cannot store either);
  *  - `__proto__`, `constructor` and `prototype` are refused as element names: FHIR has no such elements, and they
  *    must never reach code that could treat them as an object's prototype.
  * Every refusal is a {@link BadRequestError} naming the element where one can be named.
@@ -61,6 +61,8 @@ function refuse(message: string, path: string): never {
 export function assertSafeContent(value: unknown, path: string, maxDepth: number, depth = 0): void {
   if (typeof value === 'string') {
     if (value.includes('\u0000')) refuse('NUL characters are not allowed', path);
+    // A `\uD800` escape parses to a lone surrogate, which is not Unicode text and which jsonb refuses.
+    if (!value.isWellFormed()) refuse('unpaired surrogate escapes are not allowed', path);
     return;
   }
   if (!value || typeof value !== 'object') return;
@@ -70,7 +72,9 @@ export function assertSafeContent(value: unknown, path: string, maxDepth: number
     return;
   }
   for (const [k, v] of Object.entries(value)) {
-    if (k.includes('\u0000')) refuse('NUL characters are not allowed in element names', path);
+    if (k.includes('\u0000') || !k.isWellFormed()) {
+      refuse('NUL characters and unpaired surrogates are not allowed in element names', path);
+    }
     if (FORBIDDEN_KEYS.has(k)) refuse(`unknown element "${k}"`, `${path}.${k}`);
     assertSafeContent(v, `${path}.${k}`, maxDepth, depth + 1);
   }
