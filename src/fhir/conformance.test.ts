@@ -194,6 +194,18 @@ describe('validateStructure: base rules beyond @medplum/core', () => {
       order({ extension: [{ url: 'http://example.org/whatever', valueString: 'x' }] }),
       undefined,
     ],
+    ['numbers as HumanNames', { resourceType: 'Patient', name: [1, 2] } as unknown as Resource, ['Patient.name[0]']],
+    ['a boolean as Meta', { resourceType: 'Patient', meta: true } as unknown as Resource, ['Patient.meta']],
+    [
+      'an empty string as telecom',
+      { resourceType: 'Patient', telecom: '' } as unknown as Resource,
+      ['Patient.telecom'],
+    ],
+    [
+      'an empty string deep inside',
+      { resourceType: 'Patient', name: [{ family: 'x', given: [''] }] } as unknown as Resource,
+      ['Patient.name[0].given[0]'],
+    ],
   ])('%s', (_name, resource, expected) => {
     const at = refusedAt(resource);
     if (!expected) expect(at).toBeUndefined();

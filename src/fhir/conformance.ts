@@ -9,7 +9,8 @@
  *    and every contained resource must be referenced from the resource (dom-3);
  *  - the narrative XHTML (txt-1, txt-2: narrative.ts);
  *  - extension contexts (https://hl7.org/fhir/R4/extensibility.html#context): a core R4 extension may only be used on
- *    the elements its definition names; extensions we do not know stay allowed.
+ *    the elements its definition names; extensions we do not know stay allowed;
+ *  - the JSON shape (https://hl7.org/fhir/R4/json.html): a complex datatype's value is an object, no string is empty.
  * Each problem is an issue naming the element (FHIRPath-like, e.g. `ServiceRequest.subject`).
  */
 import { crawlTypedValue, type InternalTypeSchema, type TypedValueWithPath, toTypedValue } from '@medplum/core';
@@ -180,6 +181,12 @@ function checkTyped(resource: Resource): OperationOutcomeIssue[] {
       }
       for (const v of values.flat()) {
         if (!v || v.value === undefined) continue;
+        // A complex datatype (its code starts upper-case: HumanName, Meta…) is a JSON object; the validator checks
+        // the JSON type of primitives only, so `name: [1]` or `meta: true` would otherwise pass.
+        if (/^[A-Z]/.test(v.type) && (v.value === null || typeof v.value !== 'object' || Array.isArray(v.value))) {
+          out.push(issue(v.path, `expected a JSON object (${v.type}), got ${JSON.stringify(v.value)?.slice(0, 40)}`));
+          continue;
+        }
         if (v.type === 'Reference') {
           const targets = element?.type.find((t) => t.code === 'Reference')?.targetProfile;
           const ref = v.value as Reference;
@@ -257,10 +264,32 @@ export function checkContained(resource: Resource): OperationOutcomeIssue[] {
   return out;
 }
 
+/**
+ * Empty strings anywhere (https://hl7.org/fhir/R4/json.html: a property value is never empty); the validator reads
+ * `""` as absent, so `telecom: ""` would otherwise be stored as it is.
+ */
+export function checkEmptyStrings(
+  value: unknown,
+  path: string,
+  out: OperationOutcomeIssue[] = [],
+): OperationOutcomeIssue[] {
+  if (value === '') out.push(issue(path, 'empty strings are not allowed; leave the element out instead'));
+  else if (Array.isArray(value)) value.forEach((v, i) => checkEmptyStrings(v, `${path}[${i}]`, out));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) checkEmptyStrings(v, `${path}.${k}`, out);
+  }
+  return out;
+}
+
 /** All the checks of this module on one resource (after @medplum/core's structural validation). */
 export function checkConformance(
   resource: Resource,
   tokens: Record<string, TypedValueWithPath[]>,
 ): OperationOutcomeIssue[] {
-  return [...checkRequiredBindings(tokens), ...checkContained(resource), ...checkTyped(resource)];
+  return [
+    ...checkEmptyStrings(resource, resource.resourceType),
+    ...checkRequiredBindings(tokens),
+    ...checkContained(resource),
+    ...checkTyped(resource),
+  ];
 }
