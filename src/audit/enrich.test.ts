@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { type AuditBase, fhirRestEvent } from './balp.ts';
 import { dicomRetrieveEvent } from './balp-dicom.ts';
 import { auditIndex } from './chain.ts';
-import { dicomKeys, fhirNamed } from './enrich.ts';
+import { dicomKeys, fhirNamed, lookupable } from './enrich.ts';
 import { auditEventIssues } from './validate.ts';
 
 beforeAll(() => void auditEventIssues({ resourceType: 'AuditEvent' } as AuditEvent), 60_000);
@@ -22,6 +22,7 @@ describe('fhirNamed: the patients a FHIR request names, from its URL', () => {
     ['/fhir/ServiceRequest/sr-1', [], [], { type: 'ServiceRequest', id: 'sr-1' }],
     ['/fhir/ServiceRequest/_search', [], [], undefined],
     ['/fhir/Patient?patient=../../etc', [], [], undefined],
+    ['/fhir/Patient?identifier=%00', [], [], undefined],
   ])('%s', (url, patientIds, mrns, resource) => {
     const named = fhirNamed(url);
     expect(named.patientIds).toEqual(patientIds);
@@ -36,45 +37,17 @@ test('dicomKeys splits a QIDO PatientID list (and leaves wildcards out)', () => 
   expect(dicomKeys(d, '/dicom-web/studies?PatientID=MRN-*').mrns).toEqual([]);
 });
 
-describe('requested patients: recorded for auditors, never as patients whose data was accessed', () => {
-  const base: AuditBase = {
-    recorded: '2025-01-02T03:04:05.678Z',
-    requestId: 'req-1',
-    network: undefined,
-    serverBaseUrl: 'https://ehr.example.org',
-    agent: undefined,
-    outcome: '4',
-    outcomeDesc: 'not found',
-  };
-  test.each<[string, AuditEvent, string[], string[]]>([
-    [
-      'a denied WADO of B’s study',
-      dicomRetrieveEvent({ ...base, denied: true, requestedPatientIds: ['B'] }, { studies: [{ studyUid: '1.2.3' }] }),
-      [],
-      ['B'],
-    ],
-    [
-      'a denied read drops the patients it was given, keeps the requested',
-      fhirRestEvent(
-        { ...base, denied: true, requestedPatientIds: ['B'] },
-        { interaction: 'read', resourceType: 'Patient', id: 'B', patientIds: ['B'] },
-      ),
-      [],
-      ['B'],
-    ],
-    [
-      'an allowed search: a shown patient is not also requested',
-      fhirRestEvent(
-        { ...base, outcome: '0', outcomeDesc: undefined, requestedPatientIds: ['A', 'B'] },
-        { interaction: 'search-type', resourceType: 'Patient', query: '_id=A,B', patientIds: ['A'] },
-      ),
-      ['A'],
-      ['B'],
-    ],
-  ])('%s', (_name, event, patientIds, requested) => {
-    const ix = auditIndex(event);
-    expect(ix.patientIds).toEqual(patientIds);
-    expect(ix.requestedPatientIds).toEqual(requested);
-    expect(auditEventIssues(event)).toEqual([]);
-  });
+test.each([
+  ['MRN-A', true],
+  ['', false],
+  ['a\u0000b', false],
+  ['\ud800', false],
+  ['x'.repeat(257), false],
+])('lookupable(%j) is %s: values PostgreSQL cannot hold name no patient', (v, ok) => {
+  expect(lookupable(v)).toBe(ok);
+});
+
+test('dicomKeys leaves out a PatientID with NUL', () => {
+  const d = { kind: 'dicom-query', input: { path: '/studies', query: '' } } as const;
+  expect(dicomKeys(d, '/dicom-web/studies?PatientID=%00,MRN-A').mrns).toEqual(['MRN-A']);
 });

@@ -52,6 +52,14 @@ export function patientsInFhirJson(body: string): string[] {
 
 const UIDS = /^[0-9.]{1,64}(,[0-9.]{1,64})*$/;
 
+/**
+ * Whether a value taken from a request may be looked up in PostgreSQL: text it can hold (no NUL, no unpaired
+ * surrogate) of a length an identifier can have. Anything else names no patient, and must not fail the audit.
+ */
+export function lookupable(v: string): boolean {
+  return v.length > 0 && v.length <= 256 && !v.includes('\u0000') && v.isWellFormed();
+}
+
 /** Study UIDs and MRNs a DICOMweb request names (path and QIDO matching keys). Pure. */
 export function dicomKeys(d: AuditDescription, url: string): { studyUids: string[]; mrns: string[] } {
   const studyUids = new Set<string>();
@@ -63,7 +71,7 @@ export function dicomKeys(d: AuditDescription, url: string): { studyUids: string
   for (const [k, v] of new URLSearchParams(q < 0 ? '' : url.slice(q + 1))) {
     if ((k === 'StudyInstanceUID' || k === '0020000D') && UIDS.test(v)) for (const u of v.split(',')) studyUids.add(u);
     if ((k === 'PatientID' || k === '00100020') && v && !/[*?\\]/.test(v)) {
-      for (const mrn of v.split(',')) if (mrn) mrns.add(mrn);
+      for (const mrn of v.split(',')) if (lookupable(mrn)) mrns.add(mrn);
     }
   }
   return { studyUids: [...studyUids], mrns: [...mrns] };
@@ -164,7 +172,7 @@ export function fhirNamed(url: string): {
     } else if (type === 'Patient' && name === 'identifier') {
       for (const x of values) {
         const value = x.slice(x.lastIndexOf('|') + 1);
-        if (value) mrns.add(value);
+        if (lookupable(value)) mrns.add(value);
       }
     }
   }
