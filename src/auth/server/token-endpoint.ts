@@ -3,22 +3,53 @@
  * Services). Grants: authorization_code (PKCE S256), refresh_token (rotated), client_credentials (private_key_jwt).
  */
 import type { FastifyInstance } from 'fastify';
-import { parseScopes } from '../scopes.ts';
-import { narrowScopes } from '../scopes.ts';
+import type { CommonQueryMethods } from 'slonik';
+import { patientClaimBounded, reaches, userReach } from '../patient-reach.ts';
+import type { UserRecord } from '../patient-sets.ts';
+import { narrowScopes, parseScopes } from '../scopes.ts';
 import { type ClientRecord, userById } from '../store.ts';
 import { authenticateClient } from './client-auth.ts';
 import type { ServerContext } from './context.ts';
 import { OAuthError } from './errors.ts';
 import { parseForm } from './form.ts';
-import { consumeCode, createRefreshToken, type RefreshGrant, useRefreshToken } from './grant-store.ts';
+import {
+  consumeCode,
+  createRefreshToken,
+  findRefreshToken,
+  type RefreshGrant,
+  recordAccessToken,
+  revokeFamily,
+  useRefreshToken,
+} from './grant-store.ts';
 import { verifyPkce } from './pkce.ts';
 import { mintAccessToken, mintIdToken } from './tokens.ts';
 
 type TokenResponse = Record<string, string | number | boolean>;
 
-async function userTokens(ctx: ServerContext, client: ClientRecord, g: RefreshGrant, nonce: string | null) {
+/**
+ * The user behind a grant, if the grant still holds: the user is active and, for a patient context, still reaches
+ * that patient (patient-reach.ts; the same bound the resource server applies to the access token). Otherwise
+ * `invalid_grant` (RFC 6749 §5.2: the grant "is invalid, expired, revoked").
+ */
+async function grantUser(ctx: ServerContext, client: ClientRecord, g: RefreshGrant): Promise<UserRecord> {
   const user = await userById(ctx.db, g.userId);
   if (!user?.active) throw new OAuthError('invalid_grant', 'the user is no longer active');
+  if (g.patientId && patientClaimBounded(user.roles, client.clientId)) {
+    if (!reaches(await userReach(ctx.db, user), g.patientId)) {
+      throw new OAuthError('invalid_grant', 'the user no longer has access to the launch patient');
+    }
+  }
+  return user;
+}
+
+async function userTokens(
+  ctx: ServerContext,
+  db: CommonQueryMethods,
+  client: ClientRecord,
+  g: RefreshGrant,
+  user: UserRecord,
+  nonce: string | null,
+) {
   const fhirUser = user.practitionerId ? `Practitioner/${user.practitionerId}` : undefined;
   const scopes = parseScopes(g.scope);
   const access = await mintAccessToken(ctx.mint, {
@@ -27,6 +58,13 @@ async function userTokens(ctx: ServerContext, client: ClientRecord, g: RefreshGr
     scope: g.scope,
     patient: g.patientId ?? undefined,
     fhirUser: scopes.fhirUser ? fhirUser : undefined,
+  });
+  await recordAccessToken(db, {
+    jti: access.jti,
+    familyId: g.familyId,
+    userId: user.id,
+    clientId: client.clientId,
+    expiresInS: access.expiresIn,
   });
   const body: TokenResponse = {
     access_token: access.token,
@@ -47,7 +85,7 @@ async function userTokens(ctx: ServerContext, client: ClientRecord, g: RefreshGr
     });
   }
   if (scopes.offlineAccess || scopes.onlineAccess) {
-    body['refresh_token'] = await createRefreshToken(ctx.db, g, ctx.config.authRefreshTokenTtlS);
+    body['refresh_token'] = await createRefreshToken(db, g, ctx.config.authRefreshTokenTtlS);
   }
   return body;
 }
@@ -57,7 +95,10 @@ async function authorizationCode(ctx: ServerContext, form: Record<string, string
   const code = form['code'];
   if (!code) throw new OAuthError('invalid_request', 'code is required');
   const used = await consumeCode(ctx.db, code);
-  if (!used.ok) throw new OAuthError('invalid_grant', used.reason);
+  if (!used.ok) {
+    if (used.revokedFamily !== undefined) ctx.invalidateCallers();
+    throw new OAuthError('invalid_grant', used.reason);
+  }
   const g = used.grant;
   if (g.clientId !== client.clientId) throw new OAuthError('invalid_grant', 'code was issued to another client');
   if (form['redirect_uri'] !== g.redirectUri) throw new OAuthError('invalid_grant', 'redirect_uri does not match');
@@ -71,18 +112,34 @@ async function authorizationCode(ctx: ServerContext, form: Record<string, string
     scope: g.scope,
     patientId: g.patientId,
   };
-  return userTokens(ctx, client, grant, g.nonce);
+  const user = await grantUser(ctx, client, grant);
+  return userTokens(ctx, ctx.db, client, grant, user, g.nonce);
 }
 
+/** Revokes a replayed refresh token's grant (token theft detection) and answers `invalid_grant`. */
+async function refreshReplayed(ctx: ServerContext, familyId: string): Promise<never> {
+  await revokeFamily(ctx.db, familyId);
+  ctx.invalidateCallers();
+  throw new OAuthError('invalid_grant', 'refresh token already used; its grant is revoked');
+}
+
+/**
+ * RFC 6749 §6. Every check comes before the token is used, and using it and issuing the new tokens is one transaction:
+ * a refresh token is consumed only by a request that succeeds (a failed client authentication, a wrong scope or a
+ * lost patient leave it usable for a correct retry).
+ */
 async function refreshToken(ctx: ServerContext, form: Record<string, string>): Promise<TokenResponse> {
-  const client = await authenticateClient(ctx.db, form, clientAuthOptions(ctx));
   const token = form['refresh_token'];
+  const found = token ? await findRefreshToken(ctx.db, token) : undefined;
+  const client = await authenticateClient(ctx.db, form, clientAuthOptions(ctx), found?.grant.clientId);
   if (!token) throw new OAuthError('invalid_request', 'refresh_token is required');
-  const used = await useRefreshToken(ctx.db, token);
-  if (!used.ok) throw new OAuthError('invalid_grant', used.reason);
-  const g = used.grant;
-  if (g.clientId !== client.clientId)
+  if (!found) throw new OAuthError('invalid_grant', 'unknown refresh token');
+  const g = found.grant;
+  if (g.clientId !== client.clientId) {
     throw new OAuthError('invalid_grant', 'refresh token was issued to another client');
+  }
+  if (found.state === 'used') return refreshReplayed(ctx, g.familyId);
+  if (found.state === 'ended') throw new OAuthError('invalid_grant', 'refresh token revoked or expired');
   let scope = g.scope;
   if (form['scope'] !== undefined) {
     // RFC 6749 §6: the new scope must not include any scope not originally granted.
@@ -92,7 +149,16 @@ async function refreshToken(ctx: ServerContext, form: Record<string, string>): P
     }
     scope = narrowed.join(' ');
   }
-  return userTokens(ctx, client, { ...g, scope }, null);
+  const user = await grantUser(ctx, client, g);
+  const issued = await ctx.db.transaction(async (tx) => {
+    const used = await useRefreshToken(tx, token!);
+    if (!used.ok) return used;
+    return { ok: true as const, body: await userTokens(ctx, tx, client, { ...used.grant, scope }, user, null) };
+  });
+  if (issued.ok) return issued.body;
+  // Another request used the token between the checks and the transaction: a replay like any other.
+  if (issued.reusedFamily !== undefined) return refreshReplayed(ctx, issued.reusedFamily);
+  throw new OAuthError('invalid_grant', issued.reason);
 }
 
 async function clientCredentials(ctx: ServerContext, form: Record<string, string>): Promise<TokenResponse> {
