@@ -16,3 +16,29 @@ CREATE INDEX issued_access_tokens_user ON issued_access_tokens (user_id) WHERE u
 CREATE INDEX issued_access_tokens_expires ON issued_access_tokens (expires_at);
 CREATE INDEX revoked_tokens_expires ON revoked_tokens (expires_at);
 CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id) WHERE revoked_at IS NULL;
+
+-- Deactivating a user ends every token naming them, whoever issued it (also development tokens, viewer links and an
+-- external IdP's tokens mapped onto the user) and whoever deactivates (`bin/ehr user deactivate`, SQL): the resource
+-- server refuses a user's token issued (`iat`) at or before `tokens_not_before`, and the user's refresh tokens are
+-- revoked, so reactivating the user revives none of them. The users trigger of migration 007 NOTIFYs the change.
+ALTER TABLE users ADD COLUMN tokens_not_before timestamptz;
+
+CREATE FUNCTION ehr_user_deactivating() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.active AND NOT NEW.active THEN
+    NEW.tokens_not_before := now();
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER users_deactivating BEFORE UPDATE OF active ON users
+  FOR EACH ROW EXECUTE FUNCTION ehr_user_deactivating();
+
+CREATE FUNCTION ehr_user_deactivated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = NEW.id AND revoked_at IS NULL;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER users_deactivated AFTER UPDATE OF active ON users
+  FOR EACH ROW WHEN (OLD.active AND NOT NEW.active) EXECUTE FUNCTION ehr_user_deactivated();

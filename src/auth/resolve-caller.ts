@@ -29,6 +29,12 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
+/** Was a token with this `iat` issued after `notBefore` (epoch seconds, null: no bound)? A missing `iat` is not. */
+export function issuedAfter(iat: unknown, notBefore: number | null | undefined): boolean {
+  if (notBefore === null || notBefore === undefined) return true;
+  return typeof iat === 'number' && iat > notBefore;
+}
+
 export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Promise<Access> {
   const { claims, issuer } = token;
   const sub = str(claims.sub)!;
@@ -70,6 +76,9 @@ export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Pro
   const user = issuer.builtin ? await userById(db, sub) : await userByExternalIdentity(db, issuer.issuer, sub);
   // A deactivated user ends every token naming them, also an external IdP's token mapped onto them.
   if ((issuer.builtin && !user) || (user && !user.active)) throw new TokenError('user unknown or inactive');
+  if (user && !issuedAfter(claims.iat, user.tokensNotBefore)) {
+    throw new TokenError("token issued before the user's tokens were revoked");
+  }
   const roles: Role[] = user?.active ? user.roles.filter(isRole) : [];
   const scopes = parseScopes(scope);
   // The built-in server issued the patient context to this user (launch picker, viewer link): it lasts only as long

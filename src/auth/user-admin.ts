@@ -15,9 +15,11 @@ export async function revokeGrant(db: DatabasePool, userId: string, patientId: s
 }
 
 /**
- * Deactivates a user and ends every token they hold: the resource server refuses any token of an inactive user, and
- * their refresh tokens and recorded access tokens are revoked as well, so reactivating the user revives none of them.
- * Returns false when the user was already inactive (their tokens are revoked again all the same).
+ * Deactivates a user and ends every token they hold: the resource server refuses any token of an inactive user and,
+ * through `tokens_not_before` (set by a trigger of migration 015, which also revokes their refresh tokens), any token
+ * issued before now (viewer links, development and external tokens included); their recorded access tokens go on the
+ * denylist as well. Reactivating the user revives none of them.
+ * Returns false when the user was already inactive.
  */
 export async function deactivateUser(db: DatabasePool, userId: string): Promise<boolean> {
   return db.transaction(async (tx) => {

@@ -48,7 +48,7 @@ async function requireUser(db: DatabasePool, name: string | undefined, what: str
 
 async function requireAdmin(db: DatabasePool, name: string | undefined) {
   const by = await requireUser(db, name, '--by');
-  if (!by.roles.includes('admin') || !by.active) throw new UsageError(`${name} is not an active admin`);
+  if (!by.roles.includes('admin') || !by.active) throw new UsageError(`${name} is not an admin (or is inactive)`);
   return by;
 }
 
