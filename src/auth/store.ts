@@ -58,7 +58,9 @@ export async function userByUsername(
   username: string,
 ): Promise<(UserRecord & { passwordHash: string | null }) | undefined> {
   const r = (await db.maybeOne(sql.unsafe`
-    SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = ${username}`)) as (UserRow & { password_hash: string | null }) | null;
+    SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = ${username}`)) as
+    | (UserRow & { password_hash: string | null })
+    | null;
   return r ? { ...toUser(r), passwordHash: r.password_hash } : undefined;
 }
 
