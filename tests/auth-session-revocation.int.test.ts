@@ -8,6 +8,8 @@
  * - a refresh that fails (client authentication, scope, lost patient) does not consume the refresh token.
  * Two apps share the throwaway database like two facade replicas.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import request from 'supertest';
@@ -402,6 +404,82 @@ describe('a refresh token is consumed only by a refresh that succeeds', () => {
     const r = await refresh(s.refresh, {});
     expect(r.status).toBe(401);
     expect(r.body['error']).toBe('invalid_client');
+  });
+});
+
+/**
+ * fhirclient 2.x, loaded untyped: its type declarations pull the DOM library into the whole compilation. The part of
+ * its Node API used here.
+ */
+interface FhirClientSession {
+  readonly patient: { readonly id: string | null; read(): Promise<unknown> };
+  readonly state: { readonly tokenResponse?: { access_token?: string; refresh_token?: string } };
+  refresh(): Promise<unknown>;
+}
+type FhirClientSmart = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  storage: unknown,
+) => {
+  authorize(options: Record<string, string>): Promise<unknown>;
+  ready(): Promise<FhirClientSession>;
+};
+const smart = createRequire(import.meta.url)('fhirclient') as FhirClientSmart;
+
+describe('fhirclient (the SMART JS client): its own launch and refresh', () => {
+  /** fhirclient's server-side storage: one session. */
+  function sessionStorage() {
+    const session: Record<string, unknown> = {};
+    return {
+      get: async (key: string) => session[key],
+      set: async (key: string, value: unknown) => {
+        session[key] = value;
+        return value;
+      },
+      unset: async (key: string) => {
+        const had = key in session;
+        delete session[key];
+        return had;
+      },
+    };
+  }
+  /** The app's own HTTP exchange as fhirclient's Node adapter sees it (it only reads the URL and Host). */
+  function exchange(url: string) {
+    let location = '';
+    const req = { url, headers: { host: '127.0.0.1:9' }, socket: {} } as unknown as IncomingMessage;
+    const res = {
+      writeHead: (_status: number, headers: { location: string }) => {
+        location = headers.location;
+      },
+      end: () => undefined,
+    } as unknown as ServerResponse;
+    return { req, res, location: () => location };
+  }
+
+  test('launch with fhirclient, then fhirclient.refresh() (no client_id, as fhirclient sends it) and read on', async () => {
+    await doctor('rv-fhirclient');
+    const storage = sessionStorage();
+    const launching = exchange('/launch');
+    await smart(launching.req, launching.res, storage).authorize({
+      iss: `${base}/fhir`,
+      clientId: PUBLIC,
+      scope: 'launch/patient patient/*.rs offline_access openid fhirUser',
+      redirectUri: REDIRECT,
+    });
+    const callback = await loginAndPick(launching.location(), `rv-fhirclient-${tag}`);
+    const back = exchange(`${callback.pathname}${callback.search}`);
+    const client = await smart(back.req, back.res, storage).ready();
+    expect(client.patient.id).toBe(data.A.id);
+    const first = client.state.tokenResponse!;
+    expect(((await client.patient.read()) as { id: string }).id).toBe(data.A.id);
+
+    await client.refresh();
+    const second = client.state.tokenResponse!;
+    expect(second.access_token).not.toBe(first.access_token);
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    expect(((await client.patient.read()) as { id: string }).id).toBe(data.A.id);
+    // The refresh used up the first refresh token (rotation), and the new one refreshes again.
+    expect((await refresh(first.refresh_token!, {})).body['error']).toBe('invalid_grant');
   });
 });
 
