@@ -97,6 +97,13 @@ describe('revoking a grant ends the launched session', () => {
     await expectReads(app, s.access, 401, /no longer has access/);
     await invalidated(app2, s.access);
     await expectReads(app2, s.access, 401, /no longer has access/);
+    // Introspection agrees with the resource server.
+    const intro = await request(app.server)
+      .post('/auth/introspect')
+      .set(bearer(await adminToken(app)))
+      .type('form')
+      .send({ token: s.access });
+    expect(intro.body).toEqual({ active: false });
     // Logged and audited as any refused token: one AuditEvent, failed.
     const refused = await get(app, reads(s.access)[0]!);
     expect((await eventOf(app, refused)).outcome).not.toBe('0');
