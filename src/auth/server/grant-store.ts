@@ -34,8 +34,43 @@ export type CodeResult =
   /** `revokedFamily`: the code was replayed and the grant it started (refresh and access tokens) is revoked. */
   | { ok: false; reason: string; revokedFamily?: string };
 
+/** Looks a code up without using it; `usable`: not used yet and not expired. */
+export async function findCode(
+  db: DatabasePool,
+  code: string,
+): Promise<{ grant: CodeGrant; usable: boolean } | undefined> {
+  const row = (await db.maybeOne(sql.unsafe`
+    SELECT client_id, user_id, redirect_uri, scope, patient_id, nonce, code_challenge, family_id,
+           used_at IS NULL AND expires_at > now() AS usable
+    FROM authorization_codes WHERE code_hash = ${hashToken(code)}`)) as {
+    client_id: string;
+    user_id: string;
+    redirect_uri: string;
+    scope: string;
+    patient_id: string | null;
+    nonce: string | null;
+    code_challenge: string;
+    family_id: string;
+    usable: boolean;
+  } | null;
+  if (!row) return undefined;
+  return {
+    usable: row.usable,
+    grant: {
+      clientId: row.client_id,
+      userId: row.user_id,
+      redirectUri: row.redirect_uri,
+      scope: row.scope,
+      patientId: row.patient_id,
+      nonce: row.nonce,
+      codeChallenge: row.code_challenge,
+      familyId: row.family_id,
+    },
+  };
+}
+
 /** Consumes a code atomically. A second use revokes the refresh and access tokens issued from the first. */
-export async function consumeCode(db: DatabasePool, code: string): Promise<CodeResult> {
+export async function consumeCode(db: CommonQueryMethods, code: string): Promise<CodeResult> {
   const hash = hashToken(code);
   const row = (await db.maybeOne(sql.unsafe`
     UPDATE authorization_codes SET used_at = now()
@@ -112,8 +147,8 @@ export async function recordAccessToken(
 
 /**
  * Puts the still-live recorded access tokens that match `where` on the denylist, and purges denylist rows of tokens
- * that expired more than `graceS` ago (the resource server accepts `exp` with a clock tolerance; a purged jti must no
- * longer verify). The denylist trigger (migration 007) tells every facade process.
+ * that expired more than 10 minutes ago (the resource server accepts `exp` with a clock tolerance of at most 5
+ * minutes; a purged jti no longer verifies). The denylist trigger (migration 007) tells every facade process.
  */
 async function denylistIssued(db: CommonQueryMethods, where: ReturnType<typeof sql.fragment>): Promise<void> {
   await db.query(sql.unsafe`
@@ -123,13 +158,11 @@ async function denylistIssued(db: CommonQueryMethods, where: ReturnType<typeof s
   await db.query(sql.unsafe`DELETE FROM revoked_tokens WHERE expires_at < now() - interval '10 minutes'`);
 }
 
-/** Ends a grant: its refresh tokens and the access tokens issued from it. */
-export async function revokeFamily(db: DatabasePool, familyId: string): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.query(sql.unsafe`
-      UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${familyId} AND revoked_at IS NULL`);
-    await denylistIssued(tx, sql.fragment`family_id = ${familyId}`);
-  });
+/** Ends a grant: its refresh tokens and the access tokens issued from it (call it in a transaction). */
+export async function revokeFamily(db: CommonQueryMethods, familyId: string): Promise<void> {
+  await db.query(sql.unsafe`
+    UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${familyId} AND revoked_at IS NULL`);
+  await denylistIssued(db, sql.fragment`family_id = ${familyId}`);
 }
 
 /** Ends every grant of a user (deactivation): all refresh tokens and all recorded access tokens. */
@@ -139,9 +172,10 @@ export async function revokeUserTokens(db: CommonQueryMethods, userId: string): 
   await denylistIssued(db, sql.fragment`user_id = ${userId}`);
 }
 
-export type RefreshState =
-  | { readonly state: 'live'; readonly grant: RefreshGrant }
-  | { readonly state: 'used' | 'ended'; readonly grant: RefreshGrant };
+export interface RefreshState {
+  readonly state: 'live' | 'used' | 'ended';
+  readonly grant: RefreshGrant;
+}
 
 /** Looks a refresh token up without using it: live, already used (a replay), or revoked/expired. */
 export async function findRefreshToken(db: DatabasePool, token: string): Promise<RefreshState | undefined> {

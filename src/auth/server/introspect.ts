@@ -107,7 +107,7 @@ export async function introspectionRoutes(app: FastifyInstance, opts: Introspect
         throw new OAuthError('unauthorized_client', 'token was issued to another client');
       }
       if (r) {
-        await revokeFamily(ctx.db, r.familyId);
+        await ctx.db.transaction((tx) => revokeFamily(tx, r.familyId));
         app.authCallerCache.clear();
         req.log.info({ auth: { endpoint: 'revoke', client: client.clientId } }, 'refresh token family revoked');
       }
