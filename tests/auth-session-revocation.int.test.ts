@@ -214,6 +214,20 @@ describe('a replayed authorization code ends the access token issued from it', (
     expect((await flows.refresh(s.refresh)).body['error']).toBe('invalid_grant');
   });
 
+  test('two redemptions of one code at once: one answers tokens, the other revokes them', async () => {
+    await flows.doctor('rv-race');
+    const { code, verifier } = await flows.authorize(`rv-race-${tag}`);
+    const answers = await Promise.all([flows.redeemCode(code, verifier), flows.redeemCode(code, verifier)]);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+    const winner = answers.find((a) => a.status === 200)!;
+    const loser = answers.find((a) => a.status === 400)!;
+    expect(loser.body['error_description']).toMatch(/already used/);
+    const res = await get(app, reads(winner.body['access_token']!)[0]!);
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/token revoked/);
+    expect((await flows.refresh(winner.body['refresh_token']!)).body['error']).toBe('invalid_grant');
+  });
+
   test('a reused refresh token also ends the access tokens of its grant', async () => {
     await flows.doctor('rv-reuse');
     const s = await flows.launch(`rv-reuse-${tag}`);

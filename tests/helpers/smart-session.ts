@@ -106,8 +106,8 @@ export async function smartSessions(app: FastifyInstance, base: string, patientI
     return { status: res.status, body, headers: { 'x-request-id': res.headers.get('x-request-id') } };
   }
 
-  /** The tokens of a launch/patient session of `username` through `client` (public unless confidential). */
-  async function launch(username: string, client = PUBLIC) {
+  /** A code of a launch/patient session of `username` through `client`, not yet redeemed. */
+  async function authorize(username: string, client = PUBLIC): Promise<{ code: string; verifier: string }> {
     const { verifier, challenge } = await pkce();
     const q = new URLSearchParams({
       response_type: 'code',
@@ -120,14 +120,25 @@ export async function smartSessions(app: FastifyInstance, base: string, patientI
       code_challenge_method: 'S256',
     });
     const code = (await loginAndPick(`${base}/auth/authorize?${q}`, username)).searchParams.get('code')!;
+    return { code, verifier };
+  }
+
+  /** Redeems a code at the token endpoint (RFC 6749 §4.1.3). */
+  async function redeemCode(code: string, verifier: string, client = PUBLIC): Promise<TokenAnswer> {
     const auth = client === CONFIDENTIAL ? await assertion() : { client_id: PUBLIC };
-    const res = await tokenRequest({
+    return tokenRequest({
       grant_type: 'authorization_code',
       code,
       code_verifier: verifier,
       redirect_uri: REDIRECT,
       ...auth,
     });
+  }
+
+  /** The tokens of a launch/patient session of `username` through `client` (public unless confidential). */
+  async function launch(username: string, client = PUBLIC) {
+    const { code, verifier } = await authorize(username, client);
+    const res = await redeemCode(code, verifier, client);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body['patient']).toBe(patientId);
     return { access: res.body['access_token']!, refresh: res.body['refresh_token']!, code, verifier };
@@ -145,6 +156,8 @@ export async function smartSessions(app: FastifyInstance, base: string, patientI
     loginAndPick,
     assertion,
     tokenRequest,
+    authorize,
+    redeemCode,
     launch,
     refresh,
   };
