@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
+import { tokenKey } from '../src/auth/caller-cache.ts';
 import { testConfig } from './helpers/app.ts';
 import { bearer } from './helpers/auth.ts';
 
@@ -91,6 +92,25 @@ describe('bin/ehr user, client and token', () => {
     expect(ok.out).toMatch(/backend client cli-backend/);
     const minted = ehr(['token', '--client', 'cli-backend', '--scope', 'system/*.rs']);
     expect(minted.code, minted.err).toBe(0);
+  });
+
+  test('user deactivate ends every token of the user; user activate revives none', async () => {
+    expect(ehr(['user', 'add', 'cli-leaver', '--role', 'nurse']).code).toBe(0);
+    const token = ehr(['token', '--user', 'cli-leaver', '--scope', 'user/*.rs']).out.trim();
+    expect((await request(app.server).get('/test/cli-whoami').set(bearer(token))).status).toBe(200);
+    expect(ehr(['user', 'deactivate', 'cli-admin', '--by', 'cli-admin']).err).toMatch(/cannot deactivate themself/);
+    expect(ehr(['user', 'deactivate', 'cli-leaver', '--by', 'cli-doc']).err).toMatch(/not an admin/);
+    const off = ehr(['user', 'deactivate', 'cli-leaver', '--by', 'cli-admin']);
+    expect(off.code, off.err).toBe(0);
+    while (app.authCallerCache.get(tokenKey(token)) !== undefined) await app.authCallerCache.nextClear();
+    const refused = await request(app.server).get('/test/cli-whoami').set(bearer(token));
+    expect(refused.status).toBe(401);
+    expect(refused.headers['www-authenticate']).toMatch(/inactive/);
+    expect(ehr(['user', 'activate', 'cli-leaver', '--by', 'cli-admin']).code).toBe(0);
+    while (app.authCallerCache.get(tokenKey(token)) !== undefined) await app.authCallerCache.nextClear();
+    const still = await request(app.server).get('/test/cli-whoami').set(bearer(token));
+    expect(still.status).toBe(401);
+    expect(still.headers['www-authenticate']).toMatch(/issued before/);
   });
 
   test('token refuses outside development mode and says so', () => {

@@ -4,6 +4,7 @@
  * and the resource server still checks the user or client behind it against the database.
  */
 import type { DatabasePool } from 'slonik';
+import { CLI_CLIENT_ID } from './patient-reach.ts';
 import { type MintContext, type MintedToken, mintAccessToken } from './server/tokens.ts';
 import { clientById, userByUsername } from './store.ts';
 
@@ -34,7 +35,7 @@ export async function mintLocalToken(db: DatabasePool, mint: MintContext, r: Loc
   if (!user) throw new Error(`no user ${r.username}`);
   return mintAccessToken(mint, {
     sub: user.id,
-    clientId: 'ehr-cli',
+    clientId: CLI_CLIENT_ID,
     scope: r.scope,
     patient: r.patient,
     fhirUser: user.practitionerId ? `Practitioner/${user.practitionerId}` : undefined,

@@ -17,6 +17,8 @@ export interface UserRecord {
   readonly practitionerId: string | null;
   readonly department: string | null;
   readonly active: boolean;
+  /** Epoch seconds: tokens of the user issued at or before it are refused (set on deactivation). */
+  readonly tokensNotBefore?: number | null;
 }
 
 let ordersTableSeen = false;

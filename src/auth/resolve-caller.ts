@@ -1,10 +1,13 @@
 /**
  * Turns a verified token into the caller the policy consumes: looks up the user or client behind it (so that a
- * deactivated user, a deleted client or a lowered scope ceiling take effect at once), checks revocation, and resolves
- * the caller's patient sets once for the request.
+ * deactivated user, a deleted client or a lowered scope ceiling take effect at once), checks revocation, rechecks a
+ * user's `patient` claim against what the user reaches now (patient-reach.ts), and resolves the caller's patient sets
+ * once for the request. Runs for every request the caller cache does not answer; the cache is dropped on every change
+ * of grants, users, orders and revocations (migration 007), so each of these checks holds for every request.
  */
 import type { DatabasePool } from 'slonik';
 import type { Access, Agent } from './access.ts';
+import { patientClaimBounded, reachablePatients, reaches } from './patient-reach.ts';
 import { resolvePatientSets } from './patient-sets.ts';
 import { type Caller, isRole, neededPatientSources, type Role } from './policy.ts';
 import { narrowScopes, parseScopes } from './scopes.ts';
@@ -24,6 +27,12 @@ function scopeClaim(claims: Record<string, unknown>): string {
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** Was a token with this `iat` issued after `notBefore` (epoch seconds, null: no bound)? A missing `iat` is not. */
+export function issuedAfter(iat: unknown, notBefore: number | null | undefined): boolean {
+  if (notBefore === null || notBefore === undefined) return true;
+  return typeof iat === 'number' && iat > notBefore;
 }
 
 export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Promise<Access> {
@@ -65,11 +74,21 @@ export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Pro
 
   // A user (possibly with a patient context chosen at launch).
   const user = issuer.builtin ? await userById(db, sub) : await userByExternalIdentity(db, issuer.issuer, sub);
-  if (issuer.builtin && !user?.active) throw new TokenError('user unknown or inactive');
+  // A deactivated user ends every token naming them, also an external IdP's token mapped onto them.
+  if ((issuer.builtin && !user) || (user && !user.active)) throw new TokenError('user unknown or inactive');
+  if (user && !issuedAfter(claims.iat, user.tokensNotBefore)) {
+    throw new TokenError("token issued before the user's tokens were revoked");
+  }
   const roles: Role[] = user?.active ? user.roles.filter(isRole) : [];
   const scopes = parseScopes(scope);
-  const needsSets = scopes.resource.some((s) => s.context === 'user');
+  // The built-in server issued the patient context to this user (launch picker, viewer link): it lasts only as long
+  // as the user still reaches that patient.
+  const bounded = issuer.builtin && user && patientClaim !== undefined && patientClaimBounded(user.roles, clientId);
+  const needsSets = bounded || scopes.resource.some((s) => s.context === 'user');
   const patientSets = user && needsSets ? await resolvePatientSets(db, user, neededPatientSources(roles)) : {};
+  if (bounded && !reaches(reachablePatients(roles, patientSets), patientClaim)) {
+    throw new TokenError('the user no longer has access to the token patient');
+  }
   const caller: Caller = {
     scopes,
     roles,

@@ -27,7 +27,12 @@ interface UserRow {
   practitioner_id: string | null;
   department: string | null;
   active: boolean;
+  tokens_not_before: number | null;
 }
+
+/** The columns of {@link UserRow}. */
+const USER_COLUMNS = sql.fragment`id, username, roles, practitioner_id, department, active,
+  extract(epoch FROM tokens_not_before)::float8 AS tokens_not_before`;
 
 function toUser(r: UserRow): UserRecord {
   return {
@@ -37,13 +42,14 @@ function toUser(r: UserRow): UserRecord {
     practitionerId: r.practitioner_id,
     department: r.department,
     active: r.active,
+    tokensNotBefore: r.tokens_not_before === null ? null : Math.floor(Number(r.tokens_not_before)),
   };
 }
 
 export async function userById(db: DatabasePool, id: string): Promise<UserRecord | undefined> {
   if (!UUID.test(id)) return undefined;
   const r = (await db.maybeOne(sql.unsafe`
-    SELECT id, username, roles, practitioner_id, department, active FROM users WHERE id = ${id}`)) as UserRow | null;
+    SELECT ${USER_COLUMNS} FROM users WHERE id = ${id}`)) as UserRow | null;
   return r ? toUser(r) : undefined;
 }
 
@@ -52,8 +58,9 @@ export async function userByUsername(
   username: string,
 ): Promise<(UserRecord & { passwordHash: string | null }) | undefined> {
   const r = (await db.maybeOne(sql.unsafe`
-    SELECT id, username, roles, practitioner_id, department, active, password_hash
-    FROM users WHERE username = ${username}`)) as (UserRow & { password_hash: string | null }) | null;
+    SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = ${username}`)) as
+    | (UserRow & { password_hash: string | null })
+    | null;
   return r ? { ...toUser(r), passwordHash: r.password_hash } : undefined;
 }
 
@@ -63,7 +70,7 @@ export async function userByExternalIdentity(
   subject: string,
 ): Promise<UserRecord | undefined> {
   const r = (await db.maybeOne(sql.unsafe`
-    SELECT id, username, roles, practitioner_id, department, active FROM users
+    SELECT ${USER_COLUMNS} FROM users
     WHERE external_issuer = ${issuer} AND external_subject = ${subject}`)) as UserRow | null;
   return r ? toUser(r) : undefined;
 }

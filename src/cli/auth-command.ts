@@ -4,6 +4,8 @@
  *   user list
  *   user grant NAME PATIENT --reason TEXT --by ADMIN [--expires ISO-DATE]
  *   user revoke NAME PATIENT --by ADMIN
+ *   user deactivate NAME --by ADMIN     (ends every token of the user)
+ *   user activate NAME --by ADMIN
  *   client add ID --name TEXT (--public | --jwks FILE | --jwks-url URL) [--redirect-uri URI...] --scope SCOPES
  *                 [--patients ID,ID]
  *   client list
@@ -22,6 +24,7 @@ import { authUrls } from '../auth/server/discovery.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
 import { ensureActiveKey, KeyStore } from '../auth/signing-keys.ts';
 import { userByUsername } from '../auth/store.ts';
+import { activateUser, deactivateUser, revokeGrant } from '../auth/user-admin.ts';
 
 /** A wrong command line: the message is printed as is. */
 export class UsageError extends Error {
@@ -41,6 +44,12 @@ async function requireUser(db: DatabasePool, name: string | undefined, what: str
   const u = await userByUsername(db, name);
   if (!u) throw new UsageError(`no user ${name}`);
   return u;
+}
+
+async function requireAdmin(db: DatabasePool, name: string | undefined) {
+  const by = await requireUser(db, name, '--by');
+  if (!by.roles.includes('admin') || !by.active) throw new UsageError(`${name} is not an admin (or is inactive)`);
+  return by;
 }
 
 async function user(db: DatabasePool, args: string[]): Promise<number> {
@@ -100,16 +109,28 @@ async function user(db: DatabasePool, args: string[]): Promise<number> {
     }
     case 'revoke': {
       const u = await requireUser(db, p[1], 'user');
-      const by = await requireUser(db, v.by, '--by');
-      if (!by.roles.includes('admin')) throw new UsageError(`${v.by} is not an admin`);
-      const r = await db.query(sql.unsafe`
-        UPDATE patient_grants SET revoked_at = now(), revoked_by = ${by.id}
-        WHERE user_id = ${u.id} AND patient_id = ${p[2] ?? ''} AND revoked_at IS NULL`);
-      console.log(r.rowCount > 0 ? `revoked ${u.username}'s access to patient ${p[2]}` : 'no live grant found');
-      return r.rowCount > 0 ? 0 : 1;
+      const by = await requireAdmin(db, v.by);
+      const revoked = await revokeGrant(db, u.id, p[2] ?? '', by.id);
+      console.log(revoked ? `revoked ${u.username}'s access to patient ${p[2]}` : 'no live grant found');
+      return revoked ? 0 : 1;
+    }
+    case 'deactivate': {
+      const u = await requireUser(db, p[1], 'user');
+      const by = await requireAdmin(db, v.by);
+      if (by.id === u.id) throw new UsageError('an admin cannot deactivate themself');
+      const changed = await deactivateUser(db, u.id);
+      console.log(`${u.username} ${changed ? 'deactivated' : 'was already inactive'}; all their tokens are revoked`);
+      return 0;
+    }
+    case 'activate': {
+      const u = await requireUser(db, p[1], 'user');
+      await requireAdmin(db, v.by);
+      const changed = await activateUser(db, u.id);
+      console.log(`${u.username} ${changed ? 'activated' : 'was already active'}`);
+      return 0;
     }
   }
-  throw new UsageError('usage: bin/ehr user add|list|grant|revoke ...');
+  throw new UsageError('usage: bin/ehr user add|list|grant|revoke|deactivate|activate ...');
 }
 
 async function client(db: DatabasePool, args: string[]): Promise<number> {

@@ -4,7 +4,8 @@
  *   client's registered JWKS (inline or by URL), `iss` = `sub` = client_id, `aud` = the token endpoint (the issuer
  *   identifier is accepted too, as RFC 7523bis clients send it), `exp` at most 5 minutes ahead, and a `jti` that is
  *   refused when seen again before it expires.
- * - public clients (`none`): only the client_id; they must use PKCE.
+ * - public clients (`none`): only the client_id; they must use PKCE. At refresh, a public client may omit it when the
+ *   refresh token names it (RFC 6749 §6 asks only confidential clients to authenticate; fhirclient 2.x sends none).
  */
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { type DatabasePool, sql } from 'slonik';
@@ -93,11 +94,15 @@ async function verifyAssertion(
   return client;
 }
 
-/** Authenticates the client of a token/revocation request from its form parameters. */
+/**
+ * Authenticates the client of a token/revocation request from its form parameters. `impliedPublicClient`: the client
+ * the presented grant names; used when the request carries no client credentials at all, and only if it is public.
+ */
 export async function authenticateClient(
   db: DatabasePool,
   form: Record<string, string>,
   opts: ClientAuthOptions,
+  impliedPublicClient?: string,
 ): Promise<ClientRecord> {
   const assertionType = form['client_assertion_type'];
   const assertion = form['client_assertion'];
@@ -107,7 +112,7 @@ export async function authenticateClient(
     return verifyAssertion(db, assertion, form['client_id'], opts);
   }
   if (form['client_secret'] !== undefined) throw new OAuthError('invalid_client', 'client secrets are not supported');
-  const clientId = form['client_id'];
+  const clientId = form['client_id'] ?? impliedPublicClient;
   if (clientId === undefined) throw new OAuthError('invalid_client', 'client authentication required');
   const client = await clientById(db, clientId);
   if (!client?.active) throw new OAuthError('invalid_client', 'unknown client');

@@ -11,4 +11,6 @@ export interface ServerContext {
   readonly keys: KeyStore;
   readonly urls: AuthUrls;
   readonly mint: MintContext;
+  /** Drops this process's caller cache after a revocation (other processes learn it by NOTIFY). */
+  readonly invalidateCallers: () => void;
 }

@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { sql } from 'slonik';
 import type { Access } from '../access.ts';
-import { isRevoked } from '../store.ts';
+import { resolveAccess } from '../resolve-caller.ts';
 import { type TrustedIssuer, verifyAccessToken } from '../verify-token.ts';
 import { authenticateClient } from './client-auth.ts';
 import type { ServerContext } from './context.ts';
@@ -31,9 +31,10 @@ async function describeToken(
 ): Promise<Record<string, unknown> | undefined> {
   if (token.includes('.')) {
     try {
-      const { claims } = await verifyAccessToken(token, new Map([[builtin.issuer, builtin]]), 0);
-      if (typeof claims.jti !== 'string' || (await isRevoked(ctx.db, claims.jti))) return undefined;
-      return { ...claims, active: true, token_type: 'Bearer' };
+      const verified = await verifyAccessToken(token, new Map([[builtin.issuer, builtin]]), 0);
+      // Active exactly when the resource server would accept it (revocation, user, patient context).
+      await resolveAccess(ctx.db, verified);
+      return { ...verified.claims, active: true, token_type: 'Bearer' };
     } catch {
       return undefined;
     }
@@ -106,7 +107,7 @@ export async function introspectionRoutes(app: FastifyInstance, opts: Introspect
         throw new OAuthError('unauthorized_client', 'token was issued to another client');
       }
       if (r) {
-        await revokeFamily(ctx.db, r.familyId);
+        await ctx.db.transaction((tx) => revokeFamily(tx, r.familyId));
         app.authCallerCache.clear();
         req.log.info({ auth: { endpoint: 'revoke', client: client.clientId } }, 'refresh token family revoked');
       }

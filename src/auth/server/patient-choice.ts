@@ -5,17 +5,14 @@
  */
 import { type DatabasePool, sql } from 'slonik';
 import type { PatientFilter } from '../access.ts';
-import { resolvePatientSets, type UserRecord } from '../patient-sets.ts';
-import { decide, isRole, neededPatientSources } from '../policy.ts';
-import { parseScopes } from '../scopes.ts';
+import { userReach } from '../patient-reach.ts';
+import type { UserRecord } from '../patient-sets.ts';
 import type { PatientChoice } from './pages.ts';
 
 export const PATIENT_ID = /^[A-Za-z0-9.-]{1,64}$/;
 
 export async function selectablePatients(db: DatabasePool, user: UserRecord): Promise<PatientFilter> {
-  const roles = user.roles.filter(isRole);
-  const patientSets = await resolvePatientSets(db, user, neededPatientSources(roles));
-  return decide({ scopes: parseScopes('user/Patient.r'), roles, patientSets }, 'read', 'Patient').filter;
+  return userReach(db, user);
 }
 
 async function patientsTable(db: DatabasePool): Promise<boolean> {

@@ -39,6 +39,7 @@ export async function authServerRoutes(app: FastifyInstance, opts: AuthServerOpt
     keys,
     urls,
     mint: { keys, urls, accessTokenTtlS: config.authAccessTokenTtlS },
+    invalidateCallers: () => app.authCallerCache.clear(),
   };
 
   app.addContentTypeParser(
