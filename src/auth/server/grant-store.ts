@@ -1,7 +1,7 @@
 /**
  * Authorization codes and refresh tokens in the database, by hash. Codes are single-use (RFC 6749 §4.1.2: a reused
  * code revokes what it issued); refresh tokens rotate on every use and a reused one revokes its whole family. Access
- * tokens issued from a grant are recorded by jti (migration 015) so that revoking the grant's family also puts them on
+ * tokens issued from a grant are recorded by jti (migration 016) so that revoking the grant's family also puts them on
  * the `revoked_tokens` denylist, which every facade process checks (RFC 7009 §2: revoking a grant MAY, and here does,
  * end its access tokens).
  */
