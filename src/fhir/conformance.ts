@@ -274,8 +274,9 @@ export function checkEmptyStrings(
   out: OperationOutcomeIssue[] = [],
 ): OperationOutcomeIssue[] {
   if (value === '') out.push(issue(path, 'empty strings are not allowed; leave the element out instead'));
-  else if (Array.isArray(value)) value.forEach((v, i) => checkEmptyStrings(v, `${path}[${i}]`, out));
-  else if (value && typeof value === 'object') {
+  else if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) checkEmptyStrings(v, `${path}[${i}]`, out);
+  } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) checkEmptyStrings(v, `${path}.${k}`, out);
   }
   return out;
