@@ -73,4 +73,11 @@ export function assertResourceBody(body: unknown, type: string): asserts body is
       'resourceType',
     ]);
   }
+  // The server fills in meta before validating, so a malformed one is refused here rather than silently replaced.
+  const meta = (body as { meta?: unknown }).meta;
+  if (meta !== undefined && (meta === null || typeof meta !== 'object' || Array.isArray(meta))) {
+    throw new FhirError(400, 'structure', `meta must be a JSON object (Meta), got ${JSON.stringify(meta)}`, [
+      `${type}.meta`,
+    ]);
+  }
 }
