@@ -8,11 +8,12 @@ import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
 import type { DicomInstance } from '../imaging/dicom-instance.ts';
 import { lookupForMatch, recordStudies } from '../imaging/ehr-link.ts';
 import { decideMatch } from '../imaging/matching.ts';
+import { orderTransition } from '../imaging/order-status.ts';
 import { buildUploadLogRows, insertUploadLogs } from '../imaging/upload-log.ts';
 import type { OrthancClient } from '../orthanc/client.ts';
-import { studyInstanceTags } from '../orthanc/changes.ts';
-import { instanceFromOrthancTags, reasonFromMismatch } from './instances.ts';
-import { type LinkTarget, LinkTargetError, type StudyLinker, type UnlinkedStudy } from './ports.ts';
+import { instanceFromOrthancTags, missingAttributes, reasonFromMismatch } from './instances.ts';
+import { type LinkTarget, LinkTargetError, type StudyLinker, type StudyToLink, type UnlinkedStudy } from './ports.ts';
+import { readStudyTags } from './study-read.ts';
 
 /** The change feed's identity in FHIR writes, upload-log rows and audit events. */
 export const FEED_AGENT = { who: 'system/change-feed', sub: 'system:change-feed', roles: [] as string[] };
@@ -51,20 +52,28 @@ export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
   };
   const repo = (tx: CommonQueryMethods) => new FhirRepository(tx, FEED_ACCESS, ctx);
 
-  async function instancesOf(orthancStudyId: string): Promise<DicomInstance[]> {
-    const tags = await studyInstanceTags(orthanc, orthancStudyId);
-    return Object.values(tags)
-      .map(instanceFromOrthancTags)
-      .filter((i): i is DicomInstance => i !== undefined);
+  /** The study's instances that carry the attributes matching needs, and why the first one that does not, doesn't. */
+  async function instancesOf(study: StudyToLink): Promise<{ instances: DicomInstance[]; problem: string | undefined }> {
+    const tags = await readStudyTags(orthanc, study.orthancStudyId, study.numberOfInstances);
+    const instances: DicomInstance[] = [];
+    let problem: string | undefined;
+    for (const t of tags) {
+      const inst = instanceFromOrthancTags(t);
+      if (inst) instances.push(inst);
+      else problem ??= missingAttributes(t);
+    }
+    return { instances, problem };
   }
 
   return {
     async link(tx, study) {
       const started = new Date();
-      const instances = await instancesOf(study.orthancStudyId);
+      const { instances, problem } = await instancesOf(study);
       const first = instances[0];
-      if (!first)
-        return { linked: false, reason: 'missing-identifiers', detail: 'no instance has the required attributes' };
+      if (!first) {
+        const detail = `none of ${study.numberOfInstances} instance(s) has the required attributes: ${problem}`;
+        return { linked: false, reason: 'missing-identifiers', detail };
+      }
       const fhir = repo(tx);
       const match = decideMatch(first, await lookupForMatch(fhir, first));
       if (!match.matched) return { linked: false, reason: reasonFromMismatch(match.code), detail: match.detail };
@@ -120,7 +129,7 @@ export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
       return found.numberOfInstances ?? 0;
     },
 
-    async resolveTarget(tx, patient, order): Promise<LinkTarget> {
+    async resolveTarget(tx, patient, order, studyInstanceUid): Promise<LinkTarget> {
       const fhir = repo(tx);
       const patientId = bareId(patient, 'Patient');
       const orderId = bareId(order, 'ServiceRequest');
@@ -137,6 +146,13 @@ export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
       )?.value;
       const accession = sr.identifier?.find((i) => i.system === config.fhirAccessionSystem)?.value;
       if (!mrn || !accession) throw new LinkTargetError('the patient has no MRN or the order no accession number');
+      // The checks the final link would make, made before Orthanc is touched (so a refused target changes nothing).
+      const t = orderTransition(sr.status);
+      if (!t.accept) throw new LinkTargetError(`ServiceRequest/${orderId} does not accept images: ${t.reason}`);
+      const linkedUid = (await fhir.orderBridge(orderId))?.study_instance_uid;
+      if (linkedUid && linkedUid !== studyInstanceUid) {
+        throw new LinkTargetError(`ServiceRequest/${orderId} is already linked to study ${linkedUid}`);
+      }
       return { patientId, orderId, mrn, accessionNumber: accession };
     },
 

@@ -4,7 +4,10 @@ import { countStudyInstances, getStudy, studyModalities } from '../orthanc/chang
 import { decideStudy, type StudyDecision } from './classify.ts';
 import { advanceCursor, claimCursor } from './cursor.ts';
 import type { ChangeFeedAudit, StudyLinker, StudyToLink } from './ports.ts';
-import { enqueueUnmatched, openItemFor, refreshOpenItem, relinkInProgress } from './queue.ts';
+import { closeLinkedByUpload, enqueueUnmatched, openItemFor, refreshOpenItem, relinkInProgress } from './queue.ts';
+
+/** Who closes a queue item whose study the feed linked. */
+const FEED_WHO = 'system/change-feed';
 
 export interface IndexDeps {
   db: DatabasePool;
@@ -107,7 +110,34 @@ export async function indexStudyChange(
       indexedInstances: known.length > 0 ? Math.max(...known) : undefined,
       orthancInstances: study.numberOfInstances,
     });
-    if (d === 'held') {
+    if (d === 'held' && open?.status === 'pending') {
+      // Matched again: the study may match now (its order arrived, or an earlier look was wrong). A rejected item
+      // stays as the user left it.
+      const outcome = await deps.linker.link(tx, study);
+      if (outcome.linked) {
+        await recordFeedStudy(tx, study, 'linked', outcome.imagingStudyId, seq);
+        const closed = await closeLinkedByUpload(tx, {
+          orthancStudyId,
+          imagingStudyId: outcome.imagingStudyId,
+          by: FEED_WHO,
+        });
+        await deps.audit.record(tx, {
+          action: 'study-linked',
+          agent: { kind: 'system' },
+          outcome: 'success',
+          studyInstanceUid: study.studyInstanceUid,
+          orthancStudyId,
+          patientId: outcome.patientId,
+          orderId: outcome.orderId,
+          imagingStudyId: outcome.imagingStudyId,
+          queueItemId: closed[0]?.id,
+          detail: 'queued study matches now',
+        });
+        changed = study.studyInstanceUid;
+      } else {
+        await refreshOpenItem(tx, orthancStudyId, study.numberOfInstances, study.modalities, outcome);
+      }
+    } else if (d === 'held') {
       await refreshOpenItem(tx, orthancStudyId, study.numberOfInstances, study.modalities);
     } else if (d === 'link') {
       const outcome = await deps.linker.link(tx, study);

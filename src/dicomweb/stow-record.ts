@@ -133,6 +133,10 @@ export async function recordUpload(
       await lockStudies(tx, lockUids);
       const studies = [...linked.values()].map((s) => s.study);
       const recorded = await deps.recordStudies(store, studies);
+      await deps.closeQueued?.(
+        tx,
+        studies.map((s, k) => ({ orthancStudyId: s.orthancStudyId, imagingStudyId: recorded[k]?.imagingStudyId })),
+      );
       const { held } = await settle();
       for (const [uid, list] of held) await deps.hold!(tx, holdInput(uid, list));
       await deps.insertLogs(tx, logRows());
