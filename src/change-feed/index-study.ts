@@ -1,4 +1,5 @@
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
+import { lockStudies } from '../imaging/ehr-link.ts';
 import type { OrthancClient } from '../orthanc/client.ts';
 import { countStudyInstances, getStudy, studyModalities } from '../orthanc/changes.ts';
 import { decideStudy, type StudyDecision } from './classify.ts';
@@ -91,14 +92,33 @@ export async function indexStudyChange(
   seq: number,
   orthancStudyId: string,
 ): Promise<StudyDecision> {
+  return indexStudy(deps, orthancStudyId, { expected, seq });
+}
+
+/**
+ * Indexes a study found by a sweep rather than by a change (sweep.ts): the same decisions, without moving the cursor.
+ * Only the leader sweeps, between pages of changes, so it never runs beside the consumer.
+ */
+export async function indexSweptStudy(deps: IndexDeps, orthancStudyId: string): Promise<StudyDecision> {
+  return indexStudy(deps, orthancStudyId, undefined);
+}
+
+async function indexStudy(
+  deps: IndexDeps,
+  orthancStudyId: string,
+  cursor: { expected: number; seq: number } | undefined,
+): Promise<StudyDecision> {
+  const seq = cursor?.seq ?? 0;
   const study = await describeStudy(deps.orthanc, orthancStudyId, 'dimse');
   let changed: string | undefined;
   const decision = await deps.db.transaction(async (tx) => {
-    await claimCursor(tx, expected);
+    if (cursor) await claimCursor(tx, cursor.expected);
     if (!study) {
-      await advanceCursor(tx, seq);
+      if (cursor) await advanceCursor(tx, seq);
       return 'gone' as const;
     }
+    // Serialized with uploads of the same study (STOW-RS takes the same lock), so that the two never both link it.
+    await lockStudies(tx, [study.studyInstanceUid]);
     const open = await openItemFor(tx, orthancStudyId);
     const fromFeed = await feedInstances(tx, orthancStudyId);
     const fromEhr = await deps.linker.indexedInstances(tx, orthancStudyId, study.studyInstanceUid);
@@ -168,7 +188,7 @@ export async function indexStudyChange(
         });
       }
     }
-    await advanceCursor(tx, seq);
+    if (cursor) await advanceCursor(tx, seq);
     return d;
   });
   if (changed) deps.onStudyChanged?.(changed);
