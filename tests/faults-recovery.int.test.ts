@@ -1,0 +1,442 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ImagingStudy } from '@medplum/fhirtypes';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'slonik';
+import request from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { buildApp } from '../src/app.ts';
+import { verifyChain } from '../src/audit/store.ts';
+import { loadConfig } from '../src/config/load-config.ts';
+import type { Config } from '../src/config/spec.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { orthancPid, startOrthanc, stopOrthanc } from '../src/stack/orthanc.ts';
+import { clusterPid, clusterRunning, startCluster } from '../src/stack/postgres.ts';
+import { freePort, pidAlive } from '../src/stack/process.ts';
+import { type StackInfo, type StackSettings, stackDown, stackUp } from '../src/stack/stack.ts';
+import { adminToken, bearer } from './helpers/auth.ts';
+import { makeSeries } from './helpers/dicom.ts';
+import { type Booked, bookPatientAndOrder, multipartBody, STOW_TYPE } from './helpers/stow.ts';
+
+/**
+ * Faults on the real stack: PostgreSQL (which also holds Orthanc's index and storage) and Orthanc are killed with
+ * SIGKILL, or frozen with SIGSTOP, in the middle of a STOW-RS upload and of a FHIR write. These tests run their own
+ * throwaway stack (never the shared one of tests/global-setup.ts) and restart the killed process themselves. After
+ * recovery each asserts consistency: every instance Orthanc holds is linked (these studies match their order) or
+ * queued with a true reason; a retry is idempotent and links the order; no queue item stays pending for a linked
+ * study; the upload log exists; every attempt has its AuditEvent and the hash chain verifies.
+ */
+
+let settings: StackSettings;
+let info: StackInfo;
+let app: FastifyInstance;
+let auth: { authorization: string };
+
+const WAIT_MS = 90_000;
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Settles `p` within `ms` or fails: no wait in these tests is unbounded. */
+async function within<T>(what: string, p: Promise<T>, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function orthancFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const basic = Buffer.from(`${info.orthanc.username}:${info.orthanc.password}`).toString('base64');
+  return fetch(`${info.orthancUrl}${path}`, {
+    ...init,
+    headers: { authorization: `Basic ${basic}`, ...(init.headers ?? {}) },
+    signal: AbortSignal.timeout(5000),
+  });
+}
+
+/** SOP Instance UIDs Orthanc holds for a StudyInstanceUID (over every Orthanc study with that UID). */
+async function orthancSops(studyUid: string): Promise<string[]> {
+  const res = await orthancFetch('/tools/lookup', { method: 'POST', body: studyUid });
+  if (!res.ok) throw new Error(`Orthanc lookup: ${res.status}`);
+  const found = (await res.json()) as { ID: string; Type: string }[];
+  const sops: string[] = [];
+  for (const s of found.filter((f) => f.Type === 'Study')) {
+    const r = await orthancFetch(`/studies/${s.ID}/instances`);
+    if (!r.ok) throw new Error(`Orthanc instances: ${r.status}`);
+    sops.push(
+      ...((await r.json()) as { MainDicomTags: { SOPInstanceUID: string } }[]).map(
+        (i) => i.MainDicomTags.SOPInstanceUID,
+      ),
+    );
+  }
+  return sops.sort();
+}
+
+async function orthancAnswers(): Promise<boolean> {
+  try {
+    const res = await orthancFetch('/system');
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Brings PostgreSQL back (waiting for the orphaned backends of a killed postmaster to exit) and Orthanc with it. */
+async function recover(): Promise<void> {
+  await eventually('PostgreSQL to start again', async () => {
+    if (await clusterRunning(info.pg)) return true;
+    await startCluster(info.pg);
+    return clusterRunning(info.pg);
+  });
+  await restartOrthancIfStuck();
+}
+
+/** Orthanc answers again, or is restarted (a killed or wedged Orthanc), within a bound. */
+async function restartOrthancIfStuck(): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (await orthancAnswers()) return;
+    if (!orthancPid(info.orthanc)) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  if (!(await orthancAnswers())) {
+    await stopOrthanc(info.orthanc);
+    await startOrthanc(info.orthanc);
+  }
+}
+
+/** Every process of the private PostgreSQL cluster (the postmaster and its children). */
+function clusterPids(): number[] {
+  const main = clusterPid(info.pg);
+  if (!main) return [];
+  let out = '';
+  try {
+    out = execFileSync('pgrep', ['-P', String(main)], { encoding: 'utf8' });
+  } catch {
+    // No children (pgrep exits 1).
+  }
+  const children = out.split('\n').filter(Boolean);
+  return [main, ...children.map(Number)];
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+function stowRequest(files: Buffer[]) {
+  const boundary = `stow-${randomUUID()}`;
+  return request(app.server)
+    .post('/dicom-web/studies')
+    .set(auth)
+    .set('content-type', STOW_TYPE(boundary))
+    .send(multipartBody(files, boundary));
+}
+
+/** Starts a STOW of `files` and calls `fault` once Orthanc holds at least `after` of them; returns the response. */
+async function stowWithFault(files: Buffer[], studyUid: string, after: number, fault: () => void) {
+  const pending = stowRequest(files).then(
+    (r) => r,
+    (err: unknown) => ({ status: 0, text: String(err), headers: {} as Record<string, string> }),
+  );
+  let faulted = false;
+  await eventually(
+    `${after} instances in Orthanc`,
+    async () => {
+      if ((await orthancSops(studyUid).catch(() => [])).length >= after) {
+        fault();
+        faulted = true;
+      }
+      return faulted;
+    },
+    60_000,
+  );
+  return pending;
+}
+
+interface EhrStudy {
+  imagingStudy: ImagingStudy | undefined;
+  orderLinkedTo: string | null;
+  orderStatus: string | undefined;
+  uploadLogs: number;
+  pendingItems: { id: string; reason: string; detail: string | null }[];
+}
+
+async function ehr(studyUid: string, booked: Booked): Promise<EhrStudy> {
+  const study = (await app.db.maybeOne(sql.unsafe`
+    SELECT content FROM imaging_studies WHERE study_instance_uid = ${studyUid} AND NOT deleted`)) as {
+    content: ImagingStudy;
+  } | null;
+  const order = (await app.db.one(sql.unsafe`
+    SELECT study_instance_uid, content->>'status' AS status FROM orders WHERE id = ${booked.orderId}`)) as {
+    study_instance_uid: string | null;
+    status: string;
+  };
+  const logs = Number(
+    await app.db.oneFirst(sql.unsafe`SELECT count(*) FROM dicom_upload_logs WHERE study_instance_uid = ${studyUid}`),
+  );
+  const items = (await app.db.any(sql.unsafe`
+    SELECT id::text AS id, reason, detail FROM dicom_unmatched
+    WHERE study_instance_uid = ${studyUid} AND status IN ('pending', 'relinking')`)) as readonly {
+    id: string;
+    reason: string;
+    detail: string | null;
+  }[];
+  return {
+    imagingStudy: study?.content,
+    orderLinkedTo: order.study_instance_uid,
+    orderStatus: order.status,
+    uploadLogs: logs,
+    pendingItems: [...items],
+  };
+}
+
+const sopsOf = (s: ImagingStudy | undefined) =>
+  (s?.series ?? []).flatMap((x) => (x.instance ?? []).map((i) => i.uid)).sort();
+
+/**
+ * After recovery: every instance in Orthanc is linked (the study matches its order) and nothing is queued; the order
+ * points at the study and the upload log has rows. Waits for the change feed (StableStudy or the orphan sweep).
+ */
+async function expectAccountedFor(studyUid: string, booked: Booked): Promise<void> {
+  const inOrthanc = await eventually('Orthanc to answer', () => orthancSops(studyUid));
+  if (inOrthanc.length === 0) return;
+  const state = await eventually(`the ${inOrthanc.length} orphaned instance(s) to be linked`, async () => {
+    const s = await ehr(studyUid, booked);
+    return sopsOf(s.imagingStudy).length >= inOrthanc.length ? s : undefined;
+  });
+  expect(sopsOf(state.imagingStudy)).toEqual(expect.arrayContaining(inOrthanc));
+  expect(state.orderLinkedTo).toBe(studyUid);
+  expect(state.uploadLogs).toBeGreaterThan(0);
+  expect(state.pendingItems).toEqual([]);
+}
+
+/** A retry of the whole upload is accepted, links all instances, and a second retry changes nothing. */
+async function expectIdempotentRetry(files: Buffer[], studyUid: string, sops: string[], booked: Booked) {
+  const retry = await within('the retry', stowRequest(files));
+  expect(retry.status, retry.text).toBe(200);
+  const after = await ehr(studyUid, booked);
+  expect(sopsOf(after.imagingStudy)).toEqual([...sops].sort());
+  expect(after.imagingStudy?.numberOfInstances).toBe(sops.length);
+  expect(after.orderLinkedTo).toBe(studyUid);
+  expect(after.orderStatus).toBe('completed');
+  expect(after.uploadLogs).toBeGreaterThan(0);
+  expect(after.pendingItems).toEqual([]);
+  expect(await orthancSops(studyUid)).toEqual([...sops].sort());
+  const again = await within('the second retry', stowRequest(files));
+  expect(again.status, again.text).toBe(200);
+  const twice = await ehr(studyUid, booked);
+  expect(twice.imagingStudy?.numberOfInstances).toBe(sops.length);
+  expect(twice.pendingItems).toEqual([]);
+}
+
+/** The request's AuditEvent reached the chain (through the spill if need be), and the chain verifies. */
+async function expectAudited(requestId: string | undefined): Promise<void> {
+  if (requestId) {
+    await eventually(`the AuditEvent of request ${requestId}`, async () => {
+      await app.auditSpill?.drain();
+      const n = Number(
+        await app.db.oneFirst(sql.unsafe`SELECT count(*) FROM audit_event WHERE request_id = ${requestId}`),
+      );
+      return n >= 1;
+    });
+  }
+  const verified = await verifyChain(app.db);
+  expect(verified.ok, JSON.stringify(verified)).toBe(true);
+}
+
+beforeAll(async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ehr-faults-'));
+  chmodSync(dataDir, 0o755);
+  settings = {
+    dataDir,
+    pgPort: await freePort(),
+    orthancHttpPort: await freePort(),
+    orthancDicomPort: await freePort(),
+    facadePort: await freePort(),
+    fsync: false,
+    facade: false,
+  };
+  info = await stackUp(settings);
+  await migrate(info.databaseUrl);
+  const config: Config = {
+    ...loadConfig({
+      EHR_DATABASE_URL: info.databaseUrl,
+      EHR_ORTHANC_URL: info.orthancUrl,
+      EHR_ORTHANC_USERNAME: info.orthanc.username,
+      EHR_ORTHANC_PASSWORD: info.orthanc.password,
+      EHR_LOG_LEVEL: process.env['EHR_TEST_LOG_LEVEL'] ?? 'silent',
+      EHR_AUDIT_SPILL_DIR: join(dataDir, 'audit-spill'),
+    }),
+    changeFeedEnabled: true,
+    changeFeedStartAt: 'beginning',
+    changeFeedPollMs: 200,
+    changeFeedLeaderRetryMs: 300,
+    changeFeedDeletionSweepS: 1,
+  };
+  app = await buildApp(config);
+  await app.ready();
+  auth = bearer(await adminToken(app));
+}, 180_000);
+
+beforeEach(async () => {
+  // A test that failed half-way must not take the next one down with it.
+  signalAll(clusterPids(), 'SIGCONT');
+  await recover();
+}, 120_000);
+
+afterAll(async () => {
+  // Whatever a failed test left frozen is thawed first, so that the stack can stop.
+  if (info) signalAll(clusterPids(), 'SIGCONT');
+  await app?.close().catch(() => undefined);
+  if (settings) {
+    await stackDown(settings).catch(() => undefined);
+    rmSync(settings.dataDir, { recursive: true, force: true });
+  }
+}, 180_000);
+
+describe('PostgreSQL killed (SIGKILL) during a STOW-RS upload of 40 instances', () => {
+  test('afterwards every instance is accounted for, a retry links the order, the attempt is audited', async () => {
+    const booked = await bookPatientAndOrder(app, auth);
+    const s = makeSeries({ patientId: booked.mrn, accession: booked.accession, count: 40 });
+    const upload = stowWithFault(s.files, s.studyUid, 5, () => {
+      const pid = clusterPid(info.pg);
+      if (pid && pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    });
+    // The operator (later: the supervisor) brings PostgreSQL back while the upload waits.
+    await new Promise((r) => setTimeout(r, 2000));
+    await recover();
+    const res = await within('the interrupted upload', upload);
+    // Whatever the answer, it is not a success for instances the EHR never recorded.
+    expect(res.status).not.toBe(200);
+    await expectAccountedFor(s.studyUid, booked);
+    await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
+    await expectAudited(res.headers['x-request-id']);
+  }, 300_000);
+});
+
+describe('Orthanc killed (SIGKILL) during a STOW-RS upload', () => {
+  test('afterwards every instance is accounted for and a retry links the order', async () => {
+    const booked = await bookPatientAndOrder(app, auth);
+    const s = makeSeries({ patientId: booked.mrn, accession: booked.accession, count: 40 });
+    const res = await within(
+      'the interrupted upload',
+      stowWithFault(s.files, s.studyUid, 5, () => {
+        const pid = orthancPid(info.orthanc);
+        if (pid) process.kill(pid, 'SIGKILL');
+      }),
+    );
+    expect(res.status).not.toBe(200);
+    await restartOrthancIfStuck();
+    await expectAccountedFor(s.studyUid, booked);
+    await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
+    await expectAudited(res.headers['x-request-id']);
+  }, 300_000);
+});
+
+describe('PostgreSQL frozen (SIGSTOP) during a STOW-RS upload and a FHIR write', () => {
+  test('the upload completes or fails cleanly once it thaws; a retry links the order', async () => {
+    const booked = await bookPatientAndOrder(app, auth);
+    const s = makeSeries({ patientId: booked.mrn, accession: booked.accession, count: 40 });
+    let frozen: number[] = [];
+    const upload = stowWithFault(s.files, s.studyUid, 5, () => {
+      frozen = clusterPids();
+      signalAll(frozen, 'SIGSTOP');
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    signalAll(frozen, 'SIGCONT');
+    const res = await within('the thawed upload', upload);
+    await restartOrthancIfStuck();
+    await expectAccountedFor(s.studyUid, booked);
+    await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
+    await expectAudited(res.headers['x-request-id']);
+  }, 300_000);
+
+  test('a FHIR update started while frozen completes once it thaws, is audited, and repeats idempotently', async () => {
+    const booked = await bookPatientAndOrder(app, auth);
+    const body = {
+      resourceType: 'Patient',
+      id: booked.patientId,
+      identifier: [],
+      name: [{ family: 'Thawed', given: ['After', 'Sigstop'] }],
+    };
+    const current = await app.inject({ method: 'GET', url: `/fhir/Patient/${booked.patientId}`, headers: auth });
+    body.identifier = current.json().identifier;
+    const put = () =>
+      app.inject({
+        method: 'PUT',
+        url: `/fhir/Patient/${booked.patientId}`,
+        headers: { ...auth, 'content-type': 'application/fhir+json' },
+        payload: JSON.stringify(body),
+      });
+    const frozen = clusterPids();
+    signalAll(frozen, 'SIGSTOP');
+    const pending = put();
+    await new Promise((r) => setTimeout(r, 2000));
+    signalAll(frozen, 'SIGCONT');
+    const res = await within('the thawed FHIR write', pending);
+    expect([200, 503]).toContain(res.statusCode);
+    const again = await within('the repeated FHIR write', put());
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json().name[0].family).toBe('Thawed');
+    await expectAudited(String(res.headers['x-request-id']));
+    await expectAudited(String(again.headers['x-request-id']));
+  }, 300_000);
+});
+
+describe('PostgreSQL killed (SIGKILL) during a FHIR write', () => {
+  test('the write fails cleanly or completes, is audited after recovery, and can be repeated', async () => {
+    const booked = await bookPatientAndOrder(app, auth);
+    const current = await app.inject({ method: 'GET', url: `/fhir/Patient/${booked.patientId}`, headers: auth });
+    const body = { ...current.json(), name: [{ family: 'AfterKill' }] };
+    const put = () =>
+      app.inject({
+        method: 'PUT',
+        url: `/fhir/Patient/${booked.patientId}`,
+        headers: { ...auth, 'content-type': 'application/fhir+json' },
+        payload: JSON.stringify(body),
+      });
+    const pid = clusterPid(info.pg);
+    if (pid) process.kill(pid, 'SIGKILL');
+    const pending = put();
+    await new Promise((r) => setTimeout(r, 2000));
+    await recover();
+    const res = await within('the FHIR write during the outage', pending);
+    // Either it failed cleanly (an error with a JSON body, never a stack trace) or it completed after the restart.
+    expect(res.headers['content-type']).toMatch(/json/);
+    const again = await eventually('the FHIR write after recovery', async () => {
+      const r = await put();
+      return r.statusCode === 200 ? r : undefined;
+    });
+    expect(again.json().name[0].family).toBe('AfterKill');
+    await expectAudited(String(res.headers['x-request-id']));
+  }, 300_000);
+});
