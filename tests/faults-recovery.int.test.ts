@@ -296,6 +296,8 @@ beforeAll(async () => {
       EHR_LOG_LEVEL: process.env['EHR_TEST_LOG_LEVEL'] ?? 'silent',
       EHR_AUDIT_SPILL_DIR: join(dataDir, 'audit-spill'),
     }),
+    // A stalled Orthanc fails the request within a bound instead of holding it.
+    upstreamTimeoutMs: 2000,
     changeFeedEnabled: true,
     changeFeedStartAt: 'beginning',
     changeFeedPollMs: 200,
@@ -327,16 +329,22 @@ describe('PostgreSQL killed (SIGKILL) during a STOW-RS upload of 40 instances', 
   test('afterwards every instance is accounted for, a retry links the order, the attempt is audited', async () => {
     const booked = await bookPatientAndOrder(app, auth);
     const s = makeSeries({ patientId: booked.mrn, accession: booked.accession, count: 40 });
-    const upload = stowWithFault(s.files, s.studyUid, 5, () => {
-      const pid = clusterPid(info.pg);
-      if (pid && pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    });
-    // The operator (later: the supervisor) brings PostgreSQL back while the upload waits.
-    await new Promise((r) => setTimeout(r, 2000));
-    await recover();
-    const res = await within('the interrupted upload', upload);
+    // PostgreSQL stays down until the upload has answered: Orthanc (whose index is in the same cluster) stalls, the
+    // EHR transaction fails and so does the undo in Orthanc, as in production.
+    const res = await within(
+      'the interrupted upload',
+      stowWithFault(s.files, s.studyUid, 5, () => {
+        const pid = clusterPid(info.pg);
+        if (pid && pidAlive(pid)) process.kill(pid, 'SIGKILL');
+      }),
+      240_000,
+    );
     // Whatever the answer, it is not a success for instances the EHR never recorded.
     expect(res.status).not.toBe(200);
+    await recover();
+    const left = await eventually('Orthanc to answer', () => orthancSops(s.studyUid));
+    const recorded = sopsOf((await ehr(s.studyUid, booked)).imagingStudy);
+    console.info(`after the kill: Orthanc holds ${left.length} instance(s), the EHR recorded ${recorded.length}`);
     await expectAccountedFor(s.studyUid, booked);
     await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
     await expectAudited(res.headers['x-request-id']);
