@@ -312,12 +312,16 @@ beforeAll(async () => {
 beforeEach(async () => {
   // A test that failed half-way must not take the next one down with it.
   signalAll(clusterPids(), 'SIGCONT');
+  const o = orthancPid(info.orthanc);
+  if (o) signalAll([o], 'SIGCONT');
   await recover();
 }, 120_000);
 
 afterAll(async () => {
   // Whatever a failed test left frozen is thawed first, so that the stack can stop.
   if (info) signalAll(clusterPids(), 'SIGCONT');
+  const orthancNow = info ? orthancPid(info.orthanc) : undefined;
+  if (orthancNow) signalAll([orthancNow], 'SIGCONT');
   await app?.close().catch(() => undefined);
   if (settings) {
     await stackDown(settings).catch(() => undefined);
@@ -364,6 +368,26 @@ describe('Orthanc killed (SIGKILL) during a STOW-RS upload', () => {
     );
     expect(res.status).not.toBe(200);
     await restartOrthancIfStuck();
+    await expectAccountedFor(s.studyUid, booked);
+    await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
+    await expectAudited(res.headers['x-request-id']);
+  }, 300_000);
+});
+
+describe('Orthanc frozen (SIGSTOP) during a STOW-RS upload', () => {
+  test('stores that timed out but landed are accounted for, and a retry links the order', async () => {
+    const booked = await bookPatientAndOrder(app, auth);
+    const s = makeSeries({ patientId: booked.mrn, accession: booked.accession, count: 40 });
+    let frozen: number | undefined;
+    const upload = stowWithFault(s.files, s.studyUid, 5, () => {
+      frozen = orthancPid(info.orthanc);
+      if (frozen) process.kill(frozen, 'SIGSTOP');
+    });
+    // Longer than the facade's Orthanc time-out: the stores in flight fail on the facade's side.
+    await new Promise((r) => setTimeout(r, 4000));
+    if (frozen) process.kill(frozen, 'SIGCONT');
+    const res = await within('the upload after the thaw', upload, 240_000);
+    expect(res.status).not.toBe(0);
     await expectAccountedFor(s.studyUid, booked);
     await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
     await expectAudited(res.headers['x-request-id']);

@@ -11,7 +11,7 @@
  *   (chain-appender.ts: compare-and-set of the chain head plus one multi-row INSERT) and releases every waiting response
  *   when the batch has committed. If the batch fails, each of its responses is replaced by a 503 and the data never
  *   leaves: a read's event is durable before its response.
- * - Otherwise, a batch that PostgreSQL refuses (it is down) is spilled to a durable local directory
+ * - Otherwise, a batch that PostgreSQL cannot take because it is unreachable is spilled to a durable local directory
  *   (`EHR_AUDIT_SPILL_DIR`, spill.ts) and shipped when it is back, so the response (often an error caused by the same
  *   outage) still has a durable event; only when that fails too is the response replaced by a 503.
  * - With `EHR_AUDIT_OUTBOX_DIR`, a batch is appended to a durable local outbox (written and fdatasync'd) instead, and
@@ -32,7 +32,7 @@ import { GroupCommit } from './group-commit.ts';
 import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
 import { AuditOutbox } from './outbox.ts';
-import { AuditSpill } from './spill.ts';
+import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
 import { type AuditDb, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { StudyIndex } from '../dicomweb/study-index.ts';
@@ -163,7 +163,12 @@ export const auditPlugin = fp(
       try {
         return await appender.append(withIds);
       } catch (err) {
-        app.log.error({ err, events: withIds.length }, 'audit: PostgreSQL refused the events; spilled to local disk');
+        // Only an unreachable database: events PostgreSQL refuses (an SQL error) still fail their responses.
+        if (!isDatabaseUnavailable(err)) throw err;
+        app.log.error(
+          { err, events: withIds.length },
+          'audit: PostgreSQL is unreachable; events spilled to local disk',
+        );
         return spill.append(withIds);
       }
     };

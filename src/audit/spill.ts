@@ -109,3 +109,28 @@ async function removeIfEmpty(dir: string): Promise<void> {
   await rm(join(dir, 'LOCK'), { force: true });
   await rmdir(dir).catch(() => undefined);
 }
+
+const UNAVAILABLE_NAMES = new Set(['ConnectionError', 'BackendTerminatedError']);
+const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+
+/**
+ * Whether an append failed because PostgreSQL is unreachable or going away (what the spill is for), as opposed to
+ * PostgreSQL refusing the events (an SQL error: those keep failing the request with a 503). Looks through `cause`:
+ * slonik's connection errors, Node's socket errors, and SQLSTATE class 08 (connection exception) and 57P01-57P03
+ * (shutdown, crash shutdown, cannot connect now; https://www.postgresql.org/docs/15/errcodes-appendix.html).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+    const { name, code, message } = e as { name?: unknown; code?: unknown; message?: unknown };
+    if (typeof name === 'string' && UNAVAILABLE_NAMES.has(name)) return true;
+    if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || /^(08...|57P0[123])$/.test(code))) return true;
+    if (
+      typeof message === 'string' &&
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(message)
+    ) {
+      return true;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
