@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,11 +12,12 @@ import { verifyChain } from '../src/audit/store.ts';
 import { loadConfig } from '../src/config/load-config.ts';
 import type { Config } from '../src/config/spec.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { orthancPid, startOrthanc, stopOrthanc } from '../src/stack/orthanc.ts';
-import { clusterPid, clusterRunning, startCluster } from '../src/stack/postgres.ts';
+import { orthancPid } from '../src/stack/orthanc.ts';
+import { clusterPid } from '../src/stack/postgres.ts';
 import { freePort, pidAlive } from '../src/stack/process.ts';
 import { type StackInfo, type StackSettings, stackDown, stackUp } from '../src/stack/stack.ts';
 import { adminToken, bearer } from './helpers/auth.ts';
+import { eventually, FaultStack, signalAll, within } from './helpers/fault-stack.ts';
 import { makeSeries } from './helpers/dicom.ts';
 import { type Booked, bookPatientAndOrder, multipartBody, STOW_TYPE } from './helpers/stow.ts';
 
@@ -32,125 +32,9 @@ import { type Booked, bookPatientAndOrder, multipartBody, STOW_TYPE } from './he
 
 let settings: StackSettings;
 let info: StackInfo;
+let stack: FaultStack;
 let app: FastifyInstance;
 let auth: { authorization: string };
-
-const WAIT_MS = 90_000;
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-/** Settles `p` within `ms` or fails: no wait in these tests is unbounded. */
-async function within<T>(what: string, p: Promise<T>, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function orthancFetch(path: string, init: RequestInit = {}): Promise<Response> {
-  const basic = Buffer.from(`${info.orthanc.username}:${info.orthanc.password}`).toString('base64');
-  return fetch(`${info.orthancUrl}${path}`, {
-    ...init,
-    headers: { authorization: `Basic ${basic}`, ...(init.headers ?? {}) },
-    signal: AbortSignal.timeout(5000),
-  });
-}
-
-/** SOP Instance UIDs Orthanc holds for a StudyInstanceUID (over every Orthanc study with that UID). */
-async function orthancSops(studyUid: string): Promise<string[]> {
-  const res = await orthancFetch('/tools/lookup', { method: 'POST', body: studyUid });
-  if (!res.ok) throw new Error(`Orthanc lookup: ${res.status}`);
-  const found = (await res.json()) as { ID: string; Type: string }[];
-  const sops: string[] = [];
-  for (const s of found.filter((f) => f.Type === 'Study')) {
-    const r = await orthancFetch(`/studies/${s.ID}/instances`);
-    if (!r.ok) throw new Error(`Orthanc instances: ${r.status}`);
-    sops.push(
-      ...((await r.json()) as { MainDicomTags: { SOPInstanceUID: string } }[]).map(
-        (i) => i.MainDicomTags.SOPInstanceUID,
-      ),
-    );
-  }
-  return sops.sort();
-}
-
-async function orthancAnswers(): Promise<boolean> {
-  try {
-    const res = await orthancFetch('/system');
-    await res.body?.cancel();
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
-/** Brings PostgreSQL back (waiting for the orphaned backends of a killed postmaster to exit) and Orthanc with it. */
-async function recover(): Promise<void> {
-  await eventually('PostgreSQL to start again', async () => {
-    if (await clusterRunning(info.pg)) return true;
-    await startCluster(info.pg);
-    return clusterRunning(info.pg);
-  });
-  await restartOrthancIfStuck();
-}
-
-/** Orthanc answers again, or is restarted (a killed or wedged Orthanc), within a bound. */
-async function restartOrthancIfStuck(): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (await orthancAnswers()) return;
-    if (!orthancPid(info.orthanc)) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  if (!(await orthancAnswers())) {
-    await stopOrthanc(info.orthanc);
-    await startOrthanc(info.orthanc);
-  }
-}
-
-/** Every process of the private PostgreSQL cluster (the postmaster and its children). */
-function clusterPids(): number[] {
-  const main = clusterPid(info.pg);
-  if (!main) return [];
-  let out = '';
-  try {
-    out = execFileSync('pgrep', ['-P', String(main)], { encoding: 'utf8' });
-  } catch {
-    // No children (pgrep exits 1).
-  }
-  const children = out.split('\n').filter(Boolean);
-  return [main, ...children.map(Number)];
-}
-
-function signalAll(pids: number[], signal: NodeJS.Signals): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // Already gone.
-    }
-  }
-}
 
 function stowRequest(files: Buffer[]) {
   const boundary = `stow-${randomUUID()}`;
@@ -171,7 +55,7 @@ async function stowWithFault(files: Buffer[], studyUid: string, after: number, f
   await eventually(
     `${after} instances in Orthanc`,
     async () => {
-      if ((await orthancSops(studyUid).catch(() => [])).length >= after) {
+      if ((await stack.orthancSops(studyUid).catch(() => [])).length >= after) {
         fault();
         faulted = true;
       }
@@ -227,7 +111,7 @@ const sopsOf = (s: ImagingStudy | undefined) =>
  * points at the study and the upload log has rows. Waits for the change feed (StableStudy or the orphan sweep).
  */
 async function expectAccountedFor(studyUid: string, booked: Booked): Promise<void> {
-  const inOrthanc = await eventually('Orthanc to answer', () => orthancSops(studyUid));
+  const inOrthanc = await eventually('Orthanc to answer', () => stack.orthancSops(studyUid));
   if (inOrthanc.length === 0) return;
   const state = await eventually(`the ${inOrthanc.length} orphaned instance(s) to be linked`, async () => {
     const s = await ehr(studyUid, booked);
@@ -250,7 +134,7 @@ async function expectIdempotentRetry(files: Buffer[], studyUid: string, sops: st
   expect(after.orderStatus).toBe('completed');
   expect(after.uploadLogs).toBeGreaterThan(0);
   expect(after.pendingItems).toEqual([]);
-  expect(await orthancSops(studyUid)).toEqual([...sops].sort());
+  expect(await stack.orthancSops(studyUid)).toEqual([...sops].sort());
   const again = await within('the second retry', stowRequest(files));
   expect(again.status, again.text).toBe(200);
   const twice = await ehr(studyUid, booked);
@@ -286,6 +170,7 @@ beforeAll(async () => {
     facade: false,
   };
   info = await stackUp(settings);
+  stack = new FaultStack(info);
   await migrate(info.databaseUrl);
   const config: Config = {
     ...loadConfig({
@@ -311,15 +196,15 @@ beforeAll(async () => {
 
 beforeEach(async () => {
   // A test that failed half-way must not take the next one down with it.
-  signalAll(clusterPids(), 'SIGCONT');
+  signalAll(stack.clusterPids(), 'SIGCONT');
   const o = orthancPid(info.orthanc);
   if (o) signalAll([o], 'SIGCONT');
-  await recover();
+  await stack.recover();
 }, 120_000);
 
 afterAll(async () => {
   // Whatever a failed test left frozen is thawed first, so that the stack can stop.
-  if (info) signalAll(clusterPids(), 'SIGCONT');
+  if (info) signalAll(stack.clusterPids(), 'SIGCONT');
   const orthancNow = info ? orthancPid(info.orthanc) : undefined;
   if (orthancNow) signalAll([orthancNow], 'SIGCONT');
   await app?.close().catch(() => undefined);
@@ -345,8 +230,8 @@ describe('PostgreSQL killed (SIGKILL) during a STOW-RS upload of 40 instances', 
     );
     // Whatever the answer, it is not a success for instances the EHR never recorded.
     expect(res.status).not.toBe(200);
-    await recover();
-    const left = await eventually('Orthanc to answer', () => orthancSops(s.studyUid));
+    await stack.recover();
+    const left = await eventually('Orthanc to answer', () => stack.orthancSops(s.studyUid));
     const recorded = sopsOf((await ehr(s.studyUid, booked)).imagingStudy);
     console.info(`after the kill: Orthanc holds ${left.length} instance(s), the EHR recorded ${recorded.length}`);
     await expectAccountedFor(s.studyUid, booked);
@@ -367,7 +252,7 @@ describe('Orthanc killed (SIGKILL) during a STOW-RS upload', () => {
       }),
     );
     expect(res.status).not.toBe(200);
-    await restartOrthancIfStuck();
+    await stack.restartOrthancIfStuck();
     await expectAccountedFor(s.studyUid, booked);
     await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
     await expectAudited(res.headers['x-request-id']);
@@ -400,13 +285,13 @@ describe('PostgreSQL frozen (SIGSTOP) during a STOW-RS upload and a FHIR write',
     const s = makeSeries({ patientId: booked.mrn, accession: booked.accession, count: 40 });
     let frozen: number[] = [];
     const upload = stowWithFault(s.files, s.studyUid, 5, () => {
-      frozen = clusterPids();
+      frozen = stack.clusterPids();
       signalAll(frozen, 'SIGSTOP');
     });
     await new Promise((r) => setTimeout(r, 3000));
     signalAll(frozen, 'SIGCONT');
     const res = await within('the thawed upload', upload);
-    await restartOrthancIfStuck();
+    await stack.restartOrthancIfStuck();
     await expectAccountedFor(s.studyUid, booked);
     await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
     await expectAudited(res.headers['x-request-id']);
@@ -429,7 +314,7 @@ describe('PostgreSQL frozen (SIGSTOP) during a STOW-RS upload and a FHIR write',
         headers: { ...auth, 'content-type': 'application/fhir+json' },
         payload: JSON.stringify(body),
       });
-    const frozen = clusterPids();
+    const frozen = stack.clusterPids();
     signalAll(frozen, 'SIGSTOP');
     const pending = put();
     await new Promise((r) => setTimeout(r, 2000));
@@ -460,7 +345,7 @@ describe('PostgreSQL killed (SIGKILL) during a FHIR write', () => {
     if (pid) process.kill(pid, 'SIGKILL');
     const pending = put();
     await new Promise((r) => setTimeout(r, 2000));
-    await recover();
+    await stack.recover();
     const res = await within('the FHIR write during the outage', pending);
     // Either it failed cleanly (an error with a JSON body, never a stack trace) or it completed after the restart.
     expect(res.headers['content-type']).toMatch(/json/);
