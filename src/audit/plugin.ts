@@ -146,12 +146,20 @@ export const auditPlugin = fp(
       : null;
     app.decorate('auditOutbox', outbox);
     // Without an outbox, events that PostgreSQL cannot take spill to local disk (spill.ts) instead of being lost.
+    // A spill directory that cannot be used (read-only, permissions) is logged, not fatal: the facade then answers
+    // 503 when PostgreSQL cannot take an event, as without a spill.
     const spill =
       !outbox && opts.config.auditSpillDir
         ? await AuditSpill.open(app.db, appender, {
             root: opts.config.auditSpillDir,
             shipIntervalMs: opts.config.auditOutboxShipMs,
             log: app.log,
+          }).catch((err: unknown) => {
+            app.log.error(
+              { err, dir: opts.config.auditSpillDir },
+              'audit spill unavailable: events PostgreSQL cannot take fail their requests',
+            );
+            return null;
           })
         : null;
     app.decorate('auditSpill', spill);
