@@ -20,6 +20,7 @@ import {
 } from './helpers/change-feed.ts';
 import { fhirServer, tokenAt } from './helpers/fhir.ts';
 import { fhirPost } from './helpers/stow.ts';
+import { relinkInOrthanc } from '../src/change-feed/relink.ts';
 
 /**
  * C-STORE ingest against the real stack: storescu → Orthanc's DICOM port → /changes → the facade's consumer.
@@ -47,9 +48,10 @@ let forWrongAccession: Booked;
 let jane: Booked;
 let multiValued: Booked;
 let studies: Record<
-  'matched' | 'unknownMrn' | 'wrongAccession' | 'toReject' | 'forCli' | 'notJane' | 'twoPatientIds',
+  'matched' | 'unknownMrn' | 'wrongAccession' | 'toReject' | 'forCli' | 'notJane' | 'twoPatientIds' | 'halfA' | 'halfB',
   TestStudy
 >;
+let forHalfA: Booked;
 
 async function queue(auth = admin, query = ''): Promise<Item[]> {
   const res = await app.inject({ method: 'GET', url: `/api/v1/dicom/unmatched${query}`, headers: auth });
@@ -78,6 +80,7 @@ beforeAll(async () => {
   });
   jane = await book(app, admin, { patientId: smith.id!, mrn: smith.identifier![0]!.value! });
   multiValued = await book(app, admin);
+  forHalfA = await book(app, admin);
   studies = {
     matched: await makeStudy(matched.mrn, matched.accession, 2),
     unknownMrn: await makeStudy(`NOBODY-${Date.now()}`, forUnknownMrn.accession, 2),
@@ -90,6 +93,8 @@ beforeAll(async () => {
       patientBirthDate: '19010101',
     }),
     twoPatientIds: await makeStudy(`${multiValued.mrn}\\OTHER`, multiValued.accession, 1),
+    halfA: await makeStudy(`HALF-A-${Date.now()}`, 'UNKNOWN-A', 2),
+    halfB: await makeStudy(`HALF-B-${Date.now()}`, 'UNKNOWN-B', 1),
   };
   // Wait until the consumer leads (it started at Orthanc's latest change), then send everything.
   await eventually('the consumer to lead', async () => app.changeFeed.leading());
@@ -296,6 +301,138 @@ describe('bin/ehr unmatched', () => {
     const ok = ehr('reject', item.id, '--reason', 'walk-in test', '--user', 'cf-radiologist');
     expect(ok.status, ok.stderr).toBe(0);
     expect(await itemOf(studies.forCli.studyUid)).toMatchObject({ status: 'rejected', rejectReason: 'walk-in test' });
+  });
+});
+
+describe('a re-link that failed half-way', () => {
+  const stack = inject('stack');
+  const ehr = (...args: string[]) =>
+    spawnSync(process.execPath, ['src/cli/main.ts', 'unmatched', ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: {
+        PATH: process.env['PATH'],
+        EHR_ENV_FILE: '/dev/null',
+        EHR_STACK_DIR: '/nonexistent',
+        EHR_DATABASE_URL: stack.databaseUrl,
+        EHR_ORTHANC_URL: stack.orthancUrl,
+        EHR_ORTHANC_USERNAME: stack.orthancUsername,
+        EHR_ORTHANC_PASSWORD: stack.orthancPassword,
+      },
+    });
+
+  /** PatientID and AccessionNumber of the one Orthanc copy of a study. */
+  async function orthancTags(uid: string) {
+    const ids = await orthancStudiesOf(uid);
+    const s = await orthancJson<{
+      PatientMainDicomTags: { PatientID: string };
+      MainDicomTags: { AccessionNumber: string };
+    }>(`/studies/${ids[0]}`);
+    return { ids, patientId: s.PatientMainDicomTags.PatientID, accession: s.MainDicomTags.AccessionNumber };
+  }
+
+  /**
+   * The state an interrupted re-link leaves: Orthanc's copy already rewritten to the target's MRN and accession, the
+   * item `relinking` with that target and the error (here the target is an order that is linked elsewhere, as when
+   * `unmatched link` was given one before targets were checked first).
+   */
+  async function halfDone(item: Item, target: Booked): Promise<void> {
+    await relinkInOrthanc(
+      app.orthanc,
+      {
+        itemId: item.id,
+        studyInstanceUid: item.studyInstanceUid,
+        orthancStudyId: item.orthancStudyId,
+        phase: 'to-final',
+        viaTemporary: false,
+        mrn: target.mrn,
+        accessionNumber: target.accession,
+      },
+      async () => undefined,
+    );
+    await app.db.query(sql.unsafe`
+      UPDATE dicom_unmatched SET status = 'relinking', relink_phase = 'to-final', target_patient_id = ${target.patientId},
+        target_order_id = ${target.orderId}, target_mrn = ${target.mrn}, target_accession = ${target.accession},
+        last_error = 'corrected study still does not match: order is linked to another study'
+      WHERE id = ${item.id}`);
+  }
+
+  test('linking to an order that is already linked is refused before Orthanc is touched', async () => {
+    const item = await eventually('the item', () => itemOf(studies.halfA.studyUid));
+    await eventually(
+      'the matched order to be linked',
+      async () => (await ehrState(app, studies.matched.studyUid)).orders.length > 0,
+    );
+    const before = await orthancTags(studies.halfA.studyUid);
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/link`,
+      headers: { ...radiologist, 'content-type': 'application/json' },
+      payload: { patient: `Patient/${matched.patientId}`, order: `ServiceRequest/${matched.orderId}` },
+    });
+    expect(res.statusCode, res.body).toBe(422);
+    expect(res.json().error).toMatch(/already linked to study/);
+    expect(await itemOf(studies.halfA.studyUid)).toMatchObject({ status: 'pending' });
+    expect(await orthancTags(studies.halfA.studyUid)).toEqual(before);
+  });
+
+  test('a stuck item is listed alike in text and JSON, can be rolled back, and then linked elsewhere', async () => {
+    const item = await eventually('the item', () => itemOf(studies.halfA.studyUid));
+    const original = await orthancTags(studies.halfA.studyUid);
+    await halfDone(item, matched);
+    expect((await orthancTags(studies.halfA.studyUid)).patientId).toBe(matched.mrn);
+
+    const json = ehr('list', '--json');
+    expect(json.status, json.stderr).toBe(0);
+    const listed = (JSON.parse(json.stdout) as Item[]).find((i) => i.id === item.id);
+    expect(listed).toMatchObject({ status: 'relinking' });
+    const text = ehr('list');
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toContain(item.id);
+    expect(text.stdout).toMatch(/last error: corrected study still does not match/);
+
+    const back = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/rollback`,
+      headers: radiologist,
+    });
+    expect(back.statusCode, back.body).toBe(200);
+    expect(back.json()).toMatchObject({ status: 'pending', target: null, orthancStudyId: item.orthancStudyId });
+    expect(await orthancTags(studies.halfA.studyUid)).toEqual(original);
+
+    const linked = await app.inject({
+      method: 'POST',
+      url: `/api/v1/dicom/unmatched/${item.id}/link`,
+      headers: { ...radiologist, 'content-type': 'application/json' },
+      payload: { patient: `Patient/${forHalfA.patientId}`, order: `ServiceRequest/${forHalfA.orderId}` },
+    });
+    expect(linked.statusCode, linked.body).toBe(200);
+    expect(linked.json()).toMatchObject({ status: 'linked' });
+    const after = await orthancTags(studies.halfA.studyUid);
+    expect(after).toMatchObject({ patientId: forHalfA.mrn, accession: forHalfA.accession });
+    expect(after.ids).toHaveLength(1);
+    expect((await ehrState(app, studies.halfA.studyUid)).orders.map((o) => o.id)).toEqual([forHalfA.orderId]);
+  });
+
+  test('rejecting a stuck item restores the study in Orthanc as it was queued', async () => {
+    const item = await eventually('the item', () => itemOf(studies.halfB.studyUid));
+    const original = await orthancTags(studies.halfB.studyUid);
+    await halfDone(item, matched);
+    const res = ehr(
+      'reject',
+      item.id,
+      '--reason',
+      'wrong patient, sent back to the modality',
+      '--user',
+      'cf-radiologist',
+    );
+    expect(res.status, res.stderr).toBe(0);
+    const rows = await queue(admin, '?status=rejected');
+    expect(rows.find((i) => i.id === item.id)).toMatchObject({
+      status: 'rejected',
+      orthancStudyId: item.orthancStudyId,
+    });
+    expect(await orthancTags(studies.halfB.studyUid)).toEqual(original);
   });
 });
 

@@ -66,6 +66,11 @@ export interface OutboxOptions {
   /** How long accepted events wait before they are shipped (unless a segment fills up first). */
   readonly shipIntervalMs: number;
   readonly log: OutboxLog;
+  /**
+   * Skip ids already in `audit_event` on every shipment (the spill, spill.ts: its events were first offered to
+   * PostgreSQL, and an append may have committed although its caller saw an error).
+   */
+  readonly alwaysCheckStored?: boolean;
 }
 
 interface Segment {
@@ -284,7 +289,7 @@ export class AuditOutbox {
         while (seg.shipped < seg.events.length) {
           let chunk = seg.events.slice(seg.shipped, seg.shipped + SHIP_MAX);
           const size = chunk.length;
-          if (this.#uncertain) chunk = await this.#notStored(chunk);
+          if (this.#uncertain || this.#opts.alwaysCheckStored) chunk = await this.#notStored(chunk);
           if (chunk.length) await this.#appender.append(chunk);
           this.#uncertain = false;
           seg.shipped += size;

@@ -11,6 +11,9 @@
  *   (chain-appender.ts: compare-and-set of the chain head plus one multi-row INSERT) and releases every waiting response
  *   when the batch has committed. If the batch fails, each of its responses is replaced by a 503 and the data never
  *   leaves: a read's event is durable before its response.
+ * - Otherwise, a batch that PostgreSQL cannot take because it is unreachable is spilled to a durable local directory
+ *   (`EHR_AUDIT_SPILL_DIR`, spill.ts) and shipped when it is back, so the response (often an error caused by the same
+ *   outage) still has a durable event; only when that fails too is the response replaced by a 503.
  * - With `EHR_AUDIT_OUTBOX_DIR`, a batch is appended to a durable local outbox (written and fdatasync'd) instead, and
  *   shipped to PostgreSQL in the background (outbox.ts); the response still completes only after its event is durable.
  * - A handler that appended its event inside its own transaction (`req.audit.writeWithin(tx)`) is not written twice:
@@ -18,6 +21,7 @@
  * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
@@ -34,6 +38,7 @@ import { GroupCommit } from './group-commit.ts';
 import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
 import { AuditOutbox } from './outbox.ts';
+import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
 import { type AuditDb, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { StudyIndex } from '../dicomweb/study-index.ts';
@@ -57,6 +62,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** This process's audit outbox, when `EHR_AUDIT_OUTBOX_DIR` is set (outbox.ts). */
     auditOutbox: AuditOutbox | null;
+    /** Where events go when PostgreSQL cannot take them (spill.ts), unless `EHR_AUDIT_SPILL_DIR` is empty. */
+    auditSpill: AuditSpill | null;
   }
   interface FastifyRequest {
     /** This request's audit context: handlers describe the access here. */
@@ -144,8 +151,43 @@ export const auditPlugin = fp(
         })
       : null;
     app.decorate('auditOutbox', outbox);
+    // Without an outbox, events that PostgreSQL cannot take spill to local disk (spill.ts) instead of being lost.
+    // A spill directory that cannot be used (read-only, permissions) is logged, not fatal: the facade then answers
+    // 503 when PostgreSQL cannot take an event, as without a spill.
+    const spill =
+      !outbox && opts.config.auditSpillDir
+        ? await AuditSpill.open(app.db, appender, {
+            root: opts.config.auditSpillDir,
+            shipIntervalMs: opts.config.auditOutboxShipMs,
+            log: app.log,
+          }).catch((err: unknown) => {
+            app.log.error(
+              { err, dir: opts.config.auditSpillDir },
+              'audit spill unavailable: events PostgreSQL cannot take fail their requests',
+            );
+            return null;
+          })
+        : null;
+    app.decorate('auditSpill', spill);
+    const toDatabase = async (events: readonly AuditEvent[]): Promise<readonly unknown[]> => {
+      if (!spill) return appender.append(events);
+      const withIds = events.map((e) => (e.id ? e : { ...e, id: randomUUID() }));
+      // While spilled events wait for PostgreSQL, new ones queue behind them: the chain keeps the order of arrival.
+      if (spill.pending > 0) return spill.append(withIds);
+      try {
+        return await appender.append(withIds);
+      } catch (err) {
+        // Only an unreachable database: events PostgreSQL refuses (an SQL error) still fail their responses.
+        if (!isDatabaseUnavailable(err)) throw err;
+        app.log.error(
+          { err, events: withIds.length },
+          'audit: PostgreSQL is unreachable; events spilled to local disk',
+        );
+        return spill.append(withIds);
+      }
+    };
     const writer = new GroupCommit<AuditEvent, unknown>(
-      outbox ? (events) => outbox.append(events) : (events) => appender.append(events),
+      outbox ? (events) => outbox.append(events) : toDatabase,
       // The outbox orders its writes itself and lets their fdatasyncs overlap; the chain appender needs one at a time.
       { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs, maxInFlight: outbox ? 4 : 1 },
     );
@@ -154,6 +196,7 @@ export const auditPlugin = fp(
     app.addHook('onClose', async () => {
       await writer.close();
       await outbox?.close();
+      await spill?.close();
     });
 
     /** Stores the request's event unless already done; true when stored (or committed by the handler). */
@@ -162,13 +205,21 @@ export const auditPlugin = fp(
       if (ctx.written) return;
       ctx.written = true;
       ctx.agent = req.access?.agent;
-      if (ctx.appendedId && (await auditEventExists(app.db, ctx.appendedId))) return;
+      let fallbackId: string | undefined;
+      if (ctx.appendedId) {
+        // Unknown (the database is unreachable): the fallback event takes the handler's event id, so that whichever
+        // of the two reaches the chain first is the only one (the spill skips ids already stored).
+        const exists = await auditEventExists(app.db, ctx.appendedId).catch(() => undefined);
+        if (exists === true) return;
+        if (exists === undefined) fallbackId = ctx.appendedId;
+      }
       if (!ctx.described) {
         const d = describeAuthRequest(req.method, req.url.split('?')[0] ?? '', status, req.body, payload);
         if (d) ctx.describe(d);
       }
       await addPatients(req, ctx, status, payload);
-      await writer.submit(ctx.build(status));
+      const event = ctx.build(status);
+      await writer.submit(fallbackId ? { ...event, id: fallbackId } : event);
     };
 
     /**

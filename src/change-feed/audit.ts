@@ -19,6 +19,7 @@ const ACTIONS: Record<ChangeFeedAuditEvent['action'], { action: AuditAction; tex
   'study-rejected': { action: 'U', text: 'unmatched study rejected' },
   'study-deleted': { action: 'D', text: 'study deleted in Orthanc' },
   'relink-failed': { action: 'U', text: 'linking an unmatched study failed' },
+  'relink-rolled-back': { action: 'U', text: 'unmatched study restored in Orthanc as queued (re-link rolled back)' },
 };
 
 function systemAgent(): AuditEventAgent {

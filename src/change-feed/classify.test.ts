@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ChangeFeedOrderError, classifyChange, decideStudy, planPage, type StudyState } from './classify.ts';
+import { updatedBefore } from './sweep.ts';
 
 const change = (Seq: number, ChangeType: string, ResourceType = 'Study', ID = `id-${Seq}`) => ({
   Seq,
@@ -109,5 +110,17 @@ describe('decideStudy', () => {
     ['an empty ImagingStudy', { indexedInstances: 0 }, 'link'],
   ] as const)('%s → %s', (_name, patch, expected) => {
     expect(decideStudy({ ...base, ...patch })).toBe(expected);
+  });
+});
+
+describe('updatedBefore (orphan sweep)', () => {
+  test.each([
+    ['20261207T040000', '2026-12-07T04:00:01Z', true],
+    ['20261207T040000', '2026-12-07T04:00:00Z', false],
+    ['20261207T040000', undefined, false],
+    [undefined, '2026-12-07T04:00:00Z', false],
+    ['garbage', '2026-12-07T04:00:00Z', false],
+  ] as const)('%s before %s: %s', (lastUpdate, notBefore, expected) => {
+    expect(updatedBefore(lastUpdate, notBefore ? new Date(notBefore) : undefined)).toBe(expected);
   });
 });

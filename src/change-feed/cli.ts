@@ -7,15 +7,19 @@ import { changeFeedAudit } from './audit.ts';
 import { feedStatus, queueCounts } from './consumer.ts';
 import { ehrLinker } from './ehr-linker.ts';
 import type { IndexDeps } from './index-study.ts';
-import { listUnmatched, type UnmatchedItem } from './queue.ts';
+import { listUnmatchedIn, NEEDS_ATTENTION, type UnmatchedItem } from './queue.ts';
 import { QUEUE_STATUSES, type QueueStatus } from './queue-state.ts';
-import { type Actor, linkUnmatched, rejectUnmatched } from './resolve.ts';
+import { type Actor, linkUnmatched, rejectUnmatched, rollbackUnmatched } from './resolve.ts';
 import { QUEUE_ROLES } from './routes.ts';
 
 export const UNMATCHED_USAGE = `usage: bin/ehr unmatched <command>
 
   list [--status pending|relinking|linked|rejected|deleted] [--json]
-                                   studies in the reconciliation queue (default: pending), and the feed's position
+                                   studies in the reconciliation queue (default: pending and relinking), and the
+                                   feed's position; --json lists the same items
+  rollback <id> --user <username>
+                                   undo a re-link that failed half-way: restore the study in Orthanc as it was
+                                   queued and put the item back to pending
   link <id> --patient <Patient/x> --order <ServiceRequest/y> --user <username>
                                    correct PatientID/AccessionNumber in Orthanc and link the study to the order
   reject <id> --reason <text> --user <username>
@@ -44,7 +48,10 @@ async function operator(deps: IndexDeps, username: string | undefined): Promise<
 
 function line(i: UnmatchedItem): string {
   const who = [i.patientId ?? '-', i.accessionNumber ?? '-', i.patientName ?? ''].join(' | ');
-  return `${i.id}  ${i.status.padEnd(9)} ${i.reason.padEnd(22)} ${i.source.padEnd(5)} ${i.studyInstanceUid}  ${who}`;
+  const base = `${i.id}  ${i.status.padEnd(9)} ${i.reason.padEnd(22)} ${i.source.padEnd(5)} ${i.studyInstanceUid}  ${who}`;
+  const target = i.status === 'relinking' && i.target ? `\n    re-link to ${i.target.patient} ${i.target.order}` : '';
+  const error = i.lastError ? `\n    last error: ${i.lastError} (link again, or rollback)` : '';
+  return `${base}${target}${i.status === 'relinking' ? error : ''}`;
 }
 
 /** Runs `bin/ehr unmatched ...`; returns the exit code. */
@@ -62,7 +69,7 @@ export async function unmatchedCommand(argv: string[], config: Config, out = con
       user: { type: 'string' },
     },
   });
-  if (sub !== 'list' && sub !== 'link' && sub !== 'reject') throw new UsageError(UNMATCHED_USAGE);
+  if (sub !== 'list' && sub !== 'link' && sub !== 'reject' && sub !== 'rollback') throw new UsageError(UNMATCHED_USAGE);
   const db = await createDatabasePool(config);
   const orthanc = new OrthancClient({
     url: config.orthancUrl,
@@ -78,10 +85,11 @@ export async function unmatchedCommand(argv: string[], config: Config, out = con
   };
   try {
     if (sub === 'list') {
-      const status = (values.status ?? 'pending') as QueueStatus;
-      if (!QUEUE_STATUSES.includes(status))
+      const status = values.status as QueueStatus | undefined;
+      if (status !== undefined && !QUEUE_STATUSES.includes(status))
         throw new UsageError(`--status must be one of ${QUEUE_STATUSES.join(', ')}`);
-      const items = await listUnmatched(db, { status, limit: 1000 });
+      // Text and JSON list the same items: by default every item that needs someone (pending or relinking).
+      const items = await listUnmatchedIn(db, status ? [status] : NEEDS_ATTENTION, 1000);
       if (values.json) {
         out(JSON.stringify(items, null, 2));
         return 0;
@@ -99,6 +107,11 @@ export async function unmatchedCommand(argv: string[], config: Config, out = con
       if (!values.patient || !values.order) throw new UsageError('--patient and --order are required');
       const item = await linkUnmatched(deps, id, { patient: values.patient, order: values.order }, actor);
       out(`linked: ${line(item)} → Orthanc study ${item.linkedOrthancStudyId}`);
+      return 0;
+    }
+    if (sub === 'rollback') {
+      const item = await rollbackUnmatched(deps, id, actor);
+      out(`rolled back: ${line(item)}`);
       return 0;
     }
     if (!values.reason) throw new UsageError('--reason is required');

@@ -5,6 +5,10 @@ import { advanceCursor, CursorMovedError, claimCursor, initCursor, readCursor, r
 import { sweepDeletions } from './deletions.ts';
 import { type IndexDeps, indexStudyChange } from './index-study.ts';
 import { sleep } from './leadership.ts';
+import { sweepOrphans } from './sweep.ts';
+
+/** Most studies one orphan sweep indexes (the rest wait for the next sweep). */
+const ORPHANS_PER_SWEEP = 100;
 
 export interface ConsumerOptions {
   pollMs: number;
@@ -34,6 +38,10 @@ export class ChangeFeedConsumer {
   readonly #opts: ConsumerOptions;
   readonly #log: ConsumerLog;
   #lastSweep = 0;
+  /** A full orphan sweep (with instance counts) is due: at start, and after the feed recovered from failures. */
+  #reconcileDue = true;
+  /** With `startAt: latest`, studies last updated before this are not the feed's (see sweep.ts). */
+  readonly #startedAt = new Date(Date.now() - 60_000);
 
   constructor(deps: IndexDeps, opts: ConsumerOptions, log: ConsumerLog) {
     this.#deps = deps;
@@ -55,6 +63,8 @@ export class ChangeFeedConsumer {
     while (!signal.aborted) {
       try {
         const done = await this.step(signal);
+        // Back after an outage (Orthanc or PostgreSQL): look for what the outage left unaccounted for.
+        if (failures > 0) this.#reconcileDue = true;
         failures = 0;
         if (done) await sleep(this.#opts.pollMs, signal);
       } catch (err) {
@@ -82,10 +92,28 @@ export class ChangeFeedConsumer {
       await this.apply(cursor, action);
       cursor = action.seq;
     }
-    if (Date.now() - this.#lastSweep >= this.#opts.deletionSweepMs && !signal.aborted) {
+    const periodic = Date.now() - this.#lastSweep >= this.#opts.deletionSweepMs;
+    if (periodic && !signal.aborted) {
       this.#lastSweep = Date.now();
       const swept = await sweepDeletions(this.#deps);
       if (swept.unlinked + swept.queueItemsClosed > 0) this.#log.info({ swept }, 'change feed: deletions applied');
+    }
+    if ((periodic || this.#reconcileDue) && page.Done && !signal.aborted) {
+      const compareCounts = this.#reconcileDue;
+      this.#reconcileDue = false;
+      try {
+        const swept = await sweepOrphans(this.#deps, {
+          compareCounts,
+          limit: ORPHANS_PER_SWEEP,
+          notBefore: this.#opts.startAt === 'latest' ? this.#startedAt : undefined,
+        });
+        if (Object.keys(swept.indexed).length) {
+          this.#log.warn({ swept }, 'change feed: indexed studies no change had announced (orphans)');
+        }
+      } catch (err) {
+        this.#reconcileDue ||= compareCounts;
+        throw err;
+      }
     }
     return page.Done;
   }

@@ -9,11 +9,12 @@ import type { DicomInstance } from '../imaging/dicom-instance.ts';
 import { orthancValueProblems } from '../imaging/dicom-values.ts';
 import { findStudyLink, lookupForMatch, recordStudies } from '../imaging/ehr-link.ts';
 import { decideMatch } from '../imaging/matching.ts';
+import { orderTransition } from '../imaging/order-status.ts';
 import { buildUploadLogRows, insertUploadLogs } from '../imaging/upload-log.ts';
 import type { OrthancClient } from '../orthanc/client.ts';
-import { studyInstanceTags } from '../orthanc/changes.ts';
-import { instanceFromOrthancTags, reasonFromMismatch } from './instances.ts';
-import { type LinkTarget, LinkTargetError, type StudyLinker, type UnlinkedStudy } from './ports.ts';
+import { instanceFromOrthancTags, missingAttributes, reasonFromMismatch } from './instances.ts';
+import { type LinkTarget, LinkTargetError, type StudyLinker, type StudyToLink, type UnlinkedStudy } from './ports.ts';
+import { readStudyTags } from './study-read.ts';
 
 /** The change feed's identity in FHIR writes, upload-log rows and audit events. */
 export const FEED_AGENT = { who: 'system/change-feed', sub: 'system:change-feed', roles: [] as string[] };
@@ -52,23 +53,36 @@ export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
   };
   const repo = (tx: CommonQueryMethods) => new FhirRepository(tx, FEED_ACCESS, ctx);
 
-  /** The study's instances, and the value problems (dicom-values.ts) of the first instance that has any. */
-  async function instancesOf(orthancStudyId: string): Promise<{ instances: DicomInstance[]; problems: string[] }> {
-    const tags = Object.values(await studyInstanceTags(orthanc, orthancStudyId));
+  /**
+   * The study's instances that carry the attributes matching needs, why the first one that does not, doesn't, and the
+   * value problems (dicom-values.ts) of the first instance that has any.
+   */
+  async function instancesOf(
+    study: StudyToLink,
+  ): Promise<{ instances: DicomInstance[]; problem: string | undefined; problems: string[] }> {
+    const tags = await readStudyTags(orthanc, study.orthancStudyId, study.numberOfInstances);
+    const instances: DicomInstance[] = [];
+    let problem: string | undefined;
+    for (const t of tags) {
+      const inst = instanceFromOrthancTags(t);
+      if (inst) instances.push(inst);
+      else problem ??= missingAttributes(t);
+    }
     const problems = tags.map(orthancValueProblems).find((p) => p.length > 0) ?? [];
-    const instances = tags.map(instanceFromOrthancTags).filter((i): i is DicomInstance => i !== undefined);
-    return { instances, problems };
+    return { instances, problem, problems };
   }
 
   return {
     async link(tx, study, opts = {}) {
       const started = new Date();
-      const { instances, problems } = await instancesOf(study.orthancStudyId);
+      const { instances, problem, problems } = await instancesOf(study);
       // The same checks as STOW-RS makes before storing; here the study is already in Orthanc, so it is queued.
       if (problems.length > 0) return { linked: false, reason: 'missing-identifiers', detail: problems.join('; ') };
       const first = instances[0];
-      if (!first)
-        return { linked: false, reason: 'missing-identifiers', detail: 'no instance has the required attributes' };
+      if (!first) {
+        const detail = `none of ${study.numberOfInstances} instance(s) has the required attributes: ${problem}`;
+        return { linked: false, reason: 'missing-identifiers', detail };
+      }
       const fhir = repo(tx);
       const found = await lookupForMatch(fhir, first, (uid) => findStudyLink(tx, uid));
       // Every instance must agree with the EHR, not only the first (demographics may differ between instances).
@@ -128,7 +142,7 @@ export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
       return found.numberOfInstances ?? 0;
     },
 
-    async resolveTarget(tx, patient, order): Promise<LinkTarget> {
+    async resolveTarget(tx, patient, order, studyInstanceUid): Promise<LinkTarget> {
       const fhir = repo(tx);
       const patientId = bareId(patient, 'Patient');
       const orderId = bareId(order, 'ServiceRequest');
@@ -145,6 +159,13 @@ export function ehrLinker(config: Config, orthanc: OrthancClient): StudyLinker {
       )?.value;
       const accession = sr.identifier?.find((i) => i.system === config.fhirAccessionSystem)?.value;
       if (!mrn || !accession) throw new LinkTargetError('the patient has no MRN or the order no accession number');
+      // The checks the final link would make, made before Orthanc is touched (so a refused target changes nothing).
+      const t = orderTransition(sr.status);
+      if (!t.accept) throw new LinkTargetError(`ServiceRequest/${orderId} does not accept images: ${t.reason}`);
+      const linkedUid = (await fhir.orderBridge(orderId))?.study_instance_uid;
+      if (linkedUid && linkedUid !== studyInstanceUid) {
+        throw new LinkTargetError(`ServiceRequest/${orderId} is already linked to study ${linkedUid}`);
+      }
       return { patientId, orderId, mrn, accessionNumber: accession };
     },
 

@@ -1,10 +1,14 @@
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
+import { lockStudies } from '../imaging/ehr-link.ts';
 import type { OrthancClient } from '../orthanc/client.ts';
 import { countStudyInstances, getStudy, studyModalities } from '../orthanc/changes.ts';
 import { decideStudy, type StudyDecision } from './classify.ts';
 import { advanceCursor, claimCursor } from './cursor.ts';
 import type { ChangeFeedAudit, StudyLinker, StudyToLink } from './ports.ts';
-import { enqueueUnmatched, openItemFor, refreshOpenItem, relinkInProgress } from './queue.ts';
+import { closeLinkedByUpload, enqueueUnmatched, openItemFor, refreshOpenItem, relinkInProgress } from './queue.ts';
+
+/** Who closes a queue item whose study the feed linked. */
+const FEED_WHO = 'system/change-feed';
 
 export interface IndexDeps {
   db: DatabasePool;
@@ -88,14 +92,33 @@ export async function indexStudyChange(
   seq: number,
   orthancStudyId: string,
 ): Promise<StudyDecision> {
+  return indexStudy(deps, orthancStudyId, { expected, seq });
+}
+
+/**
+ * Indexes a study found by a sweep rather than by a change (sweep.ts): the same decisions, without moving the cursor.
+ * Only the leader sweeps, between pages of changes, so it never runs beside the consumer.
+ */
+export async function indexSweptStudy(deps: IndexDeps, orthancStudyId: string): Promise<StudyDecision> {
+  return indexStudy(deps, orthancStudyId, undefined);
+}
+
+async function indexStudy(
+  deps: IndexDeps,
+  orthancStudyId: string,
+  cursor: { expected: number; seq: number } | undefined,
+): Promise<StudyDecision> {
+  const seq = cursor?.seq ?? 0;
   const study = await describeStudy(deps.orthanc, orthancStudyId, 'dimse');
   let changed: string | undefined;
   const decision = await deps.db.transaction(async (tx) => {
-    await claimCursor(tx, expected);
+    if (cursor) await claimCursor(tx, cursor.expected);
     if (!study) {
-      await advanceCursor(tx, seq);
+      if (cursor) await advanceCursor(tx, seq);
       return 'gone' as const;
     }
+    // Serialized with uploads of the same study (STOW-RS takes the same lock), so that the two never both link it.
+    await lockStudies(tx, [study.studyInstanceUid]);
     const open = await openItemFor(tx, orthancStudyId);
     const fromFeed = await feedInstances(tx, orthancStudyId);
     const fromEhr = await deps.linker.indexedInstances(tx, orthancStudyId, study.studyInstanceUid);
@@ -107,7 +130,34 @@ export async function indexStudyChange(
       indexedInstances: known.length > 0 ? Math.max(...known) : undefined,
       orthancInstances: study.numberOfInstances,
     });
-    if (d === 'held') {
+    if (d === 'held' && open?.status === 'pending') {
+      // Matched again: the study may match now (its order arrived, or an earlier look was wrong). A rejected item
+      // stays as the user left it.
+      const outcome = await deps.linker.link(tx, study);
+      if (outcome.linked) {
+        await recordFeedStudy(tx, study, 'linked', outcome.imagingStudyId, seq);
+        const closed = await closeLinkedByUpload(tx, {
+          orthancStudyId,
+          imagingStudyId: outcome.imagingStudyId,
+          by: FEED_WHO,
+        });
+        await deps.audit.record(tx, {
+          action: 'study-linked',
+          agent: { kind: 'system' },
+          outcome: 'success',
+          studyInstanceUid: study.studyInstanceUid,
+          orthancStudyId,
+          patientId: outcome.patientId,
+          orderId: outcome.orderId,
+          imagingStudyId: outcome.imagingStudyId,
+          queueItemId: closed[0]?.id,
+          detail: 'queued study matches now',
+        });
+        changed = study.studyInstanceUid;
+      } else {
+        await refreshOpenItem(tx, orthancStudyId, study.numberOfInstances, study.modalities, outcome);
+      }
+    } else if (d === 'held') {
       await refreshOpenItem(tx, orthancStudyId, study.numberOfInstances, study.modalities);
     } else if (d === 'link') {
       const outcome = await deps.linker.link(tx, study);
@@ -138,7 +188,7 @@ export async function indexStudyChange(
         });
       }
     }
-    await advanceCursor(tx, seq);
+    if (cursor) await advanceCursor(tx, seq);
     return d;
   });
   if (changed) deps.onStudyChanged?.(changed);

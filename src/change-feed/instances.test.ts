@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { instanceFromOrthancTags, reasonFromMismatch } from './instances.ts';
+import { instanceFromOrthancTags, missingAttributes, reasonFromMismatch } from './instances.ts';
 import { firstPhase } from './relink.ts';
 import { mayReconcile } from './routes.ts';
 import type { Access } from '../auth/access.ts';
@@ -50,6 +50,18 @@ describe('instanceFromOrthancTags', () => {
     ['sequence instead of a value', { '0010,0020': [{ '0010,0020': 'x' }] }],
   ])('%s → undefined', (_name, patch) => {
     expect(instanceFromOrthancTags({ ...tags, ...patch })).toBeUndefined();
+  });
+});
+
+describe('missingAttributes (the detail of missing-identifiers)', () => {
+  test.each([
+    ['complete', {}, undefined],
+    ['no PatientID', { '0010,0020': undefined }, 'no PatientID'],
+    ['no SOPClassUID, no PatientID', { '0008,0016': ' ', '0010,0020': undefined }, 'no SOPClassUID, no PatientID'],
+    ['malformed StudyInstanceUID', { '0020,000d': '1.2.03' }, 'malformed StudyInstanceUID'],
+    ['sequence instead of a value', { '0010,0020': [{ '0010,0020': 'x' }] }, 'no PatientID'],
+  ])('%s → %s', (_name, patch, expected) => {
+    expect(missingAttributes({ ...tags, ...patch })).toBe(expected);
   });
 });
 

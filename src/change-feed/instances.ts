@@ -25,6 +25,40 @@ function int(tags: ShortTags, key: string): number | undefined {
   return Number.isInteger(n) ? n : undefined;
 }
 
+const REQUIRED_NAMES: Record<string, string> = {
+  sopClassUid: 'SOPClassUID',
+  sopInstanceUid: 'SOPInstanceUID',
+  studyInstanceUid: 'StudyInstanceUID',
+  seriesInstanceUid: 'SeriesInstanceUID',
+  patientId: 'PatientID',
+};
+
+/**
+ * Why an instance's tags do not make a {@link DicomInstance} (the missing or malformed attributes, by keyword), or
+ * `undefined` when they do. Used for the queue's `missing-identifiers` detail, which must name what is really missing.
+ */
+export function missingAttributes(tags: ShortTags): string | undefined {
+  const r = requiredOf(tags);
+  const missing = Object.entries(r)
+    .filter(([, v]) => v === undefined)
+    .map(([k]) => REQUIRED_NAMES[k]);
+  const malformed = (['sopClassUid', 'sopInstanceUid', 'studyInstanceUid', 'seriesInstanceUid'] as const)
+    .filter((k) => r[k] !== undefined && !isValidUid(r[k]))
+    .map((k) => `malformed ${REQUIRED_NAMES[k]}`);
+  const all = [...missing.map((m) => `no ${m}`), ...malformed];
+  return all.length ? all.join(', ') : undefined;
+}
+
+function requiredOf(tags: ShortTags) {
+  return {
+    sopClassUid: text(tags, '0008,0016'),
+    sopInstanceUid: text(tags, '0008,0018'),
+    studyInstanceUid: text(tags, '0020,000d'),
+    seriesInstanceUid: text(tags, '0020,000e'),
+    patientId: text(tags, '0010,0020'),
+  };
+}
+
 /** The instance, or `undefined` when a required attribute is missing or a UID is malformed (PS3.5 §9.1). */
 export function instanceFromOrthancTags(tags: ShortTags): DicomInstance | undefined {
   const required = {

@@ -62,8 +62,17 @@ export interface StudyLinker {
     orthancStudyId: string,
     studyInstanceUid: string,
   ): Promise<number | undefined>;
-  /** Resolves a user's `Patient/x` + `ServiceRequest/y` choice; {@link LinkTargetError} when they do not fit. */
-  resolveTarget(tx: DatabaseTransactionConnection, patient: string, order: string): Promise<LinkTarget>;
+  /**
+   * Resolves a user's `Patient/x` + `ServiceRequest/y` choice for the study `studyInstanceUid`; {@link LinkTargetError}
+   * when they do not fit, checked before anything is changed: the order must be the patient's, accept images, and
+   * not be linked to another study.
+   */
+  resolveTarget(
+    tx: DatabaseTransactionConnection,
+    patient: string,
+    order: string,
+    studyInstanceUid: string,
+  ): Promise<LinkTarget>;
   /** Orthanc study ids of every live (not entered-in-error) linked ImagingStudy. */
   linkedOrthancStudyIds(tx: DatabaseTransactionConnection): Promise<string[]>;
   /** Marks the ImagingStudy of a vanished Orthanc study `entered-in-error` and unlinks its order. */
@@ -72,7 +81,14 @@ export interface StudyLinker {
 
 /** An audit record of something the feed or a user did (the audit module turns it into a FHIR AuditEvent). */
 export interface ChangeFeedAuditEvent {
-  action: 'study-linked' | 'study-queued' | 'study-relinked' | 'study-rejected' | 'study-deleted' | 'relink-failed';
+  action:
+    | 'study-linked'
+    | 'study-queued'
+    | 'study-relinked'
+    | 'study-rejected'
+    | 'study-deleted'
+    | 'relink-failed'
+    | 'relink-rolled-back';
   /** `system` for the consumer; the user's `who` for queue actions. */
   agent: { kind: 'system' } | { kind: 'user'; who: string; roles: readonly string[] };
   outcome: 'success' | 'failure';

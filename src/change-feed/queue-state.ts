@@ -3,13 +3,15 @@
  *
  * pending ──start-link──▶ relinking ──finish-link──▶ linked
  *    │                       └──start-link (resume after a failure)
+ *    ├──linked-by-upload──▶ linked   (the same study was linked since: a retried upload, or it matches now)
  *    ├──reject──▶ rejected ──start-link──▶ relinking   (a rejection can be corrected by linking)
+ *  relinking ──roll-back──▶ pending   (Orthanc's copy restored to the tags as received; then link or reject again)
  *    └──study-deleted──▶ deleted ◀──study-deleted── rejected
  */
 export const QUEUE_STATUSES = ['pending', 'relinking', 'linked', 'rejected', 'deleted'] as const;
 export type QueueStatus = (typeof QUEUE_STATUSES)[number];
 
-export type QueueAction = 'start-link' | 'finish-link' | 'reject' | 'study-deleted';
+export type QueueAction = 'start-link' | 'finish-link' | 'reject' | 'study-deleted' | 'linked-by-upload' | 'roll-back';
 
 /** Why a study is in the queue. */
 export const UNMATCHED_REASONS = [
@@ -31,16 +33,17 @@ export class QueueTransitionError extends Error {
   readonly from: QueueStatus;
   readonly action: QueueAction;
   constructor(from: QueueStatus, action: QueueAction) {
-    super(`cannot ${action.replace('-', ' ')} an item that is ${from}`);
+    super(`cannot ${action.replaceAll('-', ' ')} an item that is ${from}`);
     this.from = from;
     this.action = action;
   }
 }
 
 const MOVES: Record<QueueStatus, Partial<Record<QueueAction, QueueStatus>>> = {
-  pending: { 'start-link': 'relinking', reject: 'rejected', 'study-deleted': 'deleted' },
-  // Starting again resumes an interrupted re-link (every Orthanc step is idempotent).
-  relinking: { 'start-link': 'relinking', 'finish-link': 'linked' },
+  pending: { 'start-link': 'relinking', reject: 'rejected', 'study-deleted': 'deleted', 'linked-by-upload': 'linked' },
+  // Starting again resumes an interrupted re-link (every Orthanc step is idempotent); rolling back restores the study
+  // as it was queued, so that no failure leaves an item stuck (only linked, rejected and deleted are final).
+  relinking: { 'start-link': 'relinking', 'finish-link': 'linked', 'roll-back': 'pending' },
   rejected: { 'start-link': 'relinking', 'study-deleted': 'deleted' },
   linked: {},
   deleted: {},

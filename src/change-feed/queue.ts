@@ -168,16 +168,18 @@ export async function openItemFor(db: CommonQueryMethods, orthancStudyId: string
   return row ? toItem(row) : undefined;
 }
 
-/** More instances arrived for a study that is already in the queue: keep its counts current. */
+/** More instances arrived for a study that is already in the queue: keep its counts (and its reason) current. */
 export async function refreshOpenItem(
   db: CommonQueryMethods,
   orthancStudyId: string,
   instances: number,
   modalities: readonly string[],
+  why?: { reason: UnmatchedReason; detail: string },
 ): Promise<void> {
+  const reason = why ? sql.fragment`reason = ${why.reason}, detail = ${why.detail},` : sql.fragment``;
   await db.query(sql.unsafe`
     UPDATE dicom_unmatched SET number_of_instances = ${instances}, modalities = ${sql.array([...modalities], 'text')},
-      updated_at = now()
+      ${reason} updated_at = now()
     WHERE orthanc_study_id = ${orthancStudyId} AND status IN ('pending', 'rejected')`);
 }
 
@@ -195,8 +197,10 @@ export interface TransitionFields {
   linkedOrthancStudyId?: string;
   linkedImagingStudyId?: string;
   rejectReason?: string;
-  resolvedBy?: string;
+  resolvedBy?: string | null;
   lastError?: string | null;
+  /** Forget the chosen target (after a roll-back). */
+  clearTarget?: boolean;
 }
 
 /** Applies a state-machine action to a locked item (see queue-state.ts) and stores the given fields. */
@@ -212,18 +216,52 @@ export async function transition(
     UPDATE dicom_unmatched SET
       status = ${status},
       relink_phase = ${f.relinkPhase === undefined ? item.relinkPhase : f.relinkPhase},
-      target_patient_id = ${f.target?.patient ?? item.target?.patient ?? null},
-      target_order_id = ${f.target?.order ?? item.target?.order ?? null},
-      target_mrn = ${f.target?.mrn ?? item.target?.mrn ?? null},
-      target_accession = ${f.target?.accessionNumber ?? item.target?.accessionNumber ?? null},
+      target_patient_id = ${f.target?.patient ?? (f.clearTarget ? null : item.target?.patient) ?? null},
+      target_order_id = ${f.target?.order ?? (f.clearTarget ? null : item.target?.order) ?? null},
+      target_mrn = ${f.target?.mrn ?? (f.clearTarget ? null : item.target?.mrn) ?? null},
+      target_accession = ${f.target?.accessionNumber ?? (f.clearTarget ? null : item.target?.accessionNumber) ?? null},
       linked_orthanc_study_id = ${f.linkedOrthancStudyId ?? item.linkedOrthancStudyId},
       linked_imaging_study_id = ${f.linkedImagingStudyId ?? item.linkedImagingStudyId},
       reject_reason = ${f.rejectReason ?? item.rejectReason},
-      resolved_by = ${f.resolvedBy ?? item.resolvedBy},
+      resolved_by = ${f.resolvedBy === undefined ? item.resolvedBy : f.resolvedBy},
       resolved_at = ${resolved ? sql.fragment`now()` : sql.fragment`resolved_at`},
       last_error = ${f.lastError === undefined ? item.lastError : f.lastError},
       updated_at = now()
     WHERE id = ${item.id}
     RETURNING ${COLUMNS}`)) as Row;
   return toItem(row);
+}
+
+/**
+ * The pending items of an Orthanc study that is now linked (a retried upload recorded it, or it matches now): marked
+ * `linked` with the study and ImagingStudy, so that no pending item remains for a linked study. Items of other Orthanc
+ * studies with the same StudyInstanceUID (copies under another PatientID) stay: those copies are still unlinked.
+ * Returns the items closed. Use inside the transaction that linked the study.
+ */
+export async function closeLinkedByUpload(
+  tx: CommonQueryMethods,
+  link: { orthancStudyId: string; imagingStudyId?: string | undefined; by: string },
+): Promise<UnmatchedItem[]> {
+  const rows = (await tx.any(sql.unsafe`
+    UPDATE dicom_unmatched SET status = 'linked', linked_orthanc_study_id = orthanc_study_id,
+      linked_imaging_study_id = ${link.imagingStudyId ?? null}, resolved_by = ${link.by}, resolved_at = now(),
+      last_error = NULL, updated_at = now()
+    WHERE orthanc_study_id = ${link.orthancStudyId} AND status = 'pending'
+    RETURNING ${COLUMNS}`)) as readonly Row[];
+  return rows.map(toItem);
+}
+
+/** The statuses `unmatched list` shows by default: the items that need someone (pending, or a re-link to finish). */
+export const NEEDS_ATTENTION = ['pending', 'relinking'] as const;
+
+/** Like {@link listUnmatched}, for several statuses. */
+export async function listUnmatchedIn(
+  db: CommonQueryMethods,
+  statuses: readonly QueueStatus[],
+  limit = 1000,
+): Promise<UnmatchedItem[]> {
+  const rows = (await db.any(sql.unsafe`
+    SELECT ${COLUMNS} FROM dicom_unmatched WHERE status = ANY(${sql.array([...statuses], 'text')})
+    ORDER BY created_at, id LIMIT ${limit}`)) as readonly Row[];
+  return rows.map(toItem);
 }

@@ -75,7 +75,7 @@ export async function relinkInOrthanc(
   savePhase: (phase: RelinkPhase) => Promise<void>,
 ): Promise<string> {
   const final = { PatientID: job.mrn, AccessionNumber: job.accessionNumber };
-  const temporaryId = `${TRANSIT_PREFIX}${job.itemId}`.slice(0, 64);
+  const temporaryId = transitPatientId(job.itemId);
   if (job.phase === 'to-temporary') {
     await moveInstances(orthanc, job.orthancStudyId, { ...final, PatientID: temporaryId });
     await savePhase('to-final');
@@ -87,4 +87,38 @@ export async function relinkInOrthanc(
   const corrected = await findStudy(orthanc, job.studyInstanceUid, job.mrn);
   if (!corrected) throw new RelinkError(`Orthanc has no study ${job.studyInstanceUid} for PatientID ${job.mrn}`);
   return corrected;
+}
+
+/** The temporary PatientID of an item's copies in transit. */
+export function transitPatientId(itemId: string): string {
+  return `${TRANSIT_PREFIX}${itemId}`.slice(0, 64);
+}
+
+export interface RestoreJob {
+  itemId: string;
+  studyInstanceUid: string;
+  /** PatientID and AccessionNumber as queued (empty when the study had none). */
+  original: { patientId: string; accessionNumber: string };
+  /** PatientIDs under which a failed re-link may have left copies (the target's MRN). */
+  holders: readonly string[];
+}
+
+/**
+ * Rolls a re-link back in Orthanc: every copy the re-link made (under the target's MRN, or the temporary PatientID)
+ * goes back under the PatientID and AccessionNumber as queued, keeping the UIDs. Like the re-link itself, it passes
+ * through the temporary PatientID (so that copies whose Orthanc id would equal their source's can be stored), never
+ * deletes an instance before its copy is stored, and is restartable at any point: a second run moves whatever the
+ * first one left. Returns the Orthanc id of the restored study, if it holds any instance.
+ */
+export async function restoreInOrthanc(orthanc: OrthancClient, job: RestoreJob): Promise<string | undefined> {
+  const temporaryId = transitPatientId(job.itemId);
+  const back = { PatientID: job.original.patientId, AccessionNumber: job.original.accessionNumber };
+  for (const holder of new Set(job.holders)) {
+    if (holder === temporaryId) continue;
+    const id = await findStudy(orthanc, job.studyInstanceUid, holder);
+    if (id) await moveInstances(orthanc, id, { ...back, PatientID: temporaryId });
+  }
+  const transit = await findStudy(orthanc, job.studyInstanceUid, temporaryId);
+  if (transit) await moveInstances(orthanc, transit, back);
+  return findStudy(orthanc, job.studyInstanceUid, job.original.patientId);
 }

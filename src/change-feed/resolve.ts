@@ -2,8 +2,8 @@ import { sql } from 'slonik';
 import { describeStudy, type IndexDeps, recordFeedStudy } from './index-study.ts';
 import { LinkTargetError } from './ports.ts';
 import { getUnmatched, transition, type UnmatchedItem } from './queue.ts';
-import { QueueTransitionError } from './queue-state.ts';
-import { firstPhase, RelinkError, relinkInOrthanc } from './relink.ts';
+import { nextStatus, QueueTransitionError } from './queue-state.ts';
+import { firstPhase, RelinkError, relinkInOrthanc, restoreInOrthanc } from './relink.ts';
 
 /** Who resolves a queue item (from the request's access context, or the CLI's operator). */
 export interface Actor {
@@ -33,17 +33,63 @@ export async function linkUnmatched(
   choice: { patient: string; order: string },
   actor: Actor,
 ): Promise<UnmatchedItem> {
+  return withItemLock(deps, id, () => linkLocked(deps, id, choice, actor));
+}
+
+/** Runs `fn` holding the item's advisory lock, or fails with {@link RelinkBusyError} when someone else holds it. */
+async function withItemLock<T>(deps: IndexDeps, id: string, fn: () => Promise<T>): Promise<T> {
   return deps.db.connect(async (lockConn) => {
     const got = await lockConn.oneFirst(
       sql.unsafe`SELECT pg_try_advisory_lock(${RELINK_LOCK_CLASS}, hashtext(${id})) AS got`,
     );
     if (got !== true) throw new RelinkBusyError(`unmatched study ${id} is being linked right now`);
     try {
-      return await linkLocked(deps, id, choice, actor);
+      return await fn();
     } finally {
       await lockConn.query(sql.unsafe`SELECT pg_advisory_unlock(${RELINK_LOCK_CLASS}, hashtext(${id}))`);
     }
   });
+}
+
+/**
+ * Rolls back a re-link that failed half-way (status `relinking`): restores the study in Orthanc under the PatientID
+ * and AccessionNumber as queued (relink.ts `restoreInOrthanc`) and puts the item back to `pending`, with its audit
+ * event. Restartable: a failure leaves the item `relinking`, and rolling back again finishes the job.
+ */
+export async function rollbackUnmatched(deps: IndexDeps, id: string, actor: Actor): Promise<UnmatchedItem> {
+  return withItemLock(deps, id, () => rollbackLocked(deps, id, actor));
+}
+
+async function rollbackLocked(deps: IndexDeps, id: string, actor: Actor): Promise<UnmatchedItem> {
+  const item = await getUnmatched(deps.db, id);
+  nextStatus(item.status, 'roll-back'); // refuses anything but `relinking` before touching Orthanc
+  const restored = await restoreInOrthanc(deps.orthanc, {
+    itemId: item.id,
+    studyInstanceUid: item.studyInstanceUid,
+    original: { patientId: item.patientId ?? '', accessionNumber: item.accessionNumber ?? '' },
+    holders: item.target ? [item.target.mrn] : [],
+  });
+  const back = await deps.db.transaction(async (tx) => {
+    const locked = await getUnmatched(tx, id, true);
+    const out = await transition(tx, locked, 'roll-back', { relinkPhase: null, clearTarget: true, resolvedBy: null });
+    if (restored && restored !== out.orthancStudyId) {
+      await tx.query(sql.unsafe`UPDATE dicom_unmatched SET orthanc_study_id = ${restored} WHERE id = ${id}`);
+    }
+    await deps.audit.record(tx, {
+      action: 'relink-rolled-back',
+      agent: userAgent(actor),
+      outcome: 'success',
+      studyInstanceUid: item.studyInstanceUid,
+      orthancStudyId: restored ?? item.orthancStudyId,
+      queueItemId: item.id,
+      orderId: item.target?.order,
+      patientId: item.target?.patient,
+      detail: `PatientID back to ${item.patientId ?? ''}, AccessionNumber back to ${item.accessionNumber ?? ''}`,
+    });
+    return getUnmatched(tx, id);
+  });
+  deps.onStudyChanged?.(back.studyInstanceUid);
+  return back;
 }
 
 async function linkLocked(
@@ -52,14 +98,15 @@ async function linkLocked(
   choice: { patient: string; order: string },
   actor: Actor,
 ): Promise<UnmatchedItem> {
-  const started = await deps.db.transaction(async (tx) => {
+  const begun = await deps.db.transaction(async (tx) => {
     const item = await getUnmatched(tx, id, true);
     if (item.status !== 'pending' && item.status !== 'rejected' && item.status !== 'relinking') {
       throw new QueueTransitionError(item.status, 'start-link');
     }
-    const target = await deps.linker.resolveTarget(tx, choice.patient, choice.order);
+    const target = await deps.linker.resolveTarget(tx, choice.patient, choice.order, item.studyInstanceUid);
     if (item.status === 'relinking' && item.target && item.target.order !== target.orderId) {
-      throw new RelinkBusyError(`unmatched study ${id} is being linked to ${item.target.order}: finish that first`);
+      // An earlier re-link to another order failed half-way: undo it first (below), then link to this one.
+      return { retarget: true as const };
     }
     const phase = item.relinkPhase ?? firstPhase(item.patientId, target.mrn);
     return transition(tx, item, 'start-link', {
@@ -74,6 +121,11 @@ async function linkLocked(
       lastError: null,
     });
   });
+  if ('retarget' in begun) {
+    await rollbackLocked(deps, id, actor);
+    return linkLocked(deps, id, choice, actor);
+  }
+  const started = begun;
   const target = started.target!;
   try {
     const corrected = await relinkInOrthanc(
@@ -151,6 +203,18 @@ export async function rejectUnmatched(
 ): Promise<UnmatchedItem> {
   const text = reason.trim();
   if (text === '') throw new LinkTargetError('a reason is required to reject a study');
+  const current = await getUnmatched(deps.db, id);
+  if (current.status === 'relinking') {
+    // A re-link that failed half-way: restore the study as queued, then reject it.
+    return withItemLock(deps, id, async () => {
+      await rollbackLocked(deps, id, actor);
+      return rejectNow(deps, id, text, actor);
+    });
+  }
+  return rejectNow(deps, id, text, actor);
+}
+
+async function rejectNow(deps: IndexDeps, id: string, text: string, actor: Actor): Promise<UnmatchedItem> {
   return deps.db.transaction(async (tx) => {
     const item = await getUnmatched(tx, id, true);
     const rejected = await transition(tx, item, 'reject', { rejectReason: text.slice(0, 1000), resolvedBy: actor.who });

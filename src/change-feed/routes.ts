@@ -6,7 +6,7 @@ import { LinkTargetError } from './ports.ts';
 import { getUnmatched, listUnmatched, QueueItemNotFoundError } from './queue.ts';
 import { QUEUE_STATUSES, type QueueStatus, QueueTransitionError } from './queue-state.ts';
 import { RelinkError } from './relink.ts';
-import { type Actor, linkUnmatched, RelinkBusyError, rejectUnmatched } from './resolve.ts';
+import { type Actor, linkUnmatched, RelinkBusyError, rejectUnmatched, rollbackUnmatched } from './resolve.ts';
 
 /**
  * The reconciliation queue as a small JSON API, `/api/v1/dicom/unmatched` (chosen over FHIR Task: the items are
@@ -15,7 +15,8 @@ import { type Actor, linkUnmatched, RelinkBusyError, rejectUnmatched } from './r
  * - `GET  /api/v1/dicom/unmatched?status=pending&limit=100&offset=0` → `{ items: [...] }`
  * - `GET  /api/v1/dicom/unmatched/{id}` → the item
  * - `POST /api/v1/dicom/unmatched/{id}/link`   `{ "patient": "Patient/x", "order": "ServiceRequest/y" }` → the item
- * - `POST /api/v1/dicom/unmatched/{id}/reject` `{ "reason": "..." }` → the item
+ * - `POST /api/v1/dicom/unmatched/{id}/reject` `{ "reason": "..." }` → the item (a half-done re-link is rolled back)
+ * - `POST /api/v1/dicom/unmatched/{id}/rollback` → the item, back to `pending` (undoes a re-link that failed half-way)
  *
  * Only admins and radiologists (roles of the caller's access context); everyone else 403, no access context 401.
  */
@@ -135,5 +136,9 @@ export async function unmatchedRoutes(app: FastifyInstance, opts: { deps: () => 
       },
     },
     async (req) => rejectUnmatched(opts.deps(), req.params.id, req.body.reason, actorOf(req)),
+  );
+
+  app.post<{ Params: { id: string } }>('/:id/rollback', { schema: { params: idParams } }, async (req) =>
+    rollbackUnmatched(opts.deps(), req.params.id, actorOf(req)),
   );
 }

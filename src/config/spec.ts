@@ -39,6 +39,7 @@ export interface Config {
   auditBatchMax: number;
   auditBatchWaitMs: number;
   auditOutboxDir: string;
+  auditSpillDir: string;
   auditOutboxShipMs: number;
   stowMaxInstanceBytes: number;
   stowMaxRequestBytes: number;
@@ -225,6 +226,14 @@ export const configVars: readonly ConfigVar[] = [
     default: '',
     description:
       "Empty (default): each read AuditEvent is committed to PostgreSQL before its response completes. A directory on persistent local storage, one per facade process: read events are instead appended to a durable outbox there (written and fdatasync'd before the response completes) and shipped to PostgreSQL in large batches; left-over events are shipped on the next start. Takes the database commit off the request path and keeps reads answered (and recorded) while PostgreSQL is down; on the benchmark machine it was not faster overall (bench/FINDINGS.md M.3).",
+  },
+  {
+    env: 'EHR_AUDIT_SPILL_DIR',
+    key: 'auditSpillDir',
+    schema: { type: 'string' },
+    default: '.data/audit-spill',
+    description:
+      'Durable local directory for AuditEvents PostgreSQL cannot take (shipped when it is back). Empty: such requests answer 503 and the event is lost.',
   },
   {
     env: 'EHR_AUDIT_OUTBOX_SHIP_MS',

@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { auditStoreWithin } from '../audit/plugin.ts';
 import type { Access } from '../auth/access.ts';
-import { enqueueUnmatched } from '../change-feed/queue.ts';
+import { closeLinkedByUpload, enqueueUnmatched } from '../change-feed/queue.ts';
 import type { Config } from '../config/spec.ts';
 import { loadDefinitions, loadProfiles } from '../fhir/definitions.ts';
 import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
@@ -66,6 +66,17 @@ export function stowFactory(app: FastifyInstance, config: Config) {
       insertLogs: insertUploadLogs,
       hold: async (tx, input) => {
         await enqueueUnmatched(tx, { ...input, source: 'stow' });
+      },
+      closeQueued: async (tx, studies) => {
+        for (const s of studies) {
+          const closed = await closeLinkedByUpload(tx, { ...s, by: access.agent.who });
+          for (const item of closed) {
+            app.log.info(
+              { queueItemId: item.id, orthancStudyId: s.orthancStudyId },
+              'unmatched study linked by upload',
+            );
+          }
+        }
       },
       // After the commit (or the undo): linked, already-linked and held studies alike.
       studiesStored: (uids) => {

@@ -2,6 +2,7 @@ import type { DicomInstance } from '../imaging/dicom-instance.ts';
 import { lockStudies, type RecordedStudy, type StudyToRecord } from '../imaging/ehr-link.ts';
 import { buildUploadLogRows, type LoggedInstance } from '../imaging/upload-log.ts';
 import type { OrthancStoredInstance } from '../orthanc/client.ts';
+import { OrthancUnavailableError } from '../orthanc/errors.ts';
 import { FailureReason, failed, type InstanceOutcome, InstanceRejection } from './stow-outcome.ts';
 import type { HoldInput, StowDeps, StowOptions } from './stow-rs.ts';
 
@@ -133,6 +134,10 @@ export async function recordUpload(
       await lockStudies(tx, lockUids);
       const studies = [...linked.values()].map((s) => s.study);
       const recorded = await deps.recordStudies(store, studies);
+      await deps.closeQueued?.(
+        tx,
+        studies.map((s, k) => ({ orthancStudyId: s.orthancStudyId, imagingStudyId: recorded[k]?.imagingStudyId })),
+      );
       const { held } = await settle();
       for (const [uid, list] of held) await deps.hold!(tx, holdInput(uid, list));
       await deps.insertLogs(tx, logRows());
@@ -191,11 +196,18 @@ function holdInput(uid: string, list: readonly StowItem[]): HoldInput {
 
 /** Deletes the instances this request newly stored and turns every stored outcome into a 0x0110 failure. */
 export async function undoStored(items: StowItem[], deps: StowDeps, opts: StowOptions): Promise<void> {
+  // Once Orthanc does not answer, the other deletes are not tried (each would wait for its own time-out): what stays
+  // in Orthanc is found and accounted for by the change feed (linked, or queued with its reason).
+  let orthancDown = false;
+  let left = 0;
   for (const i of items) {
     if (i.outcome.kind !== 'stored') continue;
-    if (i.orthanc && i.orthanc.Status !== 'AlreadyStored') {
+    if (i.orthanc && i.orthanc.Status !== 'AlreadyStored' && orthancDown) left++;
+    else if (i.orthanc && i.orthanc.Status !== 'AlreadyStored') {
       await deps.orthanc.deleteInstance(i.orthanc.ID).catch((err: unknown) => {
         opts.log.error({ err, orthancId: i.orthanc?.ID }, 'could not undo a stored instance');
+        if (err instanceof OrthancUnavailableError) orthancDown = true;
+        left++;
       });
     }
     i.outcome = failed(
@@ -206,6 +218,9 @@ export async function undoStored(items: StowItem[], deps: StowDeps, opts: StowOp
         'EHR update failed',
       ),
     );
+  }
+  if (left > 0) {
+    opts.log.warn({ left }, 'instances left in Orthanc after a failed upload: the change feed will account for them');
   }
 }
 

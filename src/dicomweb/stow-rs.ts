@@ -72,6 +72,8 @@ export interface StowDeps {
   insertLogs(tx: CommonQueryMethods, rows: UploadLogRow[]): Promise<void>;
   /** The reconciliation queue (hold mode); absent when the queue is not available. */
   hold?: ((tx: CommonQueryMethods, input: HoldInput) => Promise<void>) | undefined;
+  /** Closes the pending queue items of studies this upload linked (e.g. a retry after a failed upload). */
+  closeQueued?: ((tx: CommonQueryMethods, linked: readonly RecordedStudyIn[]) => Promise<void>) | undefined;
   /**
    * Called once the upload is recorded (or undone) with every study that got instances in Orthanc, linked or held,
    * so that caches of Orthanc's answers drop them; absent in tests that need no cache.
@@ -319,6 +321,12 @@ export async function storeInstances(
     bytes,
     ...(framingError ? { framingError } : {}),
   };
+}
+
+/** A study the upload linked: its Orthanc study and ImagingStudy. */
+export interface RecordedStudyIn {
+  orthancStudyId: string;
+  imagingStudyId: string | undefined;
 }
 
 /** Tells {@link StowDeps.studiesStored} every study that got (or briefly had) instances in Orthanc. */

@@ -15,6 +15,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     EHR_LOG_LEVEL: process.env['EHR_TEST_LOG_LEVEL'] ?? 'silent',
     // The C-STORE consumer stays off in tests unless a test turns it on (tests/change-feed-*.int.test.ts).
     EHR_CHANGE_FEED_ENABLED: 'false',
+    // Events PostgreSQL cannot take spill into the throwaway stack's directory, not the working tree's .data.
+    EHR_AUDIT_SPILL_DIR: `${stack.dataDir}/audit-spill`,
   });
   return { ...base, ...overrides };
 }
