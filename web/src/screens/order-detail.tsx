@@ -1,0 +1,181 @@
+import { useState } from 'react';
+import { Link } from 'wouter';
+import { api, type Bundle, fhir, resources } from '../api.ts';
+import {
+  accessionOf,
+  type ImagingStudy,
+  modalityOf,
+  mrnOf,
+  nameOf,
+  ORDER_STATUSES,
+  type Patient,
+  procedureOf,
+  type ServiceRequest,
+} from '../model.ts';
+import { may } from '../roles.ts';
+import { ErrorText, Status } from '../ui.tsx';
+import { useLoad } from '../use-load.ts';
+
+interface Report {
+  status?: string;
+  conclusion?: string;
+  issued?: string;
+}
+
+async function loadOrder(id: string) {
+  const order = await fhir<ServiceRequest>(`ServiceRequest/${encodeURIComponent(id)}`);
+  const patientId = order.subject.reference?.split('/')[1] ?? '';
+  const [patient, studies] = await Promise.all([
+    fhir<Patient>(`Patient/${encodeURIComponent(patientId)}`),
+    fhir<Bundle<ImagingStudy>>(`ImagingStudy?basedon=ServiceRequest/${encodeURIComponent(id)}`),
+  ]);
+  // A radiology report, where the server serves DiagnosticReport; otherwise there is none to show.
+  const reports = await fhir<Bundle<Report>>(`DiagnosticReport?based-on=ServiceRequest/${encodeURIComponent(id)}`).then(
+    resources,
+    () => [] as Report[],
+  );
+  return { order, patient, studies: resources(studies), reports };
+}
+
+/** Order detail: the order, its study (series, counts, upload time), its report, and "View images". */
+export function OrderDetail({ id, roles }: { id: string; roles: readonly string[] }) {
+  const load = useLoad(() => loadOrder(id), [id]);
+  const [viewError, setViewError] = useState<string>();
+  const [opening, setOpening] = useState(false);
+  const view = async () => {
+    setViewError(undefined);
+    setOpening(true);
+    try {
+      const r = await api<{ viewer_url: string }>(`/api/v1/dicom/viewer-url/${encodeURIComponent(id)}`);
+      window.open(r.viewer_url, '_blank', 'noopener');
+    } catch (e) {
+      setViewError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setOpening(false);
+    }
+  };
+  const setStatus = async (o: ServiceRequest, status: string) => {
+    try {
+      await fhir(`ServiceRequest/${o.id}`, { method: 'PUT', body: { ...o, status } });
+      load.reload();
+    } catch (e) {
+      setViewError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  return (
+    <Status load={load}>
+      {({ order, patient, studies, reports }) => (
+        <>
+          <h1>
+            Order <span className="mono">{accessionOf(order)}</span>
+          </h1>
+          <div className="grid2">
+            <section className="card" aria-labelledby="order-facts">
+              <h2 id="order-facts">Order</h2>
+              <dl className="facts">
+                <dt>Patient</dt>
+                <dd>
+                  <Link href={`/patients/${patient.id}`}>{nameOf(patient)}</Link> (MRN{' '}
+                  <span className="mono">{mrnOf(patient)}</span>)
+                </dd>
+                <dt>Accession</dt>
+                <dd className="mono">{accessionOf(order)}</dd>
+                <dt>Procedure</dt>
+                <dd>{procedureOf(order)}</dd>
+                <dt>Modality</dt>
+                <dd>{modalityOf(order) || '—'}</dd>
+                <dt>Performer</dt>
+                <dd>{order.performer?.map((p) => p.display ?? p.reference).join(', ') || '—'}</dd>
+                <dt>Status</dt>
+                <dd>
+                  {may(roles, 'write-order') ? (
+                    <select
+                      aria-label="Order status"
+                      value={order.status}
+                      onChange={(e) => void setStatus(order, e.target.value)}
+                    >
+                      {[...new Set([order.status, ...ORDER_STATUSES])].map((s) => (
+                        <option key={s}>{s}</option>
+                      ))}
+                    </select>
+                  ) : (
+                    order.status
+                  )}
+                </dd>
+              </dl>
+              <p>
+                <button
+                  type="button"
+                  className="primary"
+                  onClick={() => void view()}
+                  disabled={opening || studies.length === 0}
+                >
+                  View images
+                </button>{' '}
+                {may(roles, 'upload') && <Link href={`/upload?order=${order.id}`}>Upload images</Link>}
+              </p>
+              <ErrorText error={viewError} />
+            </section>
+            <section className="card" aria-labelledby="report">
+              <h2 id="report">Report</h2>
+              {reports.length === 0 ? (
+                <p>No report yet.</p>
+              ) : (
+                reports.map((r, i) => (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: reports have no better key here
+                  <div key={i}>
+                    <p>
+                      <strong>{r.status}</strong> {r.issued?.slice(0, 10)}
+                    </p>
+                    <p>{r.conclusion}</p>
+                  </div>
+                ))
+              )}
+            </section>
+          </div>
+          <section className="card" aria-labelledby="study">
+            <h2 id="study">Study</h2>
+            {studies.length === 0 ? (
+              <p>No images uploaded yet.</p>
+            ) : (
+              studies.map((s) => (
+                <div key={s.id}>
+                  <dl className="facts">
+                    <dt>Study UID</dt>
+                    <dd className="mono">{s.identifier?.[0]?.value?.replace(/^urn:oid:/, '')}</dd>
+                    <dt>Started</dt>
+                    <dd>{s.started ?? '—'}</dd>
+                    <dt>Series / instances</dt>
+                    <dd>
+                      {s.numberOfSeries ?? 0} / {s.numberOfInstances ?? 0}
+                    </dd>
+                  </dl>
+                  <table aria-label="Series">
+                    <thead>
+                      <tr>
+                        <th scope="col">#</th>
+                        <th scope="col">Modality</th>
+                        <th scope="col">Description</th>
+                        <th scope="col">Instances</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      {(s.series ?? []).map((se) => (
+                        <tr key={se.uid}>
+                          <td>{se.number ?? ''}</td>
+                          <td>{se.modality?.code}</td>
+                          <td>{se.description ?? ''}</td>
+                          <td>{se.numberOfInstances ?? ''}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </div>
+              ))
+            )}
+          </section>
+        </>
+      )}
+    </Status>
+  );
+}
