@@ -23,6 +23,11 @@ export interface Patient {
   gender?: string;
   meta?: { versionId?: string };
 }
+export interface Practitioner {
+  resourceType: 'Practitioner';
+  id?: string;
+  name?: HumanName[];
+}
 export interface Encounter {
   resourceType: 'Encounter';
   id?: string;

@@ -1,4 +1,4 @@
-import type { ReactNode } from 'react';
+import { cloneElement, type ReactElement, type ReactNode, useId } from 'react';
 import type { Loaded } from './use-load.ts';
 
 /** Loading and error states, the same on every screen. */
@@ -31,11 +31,13 @@ export function ErrorText({ error }: { error: string | undefined }) {
   ) : null;
 }
 
-export function Field({ label, children }: { label: string; children: ReactNode }) {
+/** A labelled form control: the label names the control exactly (for=id), whatever the control shows. */
+export function Field({ label, children }: { label: string; children: ReactElement<{ id?: string }> }) {
+  const id = useId();
   return (
-    <label className="field">
-      <span>{label}</span>
-      {children}
-    </label>
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      {cloneElement(children, { id })}
+    </div>
   );
 }

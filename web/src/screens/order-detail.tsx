@@ -29,12 +29,15 @@ async function loadOrder(id: string) {
     fhir<Patient>(`Patient/${encodeURIComponent(patientId)}`),
     fhir<Bundle<ImagingStudy>>(`ImagingStudy?basedon=ServiceRequest/${encodeURIComponent(id)}`),
   ]);
-  // A radiology report, where the server serves DiagnosticReport; otherwise there is none to show.
-  const reports = await fhir<Bundle<Report>>(`DiagnosticReport?based-on=ServiceRequest/${encodeURIComponent(id)}`).then(
-    resources,
-    () => [] as Report[],
+  // A radiology report, where the server serves DiagnosticReport (its CapabilityStatement says so).
+  const served = await fhir<{ rest?: { resource?: { type: string }[] }[] }>('metadata').then(
+    (c) => (c.rest?.[0]?.resource ?? []).some((r) => r.type === 'DiagnosticReport'),
+    () => false,
   );
-  return { order, patient, studies: resources(studies), reports };
+  const reports = served
+    ? resources(await fhir<Bundle<Report>>(`DiagnosticReport?based-on=ServiceRequest/${encodeURIComponent(id)}`))
+    : [];
+  return { order, patient, studies: resources(studies), reports, served };
 }
 
 /** Order detail: the order, its study (series, counts, upload time), its report, and "View images". */
@@ -64,7 +67,7 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
   };
   return (
     <Status load={load}>
-      {({ order, patient, studies, reports }) => (
+      {({ order, patient, studies, reports, served }) => (
         <>
           <h1>
             Order <span className="mono">{accessionOf(order)}</span>
@@ -118,7 +121,9 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
             </section>
             <section className="card" aria-labelledby="report">
               <h2 id="report">Report</h2>
-              {reports.length === 0 ? (
+              {!served ? (
+                <p>Reports are not served by this server yet.</p>
+              ) : reports.length === 0 ? (
                 <p>No report yet.</p>
               ) : (
                 reports.map((r, i) => (

@@ -11,6 +11,7 @@ import {
   mrnOf,
   nameOf,
   type Patient,
+  type Practitioner,
   PROCEDURES,
   procedureOf,
   type ServiceRequest,
@@ -240,7 +241,11 @@ function Orders({ chart, reload, roles }: { chart: Chart; reload: () => void; ro
   const canWrite = may(roles, 'write-order');
   const [code, setCode] = useState(PROCEDURES[0]?.code ?? '');
   const [modality, setModality] = useState(PROCEDURES[0]?.modality ?? 'CT');
-  const [performer, setPerformer] = useState('Organization/radiology');
+  const [performer, setPerformer] = useState('');
+  const practitioners = useLoad(
+    () => fhir<Bundle<Practitioner>>('Practitioner?_count=100&_sort=family').then(resources),
+    [],
+  );
   const [visit, setVisit] = useState('');
   const [error, setError] = useState<string>();
   const submit = async (e: FormEvent) => {
@@ -257,7 +262,18 @@ function Orders({ chart, reload, roles }: { chart: Chart; reload: () => void; ro
         subject: { reference: `Patient/${chart.patient.id}` },
         authoredOn: new Date().toISOString(),
         ...(visit ? { encounter: { reference: `Encounter/${visit}` } } : {}),
-        ...(performer ? { performer: [{ reference: performer }] } : {}),
+        ...(performer
+          ? {
+              performer: [
+                {
+                  reference: performer,
+                  display: nameOf(
+                    practitioners.data?.find((p) => `Practitioner/${p.id}` === performer) as unknown as Patient,
+                  ),
+                },
+              ],
+            }
+          : {}),
       };
       await fhir('ServiceRequest', { method: 'POST', body: order });
       reload();
@@ -332,11 +348,14 @@ function Orders({ chart, reload, roles }: { chart: Chart; reload: () => void; ro
             </select>
           </Field>
           <Field label="Performer">
-            <input
-              value={performer}
-              onChange={(e) => setPerformer(e.target.value)}
-              placeholder="Practitioner/id or Organization/id"
-            />
+            <select value={performer} onChange={(e) => setPerformer(e.target.value)}>
+              <option value="">(none)</option>
+              {(practitioners.data ?? []).map((p) => (
+                <option key={p.id} value={`Practitioner/${p.id}`}>
+                  {nameOf(p as unknown as Patient)}
+                </option>
+              ))}
+            </select>
           </Field>
           <Field label="Visit">
             <select value={visit} onChange={(e) => setVisit(e.target.value)}>

@@ -71,11 +71,13 @@ export function summarize(files: UFile[], expected: Expected | undefined): Study
   }
   return [...by].map(([uid, list]) => {
     const h = list[0]?.header as Header;
+    // Every distinct value the study's files carry, so a study whose files disagree shows it.
+    const distinct = (k: Editable) => [...new Set(list.map((f) => f.header?.[k] ?? ''))].join(' / ');
     const values = {
-      patientId: h.patientId,
-      accessionNumber: h.accessionNumber,
-      patientName: h.patientName,
-      birthDate: h.birthDate,
+      patientId: distinct('patientId'),
+      accessionNumber: distinct('accessionNumber'),
+      patientName: distinct('patientName'),
+      birthDate: distinct('birthDate'),
     };
     const mismatches: Editable[] = [];
     if (expected) {
