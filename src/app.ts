@@ -15,7 +15,7 @@ import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
 import { viewerPlugin } from './viewer/plugin.ts';
 import { webAppPlugin } from './webapp/plugin.ts';
-import { webApiRoutes } from './api/admin-routes.ts';
+import { webApiRoutes } from './api/web-api.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 

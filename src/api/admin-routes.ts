@@ -48,6 +48,19 @@ async function adminIdOf(app: FastifyInstance, req: FastifyRequest): Promise<str
   return id;
 }
 
+/**
+ * Refuses a JSON body with members the route does not know (Fastify's validator would silently drop them, and the
+ * caller would believe e.g. a chosen password was taken): 400 naming them, before anything is written.
+ */
+function onlyKeys(allowed: readonly string[]) {
+  return async (req: FastifyRequest) => {
+    const body = req.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) return;
+    const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+    if (unknown.length > 0) throw new AdminRequestError(400, `unknown member(s): ${unknown.join(', ')}`);
+  };
+}
+
 async function userIdOf(app: FastifyInstance, username: string): Promise<string> {
   const id = await app.db.maybeOneFirst(sql.unsafe`SELECT id::text FROM users WHERE username = ${username}`);
   if (typeof id !== 'string') throw new AdminRequestError(404, `no user ${username}`);
@@ -95,6 +108,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
   }>(
     '/api/v1/admin/users',
     {
+      preValidation: onlyKeys(['username', 'displayName', 'roles', 'practitionerId', 'department']),
       schema: {
         body: {
           type: 'object',
@@ -140,6 +154,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Params: { username: string }; Body: { patient: string; reason: string; expires?: string } }>(
     '/api/v1/admin/users/:username/grants',
     {
+      preValidation: onlyKeys(['patient', 'reason', 'expires']),
       schema: {
         params: { type: 'object', properties: { username: NAME } },
         body: {
@@ -189,10 +204,4 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
       FROM oauth_clients ORDER BY client_id`);
     return { items: rows };
   });
-}
-
-/** The web app's API routes, registered after authentication and audit (src/app.ts). */
-export async function webApiRoutes(app: FastifyInstance): Promise<void> {
-  await app.register(meRoutes);
-  await app.register(adminRoutes);
 }

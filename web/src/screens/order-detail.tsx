@@ -16,6 +16,21 @@ import { may } from '../roles.ts';
 import { ErrorText, Status } from '../ui.tsx';
 import { useLoad } from '../use-load.ts';
 
+interface UploadLog {
+  order: { studyInstanceUid: string | null; numberOfImages: number | null; uploadedAt: string | null };
+  items: {
+    source: string;
+    uploadedBy: string;
+    numberOfFiles: number;
+    numberStored: number;
+    numberNew: number;
+    numberFailed: number;
+    totalSizeBytes: string;
+    status: string;
+    finishedAt: string;
+  }[];
+}
+
 interface Report {
   status?: string;
   conclusion?: string;
@@ -25,9 +40,10 @@ interface Report {
 async function loadOrder(id: string) {
   const order = await fhir<ServiceRequest>(`ServiceRequest/${encodeURIComponent(id)}`);
   const patientId = order.subject.reference?.split('/')[1] ?? '';
-  const [patient, studies] = await Promise.all([
+  const [patient, studies, uploads] = await Promise.all([
     fhir<Patient>(`Patient/${encodeURIComponent(patientId)}`),
     fhir<Bundle<ImagingStudy>>(`ImagingStudy?basedon=ServiceRequest/${encodeURIComponent(id)}`),
+    api<UploadLog>(`/api/v1/dicom/orders/${encodeURIComponent(id)}/uploads`),
   ]);
   // A radiology report, where the server serves DiagnosticReport (its CapabilityStatement says so).
   const served = await fhir<{ rest?: { resource?: { type: string }[] }[] }>('metadata').then(
@@ -37,7 +53,7 @@ async function loadOrder(id: string) {
   const reports = served
     ? resources(await fhir<Bundle<Report>>(`DiagnosticReport?based-on=ServiceRequest/${encodeURIComponent(id)}`))
     : [];
-  return { order, patient, studies: resources(studies), reports, served };
+  return { order, patient, studies: resources(studies), uploads, reports, served };
 }
 
 /** Order detail: the order, its study (series, counts, upload time), its report, and "View images". */
@@ -67,7 +83,7 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
   };
   return (
     <Status load={load}>
-      {({ order, patient, studies, reports, served }) => (
+      {({ order, patient, studies, uploads, reports, served }) => (
         <>
           <h1>
             Order <span className="mono">{accessionOf(order)}</span>
@@ -154,6 +170,8 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
                     <dd>
                       {s.numberOfSeries ?? 0} / {s.numberOfInstances ?? 0}
                     </dd>
+                    <dt>Uploaded at</dt>
+                    <dd>{uploads.order.uploadedAt ?? '—'}</dd>
                   </dl>
                   <table aria-label="Series">
                     <thead>
@@ -177,6 +195,43 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
                   </table>
                 </div>
               ))
+            )}
+          </section>
+          <section className="card" aria-labelledby="upload-log">
+            <h2 id="upload-log">Upload log</h2>
+            {uploads.items.length === 0 ? (
+              <p>No uploads.</p>
+            ) : (
+              <table aria-label="Upload log">
+                <thead>
+                  <tr>
+                    <th scope="col">Finished</th>
+                    <th scope="col">Source</th>
+                    <th scope="col">By</th>
+                    <th scope="col">Files</th>
+                    <th scope="col">Stored (new)</th>
+                    <th scope="col">Failed</th>
+                    <th scope="col">Size</th>
+                    <th scope="col">Status</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {uploads.items.map((u) => (
+                    <tr key={`${u.finishedAt}-${u.source}-${u.numberOfFiles}`}>
+                      <td>{u.finishedAt.slice(0, 19).replace('T', ' ')}</td>
+                      <td>{u.source}</td>
+                      <td className="mono">{u.uploadedBy}</td>
+                      <td>{u.numberOfFiles}</td>
+                      <td>
+                        {u.numberStored} ({u.numberNew})
+                      </td>
+                      <td>{u.numberFailed}</td>
+                      <td>{(Number(u.totalSizeBytes) / 1048576).toFixed(1)} MB</td>
+                      <td className={u.status === 'success' ? 'ok' : 'bad'}>{u.status}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
             )}
           </section>
         </>
