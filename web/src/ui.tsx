@@ -20,7 +20,7 @@ export function Status<T>({ load, children }: { load: Loaded<T>; children: (d: T
       </p>
     );
   }
-  return load.data === undefined ? null : <>{children(load.data)}</>;
+  return load.data === undefined ? null : children(load.data);
 }
 
 export function ErrorText({ error }: { error: string | undefined }) {

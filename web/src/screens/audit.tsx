@@ -65,48 +65,50 @@ export function AuditScreen() {
       setExporting(false);
     }
   };
-  const set = (k: keyof typeof empty) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
+  const set = (k: keyof typeof empty) => (e: { target: { value: string } }) =>
+    setForm({ ...form, [k]: e.target.value });
   return (
     <>
       <h1>Audit trail</h1>
-      <form
-        className="inline"
-        role="search"
-        aria-label="Search audit events"
-        onSubmit={(e: FormEvent) => {
-          e.preventDefault();
-          setApplied(form);
-        }}
-      >
-        <Field label="Patient id">
-          <input value={form.patient} onChange={set('patient')} />
-        </Field>
-        <Field label="User (agent)">
-          <input value={form.agent} onChange={set('agent')} placeholder="Practitioner/… or user id" />
-        </Field>
-        <Field label="From">
-          <input type="date" value={form.from} onChange={set('from')} />
-        </Field>
-        <Field label="To">
-          <input type="date" value={form.to} onChange={set('to')} />
-        </Field>
-        <Field label="Outcome">
-          <select value={form.outcome} onChange={set('outcome')}>
-            <option value="">(any)</option>
-            {Object.entries(OUTCOMES).map(([k, v]) => (
-              <option key={k} value={k}>
-                {v}
-              </option>
-            ))}
-          </select>
-        </Field>
-        <button type="submit" className="primary">
-          Search
-        </button>
-        <button type="button" disabled={exporting} onClick={() => void exportNdjson()}>
-          Export NDJSON
-        </button>
-      </form>
+      <search>
+        <form
+          className="inline"
+          aria-label="Search audit events"
+          onSubmit={(e: FormEvent) => {
+            e.preventDefault();
+            setApplied(form);
+          }}
+        >
+          <Field label="Patient id">
+            <input value={form.patient} onChange={set('patient')} />
+          </Field>
+          <Field label="User (agent)">
+            <input value={form.agent} onChange={set('agent')} placeholder="Practitioner/… or user id" />
+          </Field>
+          <Field label="From">
+            <input type="date" value={form.from} onChange={set('from')} />
+          </Field>
+          <Field label="To">
+            <input type="date" value={form.to} onChange={set('to')} />
+          </Field>
+          <Field label="Outcome">
+            <select value={form.outcome} onChange={set('outcome')}>
+              <option value="">(any)</option>
+              {Object.entries(OUTCOMES).map(([k, v]) => (
+                <option key={k} value={k}>
+                  {v}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <button type="submit" className="primary">
+            Search
+          </button>
+          <button type="button" disabled={exporting} onClick={() => void exportNdjson()}>
+            Export NDJSON
+          </button>
+        </form>
+      </search>
       <ErrorText error={error} />
       <div className="grid2">
         <Status load={load}>

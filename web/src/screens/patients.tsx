@@ -24,20 +24,26 @@ export function PatientsScreen({ roles }: { roles: readonly string[] }) {
   return (
     <>
       <h1>Patients</h1>
-      <form className="inline" onSubmit={search} role="search" aria-label="Search patients">
-        <Field label="Name">
-          <input value={query.name} onChange={(e) => setQuery({ ...query, name: e.target.value })} />
-        </Field>
-        <Field label="MRN">
-          <input value={query.mrn} onChange={(e) => setQuery({ ...query, mrn: e.target.value })} />
-        </Field>
-        <Field label="Birth date">
-          <input type="date" value={query.birthdate} onChange={(e) => setQuery({ ...query, birthdate: e.target.value })} />
-        </Field>
-        <button type="submit" className="primary">
-          Search
-        </button>
-      </form>
+      <search>
+        <form className="inline" onSubmit={search} aria-label="Search patients">
+          <Field label="Name">
+            <input value={query.name} onChange={(e) => setQuery({ ...query, name: e.target.value })} />
+          </Field>
+          <Field label="MRN">
+            <input value={query.mrn} onChange={(e) => setQuery({ ...query, mrn: e.target.value })} />
+          </Field>
+          <Field label="Birth date">
+            <input
+              type="date"
+              value={query.birthdate}
+              onChange={(e) => setQuery({ ...query, birthdate: e.target.value })}
+            />
+          </Field>
+          <button type="submit" className="primary">
+            Search
+          </button>
+        </form>
+      </search>
       <Status load={load}>
         {(patients) =>
           patients.length === 0 ? (

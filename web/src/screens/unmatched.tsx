@@ -72,7 +72,8 @@ export function UnmatchedScreen() {
                     </td>
                     <td className="mono">{i.accessionNumber ?? '—'}</td>
                     <td>
-                      {i.studyDate ?? ''} {i.modalities.join(', ')} · {i.numberOfInstances ?? '?'} instances ({i.source})
+                      {i.studyDate ?? ''} {i.modalities.join(', ')} · {i.numberOfInstances ?? '?'} instances ({i.source}
+                      )
                     </td>
                     <td>
                       {REASONS[i.reason] ?? i.reason}
@@ -103,7 +104,9 @@ function Resolve({ item, done }: { item: Item; done: () => void }) {
   const patients = useLoad(async () => {
     if (!search) return [] as Patient[];
     const byMrn = resources(await fhir<Bundle<Patient>>(`Patient?identifier=${encodeURIComponent(search)}`));
-    return byMrn.length > 0 ? byMrn : resources(await fhir<Bundle<Patient>>(`Patient?name=${encodeURIComponent(search)}`));
+    return byMrn.length > 0
+      ? byMrn
+      : resources(await fhir<Bundle<Patient>>(`Patient?name=${encodeURIComponent(search)}`));
   }, [search]);
   const [patient, setPatient] = useState<Patient>();
   const orders = useLoad(async () => {
@@ -147,10 +150,7 @@ function Resolve({ item, done }: { item: Item; done: () => void }) {
               <p>No patient found.</p>
             ) : (
               <Field label="Patient">
-                <select
-                  value={patient?.id ?? ''}
-                  onChange={(e) => setPatient(ps.find((p) => p.id === e.target.value))}
-                >
+                <select value={patient?.id ?? ''} onChange={(e) => setPatient(ps.find((p) => p.id === e.target.value))}>
                   <option value="">(choose)</option>
                   {ps.map((p) => (
                     <option key={p.id} value={p.id}>

@@ -16,7 +16,9 @@ async function loadOrder(orderId: string | null, accession: string | null) {
   if (!orderId && !accession) return undefined;
   const order = orderId
     ? await fhir<ServiceRequest>(`ServiceRequest/${encodeURIComponent(orderId)}`)
-    : resources(await fhir<Bundle<ServiceRequest>>(`ServiceRequest?identifier=${encodeURIComponent(accession ?? '')}`))[0];
+    : resources(
+        await fhir<Bundle<ServiceRequest>>(`ServiceRequest?identifier=${encodeURIComponent(accession ?? '')}`),
+      )[0];
   if (!order) throw new Error(`no order with accession ${accession}`);
   const patient = await fhir<Patient>(`Patient/${order.subject.reference?.split('/')[1] ?? ''}`);
   return { order, patient };
@@ -165,6 +167,7 @@ export function UploadScreen() {
 
       <section className="card" aria-labelledby="pick">
         <h2 id="pick">Files</h2>
+        {/* biome-ignore lint/a11y/noStaticElementInteractions: dropping is a pointer extra; the pickers inside work by keyboard */}
         <div
           className={`drop${over ? ' over' : ''}`}
           onDragOver={(e) => {
@@ -195,7 +198,13 @@ export function UploadScreen() {
       </section>
 
       {studies.map((s) => (
-        <StudyCard key={s.studyInstanceUid} study={s} expected={expected} onChange={refresh} disabled={running !== 'idle'} />
+        <StudyCard
+          key={s.studyInstanceUid}
+          study={s}
+          expected={expected}
+          onChange={refresh}
+          disabled={running !== 'idle'}
+        />
       ))}
 
       {files.length > 0 && (
