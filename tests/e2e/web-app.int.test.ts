@@ -29,11 +29,15 @@ let admin: Auth;
 let work: string;
 const pages: { page: Page; logs: string[] }[] = [];
 
-async function as(username: string): Promise<Page> {
-  const page = await signIn(browser, f.baseUrl, username, PASSWORD);
+async function as(username: string, shot?: string): Promise<Page> {
+  const page = await signIn(browser, f.baseUrl, username, PASSWORD, shot);
   pages.push({ page, logs: recordConsole(page) });
   return page;
 }
+
+/** Console messages of a page that report a Content Security Policy violation (none expected). */
+const cspViolations = (page: Page) =>
+  (pages.find((p) => p.page === page)?.logs ?? []).filter((l) => /Content Security Policy/i.test(l));
 
 beforeAll(async () => {
   // hold: a study that matches nothing is kept and queued for reconciliation (README "C-STORE ingest").
@@ -81,11 +85,18 @@ describe('the staff web app', () => {
     expect(csp).not.toContain('unsafe-inline');
     expect(await page.text()).toContain('<div id="root">');
     expect((await fetch(`${f.baseUrl}/app/assets/missing.js`)).status).toBe(404);
+    // The bundle: content-hashed, cached for good, and sent pre-compressed to a browser that accepts Brotli.
+    const script = /<script[^>]+src="([^"]+)"/.exec(await (await fetch(`${f.baseUrl}/app/`)).text())?.[1] ?? '';
+    expect(script).toMatch(/^\/app\/assets\/index-[\w-]+\.js$/);
+    const js = await fetch(`${f.baseUrl}${script}`, { headers: { 'accept-encoding': 'br' } });
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-encoding')).toBe('br');
+    expect(js.headers.get('cache-control')).toContain('immutable');
     expect((await fetch(`${f.baseUrl}/api/v1/me`)).status).toBe(401);
   });
 
   test('admin: patient, visit and order; upload a folder with one tag corrected; view; reconcile', async () => {
-    const page = await as('web-admin');
+    const page = await as('web-admin', 'sign-in');
     await page.waitForURL(/\/app\/patients$/, { timeout: 15_000 });
 
     // Create a patient, a visit and an order.
@@ -215,6 +226,7 @@ describe('the staff web app', () => {
     await page.getByRole('link', { name: 'Administration' }).click();
     await page.getByRole('table', { name: 'OAuth clients' }).getByText('ehr-web').waitFor({ timeout: 15_000 });
     await docShot(page, 'admin');
+    expect(cspViolations(page)).toEqual([]);
   }, 300_000);
 
   test('auditor: reads the audit trail, the event detail, and exports NDJSON', async () => {
@@ -256,6 +268,11 @@ describe('the staff web app', () => {
         await page.getByRole('heading', { name: 'Patients' }).waitFor({ timeout: 15_000 });
         expect(await page.getByRole('region', { name: 'New patient' }).count()).toBe(createsPatients ? 1 : 0);
         if (user === 'web-admin') await docShot(page, 'patients');
+        if (user === 'web-doctor') {
+          // Tablet width: the same screen still works (menus wrap, tables stay readable).
+          await page.setViewportSize({ width: 820, height: 1180 });
+          await docShot(page, 'patients-tablet');
+        }
       }
       // What is hidden is refused by the server too: the admin API for anyone but the admin.
       const status = await page.evaluate(async () => {
@@ -267,6 +284,7 @@ describe('the staff web app', () => {
         return res.status;
       });
       expect(status).toBe(user === 'web-admin' ? 200 : 403);
+      expect(cspViolations(page)).toEqual([]);
     },
     60_000,
   );

@@ -15,8 +15,14 @@ export const DOC_SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
 
 export const VIEWPORT = { width: 1280, height: 800 };
 
-/** Opens /app/ in a fresh browser context and signs in; resolves on the first screen after sign-in. */
-export async function signIn(browser: Browser, baseUrl: string, username: string, password: string): Promise<Page> {
+/** Opens /app/ in a fresh browser context and signs in (screenshot of the login page as `shot`); resolves on the first screen after sign-in. */
+export async function signIn(
+  browser: Browser,
+  baseUrl: string,
+  username: string,
+  password: string,
+  shot?: string,
+): Promise<Page> {
   const context = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true });
   const page = await context.newPage();
   await page.goto(`${baseUrl}/app/`, { timeout: 30_000 });
@@ -24,6 +30,7 @@ export async function signIn(browser: Browser, baseUrl: string, username: string
   await page.waitForSelector('input[name=username]', { timeout: 30_000 });
   await page.fill('input[name=username]', username);
   await page.fill('input[name=password]', password);
+  if (shot) await docShot(page, shot);
   await page.click('button[type=submit]');
   await page.getByRole('button', { name: 'Sign out' }).waitFor({ timeout: 30_000 });
   return page;
