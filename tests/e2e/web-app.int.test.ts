@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,6 +229,42 @@ describe('the staff web app', () => {
     await docShot(page, 'admin');
     expect(cspViolations(page)).toEqual([]);
   }, 300_000);
+
+  test('a zip of DICOMDIR media: unpacked in the browser, the DICOMDIR skipped, an unknown patient held', async () => {
+    // Media as a CD would carry them (dcmtk's dcmmkdir writes the DICOMDIR), zipped.
+    const media = join(work, 'media');
+    mkdirSync(join(media, 'DICOM'), { recursive: true });
+    const sop = newUid();
+    writeFileSync(
+      join(media, 'DICOM', 'IM000001'),
+      rewrite(pydicomFile('CT_small.dcm'), {
+        StudyInstanceUID: newUid(),
+        SeriesInstanceUID: newUid(),
+        SOPInstanceUID: sop,
+        PatientID: 'ZIP-UNKNOWN-1',
+        AccessionNumber: 'ZIP-ACC-1',
+      }),
+    );
+    execFileSync('dcmmkdir', ['--general-purpose', '+id', '.', '+r', 'DICOM/IM000001'], { cwd: media });
+    const zip = join(work, 'media.zip');
+    execFileSync('python3', ['-m', 'zipfile', '-c', zip, 'DICOMDIR', 'DICOM'], { cwd: media });
+
+    const page = await as('web-admin');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Upload' }).click();
+    await page.getByLabel('Choose files or zip').setInputFiles(zip);
+    await page.getByText('DICOMDIR index (the files it lists are uploaded)').waitFor({ timeout: 30_000 });
+    await page.getByRole('button', { name: 'Upload 1 files' }).click();
+    await page
+      .getByText(/0 stored · 1 held · 0 refused · 0 failed · 0 waiting · 1 skipped/)
+      .waitFor({ timeout: 60_000 });
+    expect(await page.locator('tr[data-status=held]').textContent()).toContain(
+      'Held for reconciliation: no matching patient or order yet',
+    );
+    const queue = await f.app.inject({ method: 'GET', url: '/api/v1/dicom/unmatched?status=pending', headers: admin });
+    const items = (queue.json() as { items: { patientId: string }[] }).items;
+    expect(items.some((i) => i.patientId === 'ZIP-UNKNOWN-1')).toBe(true);
+    expect(cspViolations(page)).toEqual([]);
+  }, 120_000);
 
   test('auditor: reads the audit trail, the event detail, and exports NDJSON', async () => {
     const booked = await bookPatientAndOrder(f.app, admin, 'Audited');
