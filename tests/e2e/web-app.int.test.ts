@@ -266,6 +266,73 @@ describe('the staff web app', () => {
     expect(cspViolations(page)).toEqual([]);
   }, 120_000);
 
+  test('upload controls: retry after a network failure, pause and resume, cancel', async () => {
+    const booked = await bookPatientAndOrder(f.app, admin, 'Controls');
+    const folder = join(work, 'controls');
+    mkdirSync(folder, { recursive: true });
+    const series = ctSeries({
+      patientId: booked.mrn,
+      patientName: 'Controls^Viewer',
+      studyInstanceUid: newUid(),
+      accessionNumber: booked.accession,
+      slices: 12,
+      size: 32,
+    });
+    for (const [i, b] of series.files.entries()) writeFileSync(join(folder, `ct-${i}.dcm`), b);
+    const page = await as('web-admin');
+    await page.goto(`${f.baseUrl}/app/upload?order=${booked.orderId}`);
+    const pick = async () => {
+      await page.getByLabel('Choose a folder').setInputFiles(folder);
+      await page.getByRole('button', { name: 'Upload 12 files' }).waitFor({ timeout: 30_000 });
+    };
+    const summary = (text: RegExp) => page.getByText(text).waitFor({ timeout: 60_000 });
+
+    // The first batch (10 files) fails in transport; the second is stored; "Retry failed" sends the ten again.
+    let calls = 0;
+    await page.route('**/dicom-web/studies', (route) => (++calls === 1 ? route.abort('failed') : route.continue()));
+    await pick();
+    await page.getByRole('button', { name: 'Upload 12 files' }).click();
+    await summary(/2 stored · 0 held · 0 refused · 10 failed · 0 waiting/);
+    expect(await page.locator('tr[data-status=failed]').first().textContent()).toContain('network error');
+    await page.getByRole('button', { name: 'Retry failed' }).click();
+    await summary(/12 stored · 0 held · 0 refused · 0 failed · 0 waiting/);
+    await page.unroute('**/dicom-web/studies');
+
+    // Pause while the first batch is on its way: it completes, the rest waits; Resume sends the rest.
+    const held = async (then: () => Promise<void>) => {
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let first = true;
+      await page.route('**/dicom-web/studies', async (route) => {
+        if (!first) return route.continue();
+        first = false;
+        await gate;
+        await route.continue().catch(() => undefined);
+      });
+      await page.getByRole('button', { name: 'Upload 12 files' }).click();
+      await then();
+      release();
+    };
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await pick();
+    await held(() => page.getByRole('button', { name: 'Pause' }).click());
+    await summary(
+      /10 stored · 0 held · 0 refused · 0 failed · 2 waiting · 0 skipped · pausing|10 stored · .* 2 waiting/,
+    );
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await summary(/12 stored · 0 held · 0 refused · 0 failed · 0 waiting/);
+    await page.unroute('**/dicom-web/studies');
+
+    // Cancel while the first batch is on its way: nothing more is sent, every file waits again.
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await pick();
+    await held(() => page.getByRole('button', { name: 'Cancel' }).click());
+    await summary(/0 stored · 0 held · 0 refused · 0 failed · 12 waiting/);
+    expect(await page.getByRole('button', { name: 'Upload 12 files' }).isEnabled()).toBe(true);
+  }, 180_000);
+
   test('auditor: reads the audit trail, the event detail, and exports NDJSON', async () => {
     const booked = await bookPatientAndOrder(f.app, admin, 'Audited');
     const page = await as('web-auditor');
