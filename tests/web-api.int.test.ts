@@ -117,7 +117,10 @@ describe('/api/v1/admin', () => {
     ).toBe(404);
     expect((await call('POST', url, admin, { patient: other.patientId, reason: 'covering' })).statusCode).toBe(201);
     const list = (await call('GET', url, admin)).json() as { items: { patient: string; reason: string }[] };
-    expect(list.items).toEqual([expect.objectContaining({ patient: other.patientId, reason: 'covering' })]);
+    expect(list.items).toEqual([
+      expect.objectContaining({ patient: other.patientId, reason: 'covering', expiresAt: null }),
+    ]);
+    expect((list.items[0] as unknown as { grantedAt: string }).grantedAt).toMatch(/^\d{4}-\d{2}-\d{2}T[\d:]{8}Z$/);
     expect((await call('DELETE', `${url}/${other.patientId}`, admin)).statusCode).toBe(204);
     expect((await call('DELETE', `${url}/${other.patientId}`, admin)).statusCode).toBe(404);
     expect(((await call('GET', url, admin)).json() as { items: unknown[] }).items).toEqual([]);

@@ -143,7 +143,9 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
     async (req) => {
       const id = await userIdOf(app, req.params.username);
       const rows = await app.db.any(sql.unsafe`
-        SELECT g.patient_id AS patient, g.reason, g.created_at AS "grantedAt", g.expires_at AS "expiresAt"
+        SELECT g.patient_id AS patient, g.reason,
+               to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "grantedAt",
+               to_char(g.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "expiresAt"
         FROM patient_grants g WHERE g.user_id = ${id} AND g.revoked_at IS NULL
           AND (g.expires_at IS NULL OR g.expires_at > now())
         ORDER BY g.created_at DESC`);

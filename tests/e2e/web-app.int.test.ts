@@ -226,6 +226,26 @@ describe('the staff web app', () => {
     // Administration: users, grants and clients.
     await page.getByRole('link', { name: 'Administration' }).click();
     await page.getByRole('table', { name: 'OAuth clients' }).getByText('ehr-web').waitFor({ timeout: 15_000 });
+    const newUser = page.getByRole('form', { name: 'New user' });
+    await newUser.getByLabel('User name').fill('web-new-nurse');
+    await newUser.getByLabel('doctor', { exact: true }).uncheck();
+    await newUser.getByLabel('nurse', { exact: true }).check();
+    await newUser.getByRole('button', { name: 'Add user' }).click();
+    await newUser.getByText(/web-new-nurse: initial password \(shown once\) \S{20,}/).waitFor({ timeout: 15_000 });
+    const users = page.getByRole('table', { name: 'Users' });
+    await users
+      .getByRole('row', { name: /web-new-nurse/ })
+      .getByRole('button', { name: '0 grants' })
+      .click();
+    const grant = page.getByRole('form', { name: 'New grant' });
+    await grant.getByLabel('Patient id').fill(patientId);
+    await grant.getByLabel('Reason').fill('covering');
+    await grant.getByRole('button', { name: 'Grant' }).click();
+    await page.getByRole('table', { name: 'Grants' }).getByText(patientId).waitFor({ timeout: 15_000 });
+    await users
+      .getByRole('row', { name: /web-new-nurse/ })
+      .getByRole('button', { name: '1 grants' })
+      .waitFor();
     await docShot(page, 'admin');
     expect(cspViolations(page)).toEqual([]);
   }, 300_000);
