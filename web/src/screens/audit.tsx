@@ -11,7 +11,10 @@ interface AuditEvent {
   action?: string;
   outcome?: string;
   outcomeDesc?: string;
-  agent?: { who?: { reference?: string; identifier?: { value?: string } }; requestor?: boolean }[];
+  agent?: {
+    who?: { reference?: string; display?: string; identifier?: { value?: string } };
+    requestor?: boolean;
+  }[];
   entity?: { what?: { reference?: string; identifier?: { value?: string } } }[];
 }
 
@@ -29,7 +32,7 @@ function query(f: Record<string, string>, count = 50): string {
 
 const who = (e: AuditEvent) => {
   const a = e.agent?.find((x) => x.requestor) ?? e.agent?.[0];
-  return a?.who?.reference ?? a?.who?.identifier?.value ?? '—';
+  return a?.who?.reference ?? a?.who?.display ?? a?.who?.identifier?.value ?? '—';
 };
 
 /** The audit trail, for auditors: search, the event's detail, and NDJSON export of the search. */
