@@ -161,4 +161,8 @@ describe('/app/ without a build', () => {
     expect(res.body).toContain('make up');
     expect(res.headers['content-security-policy']).toContain("default-src 'self'");
   });
+
+  test('a malformed path is a 400, never a 5xx', async () => {
+    expect((await call('GET', '/app/%E0%A4%A', {})).statusCode).toBe(400);
+  });
 });

@@ -64,6 +64,12 @@ export const webAppPlugin = fp(
     }
 
     const answer = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      let path: string;
+      try {
+        path = decodeURIComponent(req.url.split('?')[0] ?? '');
+      } catch {
+        return reply.code(400).header('x-content-type-options', 'nosniff').type('text/plain').send('Bad Request\n');
+      }
       if (!built) {
         return reply
           .code(503)
@@ -72,7 +78,6 @@ export const webAppPlugin = fp(
           .type('text/plain; charset=utf-8')
           .send(`${NOT_BUILT}\n`);
       }
-      const path = decodeURIComponent((req.url.split('?')[0] ?? '').split('#')[0] ?? '');
       if (path === '/app') return reply.redirect('/app/', 301);
       const r = resolveWebPath(path, files);
       if (r.kind === 'none') {
