@@ -211,12 +211,12 @@ describe('the staff web app', () => {
     await page.getByRole('link', { name: 'Reconciliation' }).click();
     const row = page.getByRole('row', { name: /UNKNOWN-MRN-1/ });
     await row.waitFor({ timeout: 15_000 });
-    await docShot(page, 'reconciliation');
     await row.getByRole('button', { name: 'Resolve' }).click();
     await row.getByLabel('Find patient (MRN or name)').fill(mrn);
     await row.getByRole('button', { name: 'Find' }).click();
     await row.getByLabel('Patient', { exact: true }).selectOption(patientId);
     await row.getByLabel('Order').selectOption(second.orderId);
+    await docShot(page, 'reconciliation');
     await row.getByRole('button', { name: 'Link to patient and order' }).click();
     await page.getByText('The queue is empty.').waitFor({ timeout: 60_000 });
     const linked = await f.app.inject({ method: 'GET', url: '/api/v1/dicom/unmatched?status=linked', headers: admin });
