@@ -188,6 +188,12 @@ describe('the staff web app', () => {
     await page.getByRole('link', { name: accession }).click();
     await page.getByRole('heading', { name: new RegExp(`Order ${accession}`) }).waitFor({ timeout: 15_000 });
     await page.getByRole('table', { name: 'Series' }).first().waitFor({ timeout: 15_000 });
+    // Edit the order: another procedure code, saved as a new version.
+    await page.getByRole('button', { name: 'Edit order' }).click();
+    const edit = page.getByRole('form', { name: 'Edit order' });
+    await edit.getByLabel('Procedure').selectOption('24627-2');
+    await edit.getByRole('button', { name: 'Save order' }).click();
+    await page.getByText('CT Chest', { exact: true }).waitFor({ timeout: 15_000 });
     await docShot(page, 'order-detail');
     const [viewer] = await Promise.all([
       page.context().waitForEvent('page', { timeout: 30_000 }),

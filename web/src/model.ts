@@ -122,6 +122,9 @@ export const PROCEDURES: readonly { code: string; display: string; modality: str
   { code: '24558-9', display: 'US Abdomen', modality: 'US' },
 ];
 
+/** Modalities offered when ordering (DICOM PS3.3 C.7.3.1.1.1 defined terms). */
+export const MODALITIES = ['CT', 'MR', 'CR', 'DX', 'US', 'NM', 'PT', 'MG', 'XA'] as const;
+
 export const ORDER_STATUSES = ['draft', 'active', 'on-hold', 'revoked', 'completed', 'entered-in-error'] as const;
 export const VISIT_CLASSES: readonly Coding[] = [
   { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB', display: 'ambulatory' },

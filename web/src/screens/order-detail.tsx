@@ -14,6 +14,7 @@ import {
 } from '../model.ts';
 import { may } from '../roles.ts';
 import { ErrorText, Status } from '../ui.tsx';
+import { OrderEdit } from './order-edit.tsx';
 import { useLoad } from '../use-load.ts';
 
 interface UploadLog {
@@ -61,6 +62,7 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
   const load = useLoad(() => loadOrder(id), [id]);
   const [viewError, setViewError] = useState<string>();
   const [opening, setOpening] = useState(false);
+  const [editing, setEditing] = useState(false);
   const view = async () => {
     setViewError(undefined);
     setOpening(true);
@@ -131,8 +133,22 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
                 >
                   View images
                 </button>{' '}
-                {may(roles, 'upload') && <Link href={`/upload?order=${order.id}`}>Upload images</Link>}
+                {may(roles, 'upload') && <Link href={`/upload?order=${order.id}`}>Upload images</Link>}{' '}
+                {may(roles, 'write-order') && (
+                  <button type="button" onClick={() => setEditing(!editing)}>
+                    {editing ? 'Cancel edit' : 'Edit order'}
+                  </button>
+                )}
               </p>
+              {editing && (
+                <OrderEdit
+                  order={order}
+                  done={() => {
+                    setEditing(false);
+                    load.reload();
+                  }}
+                />
+              )}
               <ErrorText error={viewError} />
             </section>
             <section className="card" aria-labelledby="report">

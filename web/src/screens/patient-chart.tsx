@@ -7,6 +7,7 @@ import {
   type Encounter,
   type ImagingStudy,
   LOINC,
+  MODALITIES,
   modalityOf,
   mrnOf,
   nameOf,
@@ -342,7 +343,7 @@ function Orders({ chart, reload, roles }: { chart: Chart; reload: () => void; ro
           </Field>
           <Field label="Modality">
             <select value={modality} onChange={(e) => setModality(e.target.value)}>
-              {['CT', 'MR', 'CR', 'DX', 'US', 'NM', 'PT', 'MG', 'XA'].map((m) => (
+              {MODALITIES.map((m) => (
                 <option key={m}>{m}</option>
               ))}
             </select>
