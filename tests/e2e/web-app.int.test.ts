@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import {
 } from './helpers/browser.ts';
 import { ctSeries, newUid } from './helpers/ct-phantom.ts';
 import { addOrder, type Auth, bookPatientAndOrder, stow } from './helpers/ehr.ts';
-import { docShot, signIn } from './helpers/web-app.ts';
+import { docShot, signIn, whileFirstStowHeld, zippedMedia } from './helpers/web-app.ts';
 
 /**
  * The staff web app (/app/) in Debian's chromium against the real facade, PostgreSQL and Orthanc: each role signs in
@@ -257,23 +256,16 @@ describe('the staff web app', () => {
   }, 300_000);
 
   test('a zip of DICOMDIR media: unpacked in the browser, the DICOMDIR skipped, an unknown patient held', async () => {
-    // Media as a CD would carry them (dcmtk's dcmmkdir writes the DICOMDIR), zipped.
-    const media = join(work, 'media');
-    mkdirSync(join(media, 'DICOM'), { recursive: true });
-    const sop = newUid();
-    writeFileSync(
-      join(media, 'DICOM', 'IM000001'),
+    const zip = zippedMedia(
+      work,
       rewrite(pydicomFile('CT_small.dcm'), {
         StudyInstanceUID: newUid(),
         SeriesInstanceUID: newUid(),
-        SOPInstanceUID: sop,
+        SOPInstanceUID: newUid(),
         PatientID: 'ZIP-UNKNOWN-1',
         AccessionNumber: 'ZIP-ACC-1',
       }),
     );
-    execFileSync('dcmmkdir', ['--general-purpose', '+id', '.', '+r', 'DICOM/IM000001'], { cwd: media });
-    const zip = join(work, 'media.zip');
-    execFileSync('python3', ['-m', 'zipfile', '-c', zip, 'DICOMDIR', 'DICOM'], { cwd: media });
 
     const page = await as('web-admin');
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Upload' }).click();
@@ -325,22 +317,8 @@ describe('the staff web app', () => {
     await page.unroute('**/dicom-web/studies');
 
     // Pause while the first batch is on its way: it completes, the rest waits; Resume sends the rest.
-    const held = async (then: () => Promise<void>) => {
-      let release: () => void = () => undefined;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
-      let first = true;
-      await page.route('**/dicom-web/studies', async (route) => {
-        if (!first) return route.continue();
-        first = false;
-        await gate;
-        await route.continue().catch(() => undefined);
-      });
-      await page.getByRole('button', { name: 'Upload 12 files' }).click();
-      await then();
-      release();
-    };
+    const held = (then: () => Promise<void>) =>
+      whileFirstStowHeld(page, () => page.getByRole('button', { name: 'Upload 12 files' }).click(), then);
     await page.getByRole('button', { name: 'Clear' }).click();
     await pick();
     await held(() => page.getByRole('button', { name: 'Pause' }).click());

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
@@ -44,4 +45,43 @@ export async function docShot(page: Page, name: string): Promise<void> {
   const dir = process.env['EHR_UPDATE_SCREENSHOTS'] === '1' ? DOC_SCREENSHOTS : SHOTS;
   mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: join(dir, `${name}.png`), fullPage: false, scale: 'css' });
+}
+
+/**
+ * A zip of DICOM media as a CD carries them: DICOM/IM000001 and the DICOMDIR that dcmtk's dcmmkdir writes for it
+ * (PS3.10 general-purpose profile), zipped with Python's zipfile. Returns the zip's path.
+ */
+export function zippedMedia(work: string, instance: Buffer): string {
+  const media = join(work, 'media');
+  mkdirSync(join(media, 'DICOM'), { recursive: true });
+  writeFileSync(join(media, 'DICOM', 'IM000001'), instance);
+  execFileSync('dcmmkdir', ['--general-purpose', '+id', '.', '+r', 'DICOM/IM000001'], { cwd: media });
+  const zip = join(work, 'media.zip');
+  execFileSync('python3', ['-m', 'zipfile', '-c', zip, 'DICOMDIR', 'DICOM'], { cwd: media });
+  return zip;
+}
+
+/**
+ * Starts an upload with `start` and holds its first STOW-RS request in the network until `during` has run (e.g. a
+ * click on Pause or Cancel), then lets it go on. Later requests pass untouched.
+ */
+export async function whileFirstStowHeld(
+  page: Page,
+  start: () => Promise<void>,
+  during: () => Promise<void>,
+): Promise<void> {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  let first = true;
+  await page.route('**/dicom-web/studies', async (route) => {
+    if (!first) return route.continue();
+    first = false;
+    await gate;
+    await route.continue().catch(() => undefined);
+  });
+  await start();
+  await during();
+  release();
 }

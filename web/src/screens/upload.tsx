@@ -7,6 +7,7 @@ import { sendBatch } from '../dicom/stow.ts';
 import { accessionOf, dicomDate, dicomNameOf, mrnOf, nameOf, type Patient, type ServiceRequest } from '../model.ts';
 import { ErrorText, Field, Status } from '../ui.tsx';
 import { useLoad } from '../use-load.ts';
+import { FileTable } from './upload-files.tsx';
 import { applyCorrections, type Expected, inspect, type StudySummary, summarize, type UFile } from './upload-model.ts';
 
 const BATCH_FILES = 10;
@@ -355,53 +356,5 @@ function StudyCard({
       )}
       <ErrorText error={error} />
     </section>
-  );
-}
-
-const LABEL: Record<string, string> = {
-  ready: 'waiting',
-  skipped: 'skipped',
-  sending: 'sending',
-  stored: 'stored',
-  held: 'held',
-  refused: 'refused',
-  failed: 'failed',
-};
-
-function FileTable({ files }: { files: UFile[] }) {
-  return (
-    <div className="scroll">
-      <table aria-label="Files">
-        <thead>
-          <tr>
-            <th scope="col">File</th>
-            <th scope="col">Progress</th>
-            <th scope="col">Result</th>
-            <th scope="col">Reason</th>
-          </tr>
-        </thead>
-        <tbody>
-          {files.map((f) => (
-            <tr key={f.id} data-status={f.status}>
-              <td className="mono">{f.path}</td>
-              <td>
-                <progress aria-label={`Progress of ${f.path}`} max={1} value={f.progress} />
-              </td>
-              <td
-                className={
-                  f.status === 'stored' ? 'ok' : f.status === 'refused' || f.status === 'failed' ? 'bad' : 'warn'
-                }
-              >
-                {LABEL[f.status]}
-              </td>
-              <td>
-                {f.reason ?? ''}
-                {f.corrections.length > 0 && ' (tags corrected)'}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
   );
 }
