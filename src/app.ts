@@ -14,6 +14,8 @@ import { uploadApiPlugin } from './dicomweb/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
 import { viewerPlugin } from './viewer/plugin.ts';
+import { webAppPlugin } from './webapp/plugin.ts';
+import { webApiRoutes } from './api/web-api.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -94,6 +96,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // OHIF viewer, viewer links, viewer-token guard. Before authentication: the viewer's public files are answered by
   // an onRequest hook that must run before the resource server's (src/viewer/ohif-static.ts).
   await app.register(viewerPlugin, { config });
+  // The staff web app at /app/ (public files, answered before authentication like the viewer's) and its client.
+  await app.register(webAppPlugin, { config });
   // Authentication: attaches req.access (the caller's access context) to every request.
   await app.register(accessPlugin, { config });
   // Audit: req.audit on every request, exactly one AuditEvent per audited request, and FHIR /fhir/AuditEvent.
@@ -106,5 +110,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(uploadApiPlugin, { config });
   // C-STORE ingest: consumer of Orthanc's /changes (background, leader only) and /api/v1/dicom/unmatched.
   await app.register(changeFeedPlugin, { config });
+  // The web app's /api/v1/me and the admin API over users, grants and clients.
+  await app.register(webApiRoutes);
   return app;
 }

@@ -230,6 +230,11 @@ describe('docker-compose.yml exposure', () => {
     expect(portsOf('ohif').some((p) => p.published === '3001')).toBe(true);
   });
 
+  test('the frontend (staff web app) publishes 3000 and joins only the edge network', () => {
+    expect(portsOf('frontend').some((p) => p.published === '3000')).toBe(true);
+    expect(networksOf('frontend')).toEqual(['edge']);
+  });
+
   // Docker silently drops the published ports of a container whose networks are all internal.
   test.each(Object.keys(services))('%s publishes ports only if it joins a non-internal network', (name) => {
     if (portsOf(name).length > 0) expect(networksOf(name).some((n) => !isInternal(n))).toBe(true);

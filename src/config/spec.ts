@@ -82,6 +82,7 @@ export interface Config {
   authLoginMaxFailuresPerIp: number;
   authLoginWindowS: number;
   ohifDistDir: string;
+  webDistDir: string;
   viewerTokenTtlS: number;
   changeFeedEnabled: boolean;
   changeFeedPollMs: number;
@@ -554,6 +555,14 @@ export const configVars: readonly ConfigVar[] = [
     default: '.tools/ohif/dist',
     description:
       'The unpacked OHIF viewer build that the facade serves at `/` and `/viewer` (relative to the project folder; `make up` fetches it). When absent, the viewer paths answer 503.',
+  },
+  {
+    env: 'EHR_WEB_DIST_DIR',
+    key: 'webDistDir',
+    schema: { type: 'string' },
+    default: 'web/dist',
+    description:
+      'The built staff web app that the facade serves at `/app/` (relative to the project folder; `make up` builds it). When absent, `/app/` answers 503.',
   },
   {
     env: 'EHR_VIEWER_TOKEN_TTL_S',

@@ -41,7 +41,7 @@ declare module 'fastify' {
   }
 }
 
-/** Pre-compressed copies (scripts/compress-ohif.ts): served in place of their file, never at their own path. */
+/** Pre-compressed copies (scripts/compress-static.ts): served in place of their file, never at their own path. */
 const COMPRESSED_COPY = /\.(br|gz)$/;
 
 function buildFiles(distDir: string): string[] {
@@ -72,7 +72,7 @@ export async function ohifStatic(app: FastifyInstance, opts: OhifStaticOptions):
 
   if (installed) {
     // reply.sendFile only (serve: false): the routes are ours, one per file of the build. preCompressed: the `.br` or
-    // `.gz` copy made at set-up (scripts/compress-ohif.ts) goes to a browser that accepts it (with `Vary`), the file
+    // `.gz` copy made at set-up (scripts/compress-static.ts) goes to a browser that accepts it (with `Vary`), the file
     // itself to any other client or when there is no copy.
     await app.register(fastifyStatic, {
       root: opts.distDir,

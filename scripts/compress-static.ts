@@ -1,11 +1,12 @@
 /**
- * Pre-compresses the OHIF build (scripts/fetch-ohif.sh runs it after unpacking): next to every text or wasm file of
- * `dist/` it writes `<file>.br` (Brotli) and `<file>.gz` (gzip), which the facade serves to browsers that accept them
- * (@fastify/static `preCompressed`, see src/viewer/ohif-static.ts). The build is ~50 MB of JavaScript and wasm that
- * compresses ~6×; compressing once here costs the server nothing per request. Idempotent: a file whose compressed
- * copies are newer than itself is skipped.
+ * Pre-compresses a static build the facade serves: the OHIF viewer (scripts/fetch-ohif.sh runs it after unpacking)
+ * and the staff web app (scripts/setup.sh runs it after building web/). Next to every text or wasm file of the
+ * folder it writes `<file>.br` (Brotli) and `<file>.gz` (gzip), which the facade serves to browsers that accept them
+ * (@fastify/static `preCompressed`, see src/viewer/ohif-static.ts and src/webapp/plugin.ts). The OHIF build is ~50 MB
+ * of JavaScript and wasm that compresses ~6×; compressing once here costs the server nothing per request.
+ * Idempotent: a file whose compressed copies are newer than itself is skipped.
  *
- *   node scripts/compress-ohif.ts <distDir>
+ *   node scripts/compress-static.ts <distDir> [label]
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,8 +18,9 @@ const COMPRESSIBLE = /\.(js|mjs|css|html|json|wasm|svg|txt|ttf|woff|ico|xml|webm
 const MIN_BYTES = 1024;
 
 const dist = process.argv[2];
+const label = process.argv[3] ?? 'OHIF build';
 if (!dist) {
-  process.stderr.write('usage: node scripts/compress-ohif.ts <distDir>\n');
+  process.stderr.write('usage: node scripts/compress-static.ts <distDir> [label]\n');
   process.exit(2);
 }
 
@@ -51,4 +53,4 @@ for (const entry of readdirSync(dist, { recursive: true, withFileTypes: true }))
   writeFileSync(`${file}.gz`, gzipSync(body, { level: 9 }));
   written++;
 }
-process.stdout.write(`[setup] OHIF build pre-compressed (${written} files)\n`);
+process.stdout.write(`[setup] ${label} pre-compressed (${written} files)\n`);

@@ -1,0 +1,14 @@
+import type { FastifyInstance } from 'fastify';
+import { adminRoutes, meRoutes } from './admin-routes.ts';
+import { uploadLogRoutes } from './upload-log-routes.ts';
+
+/**
+ * The staff web app's API beyond FHIR and DICOMweb: `/api/v1/me`, an order's upload log and the admin API over users,
+ * grants and clients. Registered after authentication and audit (src/app.ts), so every call is authenticated and
+ * audited like any other `/api` request.
+ */
+export async function webApiRoutes(app: FastifyInstance): Promise<void> {
+  await app.register(meRoutes);
+  await app.register(uploadLogRoutes);
+  await app.register(adminRoutes);
+}

@@ -1,0 +1,29 @@
+/**
+ * What each role may do, as the facade's policy says (README "Policy"); the app offers only these actions. The server
+ * decides in any case: this only hides what would be refused.
+ */
+export type Role = 'doctor' | 'nurse' | 'radiologist' | 'auditor' | 'admin';
+export type Action =
+  | 'patients'
+  | 'write-patient'
+  | 'write-visit'
+  | 'write-order'
+  | 'upload'
+  | 'reconcile'
+  | 'audit'
+  | 'admin';
+
+const TABLE: Record<Action, readonly Role[]> = {
+  patients: ['doctor', 'nurse', 'radiologist', 'admin'],
+  'write-patient': ['doctor', 'nurse', 'admin'],
+  'write-visit': ['doctor', 'nurse', 'admin'],
+  'write-order': ['doctor', 'nurse', 'admin'],
+  upload: ['doctor', 'nurse', 'radiologist', 'admin'],
+  reconcile: ['radiologist', 'admin'],
+  audit: ['auditor'],
+  admin: ['admin'],
+};
+
+export function may(roles: readonly string[], action: Action): boolean {
+  return TABLE[action].some((r) => roles.includes(r));
+}

@@ -1,0 +1,379 @@
+import { type FormEvent, useState } from 'react';
+import { Link } from 'wouter';
+import { type Bundle, fhir, resources } from '../api.ts';
+import {
+  accessionOf,
+  DCM,
+  type Encounter,
+  type ImagingStudy,
+  LOINC,
+  MODALITIES,
+  modalityOf,
+  mrnOf,
+  nameOf,
+  type Patient,
+  type Practitioner,
+  PROCEDURES,
+  procedureOf,
+  type ServiceRequest,
+  VISIT_CLASSES,
+  VISIT_STATUSES,
+} from '../model.ts';
+import { may } from '../roles.ts';
+import { ErrorText, Field, Status } from '../ui.tsx';
+import { useLoad } from '../use-load.ts';
+import { PatientForm } from './patients.tsx';
+
+interface Chart {
+  patient: Patient;
+  visits: Encounter[];
+  orders: ServiceRequest[];
+  studies: ImagingStudy[];
+}
+
+async function loadChart(id: string): Promise<Chart> {
+  const [patient, visits, orders, studies] = await Promise.all([
+    fhir<Patient>(`Patient/${encodeURIComponent(id)}`),
+    fhir<Bundle<Encounter>>(`Encounter?patient=${encodeURIComponent(id)}&_count=100&_sort=-date`),
+    fhir<Bundle<ServiceRequest>>(`ServiceRequest?patient=${encodeURIComponent(id)}&_count=100&_sort=-authored`),
+    fhir<Bundle<ImagingStudy>>(`ImagingStudy?patient=${encodeURIComponent(id)}&_count=100&_sort=-started`),
+  ]);
+  return { patient, visits: resources(visits), orders: resources(orders), studies: resources(studies) };
+}
+
+/** The patient chart: demographics, visits, orders (status, accession) and studies; create and edit. */
+export function PatientChart({ id, roles }: { id: string; roles: readonly string[] }) {
+  const load = useLoad(() => loadChart(id), [id]);
+  const [editing, setEditing] = useState(false);
+  return (
+    <Status load={load}>
+      {(c) => (
+        <>
+          <h1>
+            {nameOf(c.patient)} <span className="mono">MRN {mrnOf(c.patient)}</span>
+          </h1>
+          <section className="card" aria-labelledby="demographics">
+            <h2 id="demographics">Demographics</h2>
+            {editing ? (
+              <PatientForm
+                initial={c.patient}
+                submitLabel="Save patient"
+                onSubmit={async (p) => {
+                  await fhir(`Patient/${id}`, { method: 'PUT', body: p });
+                  setEditing(false);
+                  load.reload();
+                }}
+              />
+            ) : (
+              <dl className="facts">
+                <dt>Name</dt>
+                <dd>{nameOf(c.patient)}</dd>
+                <dt>MRN</dt>
+                <dd className="mono">{mrnOf(c.patient)}</dd>
+                <dt>Birth date</dt>
+                <dd>{c.patient.birthDate ?? '—'}</dd>
+                <dt>Gender</dt>
+                <dd>{c.patient.gender ?? '—'}</dd>
+              </dl>
+            )}
+            {may(roles, 'write-patient') && (
+              <button type="button" onClick={() => setEditing(!editing)}>
+                {editing ? 'Cancel edit' : 'Edit patient'}
+              </button>
+            )}
+          </section>
+          <div className="grid2">
+            <section className="card" aria-labelledby="visits">
+              <h2 id="visits">Visits</h2>
+              <Visits chart={c} reload={load.reload} canWrite={may(roles, 'write-visit')} />
+            </section>
+            <section className="card" aria-labelledby="studies">
+              <h2 id="studies">Studies</h2>
+              {c.studies.length === 0 ? (
+                <p>No studies.</p>
+              ) : (
+                <table aria-label="Studies">
+                  <thead>
+                    <tr>
+                      <th scope="col">Started</th>
+                      <th scope="col">Modality</th>
+                      <th scope="col">Series</th>
+                      <th scope="col">Instances</th>
+                      <th scope="col">Order</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {c.studies.map((s) => {
+                      const order = s.basedOn?.[0]?.reference?.split('/')[1];
+                      return (
+                        <tr key={s.id}>
+                          <td>{s.started?.slice(0, 16).replace('T', ' ') ?? '—'}</td>
+                          <td>{(s.modality ?? []).map((m) => m.code).join(', ')}</td>
+                          <td>{s.numberOfSeries ?? '—'}</td>
+                          <td>{s.numberOfInstances ?? '—'}</td>
+                          <td>{order ? <Link href={`/orders/${order}`}>order</Link> : '—'}</td>
+                        </tr>
+                      );
+                    })}
+                  </tbody>
+                </table>
+              )}
+            </section>
+          </div>
+          <section className="card" aria-labelledby="orders">
+            <h2 id="orders">Orders</h2>
+            <Orders chart={c} reload={load.reload} roles={roles} />
+          </section>
+        </>
+      )}
+    </Status>
+  );
+}
+
+function Visits({ chart, reload, canWrite }: { chart: Chart; reload: () => void; canWrite: boolean }) {
+  const [status, setStatus] = useState<string>('arrived');
+  const [cls, setCls] = useState('AMB');
+  const [start, setStart] = useState(() => new Date().toISOString().slice(0, 16));
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState<string>();
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      const visit: Encounter = {
+        resourceType: 'Encounter',
+        status,
+        class: VISIT_CLASSES.find((c) => c.code === cls) ?? { code: cls },
+        subject: { reference: `Patient/${chart.patient.id}` },
+        period: { start: new Date(start).toISOString() },
+        ...(reason ? { reasonCode: [{ text: reason }] } : {}),
+      };
+      await fhir('Encounter', { method: 'POST', body: visit });
+      setReason('');
+      reload();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  const setVisitStatus = async (v: Encounter, s: string) => {
+    setError(undefined);
+    try {
+      await fhir(`Encounter/${v.id}`, { method: 'PUT', body: { ...v, status: s } });
+      reload();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <>
+      {chart.visits.length === 0 ? (
+        <p>No visits.</p>
+      ) : (
+        <table aria-label="Visits">
+          <thead>
+            <tr>
+              <th scope="col">Start</th>
+              <th scope="col">Class</th>
+              <th scope="col">Reason</th>
+              <th scope="col">Status</th>
+            </tr>
+          </thead>
+          <tbody>
+            {chart.visits.map((v) => (
+              <tr key={v.id}>
+                <td>{v.period?.start?.slice(0, 16).replace('T', ' ') ?? '—'}</td>
+                <td>{v.class.display ?? v.class.code}</td>
+                <td>{v.reasonCode?.[0]?.text ?? ''}</td>
+                <td>
+                  {canWrite ? (
+                    <select
+                      aria-label={`Status of the visit of ${v.period?.start?.slice(0, 10) ?? ''}`}
+                      value={v.status}
+                      onChange={(e) => void setVisitStatus(v, e.target.value)}
+                    >
+                      {[...new Set([v.status, ...VISIT_STATUSES])].map((s) => (
+                        <option key={s}>{s}</option>
+                      ))}
+                    </select>
+                  ) : (
+                    v.status
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {canWrite && (
+        <form className="inline" onSubmit={submit} aria-label="New visit">
+          <Field label="Visit start">
+            <input type="datetime-local" required value={start} onChange={(e) => setStart(e.target.value)} />
+          </Field>
+          <Field label="Visit class">
+            <select value={cls} onChange={(e) => setCls(e.target.value)}>
+              {VISIT_CLASSES.map((c) => (
+                <option key={c.code} value={c.code}>
+                  {c.display}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <Field label="Visit status">
+            <select value={status} onChange={(e) => setStatus(e.target.value)}>
+              {VISIT_STATUSES.map((s) => (
+                <option key={s}>{s}</option>
+              ))}
+            </select>
+          </Field>
+          <Field label="Reason">
+            <input value={reason} onChange={(e) => setReason(e.target.value)} />
+          </Field>
+          <button type="submit" className="primary">
+            Add visit
+          </button>
+          <ErrorText error={error} />
+        </form>
+      )}
+    </>
+  );
+}
+
+function Orders({ chart, reload, roles }: { chart: Chart; reload: () => void; roles: readonly string[] }) {
+  const canWrite = may(roles, 'write-order');
+  const [code, setCode] = useState(PROCEDURES[0]?.code ?? '');
+  const [modality, setModality] = useState(PROCEDURES[0]?.modality ?? 'CT');
+  const [performer, setPerformer] = useState('');
+  const practitioners = useLoad(
+    () => fhir<Bundle<Practitioner>>('Practitioner?_count=100&_sort=family').then(resources),
+    [],
+  );
+  const [visit, setVisit] = useState('');
+  const [error, setError] = useState<string>();
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    const proc = PROCEDURES.find((p) => p.code === code);
+    try {
+      const order: ServiceRequest = {
+        resourceType: 'ServiceRequest',
+        status: 'active',
+        intent: 'order',
+        code: { coding: [{ system: LOINC, code, display: proc?.display ?? code }], text: proc?.display ?? code },
+        orderDetail: [{ coding: [{ system: DCM, code: modality }] }],
+        subject: { reference: `Patient/${chart.patient.id}` },
+        authoredOn: new Date().toISOString(),
+        ...(visit ? { encounter: { reference: `Encounter/${visit}` } } : {}),
+        ...(performer
+          ? {
+              performer: [
+                {
+                  reference: performer,
+                  display: nameOf(
+                    practitioners.data?.find((p) => `Practitioner/${p.id}` === performer) as unknown as Patient,
+                  ),
+                },
+              ],
+            }
+          : {}),
+      };
+      await fhir('ServiceRequest', { method: 'POST', body: order });
+      reload();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <>
+      {chart.orders.length === 0 ? (
+        <p>No orders.</p>
+      ) : (
+        <table aria-label="Orders">
+          <thead>
+            <tr>
+              <th scope="col">Accession</th>
+              <th scope="col">Procedure</th>
+              <th scope="col">Modality</th>
+              <th scope="col">Status</th>
+              <th scope="col">Performer</th>
+              <th scope="col">Authored</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {chart.orders.map((o) => (
+              <tr key={o.id}>
+                <td className="mono">
+                  <Link href={`/orders/${o.id}`}>{accessionOf(o) || o.id}</Link>
+                </td>
+                <td>{procedureOf(o)}</td>
+                <td>{modalityOf(o)}</td>
+                <td>{o.status}</td>
+                <td>{o.performer?.map((p) => p.display ?? p.reference).join(', ')}</td>
+                <td>{o.authoredOn?.slice(0, 10)}</td>
+                <td>
+                  <Link href={`/orders/${o.id}`}>Details</Link>
+                  {may(roles, 'upload') && (
+                    <>
+                      {' · '}
+                      <Link href={`/upload?order=${o.id}`}>Upload images</Link>
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {canWrite && (
+        <form className="inline" onSubmit={submit} aria-label="New order">
+          <Field label="Procedure">
+            <select
+              value={code}
+              onChange={(e) => {
+                setCode(e.target.value);
+                setModality(PROCEDURES.find((p) => p.code === e.target.value)?.modality ?? modality);
+              }}
+            >
+              {PROCEDURES.map((p) => (
+                <option key={p.code} value={p.code}>
+                  {p.display} ({p.code})
+                </option>
+              ))}
+            </select>
+          </Field>
+          <Field label="Modality">
+            <select value={modality} onChange={(e) => setModality(e.target.value)}>
+              {MODALITIES.map((m) => (
+                <option key={m}>{m}</option>
+              ))}
+            </select>
+          </Field>
+          <Field label="Performer">
+            <select value={performer} onChange={(e) => setPerformer(e.target.value)}>
+              <option value="">(none)</option>
+              {(practitioners.data ?? []).map((p) => (
+                <option key={p.id} value={`Practitioner/${p.id}`}>
+                  {nameOf(p as unknown as Patient)}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <Field label="Visit">
+            <select value={visit} onChange={(e) => setVisit(e.target.value)}>
+              <option value="">(none)</option>
+              {chart.visits.map((v) => (
+                <option key={v.id} value={v.id}>
+                  {v.period?.start?.slice(0, 10)} {v.class.display ?? v.class.code}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <button type="submit" className="primary">
+            Create order
+          </button>
+          <ErrorText error={error} />
+        </form>
+      )}
+    </>
+  );
+}
