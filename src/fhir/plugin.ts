@@ -8,6 +8,7 @@ import { BadRequestError, FhirError, internalErrorOutcome, MethodNotAllowedError
 import { checkFormat, sendFhir } from './http.ts';
 import { FhirRepository, type InteractionEvent, type RepositoryContext } from './repository.ts';
 import { registerRoutes } from './routes.ts';
+import { registerSystemRoutes } from './system-routes.ts';
 
 export interface FhirPluginOptions {
   config: Config;
@@ -121,4 +122,5 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
     },
   });
   registerRoutes(app, bodyLimit);
+  registerSystemRoutes(app, bodyLimit);
 }

@@ -3,6 +3,7 @@ import { applyPatch } from '@medplum/core';
 import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { type CommonQueryMethods, type FragmentSqlToken, sql, UniqueIntegrityConstraintViolationError } from 'slonik';
 import type { Access, Interaction } from '../auth/access.ts';
+import type { EntryAuditor } from './bundle-run.ts';
 import {
   BadRequestError,
   ConflictError,
@@ -90,6 +91,8 @@ export class FhirRepositoryCore {
   readonly fhirBase: string;
   /** Audit hook: set per request by the audit plugin; runs inside each write's transaction (not copied by withConnection). */
   onWrite?: (tx: CommonQueryMethods, w: WriteAudit) => Promise<void>;
+  /** Audit hook for the entries of a batch or transaction Bundle (one AuditEvent each); set by the audit plugin. */
+  onEntry?: EntryAuditor;
 
   constructor(conn: CommonQueryMethods, access: Access | null | undefined, ctx: RepositoryContext) {
     this.conn = conn;
