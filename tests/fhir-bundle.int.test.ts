@@ -221,6 +221,36 @@ describe('batch', () => {
     expect((res.entry?.[2]?.resource as Bundle | undefined)?.entry?.[0]?.resource?.id).toBe(pat.id);
   });
 
+  test('each entry has its own AuditEvent, failures included; without a token the batch is a 401', async () => {
+    const res = await request(s.app.server)
+      .post('/fhir')
+      .set(s.auth)
+      .send({
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'GET', url: 'Patient?_count=1' } },
+          { request: { method: 'GET', url: 'Patient/does-not-exist' } },
+          {
+            resource: { resourceType: 'Practitioner', name: [{ family: uniq('B') }] },
+            request: { method: 'POST', url: 'Practitioner' },
+          },
+        ],
+      });
+    expect(res.status).toBe(200);
+    const events = await eventsOf(s.app, String(res.headers['x-request-id']));
+    expect(events.map((e) => `${subtypeOf(e)?.[0]}:${e.outcome}`).sort()).toEqual([
+      'batch:0',
+      'create:0',
+      'read:4',
+      'search-type:0',
+    ]);
+    const anonymous = await request(s.app.server)
+      .post('/fhir')
+      .send({ resourceType: 'Bundle', type: 'batch', entry: [] });
+    expect(anonymous.status).toBe(401);
+  });
+
   test('the access policy is applied per entry', async () => {
     const token = await tokenAt(s.app, {} as never, uniq('readonly'), ['admin'], 'user/Patient.rs');
     const client = new Client({ baseUrl: s.base, bearerToken: token });
