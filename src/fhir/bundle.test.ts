@@ -107,7 +107,7 @@ describe('transaction references and order', () => {
     expect(map.get('urn:uuid:p')).toBe(`Patient/${patientId}`);
     expect(map.get(`${BASE}/Patient/q`)).toBe('Patient/q');
     for (const e of entries) if (e.resource) rewriteReferences(e.resource, map);
-    expect((entries[1]?.resource as ServiceRequest).subject?.reference).toBe(`Patient/${patientId}`);
+    expect((entries[1]?.resource as ServiceRequest | undefined)?.subject?.reference).toBe(`Patient/${patientId}`);
     expect(JSON.stringify(entries[4]?.resource)).toContain(`"Patient/${patientId}#x"`);
     expect(transactionOrder(entries).map((e) => e.index)).toEqual([2, 3, 1, 4, 0]);
   });
