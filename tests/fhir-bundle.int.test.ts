@@ -391,6 +391,15 @@ describe('paging, system search, $everything, includes', () => {
     expect(first.entry?.map((e) => e.resource?.resourceType)).toEqual(['Patient']);
     const next = (await s.client.nextPage({ bundle: first as never })) as unknown as Bundle;
     expect(next.entry?.map((e) => e.resource?.resourceType)).toEqual(['Encounter']);
+    const withIncludes = await request(s.app.server)
+      .get(`/fhir?_type=Patient,Encounter&_id=${ids.encounter}&_include=Encounter:patient`)
+      .set(s.auth)
+      .set('prefer', 'handling=strict');
+    expect(withIncludes.status, JSON.stringify(withIncludes.body)).toBe(200);
+    expect((withIncludes.body as Bundle).entry?.map((e) => `${e.search?.mode}:${e.resource?.resourceType}`)).toEqual([
+      'match:Encounter',
+      'include:Patient',
+    ]);
     const bad = await request(s.app.server).get('/fhir?_type=Nope').set(s.auth);
     expect(bad.status).toBe(400);
   });

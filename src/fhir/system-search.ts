@@ -8,7 +8,7 @@
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { BadRequestError } from './errors.ts';
 import { subset } from './format.ts';
-import { type FhirType, isFhirType, RESOURCE_TYPES } from './registry.ts';
+import { type FhirType, isFhirType, RESOURCE_TYPES, RESOURCES } from './registry.ts';
 import type { FhirRepository } from './repository.ts';
 import { encodeCursor } from './search/cursor.ts';
 
@@ -33,6 +33,21 @@ function decodeSystemCursor(raw: string, types: number): [number, string | null]
     // fall through
   }
   throw new BadRequestError('invalid paging cursor', ['_cursor']);
+}
+
+/** `_include` / `_revinclude` values belong to one type each: every type's search gets only its own. */
+function forType(query: Query, type: FhirType): Query {
+  const out: Query = { ...query };
+  const keep = (key: string, ok: (v: string) => boolean) => {
+    const raw = query[key];
+    if (raw === undefined) return;
+    const kept = (Array.isArray(raw) ? raw : [raw]).filter(ok);
+    if (kept.length) out[key] = kept;
+    else delete out[key];
+  };
+  keep('_include', (v) => v === '*' || v.startsWith(`${type}:`));
+  keep('_revinclude', (v) => RESOURCES[type].revIncludes.includes(v));
+  return out;
 }
 
 export async function systemSearch(repo: FhirRepository, query: Query, strict: boolean): Promise<Bundle> {
@@ -61,11 +76,17 @@ export async function systemSearch(repo: FhirRepository, query: Query, strict: b
   let used: [string, string][] = [];
   const withTotal = first(query['_total']) === 'accurate' || first(query['_summary']) === 'count';
   if (withTotal) {
-    for (const t of types) total += (await repo.search(t, { ...rest, _summary: 'count' }, strict)).page.total ?? 0;
+    for (const t of types) {
+      total += (await repo.search(t, { ...forType(rest, t), _summary: 'count' }, strict)).page.total ?? 0;
+    }
   }
   while (index < types.length && matches.length < count) {
     const type = types[index] as FhirType;
-    const q: Query = { ...rest, _count: String(count - matches.length), ...(inner ? { _cursor: inner } : {}) };
+    const q: Query = {
+      ...forType(rest, type),
+      _count: String(count - matches.length),
+      ...(inner ? { _cursor: inner } : {}),
+    };
     delete q['_total'];
     const { plan, page } = await repo.search(type, q, strict);
     used = plan.used.filter(([k]) => k !== '_count');
