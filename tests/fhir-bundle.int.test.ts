@@ -251,6 +251,24 @@ describe('batch', () => {
     expect(anonymous.status).toBe(401);
   });
 
+  test('a conditional create (ifNoneExist) in a batch finds the existing resource', async () => {
+    const value = uniq('batch-cond');
+    const body = { resourceType: 'Patient', identifier: [{ system: 'urn:test:cond', value }] };
+    const entry = {
+      resource: body,
+      request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=urn:test:cond|${value}` },
+    };
+    const first = (await s.client.batch({
+      body: { resourceType: 'Bundle', type: 'batch', entry: [entry] } as never,
+    })) as unknown as Bundle;
+    const again = (await s.client.batch({
+      body: { resourceType: 'Bundle', type: 'batch', entry: [entry] } as never,
+    })) as unknown as Bundle;
+    expect(first.entry?.[0]?.response?.status).toBe('201 Created');
+    expect(again.entry?.[0]?.response?.status).toBe('200 OK');
+    expect(location(again.entry?.[0])).toBe(location(first.entry?.[0]));
+  });
+
   test('the access policy is applied per entry', async () => {
     const token = await tokenAt(s.app, {} as never, uniq('readonly'), ['admin'], 'user/Patient.rs');
     const client = new Client({ baseUrl: s.base, bearerToken: token });

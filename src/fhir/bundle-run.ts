@@ -283,6 +283,8 @@ export async function runBundle(
 
   if (kind === 'batch') {
     for (const e of entries) {
+      // A batch's conditional create is the single interaction's (If-None-Exist), with a server-assigned id.
+      if (e.ifNoneExist !== undefined) delete e.newId;
       try {
         await repo.conn.transaction(async (tx) => {
           const { r, wrote } = bind(tx);
