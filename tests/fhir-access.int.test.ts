@@ -265,8 +265,9 @@ describe('CapabilityStatement', () => {
     loadDefinitions();
     expect(() => validateResource(cs)).not.toThrow();
     expect(cs.fhirVersion).toBe('4.0.1');
-    const rest = cs.rest?.[0]?.resource ?? [];
-    expect(rest.map((r) => r.type)).toEqual([...RESOURCE_TYPES]);
+    const all = cs.rest?.[0]?.resource ?? [];
+    expect(all.map((r) => r.type)).toEqual([...RESOURCE_TYPES, 'AuditEvent']);
+    const rest = all.filter((r) => r.type !== 'AuditEvent');
     for (const r of rest) {
       const def = RESOURCES[r.type as keyof typeof RESOURCES];
       expect(r.searchParam?.map((p) => p.name)).toEqual(['_id', '_lastUpdated', ...def.params]);
@@ -293,6 +294,9 @@ describe('CapabilityStatement', () => {
     expect(rest.find((r) => r.type === 'ImagingStudy')?.searchInclude).toEqual(
       expect.arrayContaining(['ImagingStudy:basedon', 'ImagingStudy:patient', 'ImagingStudy:endpoint']),
     );
-    expect(rest.find((r) => r.type === 'ServiceRequest')?.searchRevInclude).toEqual(['ImagingStudy:basedon']);
+    expect(rest.find((r) => r.type === 'ServiceRequest')?.searchRevInclude).toEqual([
+      'ImagingStudy:basedon',
+      'DiagnosticReport:based-on',
+    ]);
   });
 });

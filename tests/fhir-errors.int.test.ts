@@ -1,6 +1,7 @@
 import type { Identifier } from '@medplum/fhirtypes';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { paramInfo } from '../src/fhir/index-values.ts';
 import { RESOURCE_TYPES, RESOURCES } from '../src/fhir/registry.ts';
 import { dbFingerprint, type FhirTestServer, fhirServer, uniq } from './helpers/fhir.ts';
 
@@ -302,9 +303,9 @@ const CASES: [string, Case][] = [
     'unknown resource type',
     {
       method: 'post',
-      path: () => '/fhir/Observation',
+      path: () => '/fhir/Specimen',
       type: json,
-      body: () => JSON.stringify({ resourceType: 'Observation' }),
+      body: () => JSON.stringify({ resourceType: 'Specimen' }),
       status: 404,
     },
   ],
@@ -344,7 +345,7 @@ describe('injection-like strings in every search parameter are data', () => {
     const res = await request(s.app.server)
       .get(`/fhir/${type}?${code}=${encodeURIComponent(evil)}`)
       .set(s.auth);
-    const isDate = code === '_lastUpdated' || ['birthdate', 'date', 'authored', 'started'].includes(code);
+    const isDate = code === '_lastUpdated' || (code !== '_id' && paramInfo(type, code).type === 'date');
     // NUL can be neither stored nor searched for: refused like invalid UTF-8 in a value.
     if (isDate || evil === '\u0000') {
       expect(res.status).toBe(400);

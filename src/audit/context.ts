@@ -53,6 +53,7 @@ export const UNAUDITED: readonly {
   { methods: ['GET', 'HEAD'], path: '/fhir/metadata', why: 'public CapabilityStatement' },
   { methods: ['GET', 'HEAD'], path: '/fhir/.well-known/smart-configuration', why: 'public SMART discovery' },
   { methods: ['GET', 'HEAD'], path: '/auth/jwks', why: 'public signing keys' },
+  { methods: ['GET', 'HEAD'], path: '/auth/.well-known/openid-configuration', why: 'public OpenID discovery' },
   { methods: ['OPTIONS'], path: '*', why: 'CORS pre-flight: carries no credentials and returns no data' },
 ];
 

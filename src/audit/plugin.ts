@@ -39,7 +39,7 @@ import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
 import { AuditOutbox } from './outbox.ts';
 import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
-import { type AuditDb, auditEventExists } from './store.ts';
+import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { StudyIndex } from '../dicomweb/study-index.ts';
 
@@ -56,6 +56,31 @@ interface FhirWriteHooked {
       status: number;
     },
   ) => Promise<void>;
+  onEntry?: (conn: AuditDb, e: BundleEntryAccess) => Promise<void>;
+}
+
+/** One entry of a batch or transaction Bundle (src/fhir/bundle-run.ts `EntryAudit`). */
+interface BundleEntryAccess {
+  method: string;
+  url: string;
+  interaction:
+    | 'read'
+    | 'vread'
+    | 'search-type'
+    | 'history-instance'
+    | 'history-type'
+    | 'create'
+    | 'update'
+    | 'patch'
+    | 'delete'
+    | 'operation';
+  type: string;
+  id?: string | undefined;
+  versionId?: string | undefined;
+  query?: string | undefined;
+  status: number;
+  patientId?: string | null | undefined;
+  body?: unknown;
 }
 
 declare module 'fastify' {
@@ -257,6 +282,30 @@ export const auditPlugin = fp(
         ctx.fhir({ interaction: w.interaction, resourceType: w.type, id: w.id, versionId: String(w.versionId) });
         ctx.addPatients(w.patientId ?? undefined);
         await ctx.writeWithin(tx, w.status);
+      };
+      // Batch/transaction entries: one event each (as if sent alone), in the entry's transaction for writes; the
+      // request itself keeps its own event. All share the request id (the BALP transaction entity).
+      repo.onEntry = async (conn, e) => {
+        const entry = new AuditContext({
+          requestId: req.id,
+          method: e.method,
+          url: `/fhir/${e.url.replace(/^\/+/, '')}`,
+          network: req.ip,
+          serverBaseUrl: baseUrl,
+        });
+        entry.agent = req.access?.agent;
+        entry.fhir({
+          interaction: e.interaction,
+          resourceType: e.type,
+          id: e.id,
+          versionId: e.versionId,
+          query: e.query,
+        });
+        if (e.status >= 200 && e.status < 300) {
+          entry.addPatients(e.patientId ?? undefined);
+          if (e.body) entry.addPatients(...patientsInFhirJson(JSON.stringify(e.body)));
+        }
+        await appendAuditEvent(conn, entry.build(e.status));
       };
     });
 

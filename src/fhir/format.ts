@@ -65,6 +65,7 @@ function query(pairs: [string, string][]): string {
 export function searchBundle(fhirBase: string, plan: SearchPlan, page: SearchPage): Bundle {
   const self = `${fhirBase}/${plan.type}?${query(plan.used)}`;
   const link = [{ relation: 'self', url: self }];
+  if (page.prev) link.push({ relation: 'previous', url: `${self}&${query([['_cursor', encodeCursor(page.prev)]])}` });
   if (page.next) link.push({ relation: 'next', url: `${self}&${query([['_cursor', encodeCursor(page.next)]])}` });
   const entry = (r: Resource, mode: 'match' | 'include'): BundleEntry => ({
     fullUrl: `${fhirBase}/${r.resourceType}/${r.id}`,

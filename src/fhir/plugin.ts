@@ -10,6 +10,7 @@ import { decodeUtf8, parseFhirJson } from './json-body.ts';
 import { FhirRepository, type InteractionEvent, type RepositoryContext } from './repository.ts';
 import { registerRoutes } from './routes.ts';
 import { assertStrictQuery } from './search/query-string.ts';
+import { registerSystemRoutes } from './system-routes.ts';
 
 export interface FhirPluginOptions {
   config: Config;
@@ -137,4 +138,5 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
     },
   });
   registerRoutes(app, bodyLimit);
+  registerSystemRoutes(app, bodyLimit);
 }

@@ -66,36 +66,36 @@ describe('src/fhir/r4/ (bin/ehr fhir-definitions)', () => {
 
   test('resources.ndjson holds every other R4 resource type, one per line, readable one at a time', () => {
     const other = listResourceDefinitions();
-    expect(other.size).toBe(136);
+    expect(other.size).toBe(131);
     for (const t of CORE_RESOURCE_TYPES) expect(other.has(t), t).toBe(false);
-    for (const t of ['Observation', 'Location', 'Account', 'VisionPrescription']) {
+    for (const t of ['Condition', 'Specimen', 'Account', 'VisionPrescription']) {
       expect(readResourceDefinition(t)?.type).toBe(t);
     }
-    expect(readResourceDefinition('Observatio')).toBeUndefined();
+    expect(readResourceDefinition('Conditio')).toBeUndefined();
     expect(readResourceDefinition('Patient')).toBeUndefined();
   });
 });
 
 describe('resource types outside the core are loaded only when a resource contains one', () => {
-  const location = { resourceType: 'Location', id: 'loc', name: 'Home' };
+  const location = { resourceType: 'Condition', id: 'loc', subject: { reference: 'Patient/p' } };
   const encounter = (contained: unknown[]) =>
     ({
       resourceType: 'Encounter',
       status: 'finished',
       class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'HH' },
       contained,
-      location: [{ location: { reference: '#loc' } }],
+      diagnosis: [{ condition: { reference: '#loc' } }],
     }) as Resource;
 
-  test('an Encounter with a contained Location validates, and Location is indexed from then on', () => {
+  test('an Encounter with a contained Condition validates, and Condition is indexed from then on', () => {
     loadDefinitions();
-    expect(isDataTypeLoaded('Location')).toBe(false);
+    expect(isDataTypeLoaded('Condition')).toBe(false);
     expect(() => validateStructure(encounter([location]))).not.toThrow();
-    expect(isDataTypeLoaded('Location')).toBe(true);
+    expect(isDataTypeLoaded('Condition')).toBe(true);
   });
 
   test.each<[string, unknown, string]>([
-    ['an element Location does not have', { ...location, colour: 'red' }, 'Encounter.contained[0].colour'],
+    ['an element Condition does not have', { ...location, colour: 'red' }, 'Encounter.contained[0].colour'],
     ['a wrong type in a contained Observation', { resourceType: 'Observation', id: 'o', status: 7 }, 'status'],
     ['a resource type R4 does not have', { resourceType: 'Spaceship', id: 's' }, 'Spaceship'],
   ])('a contained resource with %s is a 400', (_name, contained, mentioned) => {

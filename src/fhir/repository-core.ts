@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { applyPatch } from '@medplum/core';
-import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
+import type { DiagnosticReport, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { type CommonQueryMethods, type FragmentSqlToken, sql, UniqueIntegrityConstraintViolationError } from 'slonik';
 import type { Access, Interaction } from '../auth/access.ts';
+import type { EntryAuditor } from './bundle-run.ts';
 import {
   BadRequestError,
   ConflictError,
@@ -15,6 +16,7 @@ import {
   UnprocessableError,
 } from './errors.ts';
 import { compartmentOf, extractIndex } from './index-values.ts';
+import { reflectReport } from './order-reported.ts';
 import { type FhirType, RESOURCES } from './registry.ts';
 import { type HistoryEntry, runHistory, runSearch, type SearchPage } from './repository-search.ts';
 import {
@@ -98,6 +100,8 @@ export class FhirRepositoryCore {
   readonly fhirBase: string;
   /** Audit hook: set per request by the audit plugin; runs inside each write's transaction (not copied by withConnection). */
   onWrite?: (tx: CommonQueryMethods, w: WriteAudit) => Promise<void>;
+  /** Audit hook for the entries of a batch or transaction Bundle (one AuditEvent each); set by the audit plugin. */
+  onEntry?: EntryAuditor;
 
   constructor(conn: CommonQueryMethods, access: Access | null | undefined, ctx: RepositoryContext) {
     this.conn = conn;
@@ -372,6 +376,7 @@ export class FhirRepositoryCore {
         );
         await writeHistory(tx, type, resource, { versionId, lastUpdated, patientId, deleted: false, method });
         await writeIndex(tx, type, id, index);
+        if (type === 'DiagnosticReport') await reflectReport(tx, resource as DiagnosticReport, this.fhirBase);
         const audited = method === 'PATCH' ? 'patch' : live ? 'update' : 'create';
         await this.onWrite?.(tx, { interaction: audited, type, id, versionId, patientId, status: live ? 200 : 201 });
         return { resource, versionId, lastUpdated, created: !live };

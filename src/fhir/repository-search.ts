@@ -12,6 +12,8 @@ export interface SearchPage {
   matches: Resource[];
   included: Resource[];
   next?: Cursor;
+  /** Cursor of the page before this one (https://hl7.org/fhir/R4/http.html#paging: `previous`). */
+  prev?: Cursor;
   total?: number;
 }
 
@@ -47,18 +49,25 @@ export async function runSearch(
   }
   if (plan.count === 0) return page;
   const sortValue = plan.sort.column === 'id' ? sql.fragment`NULL::text` : sql.fragment`${sortColumn(plan.sort)}::text`;
+  // A `previous` cursor walks backwards (the sort order reversed) and the rows are put back in order afterwards.
+  const back = plan.cursor?.back === true;
+  const sort = back ? { ...plan.sort, descending: !plan.sort.descending } : plan.sort;
   const rows = (await conn.any(sql.unsafe`
     SELECT r.id, r.content, ${sortValue} AS sort_value FROM ${table} r
-    WHERE ${where} AND ${cursorSql(plan.sort, plan.cursor)}
-    ORDER BY ${orderSql(plan.sort)} LIMIT ${plan.count + 1}`)) as readonly {
+    WHERE ${where} AND ${cursorSql(sort, plan.cursor)}
+    ORDER BY ${orderSql(sort)} LIMIT ${plan.count + 1}`)) as readonly {
     id: string;
     content: Resource;
     sort_value: string | null;
   }[];
+  const more = rows.length > plan.count;
   const kept = rows.slice(0, plan.count);
+  if (back) kept.reverse();
   page.matches = kept.map((r) => r.content);
+  const first = kept[0];
   const last = kept[kept.length - 1];
-  if (rows.length > plan.count && last) page.next = { v: last.sort_value, id: last.id };
+  if ((back ? plan.cursor !== undefined : more) && last) page.next = { v: last.sort_value, id: last.id };
+  if ((back ? more : plan.cursor !== undefined) && first) page.prev = { v: first.sort_value, id: first.id, back: true };
   const ids = kept.map((r) => r.id);
   if (ids.length) page.included = await includes(conn, plan, ids, scope);
   return page;
@@ -72,32 +81,59 @@ async function fetchByIds(conn: CommonQueryMethods, type: FhirType, ids: string[
   return rows.map((r) => r.content);
 }
 
+/** Rounds of `_include:iterate` followed at most (each round follows the resources the previous one added). */
+const ITERATE_ROUNDS = 4;
+
 async function includes(conn: CommonQueryMethods, plan: SearchPlan, ids: string[], scope: ScopeFn) {
   const out: Resource[] = [];
   const seen = new Set(ids.map((id) => `${plan.type}/${id}`));
   const add = (list: Resource[]) => {
+    const added: Resource[] = [];
     for (const r of list) {
       const key = `${r.resourceType}/${r.id}`;
-      if (!seen.has(key)) {
+      if (!seen.has(key) && out.length < INCLUDE_LIMIT) {
         seen.add(key);
         out.push(r);
+        added.push(r);
       }
     }
+    return added;
   };
-  for (const inc of plan.include) {
-    const targets = (await conn.any(sql.unsafe`
-      SELECT DISTINCT target_type, target_id FROM search_reference
-      WHERE resource_type = ${plan.type} AND code = ${inc.param} AND resource_id = ANY(${sql.array(ids, 'text')})`)) as readonly {
-      target_type: string;
-      target_id: string;
-    }[];
-    const byType = new Map<FhirType, string[]>();
-    for (const t of targets) {
-      if (!isFhirType(t.target_type)) continue;
-      byType.set(t.target_type, [...(byType.get(t.target_type) ?? []), t.target_id]);
+  /** Follows the includes of `specs` from the resources `sources` (type → ids); returns what was added. */
+  const follow = async (specs: SearchPlan['include'], sources: Map<FhirType, string[]>) => {
+    const added: Resource[] = [];
+    for (const inc of specs) {
+      const from = sources.get(inc.sourceType);
+      if (!from?.length) continue;
+      const targets = (await conn.any(sql.unsafe`
+        SELECT DISTINCT target_type, target_id FROM search_reference
+        WHERE resource_type = ${inc.sourceType} AND code = ${inc.param} AND resource_id = ANY(${sql.array(from, 'text')})`)) as readonly {
+        target_type: string;
+        target_id: string;
+      }[];
+      const byType = new Map<FhirType, string[]>();
+      for (const t of targets) {
+        if (!isFhirType(t.target_type) || (inc.targetType && t.target_type !== inc.targetType)) continue;
+        if (seen.has(`${t.target_type}/${t.target_id}`)) continue;
+        byType.set(t.target_type, [...(byType.get(t.target_type) ?? []), t.target_id]);
+      }
+      for (const [type, targetIds] of byType) added.push(...add(await fetchByIds(conn, type, targetIds, scope)));
     }
-    for (const [type, targetIds] of byType) add(await fetchByIds(conn, type, targetIds, scope));
-  }
+    return added;
+  };
+  const group = (list: readonly Resource[]) => {
+    const m = new Map<FhirType, string[]>();
+    for (const r of list) {
+      if (!isFhirType(r.resourceType) || !r.id) continue;
+      m.set(r.resourceType, [...(m.get(r.resourceType) ?? []), r.id]);
+    }
+    return m;
+  };
+  const matches = new Map<FhirType, string[]>([[plan.type, ids]]);
+  let fresh = await follow(
+    plan.include.filter((i) => i.sourceType === plan.type),
+    matches,
+  );
   for (const rev of plan.revInclude) {
     const rows = (await conn.any(sql.unsafe`
       SELECT r.content FROM ${sql.identifier([RESOURCES[rev.sourceType].table])} r
@@ -106,7 +142,11 @@ async function includes(conn: CommonQueryMethods, plan: SearchPlan, ids: string[
         WHERE i.resource_type = ${rev.sourceType} AND i.code = ${rev.param} AND i.target_type = ${plan.type}
           AND i.target_id = ANY(${sql.array(ids, 'text')}))
       ORDER BY r.id LIMIT ${INCLUDE_LIMIT}`)) as readonly { content: Resource }[];
-    add(rows.map((r) => r.content));
+    fresh.push(...add(rows.map((r) => r.content)));
+  }
+  const iterating = plan.include.filter((i) => i.iterate);
+  for (let round = 0; round < ITERATE_ROUNDS && iterating.length && fresh.length; round++) {
+    fresh = await follow(iterating, group(fresh));
   }
   return out;
 }

@@ -32,6 +32,14 @@ export class FhirRepository extends FhirRepositoryCore {
     return new FhirRepository(conn, this.access, this.ctx);
   }
 
+  /**
+   * create with an id chosen beforehand (a transaction Bundle assigns the ids of its creates first, to resolve the
+   * `urn:uuid:` references between its entries).
+   */
+  createWithId(type: FhirType, id: string, body: Resource): Promise<WriteResult> {
+    return this.track('create', type, undefined, () => this.save(type, id, 'POST', () => structuredClone(body)));
+  }
+
   /** Logical delete (https://hl7.org/fhir/R4/http.html#delete): a new version marked deleted; reads then give 410. */
   delete(type: FhirType, id: string): Promise<StoredResource & { deleted: boolean }> {
     return this.track('delete', type, id, async () => {

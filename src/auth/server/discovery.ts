@@ -70,3 +70,29 @@ export function smartConfiguration(urls: AuthUrls, signingAlg: string): Record<s
     ],
   };
 }
+
+/**
+ * OpenID Connect Discovery 1.0 §3 provider metadata at `{issuer}/.well-known/openid-configuration` (the issuer is
+ * `/auth`), so that the `sso-openid-connect` capability can be used by OIDC libraries: the same endpoints and keys as
+ * the SMART configuration, public subject identifiers and the id_token claims this server issues (tokens.ts).
+ */
+export function openidConfiguration(urls: AuthUrls, signingAlg: string): Record<string, unknown> {
+  return {
+    issuer: urls.issuer,
+    authorization_endpoint: urls.authorize,
+    token_endpoint: urls.token,
+    jwks_uri: urls.jwks,
+    introspection_endpoint: urls.introspect,
+    revocation_endpoint: urls.revoke,
+    scopes_supported: ['openid', 'fhirUser', 'profile', 'launch/patient', 'offline_access', 'online_access'],
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [signingAlg],
+    token_endpoint_auth_methods_supported: ['private_key_jwt', 'none'],
+    token_endpoint_auth_signing_alg_values_supported: ['RS256', 'RS384', 'ES256', 'ES384', 'PS256', 'PS384'],
+    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'nonce', 'name', 'fhirUser'],
+    code_challenge_methods_supported: ['S256'],
+  };
+}

@@ -9,7 +9,7 @@ import type { KeyStore } from '../signing-keys.ts';
 import { TokenError } from '../verify-token.ts';
 import { authorizeRoutes } from './authorize.ts';
 import type { ServerContext } from './context.ts';
-import { type AuthUrls, smartConfiguration } from './discovery.ts';
+import { type AuthUrls, openidConfiguration, smartConfiguration } from './discovery.ts';
 import { OAuthError } from './errors.ts';
 import { introspectionRoutes } from './introspect.ts';
 import { tokenRoutes } from './token-endpoint.ts';
@@ -22,6 +22,7 @@ export const PUBLIC_AUTH_PATHS: ReadonlySet<string> = new Set([
   '/auth/introspect',
   '/auth/revoke',
   '/auth/jwks',
+  '/auth/.well-known/openid-configuration',
 ]);
 
 export interface AuthServerOptions {
@@ -71,6 +72,9 @@ export async function authServerRoutes(app: FastifyInstance, opts: AuthServerOpt
 
   app.get('/fhir/.well-known/smart-configuration', async (_req, reply) =>
     reply.header('cache-control', 'public, max-age=300').send(smartConfiguration(urls, config.authSigningAlg)),
+  );
+  app.get('/auth/.well-known/openid-configuration', async (_req, reply) =>
+    reply.header('cache-control', 'public, max-age=300').send(openidConfiguration(urls, config.authSigningAlg)),
   );
   app.get('/auth/jwks', async (_req, reply) =>
     reply

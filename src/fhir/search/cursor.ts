@@ -8,10 +8,12 @@ export interface Cursor {
   /** The sort column's value as PostgreSQL text, or null when sorting by id only. */
   v: string | null;
   id: string;
+  /** A `previous` link's cursor: the page ends strictly before (v, id) instead of starting after it. */
+  back?: boolean;
 }
 
 export function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify([c.v, c.id]), 'utf8').toString('base64url');
+  return Buffer.from(JSON.stringify(c.back ? [c.v, c.id, 'prev'] : [c.v, c.id]), 'utf8').toString('base64url');
 }
 
 /** Decodes a cursor from a `next` link; anything tampered or foreign is a 400. */
@@ -21,11 +23,11 @@ export function decodeCursor(raw: string): Cursor {
     const parsed = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as unknown;
     if (
       Array.isArray(parsed) &&
-      parsed.length === 2 &&
+      (parsed.length === 2 || (parsed.length === 3 && parsed[2] === 'prev')) &&
       (parsed[0] === null || typeof parsed[0] === 'string') &&
       typeof parsed[1] === 'string'
     ) {
-      return { v: parsed[0], id: parsed[1] };
+      return parsed.length === 3 ? { v: parsed[0], id: parsed[1], back: true } : { v: parsed[0], id: parsed[1] };
     }
   } catch {
     // fall through

@@ -79,8 +79,41 @@ describe('parseSearch: result parameters', () => {
     );
     expect(plan.count).toBe(100);
     expect(plan.sort).toEqual({ code: 'authored', column: 'sort_date', descending: true });
-    expect(plan.include).toEqual([{ param: 'patient' }]);
+    expect(plan.include).toEqual([{ sourceType: 'ServiceRequest', param: 'patient', iterate: false }]);
     expect(plan.revInclude).toEqual([{ sourceType: 'ImagingStudy', param: 'basedon' }]);
+  });
+
+  test.each([
+    [
+      { _include: '*' },
+      ['basedon', 'patient', 'subject', 'endpoint'].map((param) => ({
+        sourceType: 'ImagingStudy',
+        param,
+        iterate: false,
+      })),
+    ],
+    [
+      { _include: 'ImagingStudy:basedon', '_include:iterate': 'ServiceRequest:requester' },
+      [
+        { sourceType: 'ImagingStudy', param: 'basedon', iterate: false },
+        { sourceType: 'ServiceRequest', param: 'requester', iterate: true },
+      ],
+    ],
+    [
+      { '_include:recurse': 'ServiceRequest:patient:Patient' },
+      [{ sourceType: 'ServiceRequest', param: 'patient', iterate: true, targetType: 'Patient' }],
+    ],
+  ])('includes %j (https://hl7.org/fhir/R4/search.html#include)', (query, expected) => {
+    const plan = parseSearch('ImagingStudy', query, { ...opts, strict: true });
+    expect(plan.include).toEqual(expected);
+  });
+
+  test.each([
+    [{ _include: 'ServiceRequest:patient' }],
+    [{ '_include:iterate': 'Foo:bar' }],
+    [{ '_include:other': 'ImagingStudy:patient' }],
+  ])('include %j is a 400 when strict', (query) => {
+    expect(() => parseSearch('ImagingStudy', query, { ...opts, strict: true })).toThrow(BadRequestError);
   });
 
   test.each([

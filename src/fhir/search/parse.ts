@@ -32,13 +32,23 @@ export interface SearchPlan {
   sort: SortSpec;
   count: number;
   cursor?: Cursor;
-  include: { param: string }[];
+  /** `_include` / `_include:iterate` (https://hl7.org/fhir/R4/search.html#include): `param` of `sourceType`. */
+  include: IncludeSpec[];
   revInclude: { sourceType: FhirType; param: string }[];
   summary?: 'true' | 'text' | 'data' | 'count' | 'false';
   elements?: string[];
   total: boolean;
   /** The parameters actually applied (for the Bundle's `self` link), without `_cursor`. */
   used: [string, string][];
+}
+
+export interface IncludeSpec {
+  sourceType: FhirType;
+  param: string;
+  /** Only targets of this type (`Type:param:Target`). */
+  targetType?: FhirType;
+  /** `:iterate`: also applied to the resources included (repeatedly), not only to the matches. */
+  iterate: boolean;
 }
 
 export interface ParseOptions {
@@ -186,7 +196,7 @@ export function parseSearch(type: FhirType, query: Query, opts: ParseOptions): S
   let req: SearchRequest;
   try {
     const result = Object.fromEntries(
-      Object.entries(query).filter(([k]) => (RESULT_PARAMS as readonly string[]).includes(k)),
+      Object.entries(query).filter(([k]) => k !== '_include' && (RESULT_PARAMS as readonly string[]).includes(k)),
     );
     req = parseSearchRequest(type, result);
   } catch (err) {
@@ -223,13 +233,7 @@ export function parseSearch(type: FhirType, query: Query, opts: ParseOptions): S
   const sort = pickSort(type, req, opts.strict);
   if (sort.code !== '_id' || sort.descending) used.push(['_sort', `${sort.descending ? '-' : ''}${sort.code}`]);
   used.push(['_count', String(count)]);
-  const include: { param: string }[] = [];
-  for (const inc of req.include ?? []) {
-    if (inc.resourceType === type && RESOURCES[type].includes.includes(inc.searchParam) && !inc.modifier) {
-      include.push({ param: inc.searchParam });
-      used.push(['_include', `${type}:${inc.searchParam}`]);
-    } else fail(opts.strict, `_include ${inc.resourceType}:${inc.searchParam} not supported`, '_include');
-  }
+  const include = parseIncludes(type, query, opts.strict, used);
   const revInclude: { sourceType: FhirType; param: string }[] = [];
   for (const inc of req.revInclude ?? []) {
     const key = `${inc.resourceType}:${inc.searchParam}`;
@@ -264,4 +268,48 @@ export function parseSearch(type: FhirType, query: Query, opts: ParseOptions): S
   if (summary) plan.summary = summary;
   if (req.fields) plan.elements = req.fields;
   return plan;
+}
+
+/**
+ * `_include`, `_include:iterate` (and R3's `:recurse`): `Source:param`, `Source:param:Target` or `*` (every include
+ * of the searched type, https://hl7.org/fhir/R4/search.html#include). Without `:iterate` the source must be the
+ * searched type.
+ */
+function parseIncludes(type: FhirType, query: Query, strict: boolean, used: [string, string][]): IncludeSpec[] {
+  const out: IncludeSpec[] = [];
+  for (const [key, raw] of Object.entries(query)) {
+    const [code, modifier] = key.split(':');
+    if (code !== '_include' || raw === undefined) continue;
+    if (modifier !== undefined && modifier !== 'iterate' && modifier !== 'recurse') {
+      fail(strict, `_include modifier :${modifier} not supported`, key);
+      continue;
+    }
+    const iterate = modifier !== undefined;
+    for (const value of Array.isArray(raw) ? raw : [raw]) {
+      if (value === '*') {
+        for (const param of RESOURCES[type].includes) out.push({ sourceType: type, param, iterate });
+        used.push([iterate ? '_include:iterate' : '_include', '*']);
+        continue;
+      }
+      const [source, param, target] = value.split(':');
+      const ok =
+        source !== undefined &&
+        isFhirType(source) &&
+        (iterate || source === type) &&
+        param !== undefined &&
+        (param === '*' || RESOURCES[source].includes.includes(param)) &&
+        (target === undefined || isFhirType(target)) &&
+        value.split(':').length <= 3;
+      if (!ok) {
+        fail(strict, `_include ${value} not supported`, key);
+        continue;
+      }
+      const params = param === '*' ? RESOURCES[source].includes : [param];
+      for (const p of params) {
+        out.push({ sourceType: source, param: p, iterate, ...(target ? { targetType: target as FhirType } : {}) });
+      }
+      used.push([iterate ? '_include:iterate' : '_include', value]);
+    }
+  }
+  return out;
 }
