@@ -8,6 +8,9 @@ export default defineConfig({
           name: 'unit',
           include: ['src/**/*.test.ts', 'web/src/**/*.test.ts'],
           environment: 'node',
+          // A few unit tests load the whole R4 definitions; 5 s is too tight when the unit and int projects share
+          // two CPUs.
+          testTimeout: 30_000,
         },
       },
       {

@@ -2,7 +2,13 @@ import type { Bundle, Identifier, Resource } from '@medplum/fhirtypes';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { bundleResources, expectValid, type FhirTestServer, fhirServer } from './helpers/fhir.ts';
-import { BASE64_WRAPPED, EXAMPLE_TYPES, EXCEPTIONS, prepareExamples } from './helpers/fhir-examples.ts';
+import {
+  BASE64_WRAPPED,
+  EXAMPLE_TYPES,
+  EXCEPTIONS,
+  INVALID_REFERENCES,
+  prepareExamples,
+} from './helpers/fhir-examples.ts';
 
 const MRN = 'http://imaging-ehr.local/fhir/sid/mrn';
 const ACC = 'http://imaging-ehr.local/fhir/sid/accession';
@@ -75,10 +81,16 @@ describe('every R4 example of our types (hl7.fhir.r4.examples@4.0.1): PUT, read 
   test('only the named exceptions were adjusted: references to types not served here, or a missing subject', () => {
     const removed: Record<string, string[]> = {};
     const unwrapped = new Set<string>();
+    const invalidRemoved: Record<string, string[]> = {};
     for (const [key, log] of prepared.changes) {
       for (const line of log) {
         if (line.startsWith('removed whitespace from base64')) {
           unwrapped.add(key);
+          continue;
+        }
+        const invalid = /^removed invalid reference \S+ at (\S+)$/.exec(line);
+        if (invalid?.[1]) {
+          invalidRemoved[key] = [...(invalidRemoved[key] ?? []), invalid[1]];
           continue;
         }
         const m = /^removed reference ([A-Za-z]+)\//.exec(line);
@@ -89,5 +101,6 @@ describe('every R4 example of our types (hl7.fhir.r4.examples@4.0.1): PUT, read 
     }
     expect(removed).toEqual(EXCEPTIONS);
     expect([...unwrapped]).toEqual(BASE64_WRAPPED);
+    expect(invalidRemoved).toEqual(INVALID_REFERENCES);
   });
 });

@@ -140,5 +140,5 @@ describe('the compact definitions validate exactly like the full R4 bundles of @
     const full = samples.map(outcome);
     expect(compact.filter((o) => o.startsWith('error')).length).toBeGreaterThan(100);
     expect(compact).toEqual(full);
-  });
+  }, 120_000);
 });

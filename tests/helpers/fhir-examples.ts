@@ -114,6 +114,14 @@ export const EXCEPTIONS: Readonly<Record<string, readonly string[]>> = {
 export const BASE64_WRAPPED: readonly string[] = ['DiagnosticReport/gingival-mass'];
 
 /**
+ * References in the examples that R4 itself does not allow at their element (the element's targetProfile does not
+ * list the type): removed before loading (docs/fhir.md "HL7 R4 examples").
+ */
+export const INVALID_REFERENCES: Readonly<Record<string, readonly string[]>> = {
+  'Observation/clinical-gender': ['Observation.performer[0]'],
+};
+
+/**
  * Loads every R4 example of our types and makes it storable here:
  *  - references to types this server does not serve (Specimen, Condition, ...) cannot resolve, so the
  *    `reference` is removed (the `display`/`identifier` of the Reference stay; a bare Reference keeps a display);
@@ -148,7 +156,11 @@ export function prepareExamples(): PreparedExamples {
           log.push(`removed whitespace from base64 at ${path}.data`);
         }
         const ref = o['reference'];
-        if (typeof ref === 'string' && !ref.startsWith('#') && !/^https?:/.test(ref)) {
+        if (typeof ref === 'string' && INVALID_REFERENCES[key]?.includes(path)) {
+          delete o['reference'];
+          o['display'] ??= ref;
+          log.push(`removed invalid reference ${ref} at ${path}`);
+        } else if (typeof ref === 'string' && !ref.startsWith('#') && !/^https?:/.test(ref)) {
           const [t, id] = ref.split('/') as [string, string];
           const target = `${t}/${id}`;
           if (!OURS.has(t)) {
