@@ -34,6 +34,7 @@ import { GroupCommit } from './group-commit.ts';
 import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
 import { AuditOutbox } from './outbox.ts';
+import { timedAuditCommit, watchAuditQueues } from '../metrics/audit.ts';
 import { type AuditDb, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { StudyIndex } from '../dicomweb/study-index.ts';
@@ -145,10 +146,13 @@ export const auditPlugin = fp(
       : null;
     app.decorate('auditOutbox', outbox);
     const writer = new GroupCommit<AuditEvent, unknown>(
-      outbox ? (events) => outbox.append(events) : (events) => appender.append(events),
+      timedAuditCommit<AuditEvent, unknown>(
+        outbox ? (events) => outbox.append(events) : (events) => appender.append(events),
+      ),
       // The outbox orders its writes itself and lets their fdatasyncs overlap; the chain appender needs one at a time.
       { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs, maxInFlight: outbox ? 4 : 1 },
     );
+    watchAuditQueues(writer, outbox);
     // Registered after the database plugin, so this runs before the pool closes: queued events are still written,
     // and the outbox ships what it holds.
     app.addHook('onClose', async () => {
