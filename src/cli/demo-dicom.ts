@@ -71,10 +71,12 @@ export function phantomHu(x: number, y: number, z: number): number {
   return hu;
 }
 
-function write(meta: Record<string, unknown>, dataset: Record<string, unknown>): Buffer {
+function write(meta: Record<string, unknown>, dataset: Record<string, unknown>, pixels: ArrayBuffer): Buffer {
   const { DicomDict, DicomMetaDictionary } = dcmjs.data;
   const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
   dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+  // Pixel Data (7FE0,0010) with its VR given: 16-bit pixels are OW (PS3.5 §8.2).
+  dict.dict['7FE00010'] = { vr: 'OW', Value: [pixels] };
   return Buffer.from(dict.write());
 }
 
@@ -164,8 +166,8 @@ export function ctPhantomSeries(target: DemoTarget, opts: { slices?: number; siz
           RescaleIntercept: '0',
           RescaleSlope: '1',
           RescaleType: 'HU',
-          PixelData: [pixels.buffer],
         },
+        pixels.buffer,
       ),
     );
   }
