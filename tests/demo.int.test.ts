@@ -86,7 +86,7 @@ describe('first run', () => {
     expect(order.status).toBe(200);
   });
 
-  test('access per role: the doctor sees granted patients, the nurse one, the auditor none', async () => {
+  test('access per role: the doctor sees granted patients, the nurse and the patient one, the auditor none', async () => {
     const search = async (token: string) =>
       (
         await get(
@@ -98,6 +98,12 @@ describe('first run', () => {
     const nurse = await userToken('demo-nurse', ['nurse']);
     expect(entries(await search(doctor))).toBe(3);
     expect(entries(await search(nurse))).toBe(1);
+    const patient = await tokenFor(app, {
+      user: { username: 'demo-patient', roles: [] },
+      scope: 'patient/*.rs',
+      patient: first.patients['p1']!.id,
+    });
+    expect(entries(await search(patient))).toBe(1);
     const auditor = await userToken('demo-auditor', ['auditor']);
     expect((await get('/fhir/Patient', auditor)).status).toBe(403);
     const qido = await fetch(`${baseUrl}/dicom-web/studies?AccessionNumber=${first.orders['o1']!.accession}`, {
