@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { listenMetrics } from '../src/metrics/listen.ts';
 import { documentedRoute, knownUndocumented } from '../src/openapi/coverage.ts';
+import { ROUTE_DOCS } from '../src/openapi/route-docs.ts';
 import { testConfig } from './helpers/app.ts';
 import { adminToken, bearer, tokenFor } from './helpers/auth.ts';
 import { makeSeries } from './helpers/dicom.ts';
@@ -64,6 +65,11 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/fhir') || p.startsWith('/dicom-web'))).toEqual([]);
     expect(JSON.stringify(doc)).toContain('/fhir/metadata');
     expect(JSON.stringify(doc)).toContain('/docs/dicomweb');
+  });
+
+  test('every entry of the route descriptions names a registered route (none left behind by a rename)', () => {
+    const registered = new Set(app.registeredRoutes.map((r) => `${r.method} ${r.url.replace(/(.)\/$/, '$1')}`));
+    expect(Object.keys(ROUTE_DOCS).filter((k) => !registered.has(k))).toEqual([]);
   });
 
   test('every documented operation has a summary and a tag', async () => {

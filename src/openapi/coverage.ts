@@ -29,3 +29,10 @@ export function documentedRoute(url: string, config?: Record<string, unknown>): 
 export function knownUndocumented(url: string, config?: Record<string, unknown>): boolean {
   return config?.['ohif'] !== undefined || UNDOCUMENTED_PREFIXES.some((p) => under(url, p));
 }
+
+/** The tag of a route without one: `/api/v1/<area>/…` → `<area>`, `/auth/…` → `authorization`, else `operations`. */
+export function defaultTag(url: string): string {
+  const api = /^\/api\/v\d+\/([^/]+)/.exec(url);
+  if (api) return api[1]!;
+  return url.startsWith('/auth/') ? 'authorization' : 'operations';
+}

@@ -15,7 +15,7 @@ import scalar from '@scalar/fastify-api-reference';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { documentedRoute } from './coverage.ts';
+import { defaultTag, documentedRoute } from './coverage.ts';
 import { ROUTE_DOCS } from './route-docs.ts';
 
 export interface RegisteredRoute {
@@ -101,6 +101,9 @@ export const openApiPlugin = fp(
         if (doc) {
           for (const [k, v] of Object.entries(doc)) if (merged[k] === undefined) merged[k] = v;
         }
+        // A route nobody described yet still gets a summary and a tag, so the document stays navigable.
+        if (merged['summary'] === undefined) merged['summary'] = `${methods[0]} ${path}`;
+        if (merged['tags'] === undefined) merged['tags'] = [defaultTag(path)];
         if (!documented) merged['hide'] = true;
         return { schema: merged, url: path };
       },
