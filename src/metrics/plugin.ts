@@ -11,7 +11,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { bearerSecurity, protectedErrors } from '../openapi/schemas.ts';
 import { httpDuration, httpRequests, registerCounter, registerGauge, registry, stowInstances } from './registry.ts';
-import { stowCounts } from './stow-count.ts';
+import { stowCounts, uploadCounts } from './stow-count.ts';
 import { watchOrthanc } from './upstream.ts';
 
 const UNMATCHED = 'unmatched';
@@ -33,13 +33,16 @@ export const metricsHooks = fp(
         reply.elapsedTime / 1000,
       );
     });
-    // STOW-RS outcomes, from the response the client gets (so they match it exactly).
+    // STOW-RS (and upload form) outcomes, from the response the client gets (so they match it exactly).
     app.addHook('onSend', async (req, reply, payload) => {
-      if (req.method === 'POST' && routeOf(req).startsWith('/dicom-web/studies') && typeof payload === 'string') {
-        if (reply.statusCode < 500) {
-          for (const c of stowCounts(payload)) stowInstances.inc({ outcome: c.outcome, reason: c.reason }, c.count);
-        }
-      }
+      if (req.method !== 'POST' || typeof payload !== 'string' || reply.statusCode >= 500) return payload;
+      const route = routeOf(req);
+      const counts = route.startsWith('/dicom-web/studies')
+        ? stowCounts(payload)
+        : route === '/api/v1/dicom/upload'
+          ? uploadCounts(payload)
+          : [];
+      for (const c of counts) stowInstances.inc({ outcome: c.outcome, reason: c.reason }, c.count);
       return payload;
     });
   },

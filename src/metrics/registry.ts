@@ -48,7 +48,7 @@ export const upstreamErrors = new Counter({
 
 export const stowInstances = new Counter({
   name: 'ehr_stow_instances_total',
-  help: 'STOW-RS instances by outcome (stored, warning, failed) and DICOM reason code (hex; empty when stored).',
+  help: 'STOW-RS and upload-form instances by outcome (stored, warning, failed) and DICOM reason code (hex).',
   labelNames: ['outcome', 'reason'] as const,
   registers: [registry],
 });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { stowCounts } from './stow-count.ts';
+import { stowCounts, uploadCounts } from './stow-count.ts';
 
 const ref = (warning?: number) => ({
   '00081155': { vr: 'UI', Value: ['1.2.3'] },
@@ -30,5 +30,31 @@ describe('stowCounts', () => {
     },
   ])('$name', ({ body, want }) => {
     expect(stowCounts(body)).toEqual(want);
+  });
+});
+
+describe('uploadCounts', () => {
+  test.each([
+    { name: 'not JSON', body: '<html>', want: [] },
+    { name: 'nothing', body: JSON.stringify({ accepted: 0, rejected: [] }), want: [] },
+    {
+      name: 'stored and rejected by reason',
+      body: JSON.stringify({
+        accepted: 3,
+        rejected: [
+          { file: 'a.dcm', reason: 'no such patient (0xa900)' },
+          { file: 'b.txt', reason: 'not DICOM (0xC000)' },
+          { file: 'c.dcm', reason: 'odd' },
+        ],
+      }),
+      want: [
+        { outcome: 'stored', reason: '', count: 3 },
+        { outcome: 'failed', reason: 'A900', count: 1 },
+        { outcome: 'failed', reason: 'C000', count: 1 },
+        { outcome: 'failed', reason: '', count: 1 },
+      ],
+    },
+  ])('$name', ({ body, want }) => {
+    expect(uploadCounts(body)).toEqual(want);
   });
 });

@@ -45,3 +45,28 @@ export function stowCounts(body: string): StowCount[] {
   for (const it of items(ds as Dataset, '00081198')) add('failed', hex(it, '00081197'));
   return [...counts.values()];
 }
+
+/**
+ * The outcome counts of an upload-form response (`/api/v1/dicom/upload`: `accepted` and `rejected[].reason`, whose
+ * reason ends in the DICOM Failure Reason, e.g. `(0xA900)`); the same pipeline as STOW-RS.
+ */
+export function uploadCounts(body: string): StowCount[] {
+  let r: unknown;
+  try {
+    r = JSON.parse(body);
+  } catch {
+    return [];
+  }
+  if (r === null || typeof r !== 'object') return [];
+  const { accepted, rejected } = r as { accepted?: unknown; rejected?: unknown };
+  const out: StowCount[] = [];
+  if (typeof accepted === 'number' && accepted > 0) out.push({ outcome: 'stored', reason: '', count: accepted });
+  const failed = new Map<string, number>();
+  for (const x of Array.isArray(rejected) ? rejected : []) {
+    const m = /\(0x([0-9A-Fa-f]{4})\)\s*$/.exec(String((x as { reason?: unknown })?.reason ?? ''));
+    const reason = m ? m[1]!.toUpperCase() : '';
+    failed.set(reason, (failed.get(reason) ?? 0) + 1);
+  }
+  for (const [reason, count] of failed) out.push({ outcome: 'failed', reason, count });
+  return out;
+}
