@@ -127,8 +127,13 @@ export const openApiPlugin = fp(
         configuration: {
           url: '/openapi.json',
           title: 'Imaging EHR facade API',
+          // Offline and on-premises: no web fonts, no hosted AI agent, MCP or developer toolbar, no telemetry.
           withDefaultFonts: false,
           hideClientButton: true,
+          showDeveloperTools: 'never',
+          agent: { disabled: true },
+          mcp: { disabled: true },
+          telemetry: false,
         },
       });
     });
