@@ -3,13 +3,18 @@ SHELL := /bin/bash
 ROOT  := $(CURDIR)
 export PATH := $(ROOT)/.tools/node/bin:$(PATH)
 
-.PHONY: setup up down status test test-unit test-int typecheck lint bench
+# `make up` loads the demo by itself on a fresh data folder; `make demo` loads (or completes) it again.
+.PHONY: setup up demo down status test test-unit test-int typecheck lint bench
 
 setup:
 	@scripts/setup.sh
 
 up: setup
 	@bin/ehr stack up
+
+# Demo patients, orders, images and one login per role (development only; docs/first-run.md).
+demo: setup
+	@bin/ehr demo
 
 down:
 	@bin/ehr stack down

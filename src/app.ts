@@ -12,6 +12,8 @@ import { fhirPlugin } from './fhir/plugin.ts';
 import { dicomWebPlugin } from './dicomweb/plugin.ts';
 import { uploadApiPlugin } from './dicomweb/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
+import { metricsHooks, metricsRoutes } from './metrics/plugin.ts';
+import { openApiPlugin } from './openapi/plugin.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
 import { viewerPlugin } from './viewer/plugin.ts';
 import { webAppPlugin } from './webapp/plugin.ts';
@@ -90,6 +92,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, requestId: req.id });
   });
 
+  // Before every route: the OpenAPI generator and the request metrics see all routes.
+  await app.register(openApiPlugin, { config });
+  await app.register(metricsHooks, { config });
   await app.register(databasePlugin, { config });
   await app.register(orthancPlugin, { config });
   await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs });
@@ -112,5 +117,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(changeFeedPlugin, { config });
   // The web app's /api/v1/me and the admin API over users, grants and clients.
   await app.register(webApiRoutes);
+  // GET /metrics (admin token; or the token-less EHR_METRICS_LISTEN) and the readings of caches and queues.
+  await app.register(metricsRoutes);
   return app;
 }

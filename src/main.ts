@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config/load-config.ts';
+import { listenMetrics } from './metrics/listen.ts';
 
 /**
  * Process entry: config → buildApp → listen, with graceful shutdown on SIGTERM/SIGINT.
@@ -22,6 +24,7 @@ async function main(): Promise<void> {
   }
 
   const app = await buildApp(config);
+  let metrics: Server | undefined;
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
@@ -29,6 +32,7 @@ async function main(): Promise<void> {
     app.log.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
+    metrics?.close();
     await app.close();
     process.exit(0);
   };
@@ -36,6 +40,10 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen({ host: config.host, port: config.port });
+  if (config.metricsListen) {
+    metrics = await listenMetrics(config.metricsListen);
+    app.log.info({ metricsListen: config.metricsListen }, 'metrics listener up');
+  }
 }
 
 main().catch((err: unknown) => {

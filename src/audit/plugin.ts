@@ -38,6 +38,7 @@ import { GroupCommit } from './group-commit.ts';
 import { HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
 import { AuditOutbox } from './outbox.ts';
+import { timedAuditCommit, watchAuditQueues } from '../metrics/audit.ts';
 import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
 import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
@@ -212,10 +213,11 @@ export const auditPlugin = fp(
       }
     };
     const writer = new GroupCommit<AuditEvent, unknown>(
-      outbox ? (events) => outbox.append(events) : toDatabase,
+      timedAuditCommit<AuditEvent, unknown>(outbox ? (events) => outbox.append(events) : toDatabase),
       // The outbox orders its writes itself and lets their fdatasyncs overlap; the chain appender needs one at a time.
       { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs, maxInFlight: outbox ? 4 : 1 },
     );
+    watchAuditQueues(writer, outbox);
     // Registered after the database plugin, so this runs before the pool closes: queued events are still written,
     // and the outbox ships what it holds.
     app.addHook('onClose', async () => {

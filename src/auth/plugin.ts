@@ -123,6 +123,11 @@ export const accessPlugin = fp(
     app.addHook('onRequest', async (req, reply) => {
       const path = req.url.split('?')[0] ?? '';
       if (isPublic(req.method, path, req.headers)) return;
+      // No route matched: there is nothing to protect, so the not-found handler answers 404 with or without a token
+      // (a 401 would only hint that something lives there).
+      if (req.routeOptions.url === undefined) return;
+      // Routes that declare themselves public: the API documentation (src/openapi/plugin.ts).
+      if (req.routeOptions.config.public === true) return;
       let access: Access;
       try {
         access = await authenticate(req);

@@ -8,6 +8,8 @@ import { migrate } from '../db/migrate.ts';
 import { fhirDefinitionsCommand } from '../fhir/r4-subset-cli.ts';
 import { StackError } from '../stack/process.ts';
 import { authCommand, UsageError } from './auth-command.ts';
+import { DemoError } from './demo.ts';
+import { demoCommand } from './demo-command.ts';
 import { stackCommand } from './stack-command.ts';
 import { UploadUsageError, uploadCommand } from './upload-command.ts';
 
@@ -16,6 +18,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const USAGE = `usage: bin/ehr <command>
 
   stack up|down|status   run the local stack (PostgreSQL, Orthanc, facade) in the background
+  demo [--force]         load demo patients, orders, images and logins (development only; make up does it once)
   upload PATHS --url URL --token TOKEN|--client ID --key FILE   STOW-RS upload of DICOM files and folders (--help)
   migrate                apply pending database migrations
   config check           validate the configuration from the environment
@@ -47,6 +50,9 @@ async function run(argv: string[]): Promise<number> {
       return uploadCommand(rest);
     case 'stack':
       return stackCommand(rest);
+    case 'demo':
+      loadEnvFiles();
+      return demoCommand(rest, ROOT);
     case 'migrate': {
       loadEnvFiles();
       const level = await migrate(loadConfig(process.env).databaseUrl);
@@ -104,6 +110,7 @@ run(process.argv.slice(2)).then(
       err instanceof UploadUsageError ||
       err instanceof StackError ||
       err instanceof UsageError ||
+      err instanceof DemoError ||
       err instanceof DevelopmentOnlyError;
     process.stderr.write(`ehr: ${known ? '' : 'error: '}${(err as Error).message}\n`);
     process.exit(1);

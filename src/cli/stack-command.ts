@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { demoAfterUp } from './demo-command.ts';
 import { type StackInfo, settingsFromEnv, stackDown, stackStatus, stackUp } from '../stack/stack.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -8,6 +11,10 @@ function printUrls(info: StackInfo): void {
   console.log(`
 The stack is up (data in ${info.settings.dataDir}):
   Facade          ${base}
+  Staff app       ${base}/app/
+  Viewer (OHIF)   ${base}/
+  API docs        ${base}/docs/  (OpenAPI 3.1: ${base}/openapi.json)
+  Metrics         ${base}/metrics  (admin token; or set EHR_METRICS_LISTEN, docs/metrics.md)
   Liveness        ${base}/healthz
   Readiness       ${base}/readyz
   FHIR R4         ${base}/fhir
@@ -29,8 +36,11 @@ export async function stackCommand(args: string[]): Promise<number> {
   const settings = settingsFromEnv(process.env, ROOT);
   switch (args[0]) {
     case 'up': {
+      // A fresh data folder gets the demo once (development only; EHR_DEMO=0 skips it, docs/first-run.md).
+      const fresh = !existsSync(join(settings.dataDir, 'secrets.json'));
       const info = await stackUp(settings, (line) => console.log(line));
       printUrls(info);
+      await demoAfterUp(info.facadeEnv, settings.dataDir, fresh, (line) => console.log(line));
       return 0;
     }
     case 'down':

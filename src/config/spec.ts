@@ -35,6 +35,7 @@ export interface Config {
   upstreamTimeoutMs: number;
   readyTimeoutMs: number;
   logLevel: LogLevel;
+  metricsListen: string;
   auditRetentionDays: number;
   auditBatchMax: number;
   auditBatchWaitMs: number;
@@ -195,6 +196,14 @@ export const configVars: readonly ConfigVar[] = [
     schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     default: 'info',
     description: 'Pino log level.',
+  },
+  {
+    env: 'EHR_METRICS_LISTEN',
+    key: 'metricsListen',
+    schema: { type: 'string', pattern: '^$|^(\\[[^\\]]+\\]|[^:]+):[0-9]{1,5}$' },
+    default: '',
+    description:
+      'host:port of a separate listener serving `/metrics` without a token (e.g. `127.0.0.1:9464`). Empty: none; `/metrics` on the API port needs an admin token.',
   },
   {
     env: 'EHR_AUDIT_RETENTION_DAYS',

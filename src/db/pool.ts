@@ -1,5 +1,6 @@
 import { createPool, type DatabasePool } from 'slonik';
 import type { Config } from '../config/spec.ts';
+import { databaseInterceptor } from '../metrics/upstream.ts';
 
 /**
  * Creates the EHR database pool. Connections are opened lazily and re-opened after the server comes back,
@@ -21,5 +22,7 @@ export async function createDatabasePool(config: Config): Promise<DatabasePool> 
     connectionRetryLimit: 1,
     queryRetryLimit: 0,
     resetConnection: async () => {},
+    // Statement latency and errors for /metrics (src/metrics/upstream.ts).
+    interceptors: [databaseInterceptor],
   });
 }
