@@ -217,6 +217,34 @@ describe('bad input: 400 with a reason, never a 5xx or a stack', () => {
   });
 });
 
+describe('unsupported methods: 405 with Allow, as Orthanc answers (RFC 9110 §15.5.6)', () => {
+  test.each([
+    ['PUT', '/dicom-web/studies', 'GET, HEAD, POST'],
+    ['DELETE', '/dicom-web/studies', 'GET, HEAD, POST'],
+    ['PATCH', '/dicom-web/studies', 'GET, HEAD, POST'],
+    ['DELETE', '/dicom-web/studies/1.2.3', 'GET, HEAD, POST'],
+    ['PUT', '/dicom-web/studies/1.2.3/series', 'GET, HEAD'],
+    ['POST', '/dicom-web/studies/1.2.3/series/1.4/metadata', 'GET, HEAD'],
+    ['DELETE', '/dicom-web/studies/1.2.3/series/1.4/instances/1.5', 'GET, HEAD'],
+    ['POST', '/dicom-web/studies/1.2.3/series/1.4/instances/1.5/frames/1', 'GET, HEAD'],
+    ['PUT', '/dicom-web/wado', 'GET, HEAD'],
+  ])('%s %s', async (method, path, allow) => {
+    const res = await request(app.server)
+      [method.toLowerCase() as 'put'](path)
+      .set(admin)
+      .set('content-type', 'application/dicom')
+      .send(Buffer.from('not read'));
+    expect(res.status).toBe(405);
+    expect(res.headers['allow']).toBe(allow);
+    expect(String(first(JSON.parse(res.text) as Item, '00000902'))).toContain(`${method} is not supported`);
+  });
+
+  test('an unknown path stays 404', async () => {
+    const res = await request(app.server).put('/dicom-web/nothing-here').set(admin);
+    expect(res.status).toBe(404);
+  });
+});
+
 describe('CORS for configured origins only', () => {
   test('the configured origin is allowed, another is not', async () => {
     const ok = await request(app.server).get('/dicom-web/studies?limit=1').set(admin).set('origin', ORIGIN);

@@ -12,6 +12,7 @@ import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
+import { collectRoutes, registerMethodNotAllowed } from './method-not-allowed.ts';
 import { planPublicUrls } from './public-url.ts';
 import { type QidoContext, qidoRoutes } from './qido-rs.ts';
 import { QidoStudyIndex } from './qido-study-index.ts';
@@ -102,7 +103,7 @@ async function dicomWebScope(app: FastifyInstance, opts: { config: Config; conte
     origin: origins.length ? origins : false,
     methods: ['GET', 'POST', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Accept', 'Content-Type', 'X-Request-Id'],
-    exposedHeaders: ['Content-Type', 'Content-Length', 'Warning', 'X-Request-Id'],
+    exposedHeaders: ['Content-Type', 'Content-Length', 'Warning', 'X-Request-Id', 'Allow'],
     maxAge: 600,
   });
 
@@ -116,11 +117,14 @@ async function dicomWebScope(app: FastifyInstance, opts: { config: Config; conte
 
   installDicomErrorHandling(app);
 
+  const routes = collectRoutes(app);
   await app.register(qidoRoutes, { context: opts.context });
   await app.register(wadoRoutes, { context: opts.context });
   await app.register(wadoUriRoutes, { context: opts.context });
   // STOW-RS (POST /studies, /studies/{study}): registered here.
   await app.register(stowRoutes, { config });
+  // Other methods on these resources: 405 with Allow, not 404 (RFC 9110 §15.5.6).
+  registerMethodNotAllowed(app, routes, sendDicomError);
 }
 
 /**
