@@ -127,6 +127,49 @@ describe('RetrieveURL and BulkDataURI point at the facade', () => {
       await prefixed.close();
     }
   });
+
+  test('behind a trusted proxy (EHR_TRUST_PROXY): Forwarded / X-Forwarded-Host / -Proto are followed', async () => {
+    const proxied = await testApp({ publicBaseUrl: 'https://ehr.example.test/imaging', trustProxy: true });
+    try {
+      const study = data.A.studies[1];
+      const token = bearer(await adminToken(proxied));
+      const meta = await proxied.inject({
+        url: `/dicom-web/studies/${study?.uid}/metadata`,
+        headers: { ...token, 'x-forwarded-host': 'pacs.example.org:8443', 'x-forwarded-proto': 'http' },
+      });
+      expect(meta.statusCode).toBe(200);
+      const bulk = (JSON.parse(meta.body) as Item[]).map((i) => i['7FE00010']?.BulkDataURI);
+      expect(bulk.length).toBeGreaterThan(0);
+      for (const u of bulk) expect(u).toMatch(/^http:\/\/pacs\.example\.org:8443\/imaging\/dicom-web\/studies\//);
+      const qido = await proxied.inject({
+        url: `/dicom-web/studies?StudyInstanceUID=${study?.uid}`,
+        headers: { ...token, forwarded: 'for=10.1.2.3;host=rad.example.org;proto=https' },
+      });
+      const urls = (JSON.parse(qido.body) as Item[]).map((i) => String(first(i, '00081190')));
+      expect(urls).toEqual([`https://rad.example.org/imaging/dicom-web/studies/${study?.uid}`]);
+      // An invalid forwarded host is not echoed.
+      const evil = await proxied.inject({
+        url: `/dicom-web/studies?StudyInstanceUID=${study?.uid}`,
+        headers: { ...token, 'x-forwarded-host': 'evil.example/"><x' },
+      });
+      expect(evil.body).not.toContain('evil');
+      expect(evil.body).toContain('https://ehr.example.test/imaging/dicom-web/studies/');
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  test('without EHR_TRUST_PROXY the forwarding headers are ignored', async () => {
+    const study = data.A.studies[0];
+    const res = await request(app.server)
+      .get(`/dicom-web/studies/${study?.uid}/metadata`)
+      .set(doctor)
+      .set('x-forwarded-host', 'pacs.example.org')
+      .set('forwarded', 'host=pacs.example.org;proto=https');
+    expect(res.status).toBe(200);
+    expect(res.text).not.toContain('pacs.example.org');
+    expect(res.text).toContain(`${base}/dicom-web/studies/`);
+  });
 });
 
 describe('the npm dicomweb-client as a real client', () => {
