@@ -17,6 +17,7 @@ import {
   dicomWith,
   first,
   linkStudy,
+  makeStudy,
   seedDataset,
   storeInOrthanc,
   studyUids,
@@ -201,10 +202,42 @@ describe('the npm dicomweb-client as a real client', () => {
     // B's studies do not exist for this doctor.
     expect(await client.searchForStudies({ queryParams: { PatientID: data.B.mrn } })).toEqual([]);
   });
+  test('a private-tag includefield (00091001) answers as Orthanc alone does', async () => {
+    const xhr2 = 'xhr2'; // untyped CommonJS module
+    const { default: XMLHttpRequest } = (await import(xhr2)) as { default: unknown };
+    (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XMLHttpRequest;
+    const { api } = (await import('dicomweb-client')) as unknown as {
+      api: { DICOMwebClient: new (o: Record<string, unknown>) => DicomWebClientApi };
+    };
+    const made = makeStudy(data.A, '20240102', [1], 'private tag study');
+    await storeInOrthanc(
+      made.files.map((f) =>
+        dicomWith(f, { '00090010': { vr: 'LO', Value: ['EHR TEST'] }, '00091001': { vr: 'LO', Value: ['private'] } }),
+      ),
+    );
+    await linkStudy(app, data.A.id, made.study);
+    const stack = inject('stack');
+    const orthancAuth = `Basic ${Buffer.from(`${stack.orthancUsername}:${stack.orthancPassword}`).toString('base64')}`;
+    const query = {
+      studyInstanceUID: made.study.uid,
+      seriesInstanceUID: made.study.series[0]?.uid,
+      queryParams: { includefield: '00091001' },
+    };
+    const facade = new api.DICOMwebClient({ url: `${base}/dicom-web`, headers: doctor });
+    const direct = new api.DICOMwebClient({
+      url: `${stack.orthancUrl}/dicom-web`,
+      headers: { authorization: orthancAuth },
+    });
+    const mine = (await facade.searchForInstances(query)) as Item[];
+    const theirs = (await direct.searchForInstances(query)) as Item[];
+    expect(mine.map((i) => first(i, '00080018'))).toEqual(made.study.series[0]?.instances);
+    expect(mine.map((i) => i['00091001'] ?? null)).toEqual(theirs.map((i) => i['00091001'] ?? null));
+  });
 });
 
 interface DicomWebClientApi {
   searchForStudies(o: { queryParams: Record<string, string> }): Promise<unknown>;
+  searchForInstances(o: Record<string, unknown>): Promise<unknown>;
   retrieveSeriesMetadata(o: Record<string, unknown>): Promise<unknown>;
   retrieveInstanceFrames(o: Record<string, unknown>): Promise<unknown>;
 }
