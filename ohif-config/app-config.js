@@ -44,7 +44,9 @@
       post_logout_redirect_uri: '/',
       silent_redirect_uri: '/silent-refresh.html',
       response_type: 'code',
-      scope: 'openid fhirUser user/ImagingStudy.rs',
+      // Read imaging, and create it: Save of SR, SEG and measurements is a STOW-RS into the open study. Whether a save
+      // is accepted is the access policy's decision per user and patient (refused per instance with 0x0124).
+      scope: 'openid fhirUser user/ImagingStudy.crs',
       // SMART requires the FHIR base URL as `aud` in the authorization request.
       extraQueryParams: { aud: `${origin}/fhir` },
       // No silent renew through a hidden iframe (the login page refuses framing). Access tokens are short-lived; an
