@@ -55,7 +55,11 @@
     box.style.cssText =
       'position:fixed;top:12px;left:50%;transform:translateX(-50%);z-index:100000;max-width:640px;padding:12px 16px;' +
       'background:#7f1d1d;color:#fff;border-radius:6px;font:14px sans-serif;box-shadow:0 2px 12px rgba(0,0,0,.5)';
-    box.textContent = `Not saved (${status}): ${reasons.length ? reasons.join('; ') : 'the server refused the upload'}`;
+    const fallback =
+      status === 401
+        ? 'this session may view this study but not save to it (a viewer link is read-only; sign in to save)'
+        : 'the server refused the upload';
+    box.textContent = `Not saved (${status}): ${reasons.length ? reasons.join('; ') : fallback}`;
     box.addEventListener('click', () => box.remove());
     document.body.appendChild(box);
     setTimeout(() => box.remove(), 15000);
