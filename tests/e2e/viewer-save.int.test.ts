@@ -1,6 +1,9 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { adminToken, bearer } from '../helpers/auth.ts';
+import { randomUUID } from 'node:crypto';
+import type { Practitioner, ServiceRequest } from '@medplum/fhirtypes';
+import { adminToken, bearer, tokenFor } from '../helpers/auth.ts';
+import { fhirPost } from '../helpers/stow.ts';
 import {
   type DicomWebCall,
   imageDrawn,
@@ -17,7 +20,7 @@ import { type Auth, type Booked, bookPatientAndOrder, type Doctor, doctor, stow 
 
 /**
  * Saving a report from OHIF (its own SR export, `storeMeasurements`, as "Create Report" runs it) in a real browser:
- * a user allowed to write ImagingStudy for the patient saves into the open study and the SR is there after a reload;
+ * the radiologist the order is assigned to (allowed to write ImagingStudy for the patient) saves into the open study and the SR is there after a reload;
  * a viewer link (read-only token) is refused and the reason is shown. Every wait is bounded.
  */
 
@@ -30,6 +33,9 @@ let admin: Auth;
 let dr: Doctor;
 let a: Booked;
 let study: string;
+/** A radiologist: the CT order of patient A names them as performer (their "imaging-assigned" patients). */
+const rad = { username: 'rad-save', password: `pw-${randomUUID()}` };
+let radOrder: string;
 
 beforeAll(async () => {
   f = await startFacade();
@@ -37,11 +43,26 @@ beforeAll(async () => {
   admin = bearer(await adminToken(f.app));
   a = await bookPatientAndOrder(f.app, admin, 'Saver');
   dr = await doctor(f.app, 'dr-save', [a.patientId]);
+  const pr = await fhirPost<Practitioner>(f.app, admin, { resourceType: 'Practitioner', name: [{ family: 'Reader' }] });
+  await tokenFor(f.app, {
+    user: { username: rad.username, roles: ['radiologist'], password: rad.password, practitionerId: pr.id! },
+    scope: 'openid fhirUser user/*.rs',
+  });
+  const order = await fhirPost<ServiceRequest>(f.app, admin, {
+    resourceType: 'ServiceRequest',
+    status: 'active',
+    intent: 'order',
+    code: { coding: [{ system: 'http://loinc.org', code: '24725-4', display: 'CT Head' }] },
+    subject: { reference: `Patient/${a.patientId}` },
+    performer: [{ reference: `Practitioner/${pr.id}` }],
+  });
+  radOrder = order.id!;
+  const accession = order.identifier?.find((i) => i.type?.coding?.some((c) => c.code === 'ACSN'))?.value ?? '';
   const series = ctSeries({
     patientId: a.mrn,
     patientName: `${a.family}^Viewer`,
     studyInstanceUid: newUid(),
-    accessionNumber: a.accession,
+    accessionNumber: accession,
     slices: 3,
     size: 128,
   });
@@ -54,7 +75,7 @@ afterAll(async () => {
   await f?.app.close();
 });
 
-/** Signs the doctor in when OHIF sends the page to the login form, then waits (bounded) for the image. */
+/** Signs the radiologist in when OHIF sends the page to the login form, then waits (bounded) for the image. */
 async function signInIfAsked(page: Page): Promise<void> {
   const form = page.locator('input[name=username]');
   // Polled, as the login page's CSP forbids the evaluation waitForFunction uses there.
@@ -65,35 +86,41 @@ async function signInIfAsked(page: Page): Promise<void> {
     if (Date.now() > deadline) throw new Error('neither the login form nor an image appeared');
     await page.waitForTimeout(250);
   }
-  await page.fill('input[name=username]', dr.username);
-  await page.fill('input[name=password]', dr.password);
+  await page.fill('input[name=username]', rad.username);
+  await page.fill('input[name=password]', rad.password);
   await Promise.all([page.waitForURL(/\/viewer/, { timeout: 30_000 }), page.click('button[type=submit]')]);
   await waitForDrawnImage(page, RENDER_TIMEOUT_MS);
 }
 
-/** Draws a Length measurement across the middle of the first viewport. */
+/** Draws a Length measurement across the middle of the first viewport (the drag is repeated, bounded, until OHIF has it). */
 async function drawLength(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    const w = globalThis as unknown as { commandsManager: { runCommand(n: string, o: object): unknown } };
-    w.commandsManager.runCommand('setToolActive', { toolName: 'Length' });
-  });
-  const canvas = page.locator('canvas.cornerstone-canvas').first();
-  const box = await canvas.boundingBox();
-  if (!box) throw new Error('no viewport canvas');
-  const cx = box.x + box.width / 2;
-  const cy = box.y + box.height / 2;
-  await page.mouse.move(cx - 40, cy - 20);
-  await page.mouse.down();
-  await page.mouse.move(cx + 40, cy + 20, { steps: 8 });
-  await page.mouse.up();
-  await page.waitForFunction(
-    () =>
-      (
-        globalThis as unknown as { services: { measurementService: { getMeasurements(): unknown[] } } }
-      ).services.measurementService.getMeasurements().length > 0,
-    undefined,
-    { timeout: 15_000 },
-  );
+  const count = () =>
+    page.evaluate(
+      () =>
+        (
+          globalThis as unknown as { services: { measurementService: { getMeasurements(): unknown[] } } }
+        ).services.measurementService.getMeasurements().length,
+    );
+  for (let attempt = 0; attempt < 4; attempt++) {
+    await page.evaluate(() => {
+      const w = globalThis as unknown as { commandsManager: { runCommand(n: string, o: object): unknown } };
+      w.commandsManager.runCommand('setToolActive', { toolName: 'Length' });
+    });
+    const canvas = page.locator('canvas.cornerstone-canvas').first();
+    const box = await canvas.boundingBox();
+    if (!box) throw new Error('no viewport canvas');
+    const cx = box.x + box.width / 2;
+    const cy = box.y + box.height / 2 + attempt * 10;
+    await page.mouse.move(cx - 40, cy - 20);
+    await page.mouse.down();
+    await page.mouse.move(cx + 40, cy + 20, { steps: 8 });
+    await page.mouse.up();
+    for (let i = 0; i < 20; i++) {
+      if ((await count()) > 0) return;
+      await page.waitForTimeout(250);
+    }
+  }
+  throw new Error('OHIF recorded no Length measurement');
 }
 
 /** OHIF's own SR export of the current measurements into the active data source (what "Create Report" runs). */
@@ -123,7 +150,7 @@ const srSeries = async (): Promise<unknown[]> => {
 };
 
 describe('saving an SR from OHIF', () => {
-  test('a doctor of the patient saves an SR; it is in the study and shown again after a reload', async () => {
+  test('the assigned radiologist saves an SR; it is in the study and shown again after a reload', async () => {
     const page = await browser.newPage({ viewport: VIEWPORT });
     const calls: DicomWebCall[] = recordDicomWeb(page);
     const logs = recordConsole(page);
@@ -164,7 +191,7 @@ describe('saving an SR from OHIF', () => {
   });
 
   test('a read-only viewer link: refused, and OHIF shows why', async () => {
-    const res = await f.app.inject({ url: `/api/v1/dicom/viewer-url/${a.orderId}`, headers: dr.auth });
+    const res = await f.app.inject({ url: `/api/v1/dicom/viewer-url/${radOrder}`, headers: dr.auth });
     expect(res.statusCode).toBe(200);
     const page = await browser.newPage({ viewport: VIEWPORT });
     const calls: DicomWebCall[] = recordDicomWeb(page);
