@@ -32,6 +32,55 @@
   }
   const viewerTokenMode = new URLSearchParams(window.location.search).has('token');
 
+  // --- saving from the viewer: say why a STOW-RS was refused ------------------------------------------------------
+  // OHIF 3.13 reports a failed Save (SR, SEG, measurements) with dicomweb-client's generic "request failed", and its
+  // DICOMweb data source never calls httpErrorHandler. The facade states the reason per instance (FailedSOPSequence
+  // ErrorComment, e.g. "not authorized to store imaging for this patient"; PS3.18 §10.5.3): show it in an alert.
+  const stowPath = /\/dicom-web\/studies(\/[^/?]*)?(\?.*)?$/;
+  const comments = (text) => {
+    try {
+      const body = JSON.parse(text);
+      const failed = body?.['00081198']?.Value ?? [];
+      const out = failed.map((f) => f?.['00000902']?.Value?.[0]).filter(Boolean);
+      if (out.length === 0 && body?.['00000902']?.Value?.[0]) out.push(body['00000902'].Value[0]);
+      return [...new Set(out)];
+    } catch {
+      return [];
+    }
+  };
+  const showSaveError = (status, reasons) => {
+    const box = document.createElement('div');
+    box.setAttribute('role', 'alert');
+    box.dataset.testid = 'ehr-save-error';
+    box.style.cssText =
+      'position:fixed;top:12px;left:50%;transform:translateX(-50%);z-index:100000;max-width:640px;padding:12px 16px;' +
+      'background:#7f1d1d;color:#fff;border-radius:6px;font:14px sans-serif;box-shadow:0 2px 12px rgba(0,0,0,.5)';
+    const fallback =
+      status === 401
+        ? 'this session may view this study but not save to it (a viewer link is read-only; sign in to save)'
+        : 'the server refused the upload';
+    box.textContent = `Not saved (${status}): ${reasons.length ? reasons.join('; ') : fallback}`;
+    box.addEventListener('click', () => box.remove());
+    document.body.appendChild(box);
+    setTimeout(() => box.remove(), 15000);
+  };
+  const open = XMLHttpRequest.prototype.open;
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    this.ehrStow = String(method).toUpperCase() === 'POST' && stowPath.test(new URL(url, origin).pathname);
+    return open.call(this, method, url, ...rest);
+  };
+  XMLHttpRequest.prototype.send = function (...args) {
+    if (this.ehrStow) {
+      this.addEventListener('loadend', () => {
+        const text = this.responseType === '' || this.responseType === 'text' ? this.responseText : '';
+        const failed = this.status >= 400 || (this.status === 202 && comments(text).length > 0);
+        if (failed) showSaveError(this.status, comments(text));
+      });
+    }
+    return send.apply(this, args);
+  };
+
   // --- logged-in use: OHIF's oidc client (oidc-client-ts; response_type 'code' always uses PKCE) --------------------
   const oidc = [
     {
@@ -44,7 +93,9 @@
       post_logout_redirect_uri: '/',
       silent_redirect_uri: '/silent-refresh.html',
       response_type: 'code',
-      scope: 'openid fhirUser user/ImagingStudy.rs',
+      // Read imaging, and create it: Save of SR, SEG and measurements is a STOW-RS into the open study. Whether a save
+      // is accepted is the access policy's decision per user and patient (refused per instance with 0x0124).
+      scope: 'openid fhirUser user/ImagingStudy.crs',
       // SMART requires the FHIR base URL as `aud` in the authorization request.
       extraQueryParams: { aud: `${origin}/fhir` },
       // No silent renew through a hidden iframe (the login page refuses framing). Access tokens are short-lived; an

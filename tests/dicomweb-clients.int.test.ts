@@ -17,6 +17,7 @@ import {
   dicomWith,
   first,
   linkStudy,
+  makeStudy,
   seedDataset,
   storeInOrthanc,
   studyUids,
@@ -127,6 +128,49 @@ describe('RetrieveURL and BulkDataURI point at the facade', () => {
       await prefixed.close();
     }
   });
+
+  test('behind a trusted proxy (EHR_TRUST_PROXY): Forwarded / X-Forwarded-Host / -Proto are followed', async () => {
+    const proxied = await testApp({ publicBaseUrl: 'https://ehr.example.test/imaging', trustProxy: true });
+    try {
+      const study = data.A.studies[1];
+      const token = bearer(await adminToken(proxied));
+      const meta = await proxied.inject({
+        url: `/dicom-web/studies/${study?.uid}/metadata`,
+        headers: { ...token, 'x-forwarded-host': 'pacs.example.org:8443', 'x-forwarded-proto': 'http' },
+      });
+      expect(meta.statusCode).toBe(200);
+      const bulk = (JSON.parse(meta.body) as Item[]).map((i) => i['7FE00010']?.BulkDataURI);
+      expect(bulk.length).toBeGreaterThan(0);
+      for (const u of bulk) expect(u).toMatch(/^http:\/\/pacs\.example\.org:8443\/imaging\/dicom-web\/studies\//);
+      const qido = await proxied.inject({
+        url: `/dicom-web/studies?StudyInstanceUID=${study?.uid}`,
+        headers: { ...token, forwarded: 'for=10.1.2.3;host=rad.example.org;proto=https' },
+      });
+      const urls = (JSON.parse(qido.body) as Item[]).map((i) => String(first(i, '00081190')));
+      expect(urls).toEqual([`https://rad.example.org/imaging/dicom-web/studies/${study?.uid}`]);
+      // An invalid forwarded host is not echoed.
+      const evil = await proxied.inject({
+        url: `/dicom-web/studies?StudyInstanceUID=${study?.uid}`,
+        headers: { ...token, 'x-forwarded-host': 'evil.example/"><x' },
+      });
+      expect(evil.body).not.toContain('evil');
+      expect(evil.body).toContain('https://ehr.example.test/imaging/dicom-web/studies/');
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  test('without EHR_TRUST_PROXY the forwarding headers are ignored', async () => {
+    const study = data.A.studies[0];
+    const res = await request(app.server)
+      .get(`/dicom-web/studies/${study?.uid}/metadata`)
+      .set(doctor)
+      .set('x-forwarded-host', 'pacs.example.org')
+      .set('forwarded', 'host=pacs.example.org;proto=https');
+    expect(res.status).toBe(200);
+    expect(res.text).not.toContain('pacs.example.org');
+    expect(res.text).toContain(`${base}/dicom-web/studies/`);
+  });
 });
 
 describe('the npm dicomweb-client as a real client', () => {
@@ -158,10 +202,42 @@ describe('the npm dicomweb-client as a real client', () => {
     // B's studies do not exist for this doctor.
     expect(await client.searchForStudies({ queryParams: { PatientID: data.B.mrn } })).toEqual([]);
   });
+  test('a private-tag includefield (00091001) answers as Orthanc alone does', async () => {
+    const xhr2 = 'xhr2'; // untyped CommonJS module
+    const { default: XMLHttpRequest } = (await import(xhr2)) as { default: unknown };
+    (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XMLHttpRequest;
+    const { api } = (await import('dicomweb-client')) as unknown as {
+      api: { DICOMwebClient: new (o: Record<string, unknown>) => DicomWebClientApi };
+    };
+    const made = makeStudy(data.A, '20240102', [1], 'private tag study');
+    await storeInOrthanc(
+      made.files.map((f) =>
+        dicomWith(f, { '00090010': { vr: 'LO', Value: ['EHR TEST'] }, '00091001': { vr: 'LO', Value: ['private'] } }),
+      ),
+    );
+    await linkStudy(app, data.A.id, made.study);
+    const stack = inject('stack');
+    const orthancAuth = `Basic ${Buffer.from(`${stack.orthancUsername}:${stack.orthancPassword}`).toString('base64')}`;
+    const query = {
+      studyInstanceUID: made.study.uid,
+      seriesInstanceUID: made.study.series[0]?.uid,
+      queryParams: { includefield: '00091001' },
+    };
+    const facade = new api.DICOMwebClient({ url: `${base}/dicom-web`, headers: doctor });
+    const direct = new api.DICOMwebClient({
+      url: `${stack.orthancUrl}/dicom-web`,
+      headers: { authorization: orthancAuth },
+    });
+    const mine = (await facade.searchForInstances(query)) as Item[];
+    const theirs = (await direct.searchForInstances(query)) as Item[];
+    expect(mine.map((i) => first(i, '00080018'))).toEqual(made.study.series[0]?.instances);
+    expect(mine.map((i) => i['00091001'] ?? null)).toEqual(theirs.map((i) => i['00091001'] ?? null));
+  });
 });
 
 interface DicomWebClientApi {
   searchForStudies(o: { queryParams: Record<string, string> }): Promise<unknown>;
+  searchForInstances(o: Record<string, unknown>): Promise<unknown>;
   retrieveSeriesMetadata(o: Record<string, unknown>): Promise<unknown>;
   retrieveInstanceFrames(o: Record<string, unknown>): Promise<unknown>;
 }
@@ -214,6 +290,34 @@ describe('bad input: 400 with a reason, never a 5xx or a stack', () => {
     const res = await request(app.server).get(`/dicom-web/studies?access_token=${token}`);
     expect([400, 401]).toContain(res.status);
     expect(res.status).not.toBe(200);
+  });
+});
+
+describe('unsupported methods: 405 with Allow, as Orthanc answers (RFC 9110 §15.5.6)', () => {
+  test.each([
+    ['PUT', '/dicom-web/studies', 'GET, HEAD, POST'],
+    ['DELETE', '/dicom-web/studies', 'GET, HEAD, POST'],
+    ['PATCH', '/dicom-web/studies', 'GET, HEAD, POST'],
+    ['DELETE', '/dicom-web/studies/1.2.3', 'GET, HEAD, POST'],
+    ['PUT', '/dicom-web/studies/1.2.3/series', 'GET, HEAD'],
+    ['POST', '/dicom-web/studies/1.2.3/series/1.4/metadata', 'GET, HEAD'],
+    ['DELETE', '/dicom-web/studies/1.2.3/series/1.4/instances/1.5', 'GET, HEAD'],
+    ['POST', '/dicom-web/studies/1.2.3/series/1.4/instances/1.5/frames/1', 'GET, HEAD'],
+    ['PUT', '/dicom-web/wado', 'GET, HEAD'],
+  ])('%s %s', async (method, path, allow) => {
+    const res = await request(app.server)
+      [method.toLowerCase() as 'put'](path)
+      .set(admin)
+      .set('content-type', 'application/dicom')
+      .send(Buffer.from('not read'));
+    expect(res.status).toBe(405);
+    expect(res.headers['allow']).toBe(allow);
+    expect(String(first(JSON.parse(res.text) as Item, '00000902'))).toContain(`${method} is not supported`);
+  });
+
+  test('an unknown path stays 404', async () => {
+    const res = await request(app.server).put('/dicom-web/nothing-here').set(admin);
+    expect(res.status).toBe(404);
   });
 });
 

@@ -6,13 +6,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import type { Config } from '../src/config/spec.ts';
 import { freePort } from '../src/stack/process.ts';
 import { testConfig } from './helpers/app.ts';
 import { adminToken, bearer, grantPatient, tokenFor } from './helpers/auth.ts';
-import { makeSeries } from './helpers/dicom.ts';
+import { readFileSync } from 'node:fs';
+import { makeSeries, newUid } from './helpers/dicom.ts';
 import { bookPatientAndOrder, multipartBody, orthancIdOf, STOW_TYPE, seq, val } from './helpers/stow.ts';
 
 /** Real clients over real HTTP: Expect handling, dicomweb-client, curl-like raw requests, the CLI and a browser form. */
@@ -180,6 +182,90 @@ describe('access policy', () => {
     expect(await orthancIdOf(mine.studyUid, 'Study')).toBeDefined();
     const order = await app.db.one(sql.unsafe`SELECT study_instance_uid FROM orders WHERE id = ${other.orderId}`);
     expect(order).toEqual({ study_instance_uid: null });
+  });
+});
+
+interface StowClient {
+  storeInstances(o: { datasets: ArrayBuffer[]; studyInstanceUID?: string }): Promise<unknown>;
+}
+
+/** The npm dicomweb-client (what OHIF uses) against `base`, over real HTTP (xhr2). */
+async function dicomwebClient(url: string, headers: Record<string, string>): Promise<StowClient> {
+  const xhr2 = 'xhr2'; // untyped CommonJS module
+  const { default: XHR } = (await import(xhr2)) as { default: unknown };
+  (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XHR;
+  const { api } = (await import('dicomweb-client')) as unknown as {
+    api: { DICOMwebClient: new (o: object) => StowClient };
+  };
+  return new api.DICOMwebClient({ url: `${url}/dicom-web`, headers });
+}
+
+const arrayBuffers = (files: Buffer[]) =>
+  files.map((f) => f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength) as ArrayBuffer);
+
+/** What dicomweb-client rejects with on a non-2xx answer. */
+type ClientError = { status: number; response: string };
+
+describe('dicomweb-client: STOW to a mismatched or invalid study URL (PS3.18 §10.5.3)', () => {
+  test.each([
+    ['another valid study', () => newUid()],
+    ['not a UID', () => 'nope'],
+  ])('%s: 409, every instance in FailedSOPSequence with its UIDs and a reason', async (_name, target) => {
+    const b = await bookPatientAndOrder(app, auth);
+    const s = makeSeries({ patientId: b.mrn, accession: b.accession, count: 2 });
+    const client = await dicomwebClient(base, auth);
+    const err = (await client.storeInstances({ datasets: arrayBuffers(s.files), studyInstanceUID: target() }).then(
+      () => undefined,
+      (e: ClientError) => e,
+    )) as ClientError | undefined;
+    expect(err?.status).toBe(409);
+    const body = JSON.parse(String(err?.response)) as Parameters<typeof seq>[0];
+    const failed = seq(body, '00081198');
+    expect(failed.map((f) => val(f, '00081155'))).toEqual(s.sopUids);
+    for (const f of failed) {
+      expect(val(f, '00081150')).toBe('1.2.840.10008.5.1.4.1.1.2'); // CT Image Storage, from the file
+      expect(val(f, '00081197')).toBe(0xa900);
+      expect(String(val(f, '00000902'))).toMatch(/not the study of the request URL/);
+    }
+    expect(body['00081199']).toBeUndefined();
+    expect(await orthancIdOf(s.studyUid, 'Study')).toBeUndefined();
+  });
+});
+
+describe('hold mode: an instance without PatientID is stored and queued', () => {
+  test("dcmjs's US-PAL-8-10x-echo.dcm (no PatientID, no AccessionNumber): 202, 0xB100, queued", async () => {
+    const held = await listen({ stowUnmatched: 'hold' });
+    try {
+      const file = readFileSync('node_modules/dicomweb-client/testData/US-PAL-8-10x-echo.dcm');
+      const client = await dicomwebClient(held.base, bearer(await adminToken(held.app)));
+      const text = String(await client.storeInstances({ datasets: arrayBuffers([file]) }));
+      const body = JSON.parse(text) as Parameters<typeof seq>[0];
+      const stored = seq(body, '00081199');
+      expect(stored.map((x) => val(x, '00081155'))).toEqual(['999.999.133.1996.1.1800.1.6.25']);
+      expect(val(stored[0], '00081196')).toBe(0xb100);
+      expect(await orthancIdOf('999.999.133.1996.1.1800.1.6.25', 'Instance')).toBeDefined();
+      const item = await held.app.db.one(sql.unsafe`
+        SELECT reason, detail FROM dicom_unmatched WHERE study_instance_uid = '999.999.3859744'`);
+      expect(item).toMatchObject({ reason: 'missing-identifiers' });
+      expect(String((item as { detail: string }).detail)).toMatch(/no PatientID/);
+    } finally {
+      await held.app.close();
+    }
+  });
+
+  test('in reject mode the same file is refused (0xA900, missing PatientID) and named by its UIDs', async () => {
+    const file = readFileSync('node_modules/dicomweb-client/testData/US-PAL-8-10x-echo.dcm');
+    const res = await request(app.server)
+      .post('/dicom-web/studies')
+      .set(auth)
+      .set('content-type', STOW_TYPE(B))
+      .send(multipartBody([file], B));
+    expect(res.status).toBe(409);
+    const f = seq(res.body, '00081198')[0];
+    expect(val(f, '00081197')).toBe(0xa900);
+    expect(val(f, '00081155')).toBe('999.999.133.1996.1.1800.1.6.25');
+    expect(val(f, '00081150')).toBe('1.2.840.10008.5.1.4.1.1.3.1');
+    expect(String(res.headers['warning'])).toMatch(/PatientID/);
   });
 });
 

@@ -228,14 +228,15 @@ describe('STOW-RS ingest', () => {
     expect(String(res.headers['warning'])).toContain('missing required attribute PatientID');
     expect(await orthancIdOf(s.sopUids[1]!, 'Instance')).toBeDefined();
     expect((await orderOf(b))['number_of_images']).toBe(2);
-    // One log row for the study, one for the parts whose study could not be read (same request).
+    // One log row for the study (with the instance without PatientID, whose StudyInstanceUID was read), one for the
+    // part whose study could not be read (same request).
     const logs = await app.db.any(sql.unsafe`
       SELECT study_instance_uid AS study, upload_status, number_stored, number_failed FROM dicom_upload_logs
       WHERE request_id = (SELECT request_id FROM dicom_upload_logs WHERE study_instance_uid = ${s.studyUid})
       ORDER BY study_instance_uid NULLS LAST`);
     expect(logs).toEqual([
-      { study: s.studyUid, upload_status: 'partial', number_stored: 2, number_failed: 1 },
-      { study: null, upload_status: 'failed', number_stored: 0, number_failed: 2 },
+      { study: s.studyUid, upload_status: 'partial', number_stored: 2, number_failed: 2 },
+      { study: null, upload_status: 'failed', number_stored: 0, number_failed: 1 },
     ]);
   });
 

@@ -117,7 +117,8 @@ export const configVars: readonly ConfigVar[] = [
     key: 'trustProxy',
     schema: { type: 'boolean' },
     default: false,
-    description: 'Trust `X-Forwarded-*` from a reverse proxy in front of the facade (client address in audit events).',
+    description:
+      'Trust `Forwarded` / `X-Forwarded-*` from a reverse proxy in front of the facade (client address in audit events; public host in DICOMweb URLs).',
   },
   {
     env: 'EHR_PUBLIC_BASE_URL',

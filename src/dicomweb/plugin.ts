@@ -3,6 +3,7 @@
  * caller through the shared access policy, with DICOM-shaped errors, CORS for configured origins only, and the
  * bearer token taken from the `Authorization` header only. STOW-RS registers its routes in this scope too.
  */
+import { pipeline, Readable } from 'node:stream';
 import cors from '@fastify/cors';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -12,7 +13,9 @@ import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
-import { planPublicUrls } from './public-url.ts';
+import { carriesUrls, publicUrlRewrite } from './forwarded-url.ts';
+import { collectRoutes, registerMethodNotAllowed } from './method-not-allowed.ts';
+import { PUBLIC_DICOMWEB_PATH, planPublicUrls, ReplaceStream } from './public-url.ts';
 import { type QidoContext, qidoRoutes } from './qido-rs.ts';
 import { QidoStudyIndex } from './qido-study-index.ts';
 import { DICOM_JSON } from './relay.ts';
@@ -95,6 +98,37 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) => sendDicomError(reply, 404, NOT_FOUND_MESSAGE));
 }
 
+/**
+ * Behind a trusted proxy (`EHR_TRUST_PROXY`), answers follow the public host the request came through
+ * (`Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto`, see forwarded-url.ts): RetrieveURL and BulkDataURI in JSON
+ * and XML bodies and the Location/Content-Location headers, all built with `EHR_PUBLIC_BASE_URL`, are rewritten.
+ */
+function rewriteForForwardedHost(app: FastifyInstance, config: Config): void {
+  if (!config.trustProxy) return;
+  app.addHook('onSend', async (req, reply, payload) => {
+    const rw = publicUrlRewrite(req.headers, config.publicBaseUrl, true, PUBLIC_DICOMWEB_PATH);
+    if (!rw) return payload;
+    for (const name of ['location', 'content-location']) {
+      const v = reply.getHeader(name);
+      if (typeof v === 'string' && v.startsWith(rw.from)) reply.header(name, rw.to + v.slice(rw.from.length));
+    }
+    if (!carriesUrls(String(reply.getHeader('content-type') ?? ''))) return payload;
+    const hadLength = reply.hasHeader('content-length');
+    if (typeof payload === 'string' || Buffer.isBuffer(payload)) {
+      const text = Buffer.isBuffer(payload) ? payload.toString('utf8') : payload;
+      if (!text.includes(rw.from)) return payload;
+      const out = text.split(rw.from).join(rw.to);
+      if (hadLength) reply.header('content-length', Buffer.byteLength(out));
+      return out;
+    }
+    if (payload instanceof Readable) {
+      reply.removeHeader('content-length');
+      return pipeline(payload, new ReplaceStream(rw.from, rw.to), () => {});
+    }
+    return payload;
+  });
+}
+
 async function dicomWebScope(app: FastifyInstance, opts: { config: Config; context: QidoContext }) {
   const { config } = opts;
   const origins = config.dicomwebCorsOrigins.split(',').filter(Boolean);
@@ -102,7 +136,7 @@ async function dicomWebScope(app: FastifyInstance, opts: { config: Config; conte
     origin: origins.length ? origins : false,
     methods: ['GET', 'POST', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Accept', 'Content-Type', 'X-Request-Id'],
-    exposedHeaders: ['Content-Type', 'Content-Length', 'Warning', 'X-Request-Id'],
+    exposedHeaders: ['Content-Type', 'Content-Length', 'Warning', 'X-Request-Id', 'Allow'],
     maxAge: 600,
   });
 
@@ -115,12 +149,16 @@ async function dicomWebScope(app: FastifyInstance, opts: { config: Config; conte
   });
 
   installDicomErrorHandling(app);
+  rewriteForForwardedHost(app, config);
 
+  const routes = collectRoutes(app);
   await app.register(qidoRoutes, { context: opts.context });
   await app.register(wadoRoutes, { context: opts.context });
   await app.register(wadoUriRoutes, { context: opts.context });
   // STOW-RS (POST /studies, /studies/{study}): registered here.
   await app.register(stowRoutes, { config });
+  // Other methods on these resources: 405 with Allow, not 404 (RFC 9110 §15.5.6).
+  registerMethodNotAllowed(app, routes, sendDicomError);
 }
 
 /**

@@ -7,13 +7,13 @@ import { closeLinkedByUpload, enqueueUnmatched } from '../change-feed/queue.ts';
 import type { Config } from '../config/spec.ts';
 import { loadDefinitions, loadProfiles } from '../fhir/definitions.ts';
 import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
-import { type FhirStore, findStudyLink, linkingAccess, recordStudies } from '../imaging/ehr-link.ts';
+import { type FhirStore, findStudyLink, linkingAccess, matchingAccess, recordStudies } from '../imaging/ehr-link.ts';
 import { insertUploadLogs } from '../imaging/upload-log.ts';
 import type { StowDeps, StowOptions } from './stow-rs.ts';
 import { studyContentChanged, studyLinksChanged } from '../imaging/study-links.ts';
 
 /**
- * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with the caller's access, writes in
+ * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with {@link matchingAccess}, writes in
  * one transaction with {@link linkingAccess}), Orthanc, the upload log and the reconciliation queue. Also the
  * request-level rules shared by STOW-RS and the upload API: 401 without access, 413 by Content-Length, and the
  * `Expect` handling.
@@ -40,7 +40,7 @@ export function stowFactory(app: FastifyInstance, config: Config) {
     let linked: string[] = [];
     return {
       orthanc: app.orthanc,
-      lookup: new FhirRepository(app.db, access, ctx) as unknown as FhirStore,
+      lookup: new FhirRepository(app.db, matchingAccess(access), ctx) as unknown as FhirStore,
       studyLink: (uid) => findStudyLink(app.db, uid),
       transaction: async (patientIds, fn) => {
         linked = [];

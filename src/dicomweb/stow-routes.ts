@@ -78,9 +78,8 @@ export async function stowRoutes(app: FastifyInstance, opts: { config: Config })
   const handler = async (req: FastifyRequest<{ Params: { study?: string } }>, reply: FastifyReply) => {
     const access = requireAccess(req);
     const targetStudy = req.params.study;
-    if (targetStudy !== undefined && !isValidUid(targetStudy)) {
-      throw new UploadRequestError(400, 'the StudyInstanceUID in the URL is not a valid UID');
-    }
+    // A URL study that is not a valid UID is not refused here: PS3.18 §10.5.3 answers it per instance, each
+    // failing in the FailedSOPSequence with its SOP Class/Instance UIDs (409 when none is stored).
     const boundary = stowBoundary(req.headers['content-type']);
     checkContentLength(req, config.stowMaxRequestBytes);
     continueIfExpected(req, reply.raw);
@@ -103,7 +102,8 @@ export async function stowRoutes(app: FastifyInstance, opts: { config: Config })
       },
       'STOW-RS request handled',
     );
-    return sendStowResult(reply, result, dicomWebBase, targetStudy);
+    const validTarget = targetStudy !== undefined && isValidUid(targetStudy) ? targetStudy : undefined;
+    return sendStowResult(reply, result, dicomWebBase, validTarget);
   };
   app.post('/studies', handler);
   app.post<{ Params: { study: string } }>('/studies/:study', handler);

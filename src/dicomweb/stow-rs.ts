@@ -4,7 +4,10 @@ import {
   DicomAttributeError,
   type DicomInstance,
   type InstanceBytes,
+  type InstanceIdentity,
+  isValidUid,
   readDicomInstance,
+  readIdentity,
   UnsupportedTransferSyntaxError,
   zeroPreamble,
 } from '../imaging/dicom-instance.ts';
@@ -154,13 +157,18 @@ export async function storeInstances(
           'unsupported part media type',
           `part type ${part.mediaType}`,
         ),
-        { ref },
+        { ref: { ...ref, ...readIdentity(part.chunks) } },
       );
     }
     let inst: DicomInstance;
     try {
-      inst = readDicomInstance(part.chunks);
+      // In hold mode an instance without PatientID is stored and queued for review, like one with an unknown MRN.
+      inst = readDicomInstance(part.chunks, {
+        patientIdOptional: opts.unmatched === 'hold' && deps.hold !== undefined,
+      });
     } catch (err) {
+      // A refused instance is still named by the UIDs that could be read (FailedSOPSequence, PS3.18 §10.5.3).
+      const identity: InstanceIdentity = (err as { identity?: InstanceIdentity }).identity ?? {};
       const attr = err instanceof DicomAttributeError;
       const ts = err instanceof UnsupportedTransferSyntaxError;
       throw Object.assign(
@@ -173,7 +181,7 @@ export async function storeInstances(
           attr || ts ? (err as Error).message : 'not a readable DICOM Part 10 instance',
           (err as Error).message,
         ),
-        { ref },
+        { ref: { ...ref, ...identity } },
       );
     }
     const iref: InstanceRef = {
@@ -184,18 +192,48 @@ export async function storeInstances(
       seriesInstanceUid: inst.seriesInstanceUid,
     };
     const reject = (r: InstanceRejection) => Object.assign(r, { ref: iref, inst });
-    if (opts.targetStudy && inst.studyInstanceUid !== opts.targetStudy) {
+    // PS3.18 §10.5.1: with a study in the URL, every instance must belong to it; a URL study that is not a valid
+    // UID matches no instance, so each one fails here with its UIDs (409 when none is stored).
+    if (opts.targetStudy !== undefined && inst.studyInstanceUid !== opts.targetStudy) {
+      const target = JSON.stringify(opts.targetStudy.slice(0, 80));
       throw reject(
         new InstanceRejection(
           FailureReason.DataSetMismatch,
           'StudyInstanceUID is not the study of the request URL',
-          `StudyInstanceUID ${inst.studyInstanceUid} differs from ${opts.targetStudy} in the URL`,
+          `StudyInstanceUID ${inst.studyInstanceUid} differs from ${target} in the URL${isValidUid(opts.targetStudy) ? '' : ' (not a valid UID)'}`,
         ),
       );
     }
     const notAuthorized = () =>
       reject(new InstanceRejection(FailureReason.NotAuthorized, 'not authorized to store imaging for this patient'));
     if (!opts.access.allows('create', 'ImagingStudy')) throw notAuthorized();
+    const stored = { kind: 'stored' as const, ...iref, alreadyStored: false } as InstanceOutcome;
+    const hold = (reason: HoldInput['reason'], detail: string): StowItem => {
+      if (studyOwner.has(inst.studyInstanceUid) && studyOwner.get(inst.studyInstanceUid) !== 'held') {
+        throw reject(
+          new InstanceRejection(FailureReason.DataSetMismatch, 'instances of one study must belong to one order'),
+        );
+      }
+      studyOwner.set(inst.studyInstanceUid, 'held');
+      return { outcome: stored, inst, bytes: part.size, hold: { reason, detail } };
+    };
+    if (inst.patientId === '') {
+      // Read without PatientID only in hold mode: nothing to match, so held for review by a caller who may store
+      // imaging for any patient. Refused when the study is already linked: the EHR must not show it another
+      // patient's images under the same StudyInstanceUID.
+      if (!mayStoreImaging(opts.access, undefined)) throw notAuthorized();
+      const linked = await deps.studyLink?.(inst.studyInstanceUid);
+      if (deps.hold && !linked) return hold('missing-identifiers', 'the instance has no PatientID to match a patient');
+      throw reject(
+        new InstanceRejection(
+          FailureReason.DataSetMismatch,
+          'missing required attribute PatientID',
+          linked
+            ? `the instance has no PatientID, and study ${inst.studyInstanceUid} is already linked to a patient`
+            : 'missing required attribute PatientID',
+        ),
+      );
+    }
     const key = `${inst.patientId}\u0000${inst.accessionNumber ?? ''}\u0000${inst.studyInstanceUid}`;
     let found = lookups.get(key);
     if (!found) {
@@ -204,7 +242,6 @@ export async function storeInstances(
     }
     const lookup = await found;
     const m = decideMatch(inst, lookup);
-    const stored = { kind: 'stored' as const, ...iref, alreadyStored: false } as InstanceOutcome;
     if (m.matched) {
       if (!mayStoreImaging(opts.access, m.patient.id)) throw notAuthorized();
       const owner = `${m.patient.id}|${m.order.id}`;
@@ -239,18 +276,7 @@ export async function storeInstances(
       deps.hold &&
       (holdDemographics || (opts.unmatched === 'hold' && holdReason && mayStoreImaging(opts.access, undefined)))
     ) {
-      if (studyOwner.has(inst.studyInstanceUid) && studyOwner.get(inst.studyInstanceUid) !== 'held') {
-        throw reject(
-          new InstanceRejection(FailureReason.DataSetMismatch, 'instances of one study must belong to one order'),
-        );
-      }
-      studyOwner.set(inst.studyInstanceUid, 'held');
-      return {
-        outcome: stored,
-        inst,
-        bytes: part.size,
-        hold: { reason: holdReason ?? 'patient-order-mismatch', detail: m.detail },
-      };
+      return hold(holdReason ?? 'patient-order-mismatch', m.detail);
     }
     throw reject(new InstanceRejection(FailureReason.DataSetMismatch, m.comment, m.detail));
   };

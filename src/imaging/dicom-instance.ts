@@ -11,19 +11,37 @@ export class DicomReadError extends Error {
   override name = 'DicomReadError';
 }
 
+/**
+ * The UIDs of an instance as far as they could be read, each only when it is a valid UID: a refused instance is
+ * still named by them in a STOW-RS FailedSOPSequence (PS3.18 §10.5.3, Referenced SOP Class/Instance UID).
+ */
+export interface InstanceIdentity {
+  readonly sopClassUid?: string;
+  readonly sopInstanceUid?: string;
+  readonly studyInstanceUid?: string;
+  readonly seriesInstanceUid?: string;
+}
+
 /** A required attribute is missing or invalid. */
 export class DicomAttributeError extends Error {
   override name = 'DicomAttributeError';
   readonly attributes: readonly string[];
-  constructor(message: string, attributes: readonly string[]) {
+  readonly identity: InstanceIdentity;
+  constructor(message: string, attributes: readonly string[], identity: InstanceIdentity = {}) {
     super(message);
     this.attributes = attributes;
+    this.identity = identity;
   }
 }
 
 /** The instance's transfer syntax is empty or not one the facade accepts (see dicom-values.ts). */
 export class UnsupportedTransferSyntaxError extends Error {
   override name = 'UnsupportedTransferSyntaxError';
+  readonly identity: InstanceIdentity;
+  constructor(message: string, identity: InstanceIdentity = {}) {
+    super(message);
+    this.identity = identity;
+  }
 }
 
 /** What the EHR keeps of an instance: bridge keys, hierarchy and a few descriptive attributes. */
@@ -181,6 +199,45 @@ function parseHeader(bytes: InstanceBytes, size: number): { meta: DicomDataset; 
   return read(arrayBufferOf(bytes));
 }
 
+/** The valid UIDs of a data set; SOP Class/Instance UID fall back to the meta header's Media Storage ones. */
+function identityOf(meta: DicomDataset, ds: DicomDataset): InstanceIdentity {
+  const uid = (...tags: string[]) => {
+    for (const t of tags) {
+      const v = text(ds, t) ?? text(meta, t);
+      if (v !== undefined) return isValidUid(v) ? v : undefined;
+    }
+    return undefined;
+  };
+  const found = {
+    sopClassUid: uid(TAG.SOPClassUID, '00020002'),
+    sopInstanceUid: uid(TAG.SOPInstanceUID, '00020003'),
+    studyInstanceUid: uid(TAG.StudyInstanceUID),
+    seriesInstanceUid: uid(TAG.SeriesInstanceUID),
+  };
+  return Object.fromEntries(Object.entries(found).filter(([, v]) => v !== undefined));
+}
+
+/** The UIDs of an instance as far as they can be read; never throws (for refusals before the instance is read). */
+export function readIdentity(bytes: InstanceBytes): InstanceIdentity {
+  try {
+    const start = bytes instanceof Uint8Array ? bytes : new Uint8Array(arrayBufferOf(bytes, 132));
+    if (!hasPart10Header(start)) return {};
+    const size = chunksOf(bytes).reduce((t, c) => t + c.byteLength, 0);
+    const { meta, ds } = parseHeader(bytes, size);
+    return identityOf(meta, ds);
+  } catch {
+    return {};
+  }
+}
+
+export interface ReadOptions {
+  /**
+   * Accept an instance without PatientID (its `patientId` is then `''`), for callers that hold unmatched instances
+   * for review instead of refusing them.
+   */
+  readonly patientIdOptional?: boolean;
+}
+
 /**
  * Reads an instance's attributes (stopping before Pixel Data) and checks the required ones.
  * @throws DicomReadError when the bytes are not a readable Part 10 instance
@@ -188,7 +245,7 @@ function parseHeader(bytes: InstanceBytes, size: number): { meta: DicomDataset; 
  * @throws DicomAttributeError when a required attribute is missing, a UID is malformed, or a value breaks the rules
  *   of dicom-values.ts (several values in an identifying attribute, NUL, invalid characters, overlong)
  */
-export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
+export function readDicomInstance(bytes: InstanceBytes, opts: ReadOptions = {}): DicomInstance {
   const size = chunksOf(bytes).reduce((t, c) => t + c.byteLength, 0);
   const start = bytes instanceof Uint8Array ? bytes : new Uint8Array(arrayBufferOf(bytes, 132));
   if (!hasPart10Header(start)) throw new DicomReadError('not a DICOM Part 10 file (no "DICM" after the preamble)');
@@ -199,10 +256,11 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
   } catch (err) {
     throw new DicomReadError(`unreadable DICOM data set: ${(err as Error).message}`.slice(0, 200));
   }
+  const identity = identityOf(meta, ds);
   const tsProblem = transferSyntaxProblem(text(meta, TAG.TransferSyntaxUID));
-  if (tsProblem) throw new UnsupportedTransferSyntaxError(tsProblem);
+  if (tsProblem) throw new UnsupportedTransferSyntaxError(tsProblem, identity);
   const problems = datasetProblems(ds);
-  if (problems.length > 0) throw new DicomAttributeError(problems.join('; '), problems);
+  if (problems.length > 0) throw new DicomAttributeError(problems.join('; '), problems, identity);
   const values = {
     SOPClassUID: text(ds, TAG.SOPClassUID),
     SOPInstanceUID: text(ds, TAG.SOPInstanceUID),
@@ -210,12 +268,18 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
     SeriesInstanceUID: text(ds, TAG.SeriesInstanceUID),
     PatientID: text(ds, TAG.PatientID),
   };
-  const missing = REQUIRED_ATTRIBUTES.filter((k) => values[k] === undefined);
-  if (missing.length > 0) throw new DicomAttributeError(`missing required attribute ${missing.join(', ')}`, missing);
+  const missing = REQUIRED_ATTRIBUTES.filter(
+    (k) => values[k] === undefined && !(k === 'PatientID' && opts.patientIdOptional),
+  );
+  if (missing.length > 0) {
+    throw new DicomAttributeError(`missing required attribute ${missing.join(', ')}`, missing, identity);
+  }
   const badUids = (['SOPClassUID', 'SOPInstanceUID', 'StudyInstanceUID', 'SeriesInstanceUID'] as const).filter(
     (k) => !isValidUid(values[k]!),
   );
-  if (badUids.length > 0) throw new DicomAttributeError(`malformed UID in ${badUids.join(', ')}`, badUids);
+  if (badUids.length > 0) {
+    throw new DicomAttributeError(`malformed UID in ${badUids.join(', ')}`, badUids, identity);
+  }
   // PS3.10 §7.1: the meta header's Media Storage SOP Class/Instance UIDs are those of the data set.
   for (const [metaTag, key, name] of [
     ['00020002', 'SOPClassUID', 'MediaStorageSOPClassUID (0002,0002)'],
@@ -223,7 +287,7 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
   ] as const) {
     const m = text(meta, metaTag);
     if (m !== undefined && m !== values[key]) {
-      throw new DicomAttributeError(`${name} differs from ${key} of the data set`, [name]);
+      throw new DicomAttributeError(`${name} differs from ${key} of the data set`, [name], identity);
     }
   }
 
@@ -249,7 +313,7 @@ export function readDicomInstance(bytes: InstanceBytes): DicomInstance {
     sopInstanceUid: values.SOPInstanceUID!,
     studyInstanceUid: values.StudyInstanceUID!,
     seriesInstanceUid: values.SeriesInstanceUID!,
-    patientId: values.PatientID!,
+    patientId: values.PatientID ?? '',
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   };
 }

@@ -130,6 +130,28 @@ export function linkingAccess(caller: Access, patientIds: readonly string[]): Ac
   };
 }
 
+/**
+ * The access the EHR match of an upload reads with (patient by MRN, order by accession, study by UID): the caller's
+ * agent, reading Patient, ServiceRequest and ImagingStudy of exactly the patients it may create imaging for. Storing
+ * imaging needs `create` on ImagingStudy (checked per instance before this lookup); it does not also need Patient and
+ * ServiceRequest read scopes, which a viewer saving a report (`user/ImagingStudy.crs`) or a modality does not have.
+ * A patient outside the caller's filter is not found, as before: the caller cannot learn whether an MRN exists.
+ */
+export function matchingAccess(caller: Access): Access {
+  const types = new Set(['Patient', 'ServiceRequest', 'ImagingStudy']);
+  return {
+    kind: caller.kind,
+    agent: caller.agent,
+    allows: (interaction, type) =>
+      types.has(type) &&
+      (interaction === 'read' || interaction === 'search') &&
+      caller.allows('create', 'ImagingStudy'),
+    patientFilter: () => caller.patientFilter('create', 'ImagingStudy'),
+    restrictions: (type) => caller.restrictions(type),
+    ...(caller.patientContext !== undefined ? { patientContext: caller.patientContext } : {}),
+  };
+}
+
 export interface StudyToRecord {
   studyInstanceUid: string;
   orthancStudyId: string;

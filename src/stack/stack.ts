@@ -22,6 +22,8 @@ export interface StackSettings {
   orthancHttpPort: number;
   orthancDicomPort: number;
   facadePort: number;
+  /** `EHR_PUBLIC_BASE_URL` of the facade; `http://localhost:<facadePort>` when unset. */
+  publicBaseUrl?: string | undefined;
   /** Throwaway test stacks only. */
   fsync: boolean;
   /** Start the facade process too (the test harness builds the app in-process instead). */
@@ -70,6 +72,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>, root: s
     orthancHttpPort: int(env, 'EHR_STACK_ORTHANC_HTTP_PORT', saved.orthancHttpPort ?? 8042),
     orthancDicomPort: int(env, 'EHR_STACK_ORTHANC_DICOM_PORT', saved.orthancDicomPort ?? 4242),
     facadePort: int(env, 'EHR_PORT', saved.facadePort ?? 8000),
+    publicBaseUrl: env['EHR_PUBLIC_BASE_URL'] || saved.publicBaseUrl,
     fsync: true,
     facade: true,
   };
@@ -111,7 +114,7 @@ export function describeStack(settings: StackSettings, secrets: StackSecrets): S
     EHR_MODE: 'development',
     EHR_HOST: '127.0.0.1',
     EHR_PORT: String(settings.facadePort),
-    EHR_PUBLIC_BASE_URL: `http://localhost:${settings.facadePort}`,
+    EHR_PUBLIC_BASE_URL: settings.publicBaseUrl ?? `http://localhost:${settings.facadePort}`,
     EHR_DATABASE_URL: ehrUrl,
     EHR_ORTHANC_URL: orthancUrl,
     EHR_ORTHANC_USERNAME: ORTHANC_USER,
