@@ -1,3 +1,4 @@
+import { DependencyUnavailableError } from './health/circuit-breaker.ts';
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import pino from 'pino';
@@ -78,8 +79,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    if (err instanceof DependencyUnavailableError) reply.header('retry-after', String(err.retryAfterSeconds));
     const status =
-      err instanceof AuditUnavailableError
+      err instanceof AuditUnavailableError || err instanceof DependencyUnavailableError
         ? 503
         : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
           ? err.statusCode

@@ -5,7 +5,9 @@ import { checkReadiness } from './checks.ts';
 
 /**
  * `GET /healthz` (liveness: 200 while the process runs) and `GET /readyz` (200 only when the EHR database and
- * Orthanc both answer; otherwise 503 naming each failing dependency). Both are public: they reveal no patient data.
+ * Orthanc both answer; otherwise 503 naming each failing dependency, with `Retry-After`). A dependency whose circuit
+ * breaker is open fails at once with the breaker's reason (src/health/circuit-breaker.ts); the breakers' probes, not
+ * `/readyz`, decide when it is back. Both are public: they reveal no patient data.
  */
 export async function healthRoutes(app: FastifyInstance, opts: { readyTimeoutMs: number }): Promise<void> {
   const latest = await latestMigrationVersion();
@@ -16,6 +18,7 @@ export async function healthRoutes(app: FastifyInstance, opts: { readyTimeoutMs:
     const readiness = await checkReadiness(
       {
         database: async () => {
+          app.dbBreaker.check();
           const row = (await app.db.one(
             sql.unsafe`SELECT current_setting('server_version') AS version,
                          (SELECT coalesce(max(version), 0)::int FROM schemaversion) AS migration`,
@@ -25,12 +28,15 @@ export async function healthRoutes(app: FastifyInstance, opts: { readyTimeoutMs:
           return { version: row.version, migration };
         },
         orthanc: async () => {
-          const system = await app.orthanc.system({ timeoutMs: opts.readyTimeoutMs });
+          app.orthanc.breaker?.check();
+          // As a probe: a slow `/readyz` answer alone does not open the breaker (its heartbeat decides that).
+          const system = await app.orthanc.system({ timeoutMs: opts.readyTimeoutMs, probe: true });
           return { version: system.Version, apiVersion: system.ApiVersion, database: system.DatabaseBackendPlugin };
         },
       },
       opts.readyTimeoutMs,
     );
+    if (readiness.status !== 'ok') reply.header('retry-after', '5');
     return reply.code(readiness.status === 'ok' ? 200 : 503).send(readiness);
   });
 }
