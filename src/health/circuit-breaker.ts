@@ -26,7 +26,9 @@ export class DependencyUnavailableError extends Error {
   /** Seconds after which a retry may succeed (`Retry-After`, RFC 9110 §10.2.3). */
   readonly retryAfterSeconds: number;
   constructor(dependency: string, retryAfterSeconds: number, reason: string) {
-    super(`${dependency} unavailable: ${reason}`);
+    // Reasons from the dependency's own client may already say "<dependency> unavailable: ...".
+    const plain = reason.replace(new RegExp(`^(heartbeat: )?${dependency} unavailable: `, 'i'), '$1');
+    super(`${dependency} unavailable: ${plain}`);
     this.dependency = dependency;
     this.retryAfterSeconds = retryAfterSeconds;
   }
