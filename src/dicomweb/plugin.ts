@@ -22,6 +22,7 @@ import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './gc-pacer.ts';
 import { LinkedResources } from './linked-resources.ts';
 import { fetchSeriesMetadata, MetadataPrefetch } from './metadata-prefetch.ts';
 import { SeriesCache } from './series-cache.ts';
+import { StoredSyntaxes } from './stored-syntax.ts';
 import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './study-change-listener.ts';
 import { stowRoutes } from './stow-routes.ts';
 import { StudyIndex } from './study-index.ts';
@@ -228,6 +229,7 @@ export const dicomWebPlugin = fp(
       resources,
       metadataPrefetch,
       gcPacer,
+      storedSyntaxes: new StoredSyntaxes(app.orthanc),
     };
     await app.register(dicomWebScope, { prefix: '/dicom-web', config, context });
   },

@@ -7,10 +7,11 @@
  * share the UID: linked-resources.ts), so a visible study UID cannot unlock another patient's series.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BadDicomWebRequestError } from './errors.ts';
+import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
 import { isUid, orthancQuery } from './qido-query.ts';
 import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
 import { seriesCacheKey } from './series-cache.ts';
+import { AS_STORED_HINT, fenceTranscoding, UNCOMPRESSED } from './transcode-fence.ts';
 
 export interface WadoParams {
   study: string;
@@ -75,12 +76,38 @@ function handler(ctx: DicomWebContext, suffix: (req: Req) => string): Handler {
   };
 }
 
-/** WADO-RS retrieve of a whole study (multipart/related). */
-export const retrieveStudy = (ctx: DicomWebContext) => handler(ctx, () => '');
-/** WADO-RS retrieve of a series. */
-export const retrieveSeries = (ctx: DicomWebContext) => handler(ctx, () => '');
-/** WADO-RS retrieve of an instance. */
-export const retrieveInstance = (ctx: DicomWebContext) => handler(ctx, () => '');
+/**
+ * Study, series, instance and frames retrieval through the transcoding fence (transcode-fence.ts): Orthanc is never
+ * asked to convert compressed pixel data, which crashes its GDCM plugin.
+ */
+function fencedHandler(ctx: DicomWebContext, frames: boolean): Handler {
+  return async (req, reply) => {
+    const path = resourcePath(req.params);
+    await authorizeStudy(req, ctx, req.params.study, req.params);
+    const decision = fenceTranscoding(req.headers.accept, frames);
+    if (decision.action === 'refuse') throw new DicomWebError(406, decision.reason);
+    if (decision.action === 'check-stored' && ctx.storedSyntaxes && req.params.instance) {
+      const stored = await ctx.storedSyntaxes.of(req.params.instance);
+      const compressed = stored.find((ts) => !UNCOMPRESSED.has(ts));
+      if (compressed) {
+        req.log.info(
+          { stored: compressed, accept: req.headers.accept },
+          'frames refused: would make Orthanc transcode',
+        );
+        throw new DicomWebError(406, `The frames are stored compressed (${compressed}); ${AS_STORED_HINT}`);
+      }
+    }
+    if (decision.action === 'forward' && decision.warning) reply.header('warning', `299 - "${decision.warning}"`);
+    return relay(req, reply, ctx, path, { accept: decision.accept });
+  };
+}
+
+/** WADO-RS retrieve of a whole study (multipart/related), in the stored transfer syntaxes. */
+export const retrieveStudy = (ctx: DicomWebContext) => fencedHandler(ctx, false);
+/** WADO-RS retrieve of a series, in the stored transfer syntaxes. */
+export const retrieveSeries = (ctx: DicomWebContext) => fencedHandler(ctx, false);
+/** WADO-RS retrieve of an instance, in its stored transfer syntax. */
+export const retrieveInstance = (ctx: DicomWebContext) => fencedHandler(ctx, false);
 /** WADO-RS metadata at study, series or instance level (`application/dicom+json`). */
 export const retrieveMetadata = (ctx: DicomWebContext) => handler(ctx, () => '/metadata');
 /**
@@ -108,8 +135,8 @@ export const retrieveSeriesMetadata =
       : undefined;
     return relay(req, reply, ctx, `${path}/metadata`, { cache });
   };
-/** WADO-RS frames (`/frames/{list}`): the client's Accept (transfer-syntax) is forwarded as is. */
-export const retrieveFrames = (ctx: DicomWebContext) => handler(ctx, () => '');
+/** WADO-RS frames (`/frames/{list}`): as stored with `transfer-syntax=*`; uncompressed only from uncompressed data. */
+export const retrieveFrames = (ctx: DicomWebContext) => fencedHandler(ctx, true);
 /** WADO-RS rendered (study, series, instance, frame): image/jpeg by default, image/png on request. */
 export const retrieveRendered = (ctx: DicomWebContext) =>
   handler(ctx, (req) => `/rendered${renderedQuery(req.url, false)}`);

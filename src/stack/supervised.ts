@@ -138,7 +138,9 @@ export async function runSupervisor(dataDir: string): Promise<number> {
   await stopFacade(info.facade);
   await stopOrthanc(info.orthanc);
   if (await clusterRunning(info.pg)) await stopCluster(info.pg);
-  const sup = new Supervisor(serviceDefs(info), { dataDir });
+  // EHR_STACK_WATCH_MS: the watchdog's probe interval (tests shorten it; a hung child is killed after 3 failures).
+  const watchIntervalMs = Number(process.env['EHR_STACK_WATCH_MS'] ?? 5000) || 5000;
+  const sup = new Supervisor(serviceDefs(info), { dataDir, watchIntervalMs });
   writeFileSync(supervisorPidFile(settings), String(process.pid));
   sup.log(`supervisor started, pid ${process.pid}`);
   let stopping: Promise<void> | undefined;
@@ -179,6 +181,7 @@ export async function supervisedUp(settings: StackSettings, log: (line: string) 
       env: { ...process.env, EHR_STACK_DIR: settings.dataDir },
     });
     child.unref();
+    if (child.pid) writeFileSync(supervisorPidFile(settings), String(child.pid));
   }
   const started = Date.now();
   const tail = () =>
@@ -188,7 +191,7 @@ export async function supervisedUp(settings: StackSettings, log: (line: string) 
   for (;;) {
     const state = readSupervisorState(settings);
     const failed = state?.services.find((s) => s.state === 'failed');
-    const gone = Date.now() - started > 5000 && !supervisorPid(settings);
+    const gone = Date.now() - started > 2000 && !supervisorPid(settings);
     if (failed || gone || Date.now() - started > 180_000) {
       throw new StackError(`the stack did not come up (${settings.dataDir}/${SUPERVISOR_LOG}):\n${tail()}`);
     }

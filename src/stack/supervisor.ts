@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { descendants } from './process.ts';
 import { DEFAULT_RESTART_POLICY, decideRestart, exitReason, type RestartPolicy } from './restart-policy.ts';
 
 export interface ServiceDef {
@@ -234,8 +235,14 @@ export class Supervisor {
         const reason = `no answer to ${failures} health checks in a row (hung)`;
         this.log(`${d.name}: ${reason}; killing pid ${child.pid}`);
         hung(reason);
-        child.kill('SIGCONT');
-        child.kill('SIGKILL');
+        // The whole tree: PostgreSQL's backends would otherwise keep its shared memory and block the restart.
+        for (const pid of [child.pid!, ...descendants(child.pid!)]) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
       }
     }, this.#opts.watchIntervalMs);
     return { stop: () => clearInterval(timer) };
