@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { descendants, freePort } from '../src/stack/process.ts';
 import type { SupervisorState } from '../src/stack/supervisor.ts';
-import { makeSeries } from './helpers/dicom.ts';
+import { makeSeries, newUid, pydicomFile, rewrite } from './helpers/dicom.ts';
 import { multipartBody, STOW_TYPE, seq, val } from './helpers/stow.ts';
 
 const execFileP = promisify(execFile);
@@ -309,3 +309,87 @@ test('while a breaker is open: DICOMweb reads answer 503 DICOM-shaped with Retry
   expect(await readyWithin(60_000)).toBe(true);
   expect((await fetch(`${base}/fhir/Patient?_count=1`, { headers: auth })).status).toBe(200);
 }, 120_000);
+
+/**
+ * Orthanc 1.10.1's GDCM plugin crashes (SIGSEGV) when asked to convert compressed pixel data (docs/operations.md).
+ * Run on this file's own stack: were the fence to fail, only this stack's Orthanc would go down (and come back).
+ */
+describe("requests that crash Orthanc's GDCM plugin are fenced", () => {
+  const JPEG_FILES = [
+    'SC_rgb_jpeg_gdcm.dcm',
+    'SC_jpeg_no_color_transform.dcm',
+    'JPEG-lossy.dcm',
+    'MR_small_jp2klossless.dcm',
+  ];
+  const OCTET = 'multipart/related; type="application/octet-stream"';
+  let instances: { study: string; series: string; sop: string }[] = [];
+
+  beforeAll(async () => {
+    expect(await readyWithin(60_000)).toBe(true);
+    const { mrn, accession } = await book();
+    const study = newUid();
+    instances = JPEG_FILES.map(() => ({ study, series: newUid(), sop: newUid() }));
+    const files = JPEG_FILES.map((f, i) =>
+      rewrite(pydicomFile(f), {
+        PatientID: mrn,
+        AccessionNumber: accession,
+        StudyInstanceUID: study,
+        SeriesInstanceUID: instances[i]!.series,
+        SOPInstanceUID: instances[i]!.sop,
+      }),
+    );
+    const stored = await stowAcrossFault(files, files.length, () => undefined);
+    expect(stored.status, stored.body.toString()).toBe(200);
+  }, 120_000);
+
+  test.each([
+    ['multipart/related; type="image/jls"', 406],
+    ['multipart/related; type="image/jp2"', 406],
+    ['multipart/related; type="image/jpeg"', 406],
+    [`${OCTET}; transfer-syntax=1.2.840.10008.1.2.4.80`, 406],
+    // decompression of a compressed instance crashed about one request in four: refused too
+    [OCTET, 406],
+    [`${OCTET}; transfer-syntax=1.2.840.10008.1.2.1`, 406],
+    [undefined, 406],
+    // as stored: never converted, never crashed
+    [`${OCTET}; transfer-syntax=*`, 200],
+  ])('frames with Accept %s → %i, and Orthanc stays up', async (accept, status) => {
+    const restarts = restartsOf('orthanc');
+    for (const i of instances) {
+      const res = await fetch(`${base}/dicom-web/studies/${i.study}/series/${i.series}/instances/${i.sop}/frames/1`, {
+        headers: { ...auth, ...(accept ? { accept } : {}) },
+      });
+      const body = await res.arrayBuffer();
+      expect(res.status, `${i.sop}: ${Buffer.from(body).toString('latin1').slice(0, 200)}`).toBe(status);
+      if (status === 406) {
+        expect(res.headers.get('content-type')).toMatch(/^application\/dicom\+json/);
+        expect(Buffer.from(body).toString()).toContain('transfer-syntax=*');
+      }
+    }
+    expect(restartsOf('orthanc')).toBe(restarts);
+  });
+
+  test.each([
+    ['multipart/related; type="application/dicom"', 200],
+    [undefined, 200],
+    ['multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1', 200],
+    ['multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80', 406],
+  ])('instances with Accept %s → %i (as stored, with a Warning), and Orthanc stays up', async (accept, status) => {
+    const restarts = restartsOf('orthanc');
+    for (const i of instances) {
+      const res = await fetch(`${base}/dicom-web/studies/${i.study}/series/${i.series}/instances/${i.sop}`, {
+        headers: { ...auth, ...(accept ? { accept } : {}) },
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(res.status).toBe(status);
+      if (status === 200) {
+        expect(res.headers.get('warning')).toMatch(/stored transfer syntax/);
+        expect(body.toString('latin1')).toMatch(/transfer-syntax=1\.2\.840\.10008\.1\.2\.4\./);
+      }
+    }
+    const study = await fetch(`${base}/dicom-web/studies/${instances[0]!.study}`, { headers: auth });
+    await study.arrayBuffer();
+    expect(study.status).toBe(200);
+    expect(restartsOf('orthanc')).toBe(restarts);
+  });
+});
