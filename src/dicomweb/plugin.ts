@@ -70,12 +70,14 @@ export function describeError(err: unknown): { status: number; message: string; 
     const what = err.dependency === 'orthanc' ? 'The image archive' : 'The EHR database';
     return { status: 503, message: `${what} is unavailable; retry later`, retryAfter: err.retryAfterSeconds };
   }
-  if (isDatabaseFault(err))
-    return { status: 503, message: 'The EHR database is unavailable; retry later', retryAfter: 5 };
   if (err instanceof OrthancUnavailableError) {
     return err.timedOut
       ? { status: 504, message: 'The image archive did not answer in time' }
       : { status: 502, message: 'The image archive is unavailable' };
+  }
+  // Checked after Orthanc's errors: a refused connection to Orthanc has the same error code in its cause.
+  if (isDatabaseFault(err)) {
+    return { status: 503, message: 'The EHR database is unavailable; retry later', retryAfter: 5 };
   }
   if (err instanceof AuditUnavailableError) return { status: 503, message: err.message };
   const fe = err as Partial<FastifyError>;
