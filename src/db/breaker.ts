@@ -45,6 +45,8 @@ const FAULT_MESSAGE = /query read timeout|connection terminated|timeout expired|
 
 /** Whether `err` (or one of its causes) says the database is unreachable or hung, rather than refusing a statement. */
 export function isDatabaseFault(err: unknown): boolean {
+  // Orthanc's client errors carry the same network codes in their cause; they are Orthanc's faults.
+  if ((err as Error | undefined)?.name === 'OrthancUnavailableError') return false;
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     if (
       e instanceof ConnectionError ||
