@@ -14,7 +14,7 @@ test.each([
   [coded('08006'), true],
   // answers, not outages
   [coded('23505', 'duplicate key'), false],
-  [new UniqueIntegrityConstraintViolationError(coded('23505') as never, 'c'), false],
+  [new UniqueIntegrityConstraintViolationError(coded('23505') as never), false],
   [coded('57014', 'canceling statement due to statement timeout'), false],
   [new Error('invalid input'), false],
   // Orthanc's refused connection is Orthanc's fault
