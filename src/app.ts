@@ -92,7 +92,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   await app.register(databasePlugin, { config });
   await app.register(orthancPlugin, { config });
-  await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs });
+  await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs, databaseUrl: config.databaseUrl });
   // OHIF viewer, viewer links, viewer-token guard. Before authentication: the viewer's public files are answered by
   // an onRequest hook that must run before the resource server's (src/viewer/ohif-static.ts).
   await app.register(viewerPlugin, { config });
