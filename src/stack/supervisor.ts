@@ -75,6 +75,8 @@ export class Supervisor {
   readonly #opts: Required<SupervisorOptions>;
   readonly #startedAt = new Date().toISOString();
   #stopping = false;
+  /** Failed health probes in a row per running service (a dependent is not blamed while its dependency fails). */
+  readonly #failing = new Map<string, number>();
   #wake: () => void = () => undefined;
 
   constructor(defs: ServiceDef[], opts: SupervisorOptions) {
@@ -143,6 +145,11 @@ export class Supervisor {
 
   #up(name: string): boolean {
     return this.#records.get(name)?.state === 'up';
+  }
+
+  /** Up and answering its health probes. */
+  #healthy(name: string): boolean {
+    return this.#up(name) && !this.#failing.get(name);
   }
 
   /** Sleeps `ms` or until woken (stop, retry). */
@@ -226,11 +233,14 @@ export class Supervisor {
     let failures = 0;
     let busy = false;
     const timer = setInterval(async () => {
-      if (busy || !this.#up(d.name) || !d.dependsOn.every((n) => this.#up(n))) return;
+      if (busy || !this.#up(d.name)) return;
       busy = true;
       const ok = await d.answers().catch(() => false);
       busy = false;
-      failures = ok ? 0 : failures + 1;
+      // Orthanc stalls while PostgreSQL is away: failures while a dependency is unhealthy are not Orthanc's.
+      const blameless = !d.dependsOn.every((n) => this.#healthy(n));
+      failures = ok || blameless ? 0 : failures + 1;
+      this.#failing.set(d.name, ok ? 0 : Math.max(1, failures));
       if (failures >= this.#opts.watchFailures && child.exitCode === null && !this.#stopping) {
         const reason = `no answer to ${failures} health checks in a row (hung)`;
         this.log(`${d.name}: ${reason}; killing pid ${child.pid}`);
@@ -245,6 +255,11 @@ export class Supervisor {
         }
       }
     }, this.#opts.watchIntervalMs);
-    return { stop: () => clearInterval(timer) };
+    return {
+      stop: () => {
+        clearInterval(timer);
+        this.#failing.delete(d.name);
+      },
+    };
   }
 }
