@@ -1,4 +1,3 @@
-import { DependencyUnavailableError } from './health/circuit-breaker.ts';
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import pino from 'pino';
@@ -10,7 +9,9 @@ import { changeFeedPlugin } from './change-feed/plugin.ts';
 import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { fhirPlugin } from './fhir/plugin.ts';
-import { dicomWebPlugin } from './dicomweb/plugin.ts';
+import { dicomWebPlugin, sendDicomError } from './dicomweb/plugin.ts';
+import { isDatabaseFault } from './db/breaker.ts';
+import { DependencyUnavailableError } from './health/circuit-breaker.ts';
 import { uploadApiPlugin } from './dicomweb/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { orthancPlugin } from './orthanc/plugin.ts';
@@ -79,9 +80,28 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    if (err instanceof DependencyUnavailableError) reply.header('retry-after', String(err.retryAfterSeconds));
+    // A dependency down (e.g. the database while authenticating, before any scope's own handler): 503 + Retry-After,
+    // shaped like the API that was called.
+    if (err instanceof DependencyUnavailableError || isDatabaseFault(err)) {
+      reply.header('retry-after', String(err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 5));
+      req.log.warn({ reason: err.message }, 'request refused: dependency unavailable');
+      const what =
+        err instanceof DependencyUnavailableError && err.dependency === 'orthanc' ? 'image archive' : 'database';
+      const message = `The ${what} is unavailable; retry later`;
+      if (/^\/dicom-web(\/|\?|$)/.test(req.url)) return sendDicomError(reply, 503, message);
+      if (/^\/fhir(\/|\?|$)/.test(req.url)) {
+        return reply
+          .code(503)
+          .type('application/fhir+json')
+          .send({
+            resourceType: 'OperationOutcome',
+            issue: [{ severity: 'error', code: 'transient', diagnostics: message }],
+          });
+      }
+      return reply.code(503).send({ error: message, requestId: req.id });
+    }
     const status =
-      err instanceof AuditUnavailableError || err instanceof DependencyUnavailableError
+      err instanceof AuditUnavailableError
         ? 503
         : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
           ? err.statusCode

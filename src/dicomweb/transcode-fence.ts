@@ -14,7 +14,7 @@
  * - a request that names a compressed target (an `image/*` frame type, or a compressed transfer syntax UID) gets
  *   406, naming what to ask for instead;
  * - study, series and instance retrieval (`application/dicom`) otherwise gets the stored encoding: each part is a
- *   DICOM Part 10 file whose meta header (and part Content-Type) names its transfer syntax, and a `Warning` says so;
+ *   DICOM Part 10 file whose meta header names its transfer syntax, and a `Warning` says so;
  * - frames (raw pixel data, whose encoding only the part's Content-Type states) in an uncompressed syntax are served
  *   as asked when the instance is stored uncompressed, and refused with 406 when it is stored compressed.
  * Pure: no I/O.
@@ -117,6 +117,6 @@ export function fenceTranscoding(accept: string | undefined, frames: boolean): F
   return {
     action: 'forward',
     accept: type,
-    warning: 'Served in the stored transfer syntax (named in each part); the archive does not convert images',
+    warning: 'Served in the stored transfer syntax (named in each file); the archive does not convert images',
   };
 }
