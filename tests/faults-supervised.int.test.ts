@@ -44,12 +44,22 @@ function pidOf(name: 'orthanc' | 'postgres'): number {
   return pid;
 }
 
+/** Waits until the supervisor reports every service up (a restart in progress is not disturbed). */
+async function allUp(): Promise<void> {
+  for (let i = 0; i < 240; i++) {
+    if (services().every((s) => s.state === 'up')) return;
+    await sleep(250);
+  }
+  throw new Error(`not all up: ${JSON.stringify(services().map((s) => [s.name, s.state]))}`);
+}
+
 function restartsOf(name: string): number {
   return services().find((s) => s.name === name)?.restarts.length ?? 0;
 }
 
 /** SIGKILL the process, or SIGSTOP it and every process under it (a hung server: PostgreSQL's backends too). */
 function disrupt(name: 'orthanc' | 'postgres', how: 'SIGKILL' | 'SIGSTOP'): void {
+  if (!services().every((s) => s.state === 'up')) throw new Error('disrupting a stack that is not all up');
   const pid = pidOf(name);
   for (const p of how === 'SIGSTOP' ? [pid, ...descendants(pid)] : [pid]) process.kill(p, how);
 }
@@ -204,6 +214,7 @@ const FAULTS = [
 
 describe.each(FAULTS)('%s %s', (name, how) => {
   test('during a 40-part STOW-RS: the answer comes within the upstream time-out + 5 s; the rest fail with 0x0110; the stack recovers', async () => {
+    await allUp();
     const { mrn, accession } = await book();
     const s = makeSeries({ patientId: mrn, accession, count: 40, modality: 'CT' });
     const restarts = restartsOf(name);
@@ -229,6 +240,7 @@ describe.each(FAULTS)('%s %s', (name, how) => {
     const s = makeSeries({ patientId: mrn, accession, count: 40, modality: 'CT' });
     const stored = await stowAcrossFault(s.files, 40, () => undefined);
     expect(stored.status).toBe(200);
+    await allUp();
     const answer = await streamAcrossFault(`/dicom-web/studies/${s.studyUid}`, () => disrupt(name, how));
     expect(answer.ms).toBeLessThan(BOUND_MS);
     expect(answer.status).toBe(200); // the answer had started; a cut shows as an incomplete multipart body
@@ -238,6 +250,7 @@ describe.each(FAULTS)('%s %s', (name, how) => {
   }, 180_000);
 
   test('during a FHIR write: the answer comes within the upstream time-out + 5 s (201 or 503 OperationOutcome); the stack recovers', async () => {
+    await allUp();
     await fhir('GET', 'Patient?_count=1'); // a pooled connection exists, as on a busy server
     const started = Date.now();
     disrupt(name, how);
@@ -253,6 +266,7 @@ describe.each(FAULTS)('%s %s', (name, how) => {
 
 test('kill -9 Orthanc: /readyz is 200 again within 30 s without any command; status shows the restart', async () => {
   expect(await readyWithin(60_000)).toBe(true);
+  await allUp();
   const before = restartsOf('orthanc');
   disrupt('orthanc', 'SIGKILL');
   const t0 = Date.now();
@@ -266,6 +280,7 @@ test('kill -9 Orthanc: /readyz is 200 again within 30 s without any command; sta
 
 test('while a breaker is open: DICOMweb reads answer 503 DICOM-shaped with Retry-After, FHIR 503 OperationOutcome, /readyz names the dependency', async () => {
   expect(await readyWithin(60_000)).toBe(true);
+  await allUp();
   const pid = pidOf('postgres');
   const stopped = [pid, ...descendants(pid)];
   for (const p of stopped) process.kill(p, 'SIGSTOP');

@@ -186,16 +186,17 @@ export class Supervisor {
       const ready = await this.#waitReady(d, () => exited);
       if (ready && !exited && !this.#stopping) {
         try {
-          await d.afterReady?.();
+          // Bounded: a server that hangs right after answering (SIGSTOP) must not wedge the supervisor.
+          await withTimeout(d.afterReady?.(), d.startTimeoutMs ?? 60_000, 'set-up after start timed out');
           this.#set(d.name, { state: 'up' });
           this.log(`${d.name}: up`);
         } catch (err) {
           why = `set-up after start failed: ${(err as Error).message}`;
-          child.kill('SIGKILL');
+          killTree(child);
         }
       } else if (!exited && !this.#stopping) {
         why = 'did not answer within the start time-out';
-        child.kill('SIGKILL');
+        killTree(child);
       }
       const watch = this.#watch(d, child, (reason) => (why = reason));
       const { code, signal } = await exit;
@@ -245,14 +246,7 @@ export class Supervisor {
         const reason = `no answer to ${failures} health checks in a row (hung)`;
         this.log(`${d.name}: ${reason}; killing pid ${child.pid}`);
         hung(reason);
-        // The whole tree: PostgreSQL's backends would otherwise keep its shared memory and block the restart.
-        for (const pid of [child.pid!, ...descendants(child.pid!)]) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
+        killTree(child);
       }
     }, this.#opts.watchIntervalMs);
     return {
@@ -261,5 +255,32 @@ export class Supervisor {
         this.#failing.delete(d.name);
       },
     };
+  }
+}
+
+/** SIGKILL to a child and everything under it: PostgreSQL's backends would otherwise keep its shared memory. */
+function killTree(child: ChildProcess): void {
+  if (!child.pid) return;
+  for (const pid of [child.pid, ...descendants(child.pid)]) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function withTimeout(work: Promise<void> | undefined, ms: number, message: string): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
