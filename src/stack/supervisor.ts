@@ -119,6 +119,7 @@ export class Supervisor {
         this.log(`${d.name}: stopping (${d.stopSignal})`);
         const exited = new Promise((r) => child.once('exit', r));
         child.kill(d.stopSignal);
+        child.kill('SIGCONT'); // a stopped (SIGSTOP) process acts on the signal only once continued
         const done = await Promise.race([exited.then(() => true), sleep(60_000).then(() => false)]);
         if (!done) child.kill('SIGKILL');
       }
