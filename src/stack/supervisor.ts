@@ -234,8 +234,9 @@ export class Supervisor {
   #watch(d: ServiceDef, child: ChildProcess, hung: (reason: string) => void): { stop(): void } {
     let failures = 0;
     let busy = false;
+    let killed = false;
     const timer = setInterval(async () => {
-      if (busy || !this.#up(d.name)) return;
+      if (busy || killed || !this.#up(d.name)) return;
       busy = true;
       const ok = await d.answers().catch(() => false);
       busy = false;
@@ -246,6 +247,7 @@ export class Supervisor {
       if (failures >= this.#opts.watchFailures && child.exitCode === null && !this.#stopping) {
         const reason = `no answer to ${failures} health checks in a row (hung)`;
         this.log(`${d.name}: ${reason}; killing pid ${child.pid}`);
+        killed = true;
         hung(reason);
         killTree(child);
       }
