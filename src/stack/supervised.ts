@@ -168,6 +168,7 @@ export async function supervisedUp(settings: StackSettings, log: (line: string) 
   mkdirSync(settings.dataDir, { recursive: true, mode: 0o755 });
   const info = writeStackFiles(settings);
   const running = supervisorPid(settings);
+  let spawnedExited = false;
   if (running) {
     process.kill(running, 'SIGHUP');
   } else {
@@ -180,6 +181,7 @@ export async function supervisedUp(settings: StackSettings, log: (line: string) 
       stdio: ['ignore', out, out],
       env: { ...process.env, EHR_STACK_DIR: settings.dataDir },
     });
+    child.once('exit', () => (spawnedExited = true));
     child.unref();
     if (child.pid) writeFileSync(supervisorPidFile(settings), String(child.pid));
   }
@@ -191,7 +193,7 @@ export async function supervisedUp(settings: StackSettings, log: (line: string) 
   for (;;) {
     const state = readSupervisorState(settings);
     const failed = state?.services.find((s) => s.state === 'failed');
-    const gone = Date.now() - started > 2000 && !supervisorPid(settings);
+    const gone = running ? !supervisorPid(settings) : spawnedExited;
     if (failed || gone || Date.now() - started > 180_000) {
       throw new StackError(`the stack did not come up (${settings.dataDir}/${SUPERVISOR_LOG}):\n${tail()}`);
     }
