@@ -66,11 +66,12 @@ async function pgAnswers(info: StackInfo, timeoutMs: number): Promise<boolean> {
   try {
     await client.connect();
     await client.query('SELECT 1');
-    await client.end();
     return true;
   } catch {
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     return false;
+  } finally {
+    // Not `end()`: a server stopped right now would never answer its goodbye, and the probe would hang.
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
 }
 

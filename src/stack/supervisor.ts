@@ -60,6 +60,8 @@ export interface SupervisorOptions {
   /** Watchdog: probe interval and failed probes in a row before a child counts as hung. */
   watchIntervalMs?: number;
   watchFailures?: number;
+  /** Longest a health probe may take before it counts as failed (the probes bound themselves too). */
+  probeTimeoutMs?: number;
 }
 
 export const SUPERVISOR_STATE = 'supervisor.json';
@@ -81,7 +83,13 @@ export class Supervisor {
 
   constructor(defs: ServiceDef[], opts: SupervisorOptions) {
     this.#defs = defs;
-    this.#opts = { policy: DEFAULT_RESTART_POLICY, watchIntervalMs: 5000, watchFailures: 3, ...opts };
+    this.#opts = {
+      policy: DEFAULT_RESTART_POLICY,
+      watchIntervalMs: 5000,
+      watchFailures: 3,
+      probeTimeoutMs: 10_000,
+      ...opts,
+    };
     for (const d of defs) {
       this.#records.set(d.name, { name: d.name, state: 'waiting', since: this.#startedAt, restarts: [] });
       this.#times.set(d.name, []);
@@ -221,10 +229,23 @@ export class Supervisor {
     }
   }
 
+  /** The service's probe, bounded here too: a probe stuck on a hung server must not silence the watchdog. */
+  async #answers(d: ServiceDef): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.#opts.probeTimeoutMs);
+    });
+    try {
+      return await Promise.race([d.answers().catch(() => false), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #waitReady(d: ServiceDef, exited: () => boolean): Promise<boolean> {
     const deadline = Date.now() + (d.startTimeoutMs ?? 60_000);
     while (Date.now() < deadline && !exited() && !this.#stopping) {
-      if (await d.answers().catch(() => false)) return true;
+      if (await this.#answers(d)) return true;
       await sleep(200);
     }
     return false;
@@ -238,7 +259,7 @@ export class Supervisor {
     const timer = setInterval(async () => {
       if (busy || killed || !this.#up(d.name)) return;
       busy = true;
-      const ok = await d.answers().catch(() => false);
+      const ok = await this.#answers(d);
       busy = false;
       // Orthanc stalls while PostgreSQL is away: failures while a dependency is unhealthy are not Orthanc's.
       const blameless = !d.dependsOn.every((n) => this.#healthy(n));
