@@ -115,7 +115,20 @@ export async function probeDatabase(databaseUrl: string, timeoutMs: number): Pro
     await Promise.race([client.connect().then(() => client.query('SELECT 1')), deadline]);
   } finally {
     clearTimeout(timer);
-    // Not `end()`: a server that hangs right now would never answer its goodbye. Dropping the socket is enough.
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    // A server that hangs right now would never answer the goodbye of `end()`: bounded, then the socket is dropped.
+    await goodbye(client);
   }
+}
+
+/** Ends a probe's connection politely (no "unexpected EOF" in the server log) but waits at most 1 s for it. */
+export async function goodbye(client: pg.Client): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.end().catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, 1000);
+    }),
+  ]);
+  clearTimeout(timer);
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { goodbye } from '../db/breaker.ts';
 import { FACADE_ENV, FACADE_MAIN, FACADE_NODE_FLAGS, facadePidFile, stopFacade } from './facade.ts';
 import { answers, ORTHANC_BIN, orthancPidFile, prepareOrthanc, stopOrthanc } from './orthanc.ts';
 import {
@@ -70,8 +71,8 @@ async function pgAnswers(info: StackInfo, timeoutMs: number): Promise<boolean> {
   } catch {
     return false;
   } finally {
-    // Not `end()`: a server stopped right now would never answer its goodbye, and the probe would hang.
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    // A server stopped right now would never answer the goodbye of `end()`: bounded, then the socket is dropped.
+    await goodbye(client);
   }
 }
 
