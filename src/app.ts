@@ -80,14 +80,22 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    // A dependency down (e.g. the database while authenticating, before any scope's own handler): 503 + Retry-After,
-    // shaped like the API that was called.
-    if (err instanceof DependencyUnavailableError || isDatabaseFault(err)) {
+    // A dependency down (e.g. the database while authenticating or auditing, before any scope's own handler):
+    // 503 with Retry-After, shaped like the API that was called.
+    const down = err instanceof DependencyUnavailableError || isDatabaseFault(err);
+    const status = down
+      ? 503
+      : err instanceof AuditUnavailableError
+        ? 503
+        : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
+          ? err.statusCode
+          : 500;
+    if (status === 503) {
       reply.header('retry-after', String(err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 5));
       req.log.warn({ reason: err.message }, 'request refused: dependency unavailable');
       const what =
         err instanceof DependencyUnavailableError && err.dependency === 'orthanc' ? 'image archive' : 'database';
-      const message = `The ${what} is unavailable; retry later`;
+      const message = down ? `The ${what} is unavailable; retry later` : err.message;
       if (/^\/dicom-web(\/|\?|$)/.test(req.url)) return sendDicomError(reply, 503, message);
       if (/^\/fhir(\/|\?|$)/.test(req.url)) {
         return reply
@@ -100,12 +108,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       }
       return reply.code(503).send({ error: message, requestId: req.id });
     }
-    const status =
-      err instanceof AuditUnavailableError
-        ? 503
-        : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
-          ? err.statusCode
-          : 500;
     if (status === 500) req.log.error({ err }, 'unexpected error');
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, requestId: req.id });
   });
