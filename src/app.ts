@@ -9,7 +9,9 @@ import { changeFeedPlugin } from './change-feed/plugin.ts';
 import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { fhirPlugin } from './fhir/plugin.ts';
-import { dicomWebPlugin } from './dicomweb/plugin.ts';
+import { dicomWebPlugin, sendDicomError } from './dicomweb/plugin.ts';
+import { isDatabaseFault } from './db/breaker.ts';
+import { DependencyUnavailableError } from './health/circuit-breaker.ts';
 import { uploadApiPlugin } from './dicomweb/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { metricsHooks, metricsRoutes } from './metrics/plugin.ts';
@@ -82,12 +84,34 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    const status =
-      err instanceof AuditUnavailableError
+    // A dependency down (e.g. the database while authenticating or auditing, before any scope's own handler):
+    // 503 with Retry-After, shaped like the API that was called.
+    const down = err instanceof DependencyUnavailableError || isDatabaseFault(err);
+    const status = down
+      ? 503
+      : err instanceof AuditUnavailableError
         ? 503
         : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
           ? err.statusCode
           : 500;
+    if (status === 503) {
+      reply.header('retry-after', String(err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 5));
+      req.log.warn({ reason: err.message }, 'request refused: dependency unavailable');
+      const what =
+        err instanceof DependencyUnavailableError && err.dependency === 'orthanc' ? 'image archive' : 'database';
+      const message = down ? `The ${what} is unavailable; retry later` : err.message;
+      if (/^\/dicom-web(\/|\?|$)/.test(req.url)) return sendDicomError(reply, 503, message);
+      if (/^\/fhir(\/|\?|$)/.test(req.url)) {
+        return reply
+          .code(503)
+          .type('application/fhir+json')
+          .send({
+            resourceType: 'OperationOutcome',
+            issue: [{ severity: 'error', code: 'transient', diagnostics: message }],
+          });
+      }
+      return reply.code(503).send({ error: message, requestId: req.id });
+    }
     if (status === 500) req.log.error({ err }, 'unexpected error');
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, requestId: req.id });
   });
@@ -97,7 +121,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(metricsHooks, { config });
   await app.register(databasePlugin, { config });
   await app.register(orthancPlugin, { config });
-  await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs });
+  await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs, databaseUrl: config.databaseUrl });
   // OHIF viewer, viewer links, viewer-token guard. Before authentication: the viewer's public files are answered by
   // an onRequest hook that must run before the resource server's (src/viewer/ohif-static.ts).
   await app.register(viewerPlugin, { config });

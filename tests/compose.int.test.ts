@@ -24,6 +24,8 @@ interface Service {
   ports?: PortEntry[];
   networks?: string[] | Record<string, unknown>;
   healthcheck?: { test?: string | string[]; disable?: boolean };
+  restart?: string;
+  init?: boolean;
   depends_on?: string[] | Record<string, { condition?: string }>;
   volumes?: (string | { source?: string; target?: string })[];
 }
@@ -189,6 +191,35 @@ describe('docker-compose.yml services', () => {
   ])('%s healthcheck uses %s', (name, needle) => {
     const cmd = service(name).healthcheck?.test ?? [];
     expect((Array.isArray(cmd) ? cmd : [cmd]).join(' ')).toContain(needle);
+  });
+
+  // `restart:` alone only restarts containers that exit; a hung one is merely marked unhealthy. Each healthcheck
+  // therefore kills its container's processes after repeated liveness failures, and `init: true` makes the container
+  // exit with them (the comment at the top of docker-compose.yml explains the choice).
+  test.each(['ehr-postgres', 'orthanc-postgres', 'orthanc', 'facade'])(
+    '%s restarts when it exits and when it hangs (restart policy, init, killing healthcheck)',
+    (name) => {
+      const s = service(name);
+      expect(s.restart).toMatch(/^(unless-stopped|always)$/);
+      expect(s.init).toBe(true);
+      const cmd = (Array.isArray(s.healthcheck?.test) ? s.healthcheck.test : [s.healthcheck?.test ?? '']).join(' ');
+      if (name === 'facade') expect(cmd).toContain('src/health/container-probe.ts');
+      else expect(cmd).toMatch(/kill -9 -1/);
+    },
+  );
+
+  test.each(['ehr-postgres', 'orthanc-postgres'])(
+    '%s healthcheck kills only on "no response" (pg_isready exit 2), never during recovery',
+    (name) => {
+      const cmd = ((service(name).healthcheck?.test ?? []) as string[]).join(' ');
+      expect(cmd).toMatch(/if \[ \$\$rc -ne 2 \]; then rm -f \/tmp\/hung-checks; exit \$\$rc; fi/);
+    },
+  );
+
+  test('the facade probe script exists in the image sources and is not killed for a dependency being down', () => {
+    const probe = read('src/health/container-probe.ts');
+    expect(probe).toContain("process.kill(-1, 'SIGKILL')");
+    expect(read('Dockerfile')).toMatch(/COPY --from=source \/src\/src \.\/src/);
   });
 
   test.each([

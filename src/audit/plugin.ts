@@ -20,6 +20,7 @@
  *   `onSend` only checks that the event was committed, and records a fallback event if it was rolled back.
  * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
  */
+import { errorBody } from '../dicomweb/errors.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
@@ -152,9 +153,14 @@ const isStream = (payload: unknown): payload is Readable =>
 /** An error body in the style of the path: OperationOutcome under /fhir, a JSON error elsewhere. */
 function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
   const fhir = req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?');
-  reply.type(fhir ? 'application/fhir+json' : 'application/json; charset=utf-8');
   reply.removeHeader('content-length');
   const message = `audit record could not be stored; request id ${req.id}`;
+  // DICOMweb clients get a DICOM-shaped error (ErrorComment), as for every other DICOMweb failure.
+  if (/^\/dicom-web(\/|\?|$)/.test(req.url)) {
+    reply.type('application/dicom+json');
+    return errorBody(message);
+  }
+  reply.type(fhir ? 'application/fhir+json' : 'application/json; charset=utf-8');
   return JSON.stringify(
     fhir
       ? { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', diagnostics: message }] }

@@ -34,6 +34,10 @@ export interface Config {
   orthancDicomWebRoot: string;
   upstreamTimeoutMs: number;
   readyTimeoutMs: number;
+  breakerRetryMs: number;
+  breakerMaxRetryMs: number;
+  breakerHeartbeatMs: number;
+  breakerProbeTimeoutMs: number;
   logLevel: LogLevel;
   metricsListen: string;
   auditRetentionDays: number;
@@ -190,6 +194,35 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 50, maximum: 60000 },
     default: 2000,
     description: 'Time-out of each dependency check in `/readyz`.',
+  },
+  {
+    env: 'EHR_BREAKER_RETRY_MS',
+    key: 'breakerRetryMs',
+    schema: { type: 'integer', minimum: 100, maximum: 600000 },
+    default: 1000,
+    description:
+      'After Orthanc or the database stops answering: wait before the first probe; requests fail fast with 503 meanwhile.',
+  },
+  {
+    env: 'EHR_BREAKER_MAX_RETRY_MS',
+    key: 'breakerMaxRetryMs',
+    schema: { type: 'integer', minimum: 100, maximum: 600000 },
+    default: 10000,
+    description: 'Longest wait between probes of a dependency that is down (the wait doubles after each failed probe).',
+  },
+  {
+    env: 'EHR_BREAKER_HEARTBEAT_MS',
+    key: 'breakerHeartbeatMs',
+    schema: { type: 'integer', minimum: 0, maximum: 600000 },
+    default: 5000,
+    description: 'Probe Orthanc and the database this often while they answer, to notice a hang early; 0 turns it off.',
+  },
+  {
+    env: 'EHR_BREAKER_PROBE_TIMEOUT_MS',
+    key: 'breakerProbeTimeoutMs',
+    schema: { type: 'integer', minimum: 50, maximum: 60000 },
+    default: 5000,
+    description: 'Time-out of one probe (heartbeat or recovery check) of Orthanc or the database.',
   },
   {
     env: 'EHR_LOG_LEVEL',

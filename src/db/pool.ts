@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { createPool, type DatabasePool } from 'slonik';
 import type { Config } from '../config/spec.ts';
 import { databaseInterceptor } from '../metrics/upstream.ts';
@@ -14,6 +15,10 @@ import { databaseInterceptor } from '../metrics/upstream.ts';
  * pooled connections without undoing them before release.
  */
 export async function createDatabasePool(config: Config): Promise<DatabasePool> {
+  // `statementTimeout` is enforced by the server, so a hung server (SIGSTOP, a wedged host) never enforces it: the
+  // client gives up on its own a little later (node-postgres `query_timeout`; slonik has no option for it, hence the
+  // driver default). The margin lets a live server's statement time-out win, which is an answer, not an outage.
+  pg.defaults.query_timeout = config.upstreamTimeoutMs + 2000;
   return createPool(config.databaseUrl, {
     maximumPoolSize: config.databasePoolSize,
     connectionTimeout: config.readyTimeoutMs,

@@ -9,6 +9,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { OrthancUnavailableError } from '../orthanc/errors.ts';
+import { isDatabaseFault } from '../db/breaker.ts';
+import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
 import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
@@ -23,6 +25,7 @@ import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './gc-pacer.ts';
 import { LinkedResources } from './linked-resources.ts';
 import { fetchSeriesMetadata, MetadataPrefetch } from './metadata-prefetch.ts';
 import { SeriesCache } from './series-cache.ts';
+import { StoredSyntaxes } from './stored-syntax.ts';
 import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './study-change-listener.ts';
 import { stowRoutes } from './stow-routes.ts';
 import { StudyIndex } from './study-index.ts';
@@ -60,13 +63,24 @@ export function sendDicomError(reply: FastifyReply, status: number, message: str
     .send(errorBody(message));
 }
 
-/** Maps any error thrown in the scope to a status and a readable reason; never a stack. */
-export function describeError(err: unknown): { status: number; message: string } {
+/**
+ * Maps any error thrown in the scope to a status and a readable reason; never a stack. A dependency known to be down
+ * (its circuit breaker is open) gives 503 with `Retry-After` (RFC 9110 §15.6.4).
+ */
+export function describeError(err: unknown): { status: number; message: string; retryAfter?: number } {
   if (err instanceof DicomWebError) return { status: err.status, message: err.message };
+  if (err instanceof DependencyUnavailableError) {
+    const what = err.dependency === 'orthanc' ? 'The image archive' : 'The EHR database';
+    return { status: 503, message: `${what} is unavailable; retry later`, retryAfter: err.retryAfterSeconds };
+  }
   if (err instanceof OrthancUnavailableError) {
     return err.timedOut
       ? { status: 504, message: 'The image archive did not answer in time' }
       : { status: 502, message: 'The image archive is unavailable' };
+  }
+  // Checked after Orthanc's errors: a refused connection to Orthanc has the same error code in its cause.
+  if (isDatabaseFault(err)) {
+    return { status: 503, message: 'The EHR database is unavailable; retry later', retryAfter: 5 };
   }
   if (err instanceof AuditUnavailableError) return { status: 503, message: err.message };
   const fe = err as Partial<FastifyError>;
@@ -79,7 +93,7 @@ export function describeError(err: unknown): { status: number; message: string }
 /** The scope's error and not-found handlers: DICOM-shaped bodies, 5xx logged, never a stack to the client. */
 export function installDicomErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
-    const { status, message } = describeError(err);
+    const { status, message, retryAfter } = describeError(err);
     // A client that went away mid-answer (viewers cancel prefetches all the time) is not a server fault.
     // (Not `req.raw.destroyed`: a request stream is auto-destroyed once its body has been read completely.)
     if (reply.raw.destroyed || req.raw.socket?.destroyed === true) {
@@ -93,6 +107,7 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
       reply.raw.destroy();
       return reply;
     }
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     return sendDicomError(reply, status, message);
   });
   app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) => sendDicomError(reply, 404, NOT_FOUND_MESSAGE));
@@ -174,6 +189,7 @@ export const dicomWebPlugin = fp(
       authorization: app.orthanc.authorization,
       timeoutMs: config.upstreamTimeoutMs,
       forwarded: urls.forwarded,
+      breaker: app.orthanc.breaker,
     });
     const index = new StudyIndex(app.db, config.dicomwebAccessCacheTtlMs);
     app.decorate('studyIndex', index);
@@ -254,6 +270,7 @@ export const dicomWebPlugin = fp(
       resources,
       metadataPrefetch,
       gcPacer,
+      storedSyntaxes: new StoredSyntaxes(app.orthanc),
     };
     await app.register(dicomWebScope, { prefix: '/dicom-web', config, context });
   },

@@ -12,6 +12,7 @@ import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
 import type { GcPacer } from './gc-pacer.ts';
 import type { LinkedResources } from './linked-resources.ts';
 import { CaptureStream, type SeriesCache } from './series-cache.ts';
+import type { StoredSyntaxes } from './stored-syntax.ts';
 import type { StudyIndex } from './study-index.ts';
 import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
 
@@ -32,6 +33,8 @@ export interface DicomWebContext {
   resources: LinkedResources;
   /** Largest rendered/thumbnail viewport side accepted (query-rules.ts); Orthanc allocates the whole image. */
   renderedMaxViewport: number;
+  /** Stored transfer syntaxes per SOP Instance UID, for the transcoding fence of frames (transcode-fence.ts). */
+  storedSyntaxes?: StoredSyntaxes | undefined;
 }
 
 /** Where a relayed answer may be cached: its key and its study (for invalidation). Authorize BEFORE passing it. */

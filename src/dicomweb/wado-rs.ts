@@ -8,7 +8,7 @@
  * share the UID: linked-resources.ts), so a visible study UID cannot unlock another patient's series.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BadDicomWebRequestError } from './errors.ts';
+import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
 import { isUid, orthancQuery } from './qido-query.ts';
 import {
   ACCEPT,
@@ -26,6 +26,7 @@ import {
 } from './query-rules.ts';
 import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
 import { seriesCacheKey } from './series-cache.ts';
+import { AS_STORED_HINT, fenceTranscoding, UNCOMPRESSED } from './transcode-fence.ts';
 
 export interface WadoParams {
   study: string;
@@ -123,12 +124,42 @@ function handler(ctx: DicomWebContext, route: WadoRoute, suffix: (req: Req) => s
   };
 }
 
-/** WADO-RS retrieve of a whole study (multipart/related). */
-export const retrieveStudy = (ctx: DicomWebContext) => handler(ctx, 'retrieve');
-/** WADO-RS retrieve of a series. */
-export const retrieveSeries = (ctx: DicomWebContext) => handler(ctx, 'retrieve');
-/** WADO-RS retrieve of an instance. */
-export const retrieveInstance = (ctx: DicomWebContext) => handler(ctx, 'retrieve');
+/**
+ * Study, series, instance and frames retrieval: the query checked like every WADO-RS route, then through the
+ * transcoding fence (transcode-fence.ts): Orthanc is never asked to convert compressed pixel data, which crashes its
+ * GDCM plugin.
+ */
+function fencedHandler(ctx: DicomWebContext, route: 'retrieve' | 'frames'): Handler {
+  const rules = wadoQueryRules(ctx.renderedMaxViewport);
+  const frames = route === 'frames';
+  return async (req, reply) => {
+    const path = resourcePath(req.params);
+    const { query, accept } = wadoQuery(req.url, route, rules, ctx.renderedMaxViewport);
+    await authorizeStudy(req, ctx, req.params.study, req.params);
+    const decision = fenceTranscoding(accept ?? req.headers.accept, frames);
+    if (decision.action === 'refuse') throw new DicomWebError(406, decision.reason);
+    if (decision.action === 'check-stored' && ctx.storedSyntaxes && req.params.instance) {
+      const stored = await ctx.storedSyntaxes.of(req.params.instance);
+      const compressed = stored.find((ts) => !UNCOMPRESSED.has(ts));
+      if (compressed) {
+        req.log.info(
+          { stored: compressed, accept: req.headers.accept },
+          'frames refused: would make Orthanc transcode',
+        );
+        throw new DicomWebError(406, `The frames are stored compressed (${compressed}); ${AS_STORED_HINT}`);
+      }
+    }
+    if (decision.action === 'forward' && decision.warning) reply.header('warning', `299 - "${decision.warning}"`);
+    return relay(req, reply, ctx, `${path}${query}`, { accept: decision.accept });
+  };
+}
+
+/** WADO-RS retrieve of a whole study (multipart/related), in the stored transfer syntaxes. */
+export const retrieveStudy = (ctx: DicomWebContext) => fencedHandler(ctx, 'retrieve');
+/** WADO-RS retrieve of a series, in the stored transfer syntaxes. */
+export const retrieveSeries = (ctx: DicomWebContext) => fencedHandler(ctx, 'retrieve');
+/** WADO-RS retrieve of an instance, in its stored transfer syntax. */
+export const retrieveInstance = (ctx: DicomWebContext) => fencedHandler(ctx, 'retrieve');
 /** WADO-RS metadata at study, series or instance level (`application/dicom+json`). */
 export const retrieveMetadata = (ctx: DicomWebContext) => handler(ctx, 'metadata', () => '/metadata');
 /**
@@ -158,8 +189,8 @@ export const retrieveSeriesMetadata = (ctx: DicomWebContext): Handler => {
     return relay(req, reply, ctx, `${path}/metadata`, { cache, accept });
   };
 };
-/** WADO-RS frames (`/frames/{list}`): the client's Accept (transfer-syntax) is forwarded as is. */
-export const retrieveFrames = (ctx: DicomWebContext) => handler(ctx, 'frames');
+/** WADO-RS frames (`/frames/{list}`): as stored with `transfer-syntax=*`; uncompressed only from uncompressed data. */
+export const retrieveFrames = (ctx: DicomWebContext) => fencedHandler(ctx, 'frames');
 /** WADO-RS rendered (study, series, instance, frame): image/jpeg by default, image/png on request. */
 export const retrieveRendered = (ctx: DicomWebContext) => handler(ctx, 'rendered', () => '/rendered');
 /** WADO-RS thumbnail: Orthanc 1.7 has none, so it is Orthanc's rendered image scaled into {@link THUMBNAIL_VIEWPORT}. */

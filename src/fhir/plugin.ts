@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { parse as parseQueryString } from 'node:querystring';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Config } from '../config/spec.ts';
+import { isDatabaseFault } from '../db/breaker.ts';
+import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
 import { capabilityStatement } from './capability.ts';
 import { loadDefinitions, loadProfiles } from './definitions.ts';
 import { FhirError, internalErrorOutcome, MethodNotAllowedError, NotFoundError } from './errors.ts';
@@ -106,6 +108,20 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
       if (err.status >= 500) req.log.error({ err }, 'FHIR error');
       else req.log.info({ status: err.status, issue: err.issues[0]?.code, msg: err.message }, 'FHIR request rejected');
       return sendFhir(req, reply, err.status, err.outcome());
+    }
+    // The database (or Orthanc) is known to be down, or just went away: 503 with Retry-After, nothing was written.
+    if (err instanceof DependencyUnavailableError || isDatabaseFault(err)) {
+      const retryAfter = err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 5;
+      req.log.warn({ reason: err.message }, 'FHIR request refused: dependency unavailable');
+      reply.header('retry-after', String(retryAfter));
+      const what =
+        err instanceof DependencyUnavailableError && err.dependency === 'orthanc' ? 'image archive' : 'database';
+      return sendFhir(
+        req,
+        reply,
+        503,
+        new FhirError(503, 'transient', `the ${what} is unavailable; retry later`).outcome(),
+      );
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { CircuitBreaker } from '../health/circuit-breaker.ts';
 import { OrthancHttpError, OrthancUnavailableError } from './errors.ts';
 
 export interface OrthancClientOptions {
@@ -7,6 +8,11 @@ export interface OrthancClientOptions {
   username: string;
   password: string;
   timeoutMs: number;
+  /**
+   * Orthanc's circuit breaker (src/health/circuit-breaker.ts), shared with the DICOMweb proxy: every request checks it
+   * first (failing fast while Orthanc is known to be down) and reports whether Orthanc answered.
+   */
+  breaker?: CircuitBreaker | undefined;
 }
 
 /** Subset of Orthanc's `GET /system` answer that we use. */
@@ -40,9 +46,11 @@ export class OrthancClient {
   readonly baseUrl: string;
   readonly authorization: string;
   readonly timeoutMs: number;
+  readonly breaker: CircuitBreaker | undefined;
 
   constructor(opts: OrthancClientOptions) {
     this.baseUrl = opts.url.replace(/\/+$/, '');
+    this.breaker = opts.breaker;
     this.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
     this.timeoutMs = opts.timeoutMs;
     const agentOptions = {
@@ -55,22 +63,30 @@ export class OrthancClient {
     this.storeAgent = this.baseUrl.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   }
 
-  /** Performs a request with credentials and a time-out; network faults become {@link OrthancUnavailableError}. */
-  async request(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
+  /**
+   * Performs a request with credentials and a time-out; network faults become {@link OrthancUnavailableError} and open
+   * the breaker. `probe` requests (the breaker's own) skip the breaker check.
+   */
+  async request(path: string, init: RequestInit & { timeoutMs?: number; probe?: boolean } = {}): Promise<Response> {
+    if (!init.probe) this.breaker?.check();
     const timeout = AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs);
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
     const headers = new Headers(init.headers);
     headers.set('authorization', this.authorization);
     try {
-      return await fetch(`${this.baseUrl}${path}`, { ...init, headers, signal });
+      const res = await fetch(`${this.baseUrl}${path}`, { ...init, headers, signal });
+      if (!init.probe) this.breaker?.success();
+      return res;
     } catch (err) {
       const timedOut = timeout.aborted;
       const reason = timedOut ? `no answer within ${init.timeoutMs ?? this.timeoutMs} ms` : describeFetchError(err);
+      // The caller giving up (client gone) says nothing about Orthanc.
+      if (!init.probe && (timedOut || !init.signal?.aborted)) this.breaker?.failure(reason);
       throw new OrthancUnavailableError(`Orthanc unavailable: ${reason}`, timedOut, { cause: err });
     }
   }
 
-  async getJson<T>(path: string, opts: { timeoutMs?: number } = {}): Promise<T> {
+  async getJson<T>(path: string, opts: { timeoutMs?: number; probe?: boolean } = {}): Promise<T> {
     const res = await this.request(path, { headers: { accept: 'application/json' }, ...opts });
     if (!res.ok) {
       await res.body?.cancel();
@@ -79,7 +95,7 @@ export class OrthancClient {
     return (await res.json()) as T;
   }
 
-  system(opts: { timeoutMs?: number } = {}): Promise<OrthancSystem> {
+  system(opts: { timeoutMs?: number; probe?: boolean } = {}): Promise<OrthancSystem> {
     return this.getJson<OrthancSystem>('/system', opts);
   }
 
@@ -135,11 +151,14 @@ export class OrthancClient {
     chunks: readonly Uint8Array[],
     signal: AbortSignal | undefined,
   ): Promise<{ status: number; text: string }> {
+    this.breaker?.check();
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const all = signal ? AbortSignal.any([signal, timeout]) : timeout;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#postOnce(path, chunks, all);
+        const res = await this.#postOnce(path, chunks, all);
+        this.breaker?.success();
+        return res;
       } catch (err) {
         const e = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
         // RFC 9112 §9.3.1: a request sent on a connection the server was closing may be retried on a new one.
@@ -147,6 +166,7 @@ export class OrthancClient {
           continue;
         }
         const reason = timeout.aborted ? `no answer within ${this.timeoutMs} ms` : (e.code ?? e.message);
+        if (timeout.aborted || !signal?.aborted) this.breaker?.failure(reason);
         throw new OrthancUnavailableError(`Orthanc unavailable: ${reason}`, timeout.aborted, { cause: err });
       }
     }

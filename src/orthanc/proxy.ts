@@ -15,6 +15,7 @@
  */
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { CircuitBreaker } from '../health/circuit-breaker.ts';
 import { OrthancUnavailableError } from './errors.ts';
 
 export interface OrthancProxyOptions {
@@ -26,6 +27,8 @@ export interface OrthancProxyOptions {
   /** RFC 7239 `Forwarded` value sent with every request, so that Orthanc builds public URLs. */
   forwarded?: string;
   connections?: number;
+  /** Orthanc's circuit breaker, shared with {@link OrthancClient}: checked before each request, told each outcome. */
+  breaker?: CircuitBreaker | undefined;
 }
 
 export interface UpstreamResponse {
@@ -48,8 +51,10 @@ export class OrthancProxy {
   readonly #base: string;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
+  readonly #breaker: CircuitBreaker | undefined;
 
   constructor(opts: OrthancProxyOptions) {
+    this.#breaker = opts.breaker;
     this.#url = new URL(opts.url);
     this.#base = this.#url.pathname.replace(/\/+$/, '');
     this.#timeoutMs = opts.timeoutMs;
@@ -80,6 +85,8 @@ export class OrthancProxy {
     path: string,
     opts: { accept?: string; acceptEncoding?: string; signal?: AbortSignal } = {},
   ): Promise<UpstreamResponse> {
+    this.#breaker?.check();
+    const breaker = this.#breaker;
     const headers = {
       ...this.#headers,
       ...(opts.accept ? { accept: opts.accept } : {}),
@@ -101,12 +108,20 @@ export class OrthancProxy {
         // An abort or time-out after the answer started destroys `res` with an error. Whoever consumes the body
         // (Fastify's piping, readText) hears about it through its own listener; this one only keeps an error on a
         // body nobody reads any more (client already gone) from becoming an uncaught exception.
-        res.on('error', () => {});
+        res.on('error', (err) => {
+          // Orthanc stopped sending mid-answer (a hung process): open the breaker; a client abort says nothing.
+          if ((err as { code?: string }).code === 'UPSTREAM_TIMEOUT') breaker?.failure('no answer within the time-out');
+        });
+        breaker?.success();
         resolve({ status: res.statusCode ?? 502, headers: flatten(res.headers), body: res });
       });
       req.on('error', (err) => {
         if (opts.signal?.aborted) reject(err);
-        else reject(toUnavailable(err, this.#timeoutMs));
+        else {
+          const unavailable = toUnavailable(err, this.#timeoutMs);
+          breaker?.failure(unavailable.message);
+          reject(unavailable);
+        }
       });
       req.end();
     });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive, StackError, terminate, waitFor } from './process.ts';
 
-const MAIN = fileURLToPath(new URL('../main.ts', import.meta.url));
+export const FACADE_MAIN = fileURLToPath(new URL('../main.ts', import.meta.url));
 
 /**
  * V8 limits of the facade process (budget: RSS < 250 MB while 1 GB streams in or out, bench/FINDINGS.md §6). The
@@ -30,11 +30,11 @@ export interface FacadeProcess {
   env: Record<string, string>;
 }
 
-const pidFile = (f: FacadeProcess) => join(f.dir, 'facade.pid');
+export const facadePidFile = (f: FacadeProcess) => join(f.dir, 'facade.pid');
 
 export function facadePid(f: FacadeProcess): number | undefined {
-  if (!existsSync(pidFile(f))) return undefined;
-  const pid = Number(readFileSync(pidFile(f), 'utf8'));
+  if (!existsSync(facadePidFile(f))) return undefined;
+  const pid = Number(readFileSync(facadePidFile(f), 'utf8'));
   return Number.isFinite(pid) && pidAlive(pid) ? pid : undefined;
 }
 
@@ -44,7 +44,7 @@ export async function startFacade(f: FacadeProcess): Promise<number> {
   if (running) return running;
   const logPath = join(f.dir, 'facade.log');
   const out = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [...FACADE_NODE_FLAGS, MAIN], {
+  const child = spawn(process.execPath, [...FACADE_NODE_FLAGS, FACADE_MAIN], {
     detached: true,
     stdio: ['ignore', out, out],
     env: { ...FACADE_ENV, ...process.env, ...f.env, EHR_ENV_FILE: '/dev/null' },
@@ -52,7 +52,7 @@ export async function startFacade(f: FacadeProcess): Promise<number> {
   const pid = child.pid;
   if (!pid) throw new StackError('the facade could not be spawned');
   child.unref();
-  writeFileSync(pidFile(f), String(pid));
+  writeFileSync(facadePidFile(f), String(pid));
   try {
     await waitFor(
       `the facade on port ${f.port}`,
@@ -75,5 +75,5 @@ export async function startFacade(f: FacadeProcess): Promise<number> {
 export async function stopFacade(f: FacadeProcess): Promise<void> {
   const pid = facadePid(f);
   if (pid) await terminate(pid, 15_000);
-  rmSync(pidFile(f), { force: true });
+  rmSync(facadePidFile(f), { force: true });
 }

@@ -55,22 +55,31 @@ export function orthancConfig(o: OrthancInstance): Record<string, unknown> {
   };
 }
 
-const pidFile = (o: OrthancInstance) => join(o.dir, 'orthanc.pid');
+export const orthancPidFile = (o: OrthancInstance) => join(o.dir, 'orthanc.pid');
 
 export function orthancPid(o: OrthancInstance): number | undefined {
-  if (!existsSync(pidFile(o))) return undefined;
-  const pid = Number(readFileSync(pidFile(o), 'utf8'));
+  if (!existsSync(orthancPidFile(o))) return undefined;
+  const pid = Number(readFileSync(orthancPidFile(o), 'utf8'));
   return Number.isFinite(pid) && pidAlive(pid) ? pid : undefined;
 }
 
-async function answers(o: OrthancInstance): Promise<boolean> {
+/** Whether Orthanc answers `GET /system` with our credentials within `timeoutMs`. */
+export async function answers(o: OrthancInstance, timeoutMs = 1000): Promise<boolean> {
   const auth = Buffer.from(`${o.username}:${o.password}`).toString('base64');
   const res = await fetch(`http://127.0.0.1:${o.httpPort}/system`, {
     headers: { authorization: `Basic ${auth}` },
-    signal: AbortSignal.timeout(1000),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   await res.body?.cancel();
   return res.ok;
+}
+
+/** Writes Orthanc's configuration file; returns its path and the log file's. */
+export function prepareOrthanc(o: OrthancInstance): { configPath: string; logPath: string } {
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  const configPath = join(o.dir, 'orthanc.json');
+  writeFileSync(configPath, JSON.stringify(orthancConfig(o), null, 2), { mode: 0o600 });
+  return { configPath, logPath: join(o.dir, 'orthanc.log') };
 }
 
 /** Starts Orthanc in the background (idempotent) and waits until `/system` answers with our credentials. */
@@ -78,10 +87,7 @@ export async function startOrthanc(o: OrthancInstance): Promise<number> {
   const running = orthancPid(o);
   if (running) return running;
   if (!existsSync(ORTHANC_BIN)) throw new StackError(`Orthanc not found at ${ORTHANC_BIN}: run make up`);
-  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-  const configPath = join(o.dir, 'orthanc.json');
-  writeFileSync(configPath, JSON.stringify(orthancConfig(o), null, 2), { mode: 0o600 });
-  const logPath = join(o.dir, 'orthanc.log');
+  const { configPath, logPath } = prepareOrthanc(o);
   const out = openSync(join(o.dir, 'orthanc.stdout.log'), 'a');
   const child = spawn(ORTHANC_BIN, [`--logfile=${logPath}`, configPath], {
     detached: true,
@@ -90,7 +96,7 @@ export async function startOrthanc(o: OrthancInstance): Promise<number> {
   const pid = child.pid;
   if (!pid) throw new StackError('Orthanc could not be spawned');
   child.unref();
-  writeFileSync(pidFile(o), String(pid));
+  writeFileSync(orthancPidFile(o), String(pid));
   try {
     await waitFor(
       `Orthanc on port ${o.httpPort}`,
@@ -112,5 +118,5 @@ export async function startOrthanc(o: OrthancInstance): Promise<number> {
 export async function stopOrthanc(o: OrthancInstance): Promise<void> {
   const pid = orthancPid(o);
   if (pid) await terminate(pid, 30_000);
-  rmSync(pidFile(o), { force: true });
+  rmSync(orthancPidFile(o), { force: true });
 }

@@ -16,11 +16,17 @@ export interface PgCluster {
 const dataDir = (c: PgCluster) => join(c.dir, 'data');
 const socketDir = (c: PgCluster) => join(c.dir, 'run');
 
-function ownByPostgres(path: string): void {
-  if (!isRoot()) return;
+/** The `postgres` system user's uid and gid (initdb and postgres refuse to run as root). */
+export function postgresUser(): { uid: number; gid: number } {
   const entry = readFileSync('/etc/passwd', 'utf8').match(/^postgres:[^:]*:(\d+):(\d+):/m);
   if (!entry) throw new StackError('the postgres system user is missing: install postgresql-15');
-  chownSync(path, Number(entry[1]), Number(entry[2]));
+  return { uid: Number(entry[1]), gid: Number(entry[2]) };
+}
+
+function ownByPostgres(path: string): void {
+  if (!isRoot()) return;
+  const { uid, gid } = postgresUser();
+  chownSync(path, uid, gid);
 }
 
 /** Creates the cluster once (idempotent). Local socket connections are trusted; TCP needs a scram password. */
@@ -65,10 +71,24 @@ export async function clusterRunning(c: PgCluster): Promise<boolean> {
   }
 }
 
-export async function startCluster(c: PgCluster): Promise<void> {
-  if (await clusterRunning(c)) return;
+/** The server's options (port, private socket folder, loopback only; no fsync for throwaway test clusters). */
+export function serverOptions(c: PgCluster): string[] {
   const opts = [`-p ${c.port}`, `-k ${socketDir(c)}`, '-c listen_addresses=127.0.0.1'];
   if (!c.fsync) opts.push('-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off');
+  return opts;
+}
+
+/** `postgres` in the foreground (for the supervisor): executable and arguments. */
+export function postgresCommand(c: PgCluster): [string, string[]] {
+  return [join(PG_BIN, 'postgres'), ['-D', dataDir(c), ...serverOptions(c).flatMap((o) => o.split(' '))]];
+}
+
+/** Where the private socket lives (superuser connections without a password). */
+export const pgSocketDir = socketDir;
+
+export async function startCluster(c: PgCluster): Promise<void> {
+  if (await clusterRunning(c)) return;
+  const opts = serverOptions(c);
   await run(
     join(PG_BIN, 'pg_ctl'),
     ['-D', dataDir(c), '-l', join(c.dir, 'server.log'), '-w', '-t', '30', '-o', opts.join(' '), 'start'],

@@ -130,19 +130,26 @@ function envFile(env: Record<string, string>): string {
     .join('\n')}\n`;
 }
 
+/** Creates the data folder, the secrets (once), `stack.json` and `facade.env`; returns the stack's description. */
+export function writeStackFiles(settings: StackSettings): StackInfo {
+  mkdirSync(settings.dataDir, { recursive: true, mode: 0o755 });
+  const info = describeStack(settings, loadOrCreateSecrets(settings.dataDir));
+  writeFileSync(join(settings.dataDir, 'stack.json'), JSON.stringify({ ...settings }, null, 2));
+  writeFileSync(join(settings.dataDir, 'facade.env'), envFile(info.facadeEnv), { mode: 0o600 });
+  return info;
+}
+
 /**
- * Starts the stack (idempotent): the private PostgreSQL 15 cluster with the EHR and Orthanc databases (separate roles
+ * Starts the stack unsupervised (idempotent; the test harness uses it, `bin/ehr stack up` runs the supervised stack
+ * of supervised.ts instead): the private PostgreSQL 15 cluster with the EHR and Orthanc databases (separate roles
  * and passwords), Orthanc with its PostgreSQL/DICOMweb/GDCM plugins, and the facade.
  */
 export async function stackUp(
   settings: StackSettings,
   log: (line: string) => void = () => undefined,
 ): Promise<StackInfo> {
-  mkdirSync(settings.dataDir, { recursive: true, mode: 0o755 });
+  const info = writeStackFiles(settings);
   const secrets = loadOrCreateSecrets(settings.dataDir);
-  const info = describeStack(settings, secrets);
-  writeFileSync(join(settings.dataDir, 'stack.json'), JSON.stringify({ ...settings }, null, 2));
-  writeFileSync(join(settings.dataDir, 'facade.env'), envFile(info.facadeEnv), { mode: 0o600 });
 
   if (!(await clusterRunning(info.pg))) {
     await assertPortFree(info.pg.port, 'PostgreSQL', 'EHR_STACK_PG_PORT');

@@ -1,0 +1,134 @@
+/**
+ * The EHR database's circuit breaker (src/health/circuit-breaker.ts) around the slonik pool: every pool method checks
+ * it first (failing fast with {@link DependencyUnavailableError} while the database is known to be down) and reports
+ * whether the database answered. Only faults of the connection count (refused, reset, terminated, no answer in time);
+ * an SQL error is an answer.
+ */
+import pg from 'pg';
+import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError, type DatabasePool } from 'slonik';
+import type { CircuitBreaker } from '../health/circuit-breaker.ts';
+
+/** Pool methods that reach the database (and are guarded). */
+const GUARDED = new Set([
+  'any',
+  'anyFirst',
+  'connect',
+  'exists',
+  'many',
+  'manyFirst',
+  'maybeOne',
+  'maybeOneFirst',
+  'one',
+  'oneFirst',
+  'query',
+  'stream',
+  'transaction',
+]);
+
+/** Network error codes and SQLSTATEs of class 08 (connection exception) and 57P0x (shutdown, crash, starting up). */
+const FAULT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+const FAULT_MESSAGE = /query read timeout|connection terminated|timeout expired|connection timeout/i;
+
+/** Whether `err` (or one of its causes) says the database is unreachable or hung, rather than refusing a statement. */
+export function isDatabaseFault(err: unknown): boolean {
+  // Orthanc's client errors carry the same network codes in their cause; they are Orthanc's faults.
+  if ((err as Error | undefined)?.name === 'OrthancUnavailableError') return false;
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (
+      e instanceof ConnectionError ||
+      e instanceof BackendTerminatedError ||
+      e instanceof BackendTerminatedUnexpectedlyError
+    ) {
+      return true;
+    }
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && FAULT_CODES.has(code)) return true;
+    if (typeof message === 'string' && FAULT_MESSAGE.test(message)) return true;
+  }
+  return false;
+}
+
+/** The pool, with each database call guarded by `breaker`. */
+export function guardPool(pool: DatabasePool, breaker: CircuitBreaker): DatabasePool {
+  const wrap = (fn: (...args: unknown[]) => unknown) =>
+    function guarded(this: unknown, ...args: unknown[]) {
+      breaker.check();
+      const out = fn.apply(pool, args);
+      if (!(out instanceof Promise)) return out;
+      return out.then(
+        (v) => {
+          breaker.success();
+          return v;
+        },
+        (err: unknown) => {
+          if (isDatabaseFault(err)) breaker.failure(describe(err));
+          else breaker.success();
+          throw err;
+        },
+      );
+    };
+  return new Proxy(pool, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof prop === 'string' && GUARDED.has(prop) && typeof value === 'function'
+        ? wrap(value as (...args: unknown[]) => unknown)
+        : value;
+    },
+  });
+}
+
+function describe(err: unknown): string {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code } = e as { code?: unknown };
+    if (typeof code === 'string' && FAULT_CODES.has(code)) return code;
+  }
+  return (err as Error).message ?? 'connection fault';
+}
+
+/** The breaker's probe: a fresh connection (never a pooled one that may be stuck) runs `SELECT 1` within `timeoutMs`. */
+export async function probeDatabase(databaseUrl: string, timeoutMs: number): Promise<void> {
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+  });
+  client.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs + 500);
+  });
+  try {
+    await Promise.race([client.connect().then(() => client.query('SELECT 1')), deadline]);
+  } finally {
+    clearTimeout(timer);
+    // A server that hangs right now would never answer the goodbye of `end()`: bounded, then the socket is dropped.
+    await goodbye(client);
+  }
+}
+
+/** Ends a probe's connection politely (no "unexpected EOF" in the server log) but waits at most 1 s for it. */
+export async function goodbye(client: pg.Client): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.end().catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, 1000);
+    }),
+  ]);
+  clearTimeout(timer);
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
