@@ -41,6 +41,15 @@ describe('OpenID Connect discovery (sso-openid-connect)', () => {
   });
 });
 
+describe('SMART configuration', () => {
+  test('advertises management_endpoint: the web app screen of the user connected apps', async () => {
+    const smart = (await (await fetch(`${s.base}/.well-known/smart-configuration`)).json()) as Record<string, unknown>;
+    expect(smart['management_endpoint']).toBe(`${origin}/app/authorizations`);
+    const screen = await fetch(`${origin}/app/authorizations`);
+    expect(screen.status).toBe(200);
+  });
+});
+
 describe('CapabilityStatement', () => {
   test('declares batch, transaction, system search, $everything, AuditEvent and the reference policy', async () => {
     const cs = (await request(s.app.server).get('/fhir/metadata')).body as CapabilityStatement;

@@ -12,6 +12,8 @@ export interface AuthUrls {
   readonly introspect: string;
   readonly revoke: string;
   readonly jwks: string;
+  /** SMART `management_endpoint`: the web app's screen of the user's connected apps. */
+  readonly manage: string;
 }
 
 export function authUrls(publicBaseUrl: string): AuthUrls {
@@ -24,6 +26,7 @@ export function authUrls(publicBaseUrl: string): AuthUrls {
     introspect: `${issuer}/introspect`,
     revoke: `${issuer}/revoke`,
     jwks: `${issuer}/jwks`,
+    manage: `${publicBaseUrl}/app/authorizations`,
   };
 }
 
@@ -35,6 +38,7 @@ export function smartConfiguration(urls: AuthUrls, signingAlg: string): Record<s
     token_endpoint: urls.token,
     introspection_endpoint: urls.introspect,
     revocation_endpoint: urls.revoke,
+    management_endpoint: urls.manage,
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types_supported: ['code'],
     token_endpoint_auth_methods_supported: ['private_key_jwt', 'none'],
