@@ -46,6 +46,7 @@ interface Grant {
   createdAt: string;
   lastUsedAt: string;
   expiresAt: string;
+  current: boolean;
 }
 
 const list = async (token: string): Promise<Grant[]> => {
@@ -65,7 +66,7 @@ describe('GET and DELETE /api/v1/me/authorizations', () => {
     const mine = await list(a.access);
     expect(mine).toHaveLength(1);
     const g = mine[0]!;
-    expect(g).toMatchObject({ clientId: flows.PUBLIC, clientName: flows.PUBLIC, patient: PATIENT });
+    expect(g).toMatchObject({ clientId: flows.PUBLIC, clientName: flows.PUBLIC, patient: PATIENT, current: true });
     expect(g.scope).toContain('patient/*.rs');
     for (const t of [g.createdAt, g.lastUsedAt, g.expiresAt]) expect(Number.isNaN(Date.parse(t))).toBe(false);
     expect(Date.parse(g.expiresAt)).toBeGreaterThan(Date.now());

@@ -3,7 +3,8 @@
  * (https://hl7.org/fhir/smart-app-launch/conformance.html; the web app's screen at `/app/authorizations`):
  *
  * - `GET    /api/v1/me/authorizations` → `{ items: [{ grantId, clientId, clientName, scope, patient, createdAt,
- *   lastUsedAt, expiresAt }] }`: the user's active grants of the built-in authorization server
+ *   lastUsedAt, expiresAt, current }] }`: the user's active grants of the built-in authorization server
+ *   (`current`: the grant of the asking token)
  * - `DELETE /api/v1/me/authorizations/{grantId}` → 204: revokes that grant's refresh and access tokens; 404 when the
  *   user has no such active grant (also another user's grant: no existence leak)
  *
@@ -30,7 +31,7 @@ async function userOf(app: FastifyInstance, req: FastifyRequest): Promise<string
 export async function meAuthorizationRoutes(app: FastifyInstance): Promise<void> {
   app.get('/api/v1/me/authorizations', async (req) => {
     const userId = await userOf(app, req);
-    return { items: await listUserGrants(app.db, userId) };
+    return { items: await listUserGrants(app.db, userId, req.access?.agent.jti) };
   });
 
   app.delete<{ Params: { grantId: string } }>(

@@ -6,6 +6,7 @@ import './app.css';
 import { may } from './roles.ts';
 import { AdminScreen } from './screens/admin.tsx';
 import { AuditScreen } from './screens/audit.tsx';
+import { AuthorizationsScreen } from './screens/authorizations.tsx';
 import { OrderDetail } from './screens/order-detail.tsx';
 import { PatientChart } from './screens/patient-chart.tsx';
 import { PatientsScreen } from './screens/patients.tsx';
@@ -36,6 +37,7 @@ function Shell({ me }: { me: Me }) {
     { to: '/unmatched', label: 'Reconciliation', show: may(me.roles, 'reconcile') },
     { to: '/audit', label: 'Audit', show: may(me.roles, 'audit') },
     { to: '/admin', label: 'Administration', show: may(me.roles, 'admin') },
+    { to: '/authorizations', label: 'Connected apps', show: true },
   ].filter((n) => n.show);
   return (
     <>
@@ -74,6 +76,7 @@ function Shell({ me }: { me: Me }) {
           <Route path="/unmatched">{() => <UnmatchedScreen />}</Route>
           <Route path="/audit">{() => <AuditScreen />}</Route>
           <Route path="/admin">{() => <AdminScreen />}</Route>
+          <Route path="/authorizations">{() => <AuthorizationsScreen />}</Route>
           <Route>{() => <Home me={me} />}</Route>
         </Switch>
       </main>

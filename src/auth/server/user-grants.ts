@@ -23,6 +23,8 @@ export interface UserGrant {
   readonly lastUsedAt: string;
   /** When the last live token of the grant expires (refresh token, else access token). */
   readonly expiresAt: string;
+  /** Whether the token of the request belongs to this grant (revoking it ends the caller's own session). */
+  readonly current: boolean;
 }
 
 const ISO = (col: ReturnType<typeof sql.fragment>) =>
@@ -48,15 +50,21 @@ function activeGrants(userId: string, familyId?: string) {
       AND (live_refresh.expires_at IS NOT NULL OR live_access.expires_at IS NOT NULL)`;
 }
 
-/** The user's active grants, most recently used first. */
-export async function listUserGrants(db: DatabasePool, userId: string): Promise<readonly UserGrant[]> {
+/** The user's active grants, most recently used first; `currentJti`: the jti of the asking token. */
+export async function listUserGrants(
+  db: DatabasePool,
+  userId: string,
+  currentJti: string | undefined,
+): Promise<readonly UserGrant[]> {
   const rows = await db.any(sql.unsafe`
     SELECT c.family_id::text AS "grantId", c.client_id AS "clientId", oc.name AS "clientName",
            coalesce(live_refresh.scope, c.scope) AS scope,
            coalesce(live_refresh.patient_id, c.patient_id) AS patient,
            ${ISO(sql.fragment`c.created_at`)} AS "createdAt",
            ${ISO(sql.fragment`greatest(c.used_at, refreshed.used_at)`)} AS "lastUsedAt",
-           ${ISO(sql.fragment`greatest(live_refresh.expires_at, live_access.expires_at)`)} AS "expiresAt"
+           ${ISO(sql.fragment`greatest(live_refresh.expires_at, live_access.expires_at)`)} AS "expiresAt",
+           EXISTS (SELECT 1 FROM issued_access_tokens t
+                   WHERE t.jti = ${currentJti ?? ''} AND t.family_id = c.family_id) AS current
     ${activeGrants(userId)}
     ORDER BY greatest(c.used_at, refreshed.used_at) DESC, c.family_id`);
   return rows as unknown as readonly UserGrant[];
