@@ -39,9 +39,9 @@ export function AuthorizationsScreen() {
                   <th scope="col">App</th>
                   <th scope="col">Access</th>
                   <th scope="col">Patient</th>
-                  <th scope="col">Authorized</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Expires</th>
+                  <th scope="col">Authorized (UTC)</th>
+                  <th scope="col">Last used (UTC)</th>
+                  <th scope="col">Expires (UTC)</th>
                   <th scope="col">Action</th>
                 </tr>
               </thead>
