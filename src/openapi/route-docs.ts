@@ -9,6 +9,11 @@
  */
 import { bearerSecurity, errorBody, protectedErrors } from './schemas.ts';
 
+/** SMART App Launch 2.x `management_endpoint` (https://hl7.org/fhir/smart-app-launch/conformance.html). */
+const connectedApps =
+  'The active grants of the built-in authorization server to apps on behalf of the signed-in user (SMART ' +
+  '`management_endpoint`: the web app screen /app/authorizations). Only tokens the built-in server issued to a user.';
+
 export interface RouteDoc {
   summary: string;
   description?: string;
@@ -252,5 +257,50 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tags: ['imaging'],
     security: bearerSecurity,
     response: { 200: { ...unmatchedItem, description: 'Rejected' }, 409: errorBody, ...protectedErrors },
+  },
+  'GET /api/v1/me/authorizations': {
+    summary: "List the signed-in user's connected apps",
+    description: `${connectedApps} \`current\`: the grant of the asking token.`,
+    tags: ['authorization'],
+    security: bearerSecurity,
+    response: {
+      200: {
+        description: 'Active grants, most recently used first',
+        type: 'object',
+        properties: {
+          items: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: Object.fromEntries(
+                [
+                  ['grantId', 'string'],
+                  ['clientId', 'string'],
+                  ['clientName', 'string'],
+                  ['scope', 'string'],
+                  ['patient', ['string', 'null']],
+                  ['createdAt', 'string'],
+                  ['lastUsedAt', 'string'],
+                  ['expiresAt', 'string'],
+                  ['current', 'boolean'],
+                ].map(([k, type]) => [k, { type }]),
+              ),
+            },
+          },
+        },
+      },
+      ...protectedErrors,
+    },
+  },
+  'DELETE /api/v1/me/authorizations/:grantId': {
+    summary: 'Revoke one of the connected apps',
+    description: `${connectedApps} Ends the grant's refresh tokens and access tokens.`,
+    tags: ['authorization'],
+    security: bearerSecurity,
+    response: {
+      204: { description: 'Revoked' },
+      404: { ...errorBody, description: 'No such active grant of this user' },
+      ...protectedErrors,
+    },
   },
 };
