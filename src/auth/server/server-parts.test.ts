@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { authUrls, smartConfiguration } from './discovery.ts';
 import { parseForm } from './form.ts';
 import { escapeHtml, loginPage } from './pages.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
@@ -57,5 +58,16 @@ describe('pages escape everything they echo', () => {
     const html = loginPage('/auth/authorize', { state: evil }, evil, evil);
     expect(html).not.toContain(evil);
     expect(html).toContain(escapeHtml(evil));
+  });
+});
+
+describe('SMART configuration (SMART App Launch 2.x conformance)', () => {
+  test.each([
+    ['https://ehr.example.org', 'https://ehr.example.org/app/authorizations'],
+    ['http://127.0.0.1:8000', 'http://127.0.0.1:8000/app/authorizations'],
+  ])('%s: management_endpoint is the web app screen of connected apps', (base, expected) => {
+    const conf = smartConfiguration(authUrls(base), 'ES256');
+    expect(conf['management_endpoint']).toBe(expected);
+    expect(conf['revocation_endpoint']).toBe(`${base}/auth/revoke`);
   });
 });
