@@ -100,9 +100,9 @@ beforeAll(async () => {
   direct = await testApp({ dicomwebAccessCacheTtlMs: 0, dicomwebQidoIndexMaxAgeMs: 0, dicomwebQidoMaxUids: 1 });
   auth.admin = bearer(await adminToken(app));
   [P1, P2, P3] = [
-    await bookPatientAndOrder(app, auth.admin),
-    await bookPatientAndOrder(app, auth.admin),
-    await bookPatientAndOrder(app, auth.admin),
+    await bookPatientAndOrder(app, auth.admin, { name: 'Müller^Anna' }),
+    await bookPatientAndOrder(app, auth.admin, { name: 'Berg^Bob' }),
+    await bookPatientAndOrder(app, auth.admin, { name: 'Cole^Cara' }),
   ];
   S.s1a = study(P1, P1.accession, 'Müller^Anna', '20190301', 'Head CT', ['CT', 'MR']);
   S.s1b = study(P1, await order(P1), 'Müller^Anna', '20210615', 'chest xray', ['CT']);

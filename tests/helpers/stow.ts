@@ -30,9 +30,12 @@ export async function fhirPost<T>(app: FastifyInstance, auth: { authorization: s
 export async function bookPatientAndOrder(
   app: FastifyInstance,
   auth: { authorization: string },
-  opts: { status?: ServiceRequest['status'] } = {},
+  opts: { status?: ServiceRequest['status']; name?: string } = {},
 ): Promise<Booked> {
-  const p = await fhirPost<Patient>(app, auth, { resourceType: 'Patient', name: [{ family: `Stow-${randomUUID()}` }] });
+  // `name` is a DICOM PN (`Family^Given`): the instances sent for this patient carry it, and the facade compares them.
+  const [family, given] = (opts.name ?? `Stow-${randomUUID()}`).split('^');
+  const name = { family, ...(given ? { given: [given] } : {}) };
+  const p = await fhirPost<Patient>(app, auth, { resourceType: 'Patient', name: [name] });
   const mrn = p.identifier?.[0]?.value;
   const o = await fhirPost<ServiceRequest>(app, auth, {
     resourceType: 'ServiceRequest',
