@@ -66,6 +66,14 @@ async function stowWithFault(files: Buffer[], studyUid: string, after: number, f
   return pending;
 }
 
+/**
+ * The facade sees its dependencies again: its circuit breakers close on their next probe, and /readyz asks each
+ * dependency directly (closing a breaker that answers).
+ */
+async function facadeReady(): Promise<void> {
+  await eventually('the facade to be ready', async () => (await app.inject({ url: '/readyz' })).statusCode === 200);
+}
+
 interface EhrStudy {
   imagingStudy: ImagingStudy | undefined;
   orderLinkedTo: string | null;
@@ -200,6 +208,7 @@ beforeEach(async () => {
   const o = orthancPid(info.orthanc);
   if (o) signalAll([o], 'SIGCONT');
   await stack.recover();
+  await facadeReady();
 }, 120_000);
 
 afterAll(async () => {
@@ -231,6 +240,7 @@ describe('PostgreSQL killed (SIGKILL) during a STOW-RS upload of 40 instances', 
     // Whatever the answer, it is not a success for instances the EHR never recorded.
     expect(res.status).not.toBe(200);
     await stack.recover();
+    await facadeReady();
     const left = await eventually('Orthanc to answer', () => stack.orthancSops(s.studyUid));
     const recorded = sopsOf((await ehr(s.studyUid, booked)).imagingStudy);
     console.info(`after the kill: Orthanc holds ${left.length} instance(s), the EHR recorded ${recorded.length}`);
@@ -253,6 +263,7 @@ describe('Orthanc killed (SIGKILL) during a STOW-RS upload', () => {
     );
     expect(res.status).not.toBe(200);
     await stack.restartOrthancIfStuck();
+    await facadeReady();
     await expectAccountedFor(s.studyUid, booked);
     await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
     await expectAudited(res.headers['x-request-id']);
@@ -292,6 +303,7 @@ describe('PostgreSQL frozen (SIGSTOP) during a STOW-RS upload and a FHIR write',
     signalAll(frozen, 'SIGCONT');
     const res = await within('the thawed upload', upload);
     await stack.restartOrthancIfStuck();
+    await facadeReady();
     await expectAccountedFor(s.studyUid, booked);
     await expectIdempotentRetry(s.files, s.studyUid, s.sopUids, booked);
     await expectAudited(res.headers['x-request-id']);
@@ -346,6 +358,7 @@ describe('PostgreSQL killed (SIGKILL) during a FHIR write', () => {
     const pending = put();
     await new Promise((r) => setTimeout(r, 2000));
     await stack.recover();
+    await facadeReady();
     const res = await within('the FHIR write during the outage', pending);
     // Either it failed cleanly (an error with a JSON body, never a stack trace) or it completed after the restart.
     expect(res.headers['content-type']).toMatch(/json/);

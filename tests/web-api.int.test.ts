@@ -131,7 +131,7 @@ describe('/api/v1/dicom/orders/{id}/uploads', () => {
   test("the order's upload log for a caller who may read it; 404 otherwise", async () => {
     const series = ctSeries({
       patientId: granted.mrn,
-      patientName: 'Granted^Api',
+      patientName: `${granted.family}^Viewer`,
       studyInstanceUid: newUid(),
       accessionNumber: granted.accession,
       slices: 2,

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
 import { isDatabaseUnavailable } from './spill.ts';
 
 const err = (props: Record<string, unknown>, cause?: unknown) =>
@@ -13,6 +14,9 @@ describe('isDatabaseUnavailable (what the audit spill takes)', () => {
     ['admin shutdown (57P01)', err({ code: '57P01' }), true],
     ['connection exception class 08', err({ code: '08006' }), true],
     ['pg: Connection terminated unexpectedly', err({ message: 'Connection terminated unexpectedly' }), true],
+    ['the database breaker is open', new DependencyUnavailableError('database', 5, 'connect ECONNREFUSED'), true],
+    ["Orthanc's breaker is open", new DependencyUnavailableError('orthanc', 5, 'connect ECONNREFUSED'), false],
+    ['pg: Query read timeout (a hung server)', err({ message: 'Query read timeout' }), true],
     ['raised by a trigger (P0001)', err({ code: 'P0001', message: 'audit store refused' }), false],
     ['unique violation', err({ code: '23505' }), false],
     ['plain error', new Error('boom'), false],

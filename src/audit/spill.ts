@@ -121,12 +121,21 @@ const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIME
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
-    const { name, code, message } = e as { name?: unknown; code?: unknown; message?: unknown };
+    const { name, code, message, dependency } = e as {
+      name?: unknown;
+      code?: unknown;
+      message?: unknown;
+      dependency?: unknown;
+    };
     if (typeof name === 'string' && UNAVAILABLE_NAMES.has(name)) return true;
+    // The database's circuit breaker is open (src/health/circuit-breaker.ts): the pool refused without trying.
+    if (name === 'DependencyUnavailableError' && dependency === 'database') return true;
     if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || /^(08...|57P0[123])$/.test(code))) return true;
     if (
       typeof message === 'string' &&
-      /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(message)
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect|query read timeout/i.test(
+        message,
+      )
     ) {
       return true;
     }
