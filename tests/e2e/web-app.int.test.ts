@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { adminToken, bearer, ensureUser } from '../helpers/auth.ts';
-import { pydicomFile, rewrite } from '../helpers/dicom.ts';
+import { pydicomFile, rewrite, withElements } from '../helpers/dicom.ts';
 import {
   type ListeningFacade,
   launchChromium,
@@ -130,6 +130,7 @@ describe('the staff web app', () => {
     const series = ctSeries({
       patientId: mrn,
       patientName: 'Webster^Ada',
+      patientBirthDate: '19800203',
       studyInstanceUid: study,
       accessionNumber: 'WRONG-ACC',
       slices: 12,
@@ -258,13 +259,17 @@ describe('the staff web app', () => {
   test('a zip of DICOMDIR media: unpacked in the browser, the DICOMDIR skipped, an unknown patient held', async () => {
     const zip = zippedMedia(
       work,
-      rewrite(pydicomFile('CT_small.dcm'), {
-        StudyInstanceUID: newUid(),
-        SeriesInstanceUID: newUid(),
-        SOPInstanceUID: newUid(),
-        PatientID: 'ZIP-UNKNOWN-1',
-        AccessionNumber: 'ZIP-ACC-1',
-      }),
+      // A DICOMDIR record needs a PatientName (dcmmkdir refuses the file without one).
+      withElements(
+        rewrite(pydicomFile('CT_small.dcm'), {
+          StudyInstanceUID: newUid(),
+          SeriesInstanceUID: newUid(),
+          SOPInstanceUID: newUid(),
+          PatientID: 'ZIP-UNKNOWN-1',
+          AccessionNumber: 'ZIP-ACC-1',
+        }),
+        { '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Zip^Unknown' }] } },
+      ),
     );
 
     const page = await as('web-admin');
@@ -276,7 +281,7 @@ describe('the staff web app', () => {
       .getByText(/0 stored · 1 held · 0 refused · 0 failed · 0 waiting · 1 skipped/)
       .waitFor({ timeout: 60_000 });
     expect(await page.locator('tr[data-status=held]').textContent()).toContain(
-      'Held for reconciliation: no matching patient or order yet',
+      'Held for reconciliation: stored, not linked to a patient and order yet',
     );
     const queue = await f.app.inject({ method: 'GET', url: '/api/v1/dicom/unmatched?status=pending', headers: admin });
     const items = (queue.json() as { items: { patientId: string }[] }).items;

@@ -10,6 +10,9 @@ import dcmjs from 'dcmjs';
 export interface CtSeriesOptions {
   patientId: string;
   patientName: string;
+  /** DICOM DA; the facade compares it with the EHR patient's birth date. */
+  patientBirthDate?: string;
+  patientSex?: string;
   studyInstanceUid: string;
   accessionNumber?: string;
   studyDescription?: string;
@@ -91,8 +94,8 @@ export function ctSeries(opts: CtSeriesOptions): CtSeries {
       SeriesInstanceUID: seriesInstanceUid,
       PatientID: opts.patientId,
       PatientName: opts.patientName,
-      PatientBirthDate: '19700101',
-      PatientSex: 'O',
+      PatientBirthDate: opts.patientBirthDate ?? '19700101',
+      PatientSex: opts.patientSex ?? 'O',
       AccessionNumber: opts.accessionNumber ?? '',
       StudyDescription: opts.studyDescription ?? 'CT HEAD PHANTOM',
       SeriesDescription: 'Axial 3 mm',

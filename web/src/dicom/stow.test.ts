@@ -15,9 +15,32 @@ describe('outcomesOf (PS3.18 §10.5.3 STOW-RS response)', () => {
   test.each([
     ['stored', { '00081199': { vr: 'SQ', Value: [ref('1.1')] } }, [{ kind: 'stored', sopInstanceUid: '1.1' }]],
     [
-      'held (warning 0xB007)',
-      { '00081199': { vr: 'SQ', Value: [ref('1.2', 0xb007)] } },
-      [{ kind: 'held', sopInstanceUid: '1.2', reason: 'Held for reconciliation: no matching patient or order yet' }],
+      'held (warning 0xB100)',
+      { '00081199': { vr: 'SQ', Value: [ref('1.2', 0xb100)] } },
+      [
+        {
+          kind: 'held',
+          sopInstanceUid: '1.2',
+          reason: 'Held for reconciliation: stored, not linked to a patient and order yet',
+        },
+      ],
+    ],
+    [
+      'held, with the reason in an ErrorComment',
+      {
+        '00081199': {
+          vr: 'SQ',
+          Value: [{ ...ref('1.5', 0xb100), '00000902': { vr: 'LO', Value: ['stored, not linked: held for review'] } }],
+        },
+      },
+      [
+        {
+          kind: 'held',
+          sopInstanceUid: '1.5',
+          reason:
+            'Held for reconciliation: stored, not linked to a patient and order yet (stored, not linked: held for review)',
+        },
+      ],
     ],
     [
       'refused with a comment',
@@ -51,7 +74,8 @@ describe('reasonInWords (PS3.4 Annex B.2.3)', () => {
     [0xc000, /cannot understand/],
     [0x0124, /not authorized/],
     [0x0110, /Processing failure/],
-    [0xb007, /Held for reconciliation/],
+    [0xb100, /Held for reconciliation/],
+    [0xb007, /does not match SOP class/],
     [0xfe00, /^Status 0xFE00$/],
   ])('0x%s', (code, words) => {
     expect(reasonInWords(code)).toMatch(words);

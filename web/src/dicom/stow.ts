@@ -28,7 +28,10 @@ export function reasonInWords(code: number): string {
     case 0xb006:
       return 'Warning: elements discarded';
     case 0xb007:
-      return 'Held for reconciliation: no matching patient or order yet';
+      return 'Warning: data set does not match SOP class';
+    case 0xb100:
+      // The facade's own warning (its DICOM conformance statement): stored in the archive, not linked yet.
+      return 'Held for reconciliation: stored, not linked to a patient and order yet';
     default:
       return `Status 0x${code.toString(16).toUpperCase().padStart(4, '0')}`;
   }
@@ -46,7 +49,9 @@ export function outcomesOf(body: unknown): Outcome[] {
     const uid = String(first(i, '00081155') ?? '');
     const warning = first(i, '00081196');
     if (typeof warning === 'number' && warning !== 0) {
-      out.push({ kind: 'held', sopInstanceUid: uid, reason: reasonInWords(warning) });
+      const comment = first(i, '00000902');
+      const words = reasonInWords(warning);
+      out.push({ kind: 'held', sopInstanceUid: uid, reason: comment ? `${words} (${String(comment)})` : words });
     } else out.push({ kind: 'stored', sopInstanceUid: uid });
   }
   for (const i of (r['00081198']?.Value ?? []) as Item[]) {
