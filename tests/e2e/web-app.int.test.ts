@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { DiagnosticReport, Practitioner, ServiceRequest } from '@medplum/fhirtypes';
+import type { DiagnosticReport, Encounter, Practitioner, ServiceRequest } from '@medplum/fhirtypes';
 import { adminToken, bearer, ensureUser, grantPatient, tokenFor } from '../helpers/auth.ts';
 import { fhirPost } from '../helpers/stow.ts';
 import { pydicomFile, rewrite } from '../helpers/dicom.ts';
@@ -300,6 +300,10 @@ describe('the staff web app', () => {
     await report.getByText('No acute intracranial abnormality.', { exact: true }).waitFor({ timeout: 15_000 });
     await page.locator('.workflow-status').getByText('reported').waitFor({ timeout: 15_000 });
     expect(await report.locator('dd').first().textContent()).toBe('final');
+    expect(await report.locator('dd').nth(2).textContent()).toBe('Reader, Rita');
+    // A released report is not written again from the app.
+    await report.getByText('The report is final.').waitFor();
+    expect(await report.getByRole('form', { name: 'Write report' }).count()).toBe(0);
     await docShot(page, 'order-report');
 
     // On the server: a final DiagnosticReport based on the order, naming the study; the order reads reported.
@@ -313,7 +317,7 @@ describe('the staff web app', () => {
     expect(reports[0]?.resource).toMatchObject({
       status: 'final',
       conclusion: 'No acute intracranial abnormality.',
-      resultsInterpreter: [{ reference: `Practitioner/${pr.id}` }],
+      resultsInterpreter: [{ reference: `Practitioner/${pr.id}`, display: 'Reader, Rita' }],
     });
     expect(reports[0]?.resource.imagingStudy).toHaveLength(1);
     const after = (
@@ -329,6 +333,46 @@ describe('the staff web app', () => {
     const seen = nurse.getByRole('region', { name: 'Report' });
     await seen.getByText('No acute intracranial abnormality.', { exact: true }).waitFor({ timeout: 15_000 });
     expect(await seen.getByRole('form', { name: 'Write report' }).count()).toBe(0);
+  }, 120_000);
+
+  test('doctor: edits a visit (start, end, class, reason, status) as a new version', async () => {
+    const booked = await bookPatientAndOrder(f.app, admin, 'Visited');
+    const visit = await fhirPost<Encounter>(f.app, admin, {
+      resourceType: 'Encounter',
+      status: 'arrived',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB', display: 'ambulatory' },
+      subject: { reference: `Patient/${booked.patientId}` },
+      period: { start: '2026-03-04T08:00:00Z' },
+      reasonCode: [{ text: 'cough' }],
+    });
+    await grantPatient(f.app, 'web-doctor', booked.patientId);
+    const page = await as('web-doctor');
+    await page.goto(`${f.baseUrl}/app/patients/${booked.patientId}`);
+    const visits = page.getByRole('table', { name: 'Visits' });
+    await visits.getByText('cough').waitFor({ timeout: 15_000 });
+    await visits.getByRole('button', { name: 'Edit the visit of 2026-03-04' }).click();
+    const form = page.getByRole('form', { name: 'Edit visit' });
+    await form.getByLabel('Edit visit end').fill('2030-03-04T09:30');
+    await form.getByLabel('Edit visit class').selectOption('EMER');
+    await form.getByLabel('Edit visit reason').fill('persistent cough');
+    await form.getByLabel('Edit visit status').selectOption('finished');
+    await form.getByRole('button', { name: 'Save visit' }).click();
+    await visits.getByText('persistent cough').waitFor({ timeout: 15_000 });
+    expect(await visits.textContent()).toContain('emergency');
+    expect(await form.count()).toBe(0);
+
+    const stored = (
+      await f.app.inject({ method: 'GET', url: `/fhir/Encounter/${visit.id}`, headers: admin })
+    ).json() as Encounter;
+    expect(stored).toMatchObject({
+      status: 'finished',
+      class: { code: 'EMER' },
+      reasonCode: [{ text: 'persistent cough' }],
+      period: { start: '2026-03-04T08:00:00.000Z' },
+      meta: { versionId: '2' },
+    });
+    expect(stored.period?.end?.startsWith('2030-03-04')).toBe(true);
+    expect(cspViolations(page)).toEqual([]);
   }, 120_000);
 
   test('admin: deactivates a user (their token is refused), registers a client and changes it', async () => {

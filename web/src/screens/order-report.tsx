@@ -31,6 +31,18 @@ function plainText(r: Report): string | undefined {
   }
 }
 
+/** A Practitioner's name for a reference's display (the reference itself when it cannot be read). */
+async function nameOfRef(ref: string): Promise<string> {
+  try {
+    const p = await fhir<{ name?: { family?: string; given?: string[] }[] }>(ref);
+    const n = p.name?.[0];
+    const text = [n?.family, n?.given?.join(' ')].filter(Boolean).join(', ');
+    return text || ref;
+  } catch {
+    return ref;
+  }
+}
+
 function names(refs: { reference?: string; display?: string }[] | undefined): string {
   return (refs ?? []).map((p) => p.display ?? p.reference).join(', ');
 }
@@ -94,7 +106,9 @@ export function OrderReport(props: {
       issued: new Date().toISOString(),
       conclusion: conclusion.trim(),
       ...(studies.length ? { imagingStudy: studies.map((s) => ({ reference: `ImagingStudy/${s.id}` })) } : {}),
-      ...(me?.startsWith('Practitioner/') ? { resultsInterpreter: [{ reference: me }] } : {}),
+      ...(me?.startsWith('Practitioner/')
+        ? { resultsInterpreter: [{ reference: me, display: await nameOfRef(me) }] }
+        : {}),
     };
     try {
       if (editing?.id) {
@@ -112,12 +126,15 @@ export function OrderReport(props: {
     }
   };
   const canWrite = may(roles, 'write-report');
+  // Once a report is released the form is not offered again (amending a final report is not done in the app).
+  const released = reports.some((r) => ['final', 'amended', 'corrected', 'appended'].includes(r.status ?? ''));
   const draft = reports.find((r) => r.status === 'preliminary' || r.status === 'registered' || r.status === 'partial');
   return (
     <section className="card" aria-labelledby="report">
       <h2 id="report">Report</h2>
       {reports.length === 0 ? <p>No report yet.</p> : reports.map((r) => <ShownReport key={r.id} r={r} />)}
-      {canWrite && (
+      {canWrite && released && <p>The report is final.</p>}
+      {canWrite && !released && (
         <form
           aria-label="Write report"
           onSubmit={(e) => {
