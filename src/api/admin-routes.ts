@@ -10,7 +10,13 @@
  * - `GET  /api/v1/admin/users/{username}/grants` → `{ items: [{ patient, reason, grantedAt, expiresAt }] }` (live ones)
  * - `POST /api/v1/admin/users/{username}/grants` `{ patient, reason, expires? }` → 201
  * - `DELETE /api/v1/admin/users/{username}/grants/{patient}` → 204 (404 when no live grant)
+ * - `POST /api/v1/admin/users/{username}/deactivate` → `{ username, active: false, changed }`; ends every token of the
+ *   user (as `bin/ehr user deactivate`); an admin cannot deactivate themself (409)
+ * - `POST /api/v1/admin/users/{username}/activate` → `{ username, active: true, changed }` (earlier tokens stay revoked)
  * - `GET  /api/v1/admin/clients` → `{ items: [{ clientId, kind, name, scopeCeiling, allowedPatients, active, redirectUris }] }`
+ * - `POST /api/v1/admin/clients` `{ clientId, kind, scopeCeiling, name?, redirectUris?, jwks?, jwksUri?,
+ *   allowedPatients?, active? }` → 201 (409 when the id is taken), the rules of `bin/ehr client add`
+ * - `PATCH /api/v1/admin/clients/{clientId}` (any member but clientId) → the client as stored (404 when unknown)
  *
  * Admin routes are for users with the `admin` role only (403 otherwise, 401 without a token), deny by default; every
  * call is audited by the audit plugin like any other `/api` request.
@@ -19,8 +25,17 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { sql } from 'slonik';
 import type { Access } from '../auth/access.ts';
+import {
+  ClientSpecError,
+  changeClient,
+  clientChangeFromBody,
+  clientFromBody,
+  registerClient,
+  UnknownClientError,
+} from '../auth/client-admin.ts';
 import { ROLES } from '../auth/policy.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
+import { activateUser, deactivateUser } from '../auth/user-admin.ts';
 
 /** A refused admin request, with its HTTP status. */
 export class AdminRequestError extends Error {
@@ -59,6 +74,29 @@ function onlyKeys(allowed: readonly string[]) {
     const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
     if (unknown.length > 0) throw new AdminRequestError(400, `unknown member(s): ${unknown.join(', ')}`);
   };
+}
+
+/** Deactivate/activate take no body: one sent anyway (other than `{}`) is a 400, nothing changes. */
+async function noBody(req: FastifyRequest): Promise<void> {
+  const b = req.body;
+  if (b === undefined || b === null || (typeof b === 'object' && !Array.isArray(b) && Object.keys(b).length === 0))
+    return;
+  throw new AdminRequestError(400, 'this request takes no body');
+}
+
+/** The client rules' refusals as HTTP answers: a broken rule is 400, an unknown client 404. */
+function rethrow(e: unknown): never {
+  if (e instanceof ClientSpecError) throw new AdminRequestError(400, e.message);
+  if (e instanceof UnknownClientError) throw new AdminRequestError(404, e.message);
+  throw e;
+}
+
+function asAdminError<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    return rethrow(e);
+  }
 }
 
 async function userIdOf(app: FastifyInstance, username: string): Promise<string> {
@@ -196,6 +234,45 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
         WHERE user_id = ${id} AND patient_id = ${req.params.patient} AND revoked_at IS NULL`);
       if (r.rowCount === 0) throw new AdminRequestError(404, 'no live grant');
       return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { username: string } }>(
+    '/api/v1/admin/users/:username/deactivate',
+    { preValidation: noBody, schema: { params: { type: 'object', properties: { username: NAME } } } },
+    async (req) => {
+      const id = await userIdOf(app, req.params.username);
+      const by = await adminIdOf(app, req);
+      if (by === id) throw new AdminRequestError(409, 'an admin cannot deactivate themself');
+      const changed = await deactivateUser(app.db, id);
+      return { username: req.params.username, active: false, changed };
+    },
+  );
+
+  app.post<{ Params: { username: string } }>(
+    '/api/v1/admin/users/:username/activate',
+    { preValidation: noBody, schema: { params: { type: 'object', properties: { username: NAME } } } },
+    async (req) => {
+      const id = await userIdOf(app, req.params.username);
+      await adminIdOf(app, req);
+      const changed = await activateUser(app.db, id);
+      return { username: req.params.username, active: true, changed };
+    },
+  );
+
+  app.post('/api/v1/admin/clients', async (req, reply) => {
+    const spec = asAdminError(() => clientFromBody(req.body));
+    const added = await registerClient(app.db, spec).catch(rethrow);
+    if (!added) throw new AdminRequestError(409, `client ${spec.clientId} exists already`);
+    return reply.code(201).send(spec);
+  });
+
+  app.patch<{ Params: { clientId: string } }>(
+    '/api/v1/admin/clients/:clientId',
+    { schema: { params: { type: 'object', properties: { clientId: { type: 'string', maxLength: 128 } } } } },
+    async (req) => {
+      const change = asAdminError(() => clientChangeFromBody(req.body));
+      return changeClient(app.db, req.params.clientId, change).catch(rethrow);
     },
   );
 

@@ -25,6 +25,7 @@ import { hashPassword } from '../auth/server/passwords.ts';
 import { ensureActiveKey, KeyStore } from '../auth/signing-keys.ts';
 import { userByUsername } from '../auth/store.ts';
 import { activateUser, deactivateUser, revokeGrant } from '../auth/user-admin.ts';
+import { type ClientSpec, ClientSpecError, registerClient } from '../auth/client-admin.ts';
 
 /** A wrong command line: the message is printed as is. */
 export class UsageError extends Error {
@@ -167,15 +168,26 @@ async function client(db: DatabasePool, args: string[]): Promise<number> {
     if (keys.some((k) => k.d !== undefined))
       throw new UsageError(`${v.jwks} contains private keys; register public keys only`);
   }
-  if (v['jwks-url'] && !/^https:\/\//.test(v['jwks-url'])) throw new UsageError('--jwks-url must be https');
   const redirects = v['redirect-uri'] ?? [];
   const kind = v.public ? 'public' : redirects.length > 0 ? 'confidential' : 'backend';
   const patients = v.patients ? v.patients.split(',').filter(Boolean) : null;
-  await db.query(sql.unsafe`
-    INSERT INTO oauth_clients (client_id, name, kind, redirect_uris, jwks, jwks_uri, scope_ceiling, allowed_patients)
-    VALUES (${p[1]}, ${v.name ?? p[1]}, ${kind}, ${sql.array(redirects, 'text')},
-            ${jwks === null ? null : sql.jsonb(jwks as never)}, ${v['jwks-url'] ?? null}, ${v.scope},
-            ${patients === null ? null : sql.array(patients, 'text')})`);
+  try {
+    const added = await registerClient(db, {
+      clientId: p[1],
+      name: v.name ?? p[1],
+      kind,
+      redirectUris: redirects,
+      jwks: jwks as ClientSpec['jwks'],
+      jwksUri: v['jwks-url'] ?? null,
+      scopeCeiling: v.scope,
+      allowedPatients: patients,
+      active: true,
+    });
+    if (!added) throw new UsageError(`client ${p[1]} exists already`);
+  } catch (e) {
+    if (e instanceof ClientSpecError) throw new UsageError(e.message);
+    throw e;
+  }
   console.log(`${kind} client ${p[1]} added; scope ceiling: ${v.scope}; patients: ${patients?.join(', ') ?? 'all'}`);
   return 0;
 }

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { adminToken, bearer, ensureUser } from '../helpers/auth.ts';
+import type { DiagnosticReport, Encounter, Practitioner, ServiceRequest } from '@medplum/fhirtypes';
+import { adminToken, bearer, ensureUser, grantPatient, tokenFor } from '../helpers/auth.ts';
 import { pydicomFile, rewrite, withElements } from '../helpers/dicom.ts';
+import { fhirPost } from '../helpers/stow.ts';
 import {
   type ListeningFacade,
   launchChromium,
@@ -255,6 +257,186 @@ describe('the staff web app', () => {
     await docShot(page, 'admin');
     expect(cspViolations(page)).toEqual([]);
   }, 300_000);
+
+  test('radiologist: writes the report on an assigned order; the order then reads reported', async () => {
+    // The reader: a radiologist whose Practitioner the order names as performer (their "imaging-assigned" patients).
+    const pr = await fhirPost<Practitioner>(f.app, admin, {
+      resourceType: 'Practitioner',
+      name: [{ family: 'Reader', given: ['Rita'] }],
+    });
+    await ensureUser(f.app, {
+      username: 'web-reader',
+      roles: ['radiologist'],
+      password: PASSWORD,
+      practitionerId: pr.id ?? '',
+    });
+    const booked = await bookPatientAndOrder(f.app, admin, 'Reported');
+    const order = await fhirPost<ServiceRequest>(f.app, admin, {
+      resourceType: 'ServiceRequest',
+      status: 'active',
+      intent: 'order',
+      code: { coding: [{ system: 'http://loinc.org', code: '24725-4', display: 'CT Head' }] },
+      subject: { reference: `Patient/${booked.patientId}` },
+      performer: [{ reference: `Practitioner/${pr.id}`, display: 'Reader, Rita' }],
+    });
+    const accession = order.identifier?.find((i) => i.type?.coding?.some((c) => c.code === 'ACSN'))?.value ?? '';
+    const series = ctSeries({
+      patientId: booked.mrn,
+      patientName: 'Reported^Viewer',
+      studyInstanceUid: newUid(),
+      accessionNumber: accession,
+      slices: 2,
+      size: 64,
+    });
+    await stow(f.app, admin, series.files);
+
+    const page = await as('web-reader');
+    await page.goto(`${f.baseUrl}/app/orders/${order.id}`);
+    const report = page.getByRole('region', { name: 'Report' });
+    await report.getByText('No report yet.').waitFor({ timeout: 15_000 });
+    const form = report.getByRole('form', { name: 'Write report' });
+    await form.getByLabel('Conclusion').fill('No acute intracranial abnormality.');
+    await form.getByLabel('Report status').selectOption('final');
+    await form.getByRole('button', { name: 'Add report' }).click();
+    await report.getByText('No acute intracranial abnormality.', { exact: true }).waitFor({ timeout: 15_000 });
+    await page.locator('.workflow-status').getByText('reported').waitFor({ timeout: 15_000 });
+    expect(await report.locator('dd').first().textContent()).toBe('final');
+    expect(await report.locator('dd').nth(2).textContent()).toBe('Reader, Rita');
+    // A released report is not written again from the app.
+    await report.getByText('The report is final.').waitFor();
+    expect(await report.getByRole('form', { name: 'Write report' }).count()).toBe(0);
+    await docShot(page, 'order-report');
+
+    // On the server: a final DiagnosticReport based on the order, naming the study; the order reads reported.
+    const found = await f.app.inject({
+      method: 'GET',
+      url: `/fhir/DiagnosticReport?based-on=ServiceRequest/${order.id}`,
+      headers: admin,
+    });
+    const reports = (found.json() as { entry?: { resource: DiagnosticReport }[] }).entry ?? [];
+    expect(reports).toHaveLength(1);
+    expect(reports[0]?.resource).toMatchObject({
+      status: 'final',
+      conclusion: 'No acute intracranial abnormality.',
+      resultsInterpreter: [{ reference: `Practitioner/${pr.id}`, display: 'Reader, Rita' }],
+    });
+    expect(reports[0]?.resource.imagingStudy).toHaveLength(1);
+    const after = (
+      await f.app.inject({ method: 'GET', url: `/fhir/ServiceRequest/${order.id}`, headers: admin })
+    ).json() as ServiceRequest;
+    expect(after.extension).toContainEqual(expect.objectContaining({ valueCode: 'reported' }));
+    expect(cspViolations(page)).toEqual([]);
+
+    // A nurse with a grant to the patient reads the report but is not offered to write one.
+    await grantPatient(f.app, 'web-nurse', booked.patientId);
+    const nurse = await as('web-nurse');
+    await nurse.goto(`${f.baseUrl}/app/orders/${order.id}`);
+    const seen = nurse.getByRole('region', { name: 'Report' });
+    await seen.getByText('No acute intracranial abnormality.', { exact: true }).waitFor({ timeout: 15_000 });
+    expect(await seen.getByRole('form', { name: 'Write report' }).count()).toBe(0);
+  }, 120_000);
+
+  test('doctor: edits a visit (start, end, class, reason, status) as a new version', async () => {
+    const booked = await bookPatientAndOrder(f.app, admin, 'Visited');
+    const visit = await fhirPost<Encounter>(f.app, admin, {
+      resourceType: 'Encounter',
+      status: 'arrived',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB', display: 'ambulatory' },
+      subject: { reference: `Patient/${booked.patientId}` },
+      period: { start: '2026-03-04T08:00:00Z' },
+      reasonCode: [{ text: 'cough' }],
+    });
+    await grantPatient(f.app, 'web-doctor', booked.patientId);
+    const page = await as('web-doctor');
+    await page.goto(`${f.baseUrl}/app/patients/${booked.patientId}`);
+    const visits = page.getByRole('table', { name: 'Visits' });
+    await visits.getByText('cough').waitFor({ timeout: 15_000 });
+    await visits.getByRole('button', { name: 'Edit the visit of 2026-03-04' }).click();
+    const form = page.getByRole('form', { name: 'Edit visit' });
+    await form.getByLabel('Edit visit end').fill('2030-03-04T09:30');
+    await form.getByLabel('Edit visit class').selectOption('EMER');
+    await form.getByLabel('Edit visit reason').fill('persistent cough');
+    await form.getByLabel('Edit visit status').selectOption('finished');
+    await form.getByRole('button', { name: 'Save visit' }).click();
+    await visits.getByText('persistent cough').waitFor({ timeout: 15_000 });
+    expect(await visits.textContent()).toContain('emergency');
+    expect(await form.count()).toBe(0);
+
+    const stored = (
+      await f.app.inject({ method: 'GET', url: `/fhir/Encounter/${visit.id}`, headers: admin })
+    ).json() as Encounter;
+    expect(stored).toMatchObject({
+      status: 'finished',
+      class: { code: 'EMER' },
+      reasonCode: [{ text: 'persistent cough' }],
+      period: { start: '2026-03-04T08:00:00.000Z' },
+      meta: { versionId: '2' },
+    });
+    expect(stored.period?.end?.startsWith('2030-03-04')).toBe(true);
+    expect(cspViolations(page)).toEqual([]);
+  }, 120_000);
+
+  test('admin: deactivates a user (their token is refused), registers a client and changes it', async () => {
+    const leaver = await tokenFor(f.app, {
+      user: { username: 'web-leaver', roles: ['nurse'], password: PASSWORD },
+      scope: 'user/*.rs',
+    });
+    const me = () => fetch(`${f.baseUrl}/api/v1/me`, { headers: { authorization: `Bearer ${leaver}` } });
+    expect((await me()).status).toBe(200);
+
+    const page = await as('web-admin');
+    await page.getByRole('link', { name: 'Administration' }).click();
+    const users = page.getByRole('table', { name: 'Users' });
+    await users.getByRole('button', { name: 'Deactivate web-leaver', exact: true }).click();
+    await users.getByRole('button', { name: 'Activate web-leaver', exact: true }).waitFor({ timeout: 15_000 });
+    // The Active column (the fifth) of the user's row.
+    expect(
+      await users
+        .getByRole('row', { name: /web-leaver/ })
+        .locator('td')
+        .nth(4)
+        .textContent(),
+    ).toBe('no');
+    expect((await me()).status).toBe(401);
+
+    const form = page.getByRole('form', { name: 'New client' });
+    await form.getByLabel('Client id').fill('web-portal');
+    await form.getByLabel('Client name').fill('Patient portal');
+    await form.getByLabel('Kind').selectOption('public');
+    await form.getByLabel('Redirect URIs (one a line)').fill('https://portal.example/callback');
+    await form.getByLabel('Scope ceiling').fill('openid fhirUser launch/patient patient/*.rs');
+    await form.getByRole('button', { name: 'Register client' }).click();
+    const clients = page.getByRole('table', { name: 'OAuth clients' });
+    const row = clients.getByRole('row', { name: /web-portal/ });
+    await row.waitFor({ timeout: 15_000 });
+    await docShot(page, 'admin-clients');
+
+    // A wrong redirect URI is refused with the server's reason; nothing changes.
+    await row.getByRole('button', { name: 'Edit client web-portal' }).click();
+    const edit = page.getByRole('form', { name: 'Edit client web-portal' });
+    await edit.getByLabel('Redirect URIs (one a line)').fill('http://portal.example/callback');
+    await edit.getByRole('button', { name: 'Save client' }).click();
+    await edit
+      .getByRole('alert')
+      .getByText(/must be https/)
+      .waitFor({ timeout: 15_000 });
+    await edit.getByLabel('Redirect URIs (one a line)').fill('https://portal.example/callback');
+    await edit.getByLabel('Active').uncheck();
+    await edit.getByRole('button', { name: 'Save client' }).click();
+    // The Active column (the sixth) of the client's row.
+    await expect.poll(() => row.locator('td').nth(5).textContent(), { timeout: 15_000 }).toBe('no');
+
+    const listed = await f.app.inject({ method: 'GET', url: '/api/v1/admin/clients', headers: admin });
+    const items = (listed.json() as { items: { clientId: string }[] }).items;
+    expect(items.find((c) => c.clientId === 'web-portal')).toMatchObject({
+      kind: 'public',
+      name: 'Patient portal',
+      redirectUris: ['https://portal.example/callback'],
+      scopeCeiling: 'openid fhirUser launch/patient patient/*.rs',
+      active: false,
+    });
+    expect(cspViolations(page)).toEqual([]);
+  }, 120_000);
 
   test('a zip of DICOMDIR media: unpacked in the browser, the DICOMDIR skipped, an unknown patient held', async () => {
     const zip = zippedMedia(

@@ -71,7 +71,7 @@ function Shell({ me }: { me: Me }) {
         <Switch>
           <Route path="/patients">{() => <PatientsScreen roles={me.roles} />}</Route>
           <Route path="/patients/:id">{(p) => <PatientChart id={p.id} roles={me.roles} />}</Route>
-          <Route path="/orders/:id">{(p) => <OrderDetail id={p.id} roles={me.roles} />}</Route>
+          <Route path="/orders/:id">{(p) => <OrderDetail id={p.id} roles={me.roles} fhirUser={me.fhirUser} />}</Route>
           <Route path="/upload">{() => <UploadScreen />}</Route>
           <Route path="/unmatched">{() => <UnmatchedScreen />}</Route>
           <Route path="/audit">{() => <AuditScreen />}</Route>

@@ -49,6 +49,7 @@ export interface ServiceRequest {
   encounter?: { reference?: string };
   performer?: { reference?: string; display?: string }[];
   authoredOn?: string;
+  extension?: { url: string; valueCode?: string }[];
 }
 export interface ImagingStudy {
   resourceType: 'ImagingStudy';
@@ -132,3 +133,10 @@ export const VISIT_CLASSES: readonly Coding[] = [
   { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'EMER', display: 'emergency' },
 ];
 export const VISIT_STATUSES = ['planned', 'arrived', 'in-progress', 'finished', 'cancelled'] as const;
+
+/** The facade's order workflow status extension (docs/fhir.md): e.g. `reported` once a final report exists. */
+export const ORDER_STATUS_EXTENSION = 'http://imaging-ehr.local/fhir/StructureDefinition/order-status';
+
+export function workflowStatusOf(o: ServiceRequest): string | undefined {
+  return o.extension?.find((e) => e.url === ORDER_STATUS_EXTENSION)?.valueCode;
+}

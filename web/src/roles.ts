@@ -8,6 +8,7 @@ export type Action =
   | 'write-patient'
   | 'write-visit'
   | 'write-order'
+  | 'write-report'
   | 'upload'
   | 'reconcile'
   | 'audit'
@@ -18,6 +19,9 @@ const TABLE: Record<Action, readonly Role[]> = {
   'write-patient': ['doctor', 'nurse', 'admin'],
   'write-visit': ['doctor', 'nurse', 'admin'],
   'write-order': ['doctor', 'nurse', 'admin'],
+  // Radiology reports: the policy lets every clinical writer write them; the app offers it to radiologists, doctors
+  // and admins (a nurse does not sign imaging reports).
+  'write-report': ['radiologist', 'doctor', 'admin'],
   upload: ['doctor', 'nurse', 'radiologist', 'admin'],
   reconcile: ['radiologist', 'admin'],
   audit: ['auditor'],

@@ -2,6 +2,7 @@ import { type FormEvent, useState } from 'react';
 import { api } from '../api.ts';
 import { ErrorText, Field, Status } from '../ui.tsx';
 import { useLoad } from '../use-load.ts';
+import { AdminClients } from './admin-clients.tsx';
 
 interface User {
   username: string;
@@ -18,22 +19,25 @@ interface Grant {
   grantedAt: string;
   expiresAt: string | null;
 }
-interface OAuthClient {
-  clientId: string;
-  kind: string;
-  name: string;
-  scopeCeiling: string;
-  allowedPatients: string[] | null;
-  active: boolean;
-}
 
 const ROLES = ['doctor', 'nurse', 'radiologist', 'auditor', 'admin'];
 
-/** Administration: users and their roles, patient grants, and OAuth clients (/api/v1/admin). */
+/** Administration: users (add, deactivate, activate), patient grants, and OAuth clients (/api/v1/admin). */
 export function AdminScreen() {
   const users = useLoad(() => api<{ items: User[] }>('/api/v1/admin/users').then((r) => r.items), []);
-  const clients = useLoad(() => api<{ items: OAuthClient[] }>('/api/v1/admin/clients').then((r) => r.items), []);
   const [grantsOf, setGrantsOf] = useState<string>();
+  const [error, setError] = useState<string>();
+  const setActive = async (username: string, active: boolean) => {
+    setError(undefined);
+    try {
+      await api(`/api/v1/admin/users/${encodeURIComponent(username)}/${active ? 'activate' : 'deactivate'}`, {
+        method: 'POST',
+      });
+      users.reload();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
   return (
     <>
       <h1>Administration</h1>
@@ -50,6 +54,7 @@ export function AdminScreen() {
                   <th scope="col">Practitioner / department</th>
                   <th scope="col">Active</th>
                   <th scope="col">Grants</th>
+                  <th scope="col">Action</th>
                 </tr>
               </thead>
               <tbody>
@@ -65,47 +70,26 @@ export function AdminScreen() {
                         {u.grants} grants
                       </button>
                     </td>
+                    <td>
+                      <button
+                        type="button"
+                        aria-label={`${u.active ? 'Deactivate' : 'Activate'} ${u.username}`}
+                        onClick={() => void setActive(u.username, !u.active)}
+                      >
+                        {u.active ? 'Deactivate' : 'Activate'}
+                      </button>
+                    </td>
                   </tr>
                 ))}
               </tbody>
             </table>
           )}
         </Status>
+        <ErrorText error={error} />
         <NewUser done={users.reload} />
       </section>
       {grantsOf && <Grants username={grantsOf} changed={users.reload} />}
-      <section className="card" aria-labelledby="clients">
-        <h2 id="clients">OAuth clients</h2>
-        <Status load={clients}>
-          {(cs) => (
-            <table aria-label="OAuth clients">
-              <thead>
-                <tr>
-                  <th scope="col">Client</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Scope ceiling</th>
-                  <th scope="col">Patients</th>
-                  <th scope="col">Active</th>
-                </tr>
-              </thead>
-              <tbody>
-                {cs.map((c) => (
-                  <tr key={c.clientId}>
-                    <td>
-                      <span className="mono">{c.clientId}</span> {c.name}
-                    </td>
-                    <td>{c.kind}</td>
-                    <td className="mono">{c.scopeCeiling}</td>
-                    <td>{c.allowedPatients?.join(', ') ?? 'all'}</td>
-                    <td>{c.active ? 'yes' : 'no'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
-        </Status>
-        <p>Registering clients with keys stays with the CLI (`bin/ehr client add`).</p>
-      </section>
+      <AdminClients />
     </>
   );
 }

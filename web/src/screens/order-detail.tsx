@@ -11,10 +11,12 @@ import {
   type Patient,
   procedureOf,
   type ServiceRequest,
+  workflowStatusOf,
 } from '../model.ts';
 import { may } from '../roles.ts';
 import { ErrorText, Status } from '../ui.tsx';
 import { OrderEdit } from './order-edit.tsx';
+import { OrderReport, type Report } from './order-report.tsx';
 import { useLoad } from '../use-load.ts';
 
 interface UploadLog {
@@ -32,33 +34,29 @@ interface UploadLog {
   }[];
 }
 
-interface Report {
-  status?: string;
-  conclusion?: string;
-  issued?: string;
-}
-
 async function loadOrder(id: string) {
   const order = await fhir<ServiceRequest>(`ServiceRequest/${encodeURIComponent(id)}`);
   const patientId = order.subject.reference?.split('/')[1] ?? '';
-  const [patient, studies, uploads] = await Promise.all([
+  const [patient, studies, uploads, reports] = await Promise.all([
     fhir<Patient>(`Patient/${encodeURIComponent(patientId)}`),
     fhir<Bundle<ImagingStudy>>(`ImagingStudy?basedon=ServiceRequest/${encodeURIComponent(id)}`),
     api<UploadLog>(`/api/v1/dicom/orders/${encodeURIComponent(id)}/uploads`),
+    // The radiology reports: DiagnosticReports `basedOn` the order (search parameter `based-on`).
+    fhir<Bundle<Report>>(`DiagnosticReport?based-on=ServiceRequest/${encodeURIComponent(id)}&_sort=-_lastUpdated`),
   ]);
-  // A radiology report, where the server serves DiagnosticReport (its CapabilityStatement says so).
-  const served = await fhir<{ rest?: { resource?: { type: string }[] }[] }>('metadata').then(
-    (c) => (c.rest?.[0]?.resource ?? []).some((r) => r.type === 'DiagnosticReport'),
-    () => false,
-  );
-  const reports = served
-    ? resources(await fhir<Bundle<Report>>(`DiagnosticReport?based-on=ServiceRequest/${encodeURIComponent(id)}`))
-    : [];
-  return { order, patient, studies: resources(studies), uploads, reports, served };
+  return { order, patient, studies: resources(studies), uploads, reports: resources(reports) };
 }
 
 /** Order detail: the order, its study (series, counts, upload time), its report, and "View images". */
-export function OrderDetail({ id, roles }: { id: string; roles: readonly string[] }) {
+export function OrderDetail({
+  id,
+  roles,
+  fhirUser,
+}: {
+  id: string;
+  roles: readonly string[];
+  fhirUser: string | null;
+}) {
   const load = useLoad(() => loadOrder(id), [id]);
   const [viewError, setViewError] = useState<string>();
   const [opening, setOpening] = useState(false);
@@ -85,7 +83,7 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
   };
   return (
     <Status load={load}>
-      {({ order, patient, studies, uploads, reports, served }) => (
+      {({ order, patient, studies, uploads, reports }) => (
         <>
           <h1>
             Order <span className="mono">{accessionOf(order)}</span>
@@ -122,6 +120,7 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
                   ) : (
                     order.status
                   )}
+                  {workflowStatusOf(order) && <span className="workflow-status"> · {workflowStatusOf(order)}</span>}
                 </dd>
               </dl>
               <p>
@@ -151,24 +150,14 @@ export function OrderDetail({ id, roles }: { id: string; roles: readonly string[
               )}
               <ErrorText error={viewError} />
             </section>
-            <section className="card" aria-labelledby="report">
-              <h2 id="report">Report</h2>
-              {!served ? (
-                <p>Reports are not served by this server yet.</p>
-              ) : reports.length === 0 ? (
-                <p>No report yet.</p>
-              ) : (
-                reports.map((r, i) => (
-                  // biome-ignore lint/suspicious/noArrayIndexKey: reports have no better key here
-                  <div key={i}>
-                    <p>
-                      <strong>{r.status}</strong> {r.issued?.slice(0, 10)}
-                    </p>
-                    <p>{r.conclusion}</p>
-                  </div>
-                ))
-              )}
-            </section>
+            <OrderReport
+              order={order}
+              studies={studies}
+              reports={reports}
+              roles={roles}
+              fhirUser={fhirUser}
+              changed={load.reload}
+            />
           </div>
           <section className="card" aria-labelledby="study">
             <h2 id="study">Study</h2>

@@ -22,6 +22,7 @@ import {
 import { may } from '../roles.ts';
 import { ErrorText, Field, Status } from '../ui.tsx';
 import { useLoad } from '../use-load.ts';
+import { VisitEdit } from './visit-edit.tsx';
 import { PatientForm } from './patients.tsx';
 
 interface Chart {
@@ -136,6 +137,7 @@ function Visits({ chart, reload, canWrite }: { chart: Chart; reload: () => void;
   const [start, setStart] = useState(() => new Date().toISOString().slice(0, 16));
   const [reason, setReason] = useState('');
   const [error, setError] = useState<string>();
+  const [editing, setEditing] = useState<string>();
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setError(undefined);
@@ -173,15 +175,18 @@ function Visits({ chart, reload, canWrite }: { chart: Chart; reload: () => void;
           <thead>
             <tr>
               <th scope="col">Start</th>
+              <th scope="col">End</th>
               <th scope="col">Class</th>
               <th scope="col">Reason</th>
               <th scope="col">Status</th>
+              {canWrite && <th scope="col">Action</th>}
             </tr>
           </thead>
           <tbody>
             {chart.visits.map((v) => (
               <tr key={v.id}>
                 <td>{v.period?.start?.slice(0, 16).replace('T', ' ') ?? '—'}</td>
+                <td>{v.period?.end?.slice(0, 16).replace('T', ' ') ?? '—'}</td>
                 <td>{v.class.display ?? v.class.code}</td>
                 <td>{v.reasonCode?.[0]?.text ?? ''}</td>
                 <td>
@@ -199,11 +204,35 @@ function Visits({ chart, reload, canWrite }: { chart: Chart; reload: () => void;
                     v.status
                   )}
                 </td>
+                {canWrite && (
+                  <td>
+                    <button
+                      type="button"
+                      aria-label={`Edit the visit of ${v.period?.start?.slice(0, 10) ?? ''}`}
+                      onClick={() => setEditing(v.id)}
+                    >
+                      Edit
+                    </button>
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
         </table>
       )}
+      {canWrite &&
+        chart.visits
+          .filter((v) => v.id === editing)
+          .map((v) => (
+            <VisitEdit
+              key={v.id}
+              visit={v}
+              done={(changed) => {
+                setEditing(undefined);
+                if (changed) reload();
+              }}
+            />
+          ))}
       {canWrite && (
         <form className="inline" onSubmit={submit} aria-label="New visit">
           <Field label="Visit start">
