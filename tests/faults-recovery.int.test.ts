@@ -45,24 +45,65 @@ function stowRequest(files: Buffer[]) {
     .send(multipartBody(files, boundary));
 }
 
-/** Starts a STOW of `files` and calls `fault` once Orthanc holds at least `after` of them; returns the response. */
+/**
+ * Starts a STOW of `files` and calls `fault` once Orthanc holds `after` of them; returns the response. The rest of
+ * the body is held back until the fault has happened, so the fault always lands mid-upload however fast the machine.
+ */
 async function stowWithFault(files: Buffer[], studyUid: string, after: number, fault: () => void) {
-  const pending = stowRequest(files).then(
-    (r) => r,
+  const boundary = `stow-${randomUUID()}`;
+  const body = multipartBody(files, boundary);
+  // Up to and including the delimiter line that opens part `after`: the parser then knows parts 0..after-1 ended.
+  const delimiter = Buffer.from(`--${boundary}\r\n`);
+  let at = -1;
+  for (let i = 0; i <= after; i++) at = body.indexOf(delimiter, at + 1);
+  const head = body.subarray(0, at + delimiter.length);
+  const tail = body.subarray(at + delimiter.length);
+  let release = () => {};
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  let step = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (step === 0) c.enqueue(head);
+      else if (step === 1) {
+        await released;
+        c.enqueue(tail);
+      } else c.close();
+      step += 1;
+    },
+  });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const pending = fetch(`http://127.0.0.1:${port}/dicom-web/studies`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': STOW_TYPE(boundary) },
+    body: stream,
+    duplex: 'half',
+  } as RequestInit).then(
+    async (r) => ({
+      status: r.status,
+      text: await r.text(),
+      headers: { 'x-request-id': r.headers.get('x-request-id') ?? '' },
+    }),
     (err: unknown) => ({ status: 0, text: String(err), headers: {} as Record<string, string> }),
   );
   let faulted = false;
-  await eventually(
-    `${after} instances in Orthanc`,
-    async () => {
-      if ((await stack.orthancSops(studyUid).catch(() => [])).length >= after) {
-        fault();
-        faulted = true;
-      }
-      return faulted;
-    },
-    60_000,
-  );
+  try {
+    await eventually(
+      `${after} instances in Orthanc`,
+      async () => {
+        if ((await stack.orthancSops(studyUid).catch(() => [])).length >= after) {
+          fault();
+          faulted = true;
+        }
+        return faulted;
+      },
+      60_000,
+    );
+  } finally {
+    release();
+  }
   return pending;
 }
 
@@ -198,7 +239,8 @@ beforeAll(async () => {
     changeFeedDeletionSweepS: 1,
   };
   app = await buildApp(config);
-  await app.ready();
+  // Listening: the faulted uploads stream their body over a real socket (stowWithFault).
+  await app.listen({ host: '127.0.0.1', port: 0 });
   auth = bearer(await adminToken(app));
 }, 180_000);
 
