@@ -10,8 +10,9 @@
  * time-out to find out whether the dependency is back.
  *
  * While closed, the same probe also runs every `heartbeatMs` (when set): a dependency that hangs (SIGSTOP, a wedged
- * database) is noticed within `heartbeatMs` plus the probe's own time-out even when no request is failing yet, so that
- * requests arriving later fail fast instead of each waiting the full upstream time-out.
+ * database) is noticed within `heartbeatMs` plus two probe time-outs (a failed probe is confirmed by a second one)
+ * even when no request is failing yet, so that requests arriving later fail fast instead of each waiting the full
+ * upstream time-out.
  *
  * Pure apart from timers (injected `setTimer` for tests); no I/O of its own.
  */
@@ -42,7 +43,7 @@ export interface BreakerOptions {
   retryMs: number;
   /** Longest wait between probes (the wait doubles after each failed probe). */
   maxRetryMs: number;
-  /** While closed, probe this often and open on a failed probe; 0 or absent: no heartbeat. */
+  /** While closed, probe this often and open on two failed probes in a row; 0 or absent: no heartbeat. */
   heartbeatMs?: number;
   /** Told about every state change (for logs). */
   onChange?: (state: BreakerState, reason: string) => void;
@@ -169,7 +170,7 @@ export class CircuitBreaker {
     this.#heartbeat();
   }
 
-  /** While closed: the next heartbeat probe; a failed one opens the breaker. */
+  /** While closed: the next heartbeat probe; two failed in a row open the breaker. */
   #heartbeat(): void {
     if (!this.#opts.heartbeatMs || this.#closed) return;
     this.#timer?.cancel();
@@ -178,10 +179,17 @@ export class CircuitBreaker {
       if (this.#state !== 'closed' || this.#closed) return;
       try {
         await this.#opts.probe();
-        if (this.#state === 'closed') this.#heartbeat();
-      } catch (err) {
-        if (this.#state === 'closed') this.failure(`heartbeat: ${(err as Error).message}`);
+      } catch {
+        // A probe also times out when this process itself stalled (a blocked event loop fires every timer late, before
+        // the answers waiting on the socket are read): a second probe at once confirms the failure before opening.
+        try {
+          await this.#opts.probe();
+        } catch (err) {
+          if (this.#state === 'closed') this.failure(`heartbeat: ${(err as Error).message}`);
+          return;
+        }
       }
+      if (this.#state === 'closed') this.#heartbeat();
     }, this.#opts.heartbeatMs);
   }
 }
