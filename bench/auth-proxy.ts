@@ -67,6 +67,11 @@ const server = createServer((req, res) => {
       if (!res.headersSent) res.writeHead(502);
       res.end();
     });
+    // A client that leaves mid-response (wrk at the end of a run) must free the upstream socket: an abandoned,
+    // paused upstream response would hold its pooled socket forever and, once maxSockets are held, stall the proxy.
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
     req.pipe(up);
     return;
   }

@@ -38,10 +38,13 @@ import {
   pairedHttp,
   qidoWorkloads,
   wadoWithoutAuditWorkloads,
+  wadoPeerWorkloads,
   wadoWorkloads,
 } from './workloads/dicomweb.ts';
 import { auditWorkloads, fhirWorkloads } from './workloads/fhir.ts';
 import { ohifWorkloads } from './workloads/ohif.ts';
+import { startPlainProxy } from './plain-proxy.ts';
+import type { Target } from './wrk.ts';
 import { rssWorkloads, stowWorkloads } from './workloads/stow.ts';
 import { CHROMIUM } from '../tests/e2e/helpers/chromium.ts';
 
@@ -162,7 +165,25 @@ async function main(): Promise<void> {
       }
       return out;
     };
-    await run('wado', () => http(wadoWorkloads(ctx)));
+    await run('wado', async () => {
+      // Each WADO row twice in a row: facade against direct Orthanc, then against a plain proxy (the peer).
+      const proxy = await startPlainProxy(ctx);
+      try {
+        const peer: Target = { base: proxy.base, headers: {} };
+        const out: Result[] = [];
+        const peers = wadoPeerWorkloads(ctx);
+        for (const [i, w] of wadoWorkloads(ctx).entries()) {
+          const r = await pairedHttp(ctx, w);
+          if (r) out.push(r);
+          const p = peers[i];
+          const q = p ? await pairedHttp(ctx, p, peer) : undefined;
+          if (q) out.push(q);
+        }
+        return out;
+      } finally {
+        proxy.child.kill('SIGTERM');
+      }
+    });
     await run('metadata', () => http(metadataWorkloads(ctx)));
     await run('qido', () => http(qidoWorkloads(ctx)));
     await run('fhir', () => fhirWorkloads(ctx));

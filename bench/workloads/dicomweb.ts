@@ -27,6 +27,8 @@ export interface HttpWorkload {
   headers?: Record<string, string>;
   target?: RatioTarget;
   showMb?: boolean;
+  /** Name of side a in the report ("direct" unless the peer is another server). */
+  aLabel?: string;
 }
 
 /** Checks that the first path answers 200 on both sides, then runs the paired wrk comparison. */
@@ -63,6 +65,7 @@ export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Targ
     group: w.group,
     label: w.label,
     showMb: w.showMb ?? false,
+    ...(w.aLabel ? { aLabel: w.aLabel } : {}),
     a: run(direct),
     b: run(facade),
     warmup: { a: run(direct, 1), b: run(facade, 1) },
@@ -165,6 +168,20 @@ export function wadoWorkloads(ctx: Ctx): HttpWorkload[] {
     });
   }
   return out;
+}
+
+/**
+ * The same WADO-RS rows against the peer a user would pick instead of the facade: a plain streaming proxy in front of
+ * the same Orthanc (bench/auth-proxy.ts: keep-alive, no authorization, no audit). Ratio facade ÷ plain proxy.
+ */
+export function wadoPeerWorkloads(ctx: Ctx): HttpWorkload[] {
+  return wadoWorkloads(ctx).map((w) => ({
+    ...w,
+    id: `${w.id}-vs-plain-proxy`,
+    label: `${w.label}, against a plain proxy`,
+    aLabel: 'plain proxy',
+    target: { metric: 'rate', min: 1, text: '≥ 1.0×' },
+  }));
 }
 
 /**

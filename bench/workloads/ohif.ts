@@ -4,46 +4,13 @@
  * playwright-core (as in tests/e2e), a fresh browser context (empty cache) per load, sides alternating per repetition
  * and each side given a different study of the same shape.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { type Ctx, paired, type Result } from '../context.ts';
-import { CLIENT_CPU } from '../stack.ts';
+import { startPlainProxy } from '../plain-proxy.ts';
 import type { Sample } from '../stats.ts';
-import { freePort } from '../../src/stack/process.ts';
 import { DRAWN_IMAGE, launchChromium } from '../../tests/e2e/helpers/chromium.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-async function startProxy(ctx: Ctx): Promise<{ base: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(
-    'taskset',
-    [
-      '-c',
-      String(CLIENT_CPU),
-      process.execPath,
-      join(ROOT, 'bench', 'auth-proxy.ts'),
-      String(port),
-      ctx.stack.info.orthancUrl,
-      ctx.stack.orthancBasic,
-      join(ROOT, '.tools', 'ohif', 'dist'),
-      join(ROOT, 'ohif-config', 'app-config.js'),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the auth proxy did not start')), 15_000);
-    child.stdout?.once('data', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`the auth proxy exited with ${code}`)));
-  });
-  return { base: `http://127.0.0.1:${port}`, child };
-}
 
 /** One request of a load, in ms since the navigation started (BENCH_OHIF_TRACE). */
 interface TracedRequest {
@@ -118,7 +85,7 @@ async function timeToFirstImage(
 }
 
 export async function ohifWorkloads(ctx: Ctx): Promise<Result[]> {
-  const proxy = await startProxy(ctx);
+  const proxy = await startPlainProxy(ctx);
   const browser = await launchChromium();
   try {
     const studies = ctx.data.patients.flatMap((p) => p.studies.map((s) => s.studyUid));
