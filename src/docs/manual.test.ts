@@ -20,8 +20,10 @@ const documents = [
 
 const anchorsOf = new Map<string, Set<string>>();
 function anchors(file: string): Set<string> {
-  let set = anchorsOf.get(file);
-  if (!set) anchorsOf.set(file, (set = headingAnchors(readFileSync(file, 'utf8'))));
+  const known = anchorsOf.get(file);
+  if (known) return known;
+  const set = headingAnchors(readFileSync(file, 'utf8'));
+  anchorsOf.set(file, set);
   return set;
 }
 
