@@ -6,10 +6,12 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { headingAnchors, relativeLinks, walkthroughSteps } from './markdown.ts';
+import { fencedBlocks, headingAnchors, relativeLinks, walkthroughSteps } from './markdown.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const README_MAX_BYTES = 16 * 1024;
+/** A command line that runs Node directly: the system's Node may be too old, `make` and `bin/ehr` use `.tools/node`. */
+const BARE_NODE = /(^|[\s|;&(])(node|npx|tsx)\s/;
 
 const documents = [
   join(ROOT, 'README.md'),
@@ -47,7 +49,7 @@ describe('README.md', () => {
   test('has a walkthrough whose commands run through bin/ehr or make, never a bare node', () => {
     const steps = walkthroughSteps(readFileSync(join(ROOT, 'README.md'), 'utf8'));
     expect(steps.length).toBeGreaterThan(5);
-    expect(steps.filter((s) => /(^|[\s|;&(])(node|npx|tsx)\s/.test(s.command))).toEqual([]);
+    expect(steps.filter((s) => BARE_NODE.test(s.command))).toEqual([]);
   });
 
   test('links the docs index', () => {
@@ -67,6 +69,15 @@ describe('docs/README.md', () => {
 });
 
 describe.each(documents.map((f) => ({ name: relative(ROOT, f), file: f })))('$name', ({ file }) => {
+  test('its shell blocks run Node only through make or bin/ehr', () => {
+    const bare = fencedBlocks(readFileSync(file, 'utf8'))
+      .filter((b) => ['sh', 'bash', 'shell', 'console'].includes(b.info.split(/\s+/)[0] ?? ''))
+      .flatMap((b) => b.lines.map((text, i) => ({ line: b.line + 1 + i, text })))
+      .filter((l) => !l.text.trim().startsWith('#') && BARE_NODE.test(l.text.replace(/#.*$/, '')))
+      .map((l) => `line ${l.line}: ${l.text.trim()}`);
+    expect(bare).toEqual([]);
+  });
+
   test('every relative link reaches a file (and its heading)', () => {
     const broken = relativeLinks(readFileSync(file, 'utf8'))
       .map((l) => ({ ...l, problem: brokenLink(file, l.target) }))
