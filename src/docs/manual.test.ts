@@ -1,6 +1,7 @@
 /**
- * The manual stays usable: README.md is a front door of at most 16 KB, and every relative link in README.md and
- * docs/*.md reaches a file of the repository (and a heading, when it names an anchor in a Markdown file).
+ * The manual stays usable: README.md is a front door of at most 16 KB, shell blocks run Node only through make or
+ * bin/ehr, and every relative link in README.md and docs/*.md reaches a file of the repository (and a heading, when it
+ * names an anchor in a Markdown file).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
