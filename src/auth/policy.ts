@@ -53,7 +53,7 @@ export interface RoleRule {
   readonly patients: PatientSource;
 }
 
-/** The role table (README "Policy table"). A user's rights are the union of the rows of all their roles. */
+/** The role table (docs/authorization.md, "Policy"). A user's rights are the union of the rows of all their roles. */
 export const ROLE_RULES: readonly RoleRule[] = [
   { role: 'doctor', types: 'clinical', interactions: ALL_INTERACTIONS, patients: 'granted' },
   { role: 'nurse', types: 'clinical', interactions: ['read', 'search', 'create', 'update'], patients: 'granted' },

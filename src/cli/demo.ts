@@ -239,7 +239,7 @@ export async function loadDemo(deps: DemoDeps): Promise<DemoResult> {
         subject: { reference: `Patient/${patientId}` },
         ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
         requester: { reference: `Practitioner/${practitioners['pr-doctor']}` },
-        // The radiologist reads the studies of orders they perform (README, Policy).
+        // The radiologist reads the studies of orders they perform (docs/authorization.md, "Policy").
         performer: [{ reference: `Practitioner/${practitioners['pr-radiologist']}` }],
         authoredOn: '2026-01-05T09:20:00Z',
       },

@@ -34,7 +34,7 @@ Tokens (development mode): create a user, then mint a token for it:
   bin/ehr user add alice --role admin          # prints the initial password once
   TOKEN=$(bin/ehr token --user alice --scope 'user/*.cruds')
   curl -H "Authorization: Bearer $TOKEN" ${base}/fhir/Patient
-Apps use the SMART flows instead: ${base}/fhir/.well-known/smart-configuration (README, Authorization).
+Apps use the SMART flows instead: ${base}/fhir/.well-known/smart-configuration (docs/authorization.md).
 A supervisor restarts PostgreSQL, Orthanc and the facade when they exit or hang ("make status" shows restarts;
 log in ${info.settings.dataDir}/supervisor.log; docs/operations.md).
 Stop with "make down"; "make up" again resumes with the same data.`);

@@ -107,7 +107,7 @@ function validDate(d: string): boolean {
  * Makes a non-ASCII match value usable with Orthanc 1.10, which indexes names and identifiers converted to ASCII (the
  * non-ASCII letters do not survive) and does not decode percent-encoded query values: every run of non-ASCII
  * characters becomes the wildcard `*` (`Müller*` → `M*ller*`). Matching is thereby a superset: `M*ller*` also
- * matches `Mahler`. Stated in the README's conformance statement.
+ * matches `Mahler`. Stated in the conformance statement (docs/dicomweb.md).
  */
 export function nonAsciiAsWildcard(value: string): string {
   return value.replace(/[\u0080-\uffff]+/g, '*').replace(/\*{2,}/g, '*');

@@ -3,7 +3,10 @@
  * (DICOM PS3.18 §10.5.3, PS3.4 Annex B.2.3 and PS3.7 Annex C for the code values).
  */
 
-/** Failure Reason (0008,1197) values used by the facade. Each is documented in the README's DICOM conformance. */
+/**
+ * Failure Reason (0008,1197) values used by the facade. Each is documented in the DICOM conformance statement
+ * (docs/dicomweb.md).
+ */
 export const FailureReason = {
   /** 0x0110 Processing failure: Orthanc refused or failed to store, or the EHR update failed (nothing kept). */
   ProcessingFailure: 0x0110,
@@ -30,7 +33,7 @@ export type FailureReasonCode = (typeof FailureReason)[keyof typeof FailureReaso
 /**
  * Warning Reason (0008,1196) values. PS3.18 §I.2.1 defines B000 (coercion), B006 (elements discarded) and B007 (does
  * not match its SOP Class), none of which says what happened to a held instance, and allows further codes defined in
- * the conformance statement (README, "DICOM conformance (STOW-RS)").
+ * the conformance statement (docs/dicomweb.md, "DICOM conformance (STOW-RS)").
  */
 export const WarningReason = {
   /**

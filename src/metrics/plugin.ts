@@ -1,6 +1,7 @@
 /**
  * Prometheus metrics: request counts and durations for every route (hooks registered first, so they see every
- * route), upstream latency (upstream.ts), STOW-RS outcomes, cache and audit-queue readings, and `GET /metrics`.
+ * route), upstream latency (upstream.ts), STOW-RS outcomes, cache and audit-queue readings, circuit breaker states
+ * (breaker.ts), and `GET /metrics`.
  *
  * `GET /metrics` on the API port needs a bearer token of a user with the `admin` role. Scrapers use the separate
  * listener instead (`EHR_METRICS_LISTEN`, see listen.ts): metrics only, no token, meant for a loopback or
@@ -10,6 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { bearerSecurity, protectedErrors } from '../openapi/schemas.ts';
+import { registerBreakerGauge } from './breaker.ts';
 import { httpDuration, httpRequests, registerCounter, registerGauge, registry, stowInstances } from './registry.ts';
 import { stowCounts, uploadCounts } from './stow-count.ts';
 import { watchOrthanc } from './upstream.ts';
@@ -87,6 +89,7 @@ export const metricsRoutes = fp(
     registerGauge('ehr_cache_bytes', 'Bytes held by each cache.', ['cache'], () => [
       ...(series ? [{ labels: { cache: 'dicomweb_series' }, value: series.bytes }] : []),
     ]);
+    registerBreakerGauge(() => [app.orthanc.breaker, app.dbBreaker].filter((b) => b !== undefined));
 
     app.get(
       '/metrics',

@@ -5,7 +5,7 @@
  *
  * Names follow https://prometheus.io/docs/practices/naming/: `ehr_` prefix, base units (seconds), `_total` counters.
  * Other parts plug in their own values through {@link registerGauge} (a gauge read at scrape time), e.g. the state of
- * a circuit breaker: `registerGauge('ehr_breaker_state', 'help', ['breaker'], () => [{ labels: { breaker: 'orthanc' }, value: 0 }])`.
+ * the circuit breakers (breaker.ts): `registerGauge('ehr_breaker_state', 'help', ['dependency'], () => [...])`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 

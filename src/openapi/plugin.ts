@@ -5,7 +5,8 @@
  *
  * Documented: `/api/v1/*`, `/auth/*`, health and `/metrics`. FHIR is described by its CapabilityStatement
  * (`/fhir/metadata`, https://hl7.org/fhir/R4/capabilitystatement.html) and DICOMweb by the conformance page
- * `/docs/dicomweb` (the README's DICOMweb and DICOM conformance sections); their routes are left out of the document.
+ * `/docs/dicomweb` (docs/dicomweb.md: DICOMweb and the DICOM conformance statement); their routes are left out of the
+ * document.
  * Registered before every route plugin, so that it sees all routes (it collects them with an onRoute hook).
  */
 import { readFile } from 'node:fs/promises';
@@ -35,15 +36,12 @@ declare module 'fastify' {
   }
 }
 
-const README = fileURLToPath(new URL('../../README.md', import.meta.url));
+const CONFORMANCE = fileURLToPath(new URL('../../docs/dicomweb.md', import.meta.url));
 
-/** The README's DICOMweb sections (from "## DICOMweb" up to "## Uploading"): the DICOMweb conformance statement. */
+/** docs/dicomweb.md: the DICOMweb service and the DICOM conformance statement (STOW-RS). */
 export async function dicomWebConformance(): Promise<string> {
-  const text = await readFile(README, 'utf8').catch(() => '');
-  const start = text.indexOf('\n## DICOMweb');
-  const end = text.indexOf('\n## Uploading', start);
-  if (start < 0) return 'DICOMweb conformance: see README.md, sections "DICOMweb" and "DICOM conformance".\n';
-  return text.slice(start + 1, end < 0 ? undefined : end);
+  const text = await readFile(CONFORMANCE, 'utf8').catch(() => '');
+  return text || 'DICOMweb conformance: see docs/dicomweb.md in the source distribution.\n';
 }
 
 export const openApiPlugin = fp(

@@ -42,7 +42,7 @@ const cspViolations = (page: Page) =>
   (pages.find((p) => p.page === page)?.logs ?? []).filter((l) => /Content Security Policy/i.test(l));
 
 beforeAll(async () => {
-  // hold: a study that matches nothing is kept and queued for reconciliation (README "C-STORE ingest").
+  // hold: a study that matches nothing is kept and queued for reconciliation (docs/ingest.md, "C-STORE ingest").
   f = await startFacade({ stowUnmatched: 'hold' });
   browser = await launchChromium();
   admin = bearer(await adminToken(f.app));
