@@ -2,6 +2,7 @@ import { type FormEvent, useState } from 'react';
 import { type Bundle, fhir, resources } from '../api.ts';
 import {
   DCM,
+  type Encounter,
   LOINC,
   MODALITIES,
   modalityOf,
@@ -14,12 +15,29 @@ import {
 import { ErrorText, Field } from '../ui.tsx';
 import { useLoad } from '../use-load.ts';
 
-/** Edits an order's procedure (LOINC), modality (DCM) and performer (a Practitioner), as a new version (PUT). */
-export function OrderEdit({ order, done }: { order: ServiceRequest; done: () => void }) {
-  const [code, setCode] = useState(order.code?.coding?.[0]?.code ?? PROCEDURES[0]?.code ?? '');
-  const [modality, setModality] = useState(modalityOf(order) || 'CT');
-  const [performer, setPerformer] = useState(order.performer?.[0]?.reference ?? '');
+/**
+ * The one order form: procedure (LOINC), modality (DCM), performer (a Practitioner) and, when visits are given, the
+ * visit. Without `order` it creates a new active order for the patient (POST); with one it saves the order as a new
+ * version (PUT), keeping every other element as it was.
+ */
+export function OrderForm({
+  patientId,
+  order,
+  visits,
+  done,
+}: {
+  patientId: string;
+  order?: ServiceRequest;
+  visits?: readonly Encounter[];
+  done: () => void;
+}) {
+  const first = PROCEDURES[0];
+  const [code, setCode] = useState(order?.code?.coding?.[0]?.code ?? first?.code ?? '');
+  const [modality, setModality] = useState((order && modalityOf(order)) || first?.modality || 'CT');
+  const [performer, setPerformer] = useState(order?.performer?.[0]?.reference ?? '');
+  const [visit, setVisit] = useState(order?.encounter?.reference?.split('/')[1] ?? '');
   const [error, setError] = useState<string>();
+  const [saving, setSaving] = useState(false);
   const practitioners = useLoad(
     () => fhir<Bundle<Practitioner>>('Practitioner?_count=100&_sort=family').then(resources),
     [],
@@ -27,30 +45,51 @@ export function OrderEdit({ order, done }: { order: ServiceRequest; done: () => 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setError(undefined);
+    setSaving(true);
     const proc = PROCEDURES.find((p) => p.code === code);
     const who = practitioners.data?.find((p) => `Practitioner/${p.id}` === performer);
-    const { performer: _old, ...rest } = order;
+    const {
+      performer: _p,
+      encounter: _e,
+      ...kept
+    } = order ?? {
+      resourceType: 'ServiceRequest' as const,
+      status: 'active',
+      intent: 'order',
+      subject: { reference: `Patient/${patientId}` },
+      authoredOn: new Date().toISOString(),
+    };
+    const encounter = visits ? visit : order?.encounter?.reference?.split('/')[1];
+    const body: ServiceRequest = {
+      ...kept,
+      code: { coding: [{ system: LOINC, code, display: proc?.display ?? code }], text: proc?.display ?? code },
+      orderDetail: [{ coding: [{ system: DCM, code: modality }] }],
+      ...(encounter ? { encounter: { reference: `Encounter/${encounter}` } } : {}),
+      ...(performer
+        ? { performer: [{ reference: performer, display: who ? nameOf(who as unknown as Patient) : performer }] }
+        : {}),
+    };
     try {
-      await fhir(`ServiceRequest/${order.id}`, {
-        method: 'PUT',
-        body: {
-          ...rest,
-          code: { coding: [{ system: LOINC, code, display: proc?.display ?? code }], text: proc?.display ?? code },
-          orderDetail: [{ coding: [{ system: DCM, code: modality }] }],
-          ...(performer
-            ? { performer: [{ reference: performer, display: who ? nameOf(who as unknown as Patient) : performer }] }
-            : {}),
-        },
-      });
+      await (order
+        ? fhir(`ServiceRequest/${order.id}`, { method: 'PUT', body })
+        : fhir('ServiceRequest', { method: 'POST', body }));
       done();
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setSaving(false);
     }
   };
   return (
-    <form className="inline" onSubmit={submit} aria-label="Edit order">
+    <form className="inline" onSubmit={submit} aria-label={order ? 'Edit order' : 'New order'}>
       <Field label="Procedure">
-        <select value={code} onChange={(e) => setCode(e.target.value)}>
+        <select
+          value={code}
+          onChange={(e) => {
+            setCode(e.target.value);
+            setModality(PROCEDURES.find((p) => p.code === e.target.value)?.modality ?? modality);
+          }}
+        >
           {PROCEDURES.map((p) => (
             <option key={p.code} value={p.code}>
               {p.display} ({p.code})
@@ -75,8 +114,20 @@ export function OrderEdit({ order, done }: { order: ServiceRequest; done: () => 
           ))}
         </select>
       </Field>
-      <button type="submit" className="primary">
-        Save order
+      {visits && (
+        <Field label="Visit">
+          <select value={visit} onChange={(e) => setVisit(e.target.value)}>
+            <option value="">(none)</option>
+            {visits.map((v) => (
+              <option key={v.id} value={v.id}>
+                {v.period?.start?.slice(0, 10)} {v.class.display ?? v.class.code}
+              </option>
+            ))}
+          </select>
+        </Field>
+      )}
+      <button type="submit" className="primary" disabled={saving}>
+        {order ? 'Save order' : 'Create order'}
       </button>
       <ErrorText error={error} />
     </form>
