@@ -19,10 +19,9 @@ const TABLE: Record<Action, readonly Role[]> = {
   'write-patient': ['doctor', 'nurse', 'admin'],
   'write-visit': ['doctor', 'nurse', 'admin'],
   'write-order': ['doctor', 'nurse', 'admin'],
-  // Radiology reports: the policy lets every clinical writer write them; the app offers it to radiologists, doctors
-  // and admins (a nurse does not sign imaging reports).
+  // Nurses record care but neither store images nor sign imaging reports (no ImagingStudy or DiagnosticReport writes).
   'write-report': ['radiologist', 'doctor', 'admin'],
-  upload: ['doctor', 'nurse', 'radiologist', 'admin'],
+  upload: ['doctor', 'radiologist', 'admin'],
   reconcile: ['radiologist', 'admin'],
   audit: ['auditor'],
   admin: ['admin'],
