@@ -16,7 +16,7 @@ import {
 } from './helpers/browser.ts';
 import { ctSeries, newUid } from './helpers/ct-phantom.ts';
 import { type Auth, bookPatientAndOrder, stow } from './helpers/ehr.ts';
-import { signIn } from './helpers/web-app.ts';
+import { docShot, signIn } from './helpers/web-app.ts';
 import { type Allowed, apiRefusals, type RoleCase, WALKS } from './helpers/web-roles.ts';
 
 /**
@@ -38,6 +38,7 @@ const FOCUSED = `(() => {
     name: (a && a.getAttribute('name')) || '',
     text: ((a && a.textContent) || '').trim(),
     visible: style !== undefined && (style.outlineStyle !== 'none' || style.boxShadow !== 'none'),
+    outline: style ? style.outlineStyle : '',
   };
 })()`;
 let f: ListeningFacade;
@@ -309,6 +310,7 @@ async function walk(c: RoleCase, page: Page, may: Allowed): Promise<void> {
     await audit(page, 'administration');
     await form.getByLabel('nurse', { exact: true }).uncheck();
     await form.getByLabel('radiologist', { exact: true }).check();
+    await docShot(page, 'admin-roles');
     await form.getByRole('button', { name: 'Save roles' }).click();
     await users
       .getByRole('row', { name: /role-target/ })
@@ -364,7 +366,7 @@ describe('the staff web app, walked as each role', () => {
       for (let i = 0; i < 60; i++) {
         await page.keyboard.press('Tab');
         const el = (await page.evaluate(FOCUSED)) as { tag: string; name: string; text: string; visible: boolean };
-        if (el.tag !== 'body') expect(el.visible, `focus indicator on ${el.tag} ${el.text}`).toBe(true);
+        if (el.tag !== 'body') expect(el.visible, `focus indicator on ${JSON.stringify(el)}`).toBe(true);
         if (matches(el)) return;
       }
       throw new Error(`Tab never reached ${what}`);

@@ -176,7 +176,10 @@ export function AuditScreen() {
                   {OUTCOMES[selected.outcome ?? ''] ?? selected.outcome} {selected.outcomeDesc ?? ''}
                 </dd>
               </dl>
-              <pre>{JSON.stringify(selected, null, 2)}</pre>
+              <section aria-label="The event as JSON">
+                {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable box must be reachable by keyboard (WCAG 2.1.1) */}
+                <pre tabIndex={0}>{JSON.stringify(selected, null, 2)}</pre>
+              </section>
             </>
           ) : (
             <p>Choose an event.</p>
