@@ -13,6 +13,8 @@
  * - `POST /api/v1/admin/users/{username}/deactivate` → `{ username, active: false, changed }`; ends every token of the
  *   user (as `bin/ehr user deactivate`); an admin cannot deactivate themself (409)
  * - `POST /api/v1/admin/users/{username}/activate` → `{ username, active: true, changed }` (earlier tokens stay revoked)
+ * - `PUT  /api/v1/admin/users/{username}/roles` `{ roles }` → `{ username, roles, previous, changed }`; effective on the
+ *   user's next request; an admin cannot take the admin role from themself (409)
  * - `GET  /api/v1/admin/clients` → `{ items: [{ clientId, kind, name, scopeCeiling, allowedPatients, active, redirectUris }] }`
  * - `POST /api/v1/admin/clients` `{ clientId, kind, scopeCeiling, name?, redirectUris?, jwks?, jwksUri?,
  *   allowedPatients?, active? }` → 201 (409 when the id is taken), the rules of `bin/ehr client add`
@@ -35,7 +37,7 @@ import {
 } from '../auth/client-admin.ts';
 import { ROLES } from '../auth/policy.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
-import { activateUser, deactivateUser } from '../auth/user-admin.ts';
+import { activateUser, deactivateUser, setUserRoles } from '../auth/user-admin.ts';
 
 /** A refused admin request, with its HTTP status. */
 export class AdminRequestError extends Error {
@@ -257,6 +259,31 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
       await adminIdOf(app, req);
       const changed = await activateUser(app.db, id);
       return { username: req.params.username, active: true, changed };
+    },
+  );
+
+  app.put<{ Params: { username: string }; Body: { roles: string[] } }>(
+    '/api/v1/admin/users/:username/roles',
+    {
+      preValidation: onlyKeys(['roles']),
+      schema: {
+        params: { type: 'object', properties: { username: NAME } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['roles'],
+          properties: { roles: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...ROLES] } } },
+        },
+      },
+    },
+    async (req) => {
+      const id = await userIdOf(app, req.params.username);
+      const by = await adminIdOf(app, req);
+      // An admin removing their own admin role could leave nobody to administer: refused, as self-deactivation is.
+      if (by === id && !req.body.roles.includes('admin'))
+        throw new AdminRequestError(409, 'an admin cannot take the admin role from themself');
+      const { before, changed } = await setUserRoles(app.db, id, req.body.roles);
+      return { username: req.params.username, roles: req.body.roles, previous: before, changed };
     },
   );
 

@@ -49,6 +49,8 @@ export type TypeSet = 'clinical' | '*' | readonly string[];
 export interface RoleRule {
   readonly role: Role;
   readonly types: TypeSet;
+  /** Types taken out of `types` for this rule. */
+  readonly except?: readonly string[];
   readonly interactions: readonly Interaction[];
   readonly patients: PatientSource;
 }
@@ -56,7 +58,16 @@ export interface RoleRule {
 /** The role table (docs/authorization.md, "Policy"). A user's rights are the union of the rows of all their roles. */
 export const ROLE_RULES: readonly RoleRule[] = [
   { role: 'doctor', types: 'clinical', interactions: ALL_INTERACTIONS, patients: 'granted' },
-  { role: 'nurse', types: 'clinical', interactions: ['read', 'search', 'create', 'update'], patients: 'granted' },
+  { role: 'nurse', types: 'clinical', interactions: READ, patients: 'granted' },
+  // Nurses record care (visits, orders, observations) but neither store images nor sign imaging results: no
+  // ImagingStudy create/update (a STOW-RS upload, an SR or annotation saved from the viewer) and no DiagnosticReport.
+  {
+    role: 'nurse',
+    types: 'clinical',
+    except: ['ImagingStudy', 'DiagnosticReport'],
+    interactions: ['create', 'update'],
+    patients: 'granted',
+  },
   { role: 'radiologist', types: 'clinical', interactions: READ, patients: 'imaging-assigned' },
   {
     role: 'radiologist',
@@ -142,7 +153,8 @@ function scopeFilter(
       const filters: PatientFilter[] = [];
       for (const rule of ROLE_RULES) {
         if (!caller.roles.includes(rule.role)) continue;
-        if (!inTypeSet(rule.types, type) || !rule.interactions.includes(interaction)) continue;
+        if (!inTypeSet(rule.types, type) || rule.except?.includes(type) || !rule.interactions.includes(interaction))
+          continue;
         const base =
           rule.patients === 'all' ? ALL : { all: false as const, patientIds: caller.patientSets[rule.patients] ?? [] };
         const f = onType(base, interaction, type);

@@ -36,3 +36,23 @@ export async function activateUser(db: DatabasePool, userId: string): Promise<bo
     UPDATE users SET active = true, updated_at = now() WHERE id = ${userId} AND NOT active`);
   return r.rowCount > 0;
 }
+
+/**
+ * Replaces a user's roles. Takes effect on the user's next request with any token they hold (roles are read per
+ * request, and the change drops every process's caller cache). Returns the roles before and whether they changed.
+ */
+export async function setUserRoles(
+  db: DatabasePool,
+  userId: string,
+  roles: readonly string[],
+): Promise<{ before: string[]; changed: boolean }> {
+  return db.transaction(async (tx) => {
+    const before = (await tx.oneFirst(sql.unsafe`
+      SELECT roles FROM users WHERE id = ${userId} FOR UPDATE`)) as string[];
+    const same = before.length === roles.length && before.every((r) => roles.includes(r));
+    if (!same)
+      await tx.query(sql.unsafe`
+        UPDATE users SET roles = ${sql.array([...roles], 'text')}, updated_at = now() WHERE id = ${userId}`);
+    return { before, changed: !same };
+  });
+}

@@ -545,8 +545,8 @@ describe('the staff web app', () => {
   }, 120_000);
 
   test.each([
-    ['web-doctor', ['Patients', 'Upload'], ['Reconciliation', 'Audit', 'Administration'], true],
-    ['web-nurse', ['Patients', 'Upload'], ['Reconciliation', 'Audit', 'Administration'], true],
+    ['web-doctor', ['Patients', 'Upload'], ['Reconciliation', 'Audit', 'Administration'], false],
+    ['web-nurse', ['Patients'], ['Upload', 'Reconciliation', 'Audit', 'Administration'], false],
     ['web-radiologist', ['Patients', 'Upload', 'Reconciliation'], ['Audit', 'Administration'], false],
     ['web-auditor', ['Audit'], ['Patients', 'Upload', 'Reconciliation', 'Administration'], false],
     ['web-admin', ['Patients', 'Upload', 'Reconciliation', 'Administration'], ['Audit'], true],

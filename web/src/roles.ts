@@ -5,6 +5,7 @@
 export type Role = 'doctor' | 'nurse' | 'radiologist' | 'auditor' | 'admin';
 export type Action =
   | 'patients'
+  | 'create-patient'
   | 'write-patient'
   | 'write-visit'
   | 'write-order'
@@ -16,13 +17,14 @@ export type Action =
 
 const TABLE: Record<Action, readonly Role[]> = {
   patients: ['doctor', 'nurse', 'radiologist', 'admin'],
+  // A new patient is outside every doctor's and nurse's grants (the server refuses it): only admins register patients.
+  'create-patient': ['admin'],
   'write-patient': ['doctor', 'nurse', 'admin'],
   'write-visit': ['doctor', 'nurse', 'admin'],
   'write-order': ['doctor', 'nurse', 'admin'],
-  // Radiology reports: the policy lets every clinical writer write them; the app offers it to radiologists, doctors
-  // and admins (a nurse does not sign imaging reports).
+  // Nurses record care but neither store images nor sign imaging reports (no ImagingStudy or DiagnosticReport writes).
   'write-report': ['radiologist', 'doctor', 'admin'],
-  upload: ['doctor', 'nurse', 'radiologist', 'admin'],
+  upload: ['doctor', 'radiologist', 'admin'],
   reconcile: ['radiologist', 'admin'],
   audit: ['auditor'],
   admin: ['admin'],

@@ -21,7 +21,8 @@ function layout(title: string, body: string): string {
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{font-family:sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}label{display:block;margin:.8rem 0}
-input[type=text],input[type=password]{width:100%;padding:.4rem}.error{color:#a00}button{padding:.5rem 1.2rem}</style>
+input[type=text],input[type=password]{width:100%;padding:.4rem}.error{color:#a00}button{padding:.5rem 1.2rem}
+:focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}</style>
 </head><body><h1>${escapeHtml(title)}</h1>
 ${body}
 </body></html>`;

@@ -3,6 +3,7 @@ import { api } from '../api.ts';
 import { ErrorText, Field, Status } from '../ui.tsx';
 import { useLoad } from '../use-load.ts';
 import { AdminClients } from './admin-clients.tsx';
+import { EditRoles, RoleChecks } from './admin-roles.tsx';
 
 interface User {
   username: string;
@@ -20,12 +21,11 @@ interface Grant {
   expiresAt: string | null;
 }
 
-const ROLES = ['doctor', 'nurse', 'radiologist', 'auditor', 'admin'];
-
-/** Administration: users (add, deactivate, activate), patient grants, and OAuth clients (/api/v1/admin). */
+/** Administration: users (add, change roles, deactivate, activate), patient grants, and OAuth clients (/api/v1/admin). */
 export function AdminScreen() {
   const users = useLoad(() => api<{ items: User[] }>('/api/v1/admin/users').then((r) => r.items), []);
   const [grantsOf, setGrantsOf] = useState<string>();
+  const [rolesOf, setRolesOf] = useState<User>();
   const [error, setError] = useState<string>();
   const setActive = async (username: string, active: boolean) => {
     setError(undefined);
@@ -62,7 +62,12 @@ export function AdminScreen() {
                   <tr key={u.username}>
                     <td className="mono">{u.username}</td>
                     <td>{u.displayName}</td>
-                    <td>{u.roles.join(', ')}</td>
+                    <td>
+                      {u.roles.join(', ')}{' '}
+                      <button type="button" aria-label={`Edit roles of ${u.username}`} onClick={() => setRolesOf(u)}>
+                        Edit
+                      </button>
+                    </td>
                     <td>{[u.practitionerId, u.department].filter(Boolean).join(' · ')}</td>
                     <td>{u.active ? 'yes' : 'no'}</td>
                     <td>
@@ -86,6 +91,17 @@ export function AdminScreen() {
           )}
         </Status>
         <ErrorText error={error} />
+        {rolesOf && (
+          <EditRoles
+            key={rolesOf.username}
+            username={rolesOf.username}
+            current={rolesOf.roles}
+            done={(changed) => {
+              setRolesOf(undefined);
+              if (changed) users.reload();
+            }}
+          />
+        )}
         <NewUser done={users.reload} />
       </section>
       {grantsOf && <Grants username={grantsOf} changed={users.reload} />}
@@ -129,19 +145,7 @@ function NewUser({ done }: { done: () => void }) {
       <Field label="Display name">
         <input value={f.displayName} onChange={set('displayName')} />
       </Field>
-      <fieldset>
-        <legend>Roles</legend>
-        {ROLES.map((r) => (
-          <label key={r}>
-            <input
-              type="checkbox"
-              checked={roles.includes(r)}
-              onChange={(e) => setRoles(e.target.checked ? [...roles, r] : roles.filter((x) => x !== r))}
-            />{' '}
-            {r}{' '}
-          </label>
-        ))}
-      </fieldset>
+      <RoleChecks roles={roles} onChange={setRoles} />
       <Field label="Practitioner id">
         <input value={f.practitionerId} onChange={set('practitionerId')} />
       </Field>

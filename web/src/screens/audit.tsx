@@ -36,6 +36,9 @@ const who = (e: AuditEvent) => {
 };
 
 /** The audit trail, for auditors: search, the event's detail, and NDJSON export of the search. */
+/** When the event was recorded, as shown in the list (UTC, to the second). */
+const recordedOf = (e: AuditEvent) => e.recorded?.slice(0, 19).replace('T', ' ') ?? '';
+
 export function AuditScreen() {
   const empty = { patient: '', agent: '', from: '', to: '', outcome: '' };
   const [form, setForm] = useState(empty);
@@ -133,8 +136,12 @@ export function AuditScreen() {
                     {events.map((e) => (
                       <tr key={e.id}>
                         <td>
-                          <button type="button" onClick={() => setSelected(e)} aria-label={`Details of event ${e.id}`}>
-                            {e.recorded?.slice(0, 19).replace('T', ' ')}
+                          <button
+                            type="button"
+                            onClick={() => setSelected(e)}
+                            aria-label={`${recordedOf(e)}: details of event ${e.id}`}
+                          >
+                            {recordedOf(e)}
                           </button>
                         </td>
                         <td>
@@ -169,7 +176,10 @@ export function AuditScreen() {
                   {OUTCOMES[selected.outcome ?? ''] ?? selected.outcome} {selected.outcomeDesc ?? ''}
                 </dd>
               </dl>
-              <pre>{JSON.stringify(selected, null, 2)}</pre>
+              <section aria-label="The event as JSON">
+                {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable box must be reachable by keyboard (WCAG 2.1.1) */}
+                <pre tabIndex={0}>{JSON.stringify(selected, null, 2)}</pre>
+              </section>
             </>
           ) : (
             <p>Choose an event.</p>

@@ -15,7 +15,7 @@ import {
 } from '../model.ts';
 import { may } from '../roles.ts';
 import { ErrorText, Status } from '../ui.tsx';
-import { OrderEdit } from './order-edit.tsx';
+import { OrderForm } from './order-form.tsx';
 import { OrderReport, type Report } from './order-report.tsx';
 import { useLoad } from '../use-load.ts';
 
@@ -140,7 +140,8 @@ export function OrderDetail({
                 )}
               </p>
               {editing && (
-                <OrderEdit
+                <OrderForm
+                  patientId={order.subject.reference?.split('/')[1] ?? ''}
                   order={order}
                   done={() => {
                     setEditing(false);

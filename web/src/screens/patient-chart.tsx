@@ -3,17 +3,12 @@ import { Link } from 'wouter';
 import { type Bundle, fhir, resources } from '../api.ts';
 import {
   accessionOf,
-  DCM,
   type Encounter,
   type ImagingStudy,
-  LOINC,
-  MODALITIES,
   modalityOf,
   mrnOf,
   nameOf,
   type Patient,
-  type Practitioner,
-  PROCEDURES,
   procedureOf,
   type ServiceRequest,
   VISIT_CLASSES,
@@ -22,6 +17,7 @@ import {
 import { may } from '../roles.ts';
 import { ErrorText, Field, Status } from '../ui.tsx';
 import { useLoad } from '../use-load.ts';
+import { OrderForm } from './order-form.tsx';
 import { VisitEdit } from './visit-edit.tsx';
 import { PatientForm } from './patients.tsx';
 
@@ -269,48 +265,6 @@ function Visits({ chart, reload, canWrite }: { chart: Chart; reload: () => void;
 
 function Orders({ chart, reload, roles }: { chart: Chart; reload: () => void; roles: readonly string[] }) {
   const canWrite = may(roles, 'write-order');
-  const [code, setCode] = useState(PROCEDURES[0]?.code ?? '');
-  const [modality, setModality] = useState(PROCEDURES[0]?.modality ?? 'CT');
-  const [performer, setPerformer] = useState('');
-  const practitioners = useLoad(
-    () => fhir<Bundle<Practitioner>>('Practitioner?_count=100&_sort=family').then(resources),
-    [],
-  );
-  const [visit, setVisit] = useState('');
-  const [error, setError] = useState<string>();
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
-    const proc = PROCEDURES.find((p) => p.code === code);
-    try {
-      const order: ServiceRequest = {
-        resourceType: 'ServiceRequest',
-        status: 'active',
-        intent: 'order',
-        code: { coding: [{ system: LOINC, code, display: proc?.display ?? code }], text: proc?.display ?? code },
-        orderDetail: [{ coding: [{ system: DCM, code: modality }] }],
-        subject: { reference: `Patient/${chart.patient.id}` },
-        authoredOn: new Date().toISOString(),
-        ...(visit ? { encounter: { reference: `Encounter/${visit}` } } : {}),
-        ...(performer
-          ? {
-              performer: [
-                {
-                  reference: performer,
-                  display: nameOf(
-                    practitioners.data?.find((p) => `Practitioner/${p.id}` === performer) as unknown as Patient,
-                  ),
-                },
-              ],
-            }
-          : {}),
-      };
-      await fhir('ServiceRequest', { method: 'POST', body: order });
-      reload();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
-  };
   return (
     <>
       {chart.orders.length === 0 ? (
@@ -353,56 +307,7 @@ function Orders({ chart, reload, roles }: { chart: Chart; reload: () => void; ro
           </tbody>
         </table>
       )}
-      {canWrite && (
-        <form className="inline" onSubmit={submit} aria-label="New order">
-          <Field label="Procedure">
-            <select
-              value={code}
-              onChange={(e) => {
-                setCode(e.target.value);
-                setModality(PROCEDURES.find((p) => p.code === e.target.value)?.modality ?? modality);
-              }}
-            >
-              {PROCEDURES.map((p) => (
-                <option key={p.code} value={p.code}>
-                  {p.display} ({p.code})
-                </option>
-              ))}
-            </select>
-          </Field>
-          <Field label="Modality">
-            <select value={modality} onChange={(e) => setModality(e.target.value)}>
-              {MODALITIES.map((m) => (
-                <option key={m}>{m}</option>
-              ))}
-            </select>
-          </Field>
-          <Field label="Performer">
-            <select value={performer} onChange={(e) => setPerformer(e.target.value)}>
-              <option value="">(none)</option>
-              {(practitioners.data ?? []).map((p) => (
-                <option key={p.id} value={`Practitioner/${p.id}`}>
-                  {nameOf(p as unknown as Patient)}
-                </option>
-              ))}
-            </select>
-          </Field>
-          <Field label="Visit">
-            <select value={visit} onChange={(e) => setVisit(e.target.value)}>
-              <option value="">(none)</option>
-              {chart.visits.map((v) => (
-                <option key={v.id} value={v.id}>
-                  {v.period?.start?.slice(0, 10)} {v.class.display ?? v.class.code}
-                </option>
-              ))}
-            </select>
-          </Field>
-          <button type="submit" className="primary">
-            Create order
-          </button>
-          <ErrorText error={error} />
-        </form>
-      )}
+      {canWrite && <OrderForm patientId={chart.patient.id ?? ''} visits={chart.visits} done={reload} />}
     </>
   );
 }

@@ -74,7 +74,7 @@ export function PatientsScreen({ roles }: { roles: readonly string[] }) {
           )
         }
       </Status>
-      {may(roles, 'write-patient') && <NewPatient />}
+      {may(roles, 'create-patient') && <NewPatient />}
     </>
   );
 }
