@@ -1,6 +1,6 @@
 /**
  * `bin/ehr user|client|token|key`: administration of the built-in authorization server.
- *   user add NAME --display-name TEXT --role ROLE... [--practitioner ID] [--department REF] [--password-stdin]
+ *   user add NAME --display-name TEXT --role ROLE... [--practitioner ID] [--department REF] [--patient ID] [--password-stdin]
  *   user list
  *   user grant NAME PATIENT --reason TEXT --by ADMIN [--expires ISO-DATE]
  *   user revoke NAME PATIENT --by ADMIN
@@ -62,6 +62,7 @@ async function user(db: DatabasePool, args: string[]): Promise<number> {
       role: { type: 'string', multiple: true },
       practitioner: { type: 'string' },
       department: { type: 'string' },
+      patient: { type: 'string' },
       'password-stdin': { type: 'boolean' },
       reason: { type: 'string' },
       by: { type: 'string' },
@@ -74,22 +75,34 @@ async function user(db: DatabasePool, args: string[]): Promise<number> {
       if (!name) throw new UsageError('user add NAME --display-name TEXT --role ROLE');
       const roles = v.role ?? [];
       if (roles.length === 0 || !roles.every(isRole)) {
-        throw new UsageError('--role must be one or more of doctor, nurse, radiologist, auditor, admin');
+        throw new UsageError('--role must be one or more of doctor, nurse, radiologist, auditor, admin, patient');
+      }
+      // A patient login: the patient role alone, standing for one existing Patient (migration 018).
+      if (roles.includes('patient') !== (v.patient !== undefined) || (roles.includes('patient') && roles.length > 1)) {
+        throw new UsageError(
+          'a patient login takes --role patient alone and --patient ID (and only it takes --patient)',
+        );
+      }
+      if (v.patient !== undefined) {
+        const known = await db.maybeOne(
+          sql.unsafe`SELECT 1 AS x FROM patients WHERE id = ${v.patient} AND NOT deleted`,
+        );
+        if (known === null) throw new UsageError(`no patient ${v.patient}`);
       }
       const generated = v['password-stdin'] ? undefined : randomBytes(18).toString('base64url');
       const password = generated ?? (await readStdin());
       if (password.length < 12) throw new UsageError('the password must have at least 12 characters');
       await db.query(sql.unsafe`
-        INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department)
+        INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department, patient_id)
         VALUES (${name}, ${v['display-name'] ?? name}, ${sql.array(roles, 'text')}, ${await hashPassword(password)},
-                ${v.practitioner ?? null}, ${v.department ?? null})`);
+                ${v.practitioner ?? null}, ${v.department ?? null}, ${v.patient ?? null})`);
       console.log(`user ${name} added with roles ${roles.join(', ')}`);
       if (generated) console.log(`initial password (shown once): ${generated}`);
       return 0;
     }
     case 'list': {
       const rows = (await db.any(sql.unsafe`
-        SELECT u.username, u.roles, u.active, u.practitioner_id, u.department,
+        SELECT u.username, u.roles, u.active, u.practitioner_id, u.department, u.patient_id,
                (SELECT count(*) FROM patient_grants g WHERE g.user_id = u.id AND g.revoked_at IS NULL
                   AND (g.expires_at IS NULL OR g.expires_at > now()))::int AS grants
         FROM users u ORDER BY u.username`)) as readonly Record<string, unknown>[];
