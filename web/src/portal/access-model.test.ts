@@ -43,6 +43,20 @@ describe('accessRows', () => {
       },
       { who: 'User/u1', what: 'images retrieved', outcome: 'refused' },
     ],
+    [
+      'a search of orders',
+      {
+        subtype: [{ code: 'search-type' }],
+        agent: [doctor],
+        entity: [{ description: 'ServiceRequest', role: { code: '24' } }],
+      },
+      { what: 'search: ServiceRequest' },
+    ],
+    [
+      'a read of the patient',
+      { subtype: [{ code: 'read' }], entity: [{ what: { reference: SELF } }] },
+      { what: 'read: your details' },
+    ],
     ['no requestor', { outcome: '8' }, { who: 'Unknown', what: 'access', outcome: 'failed' }],
   ])('%s', (_name, event, expected) => {
     expect(accessRows([event], SELF)[0]).toMatchObject(expected);

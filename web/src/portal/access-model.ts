@@ -20,6 +20,7 @@ export interface AuditEvent {
   entity?: {
     what?: { reference?: string; identifier?: { value?: string; type?: { coding?: { code?: string }[] } } };
     role?: { code?: string };
+    description?: string;
   }[];
 }
 
@@ -40,6 +41,8 @@ const DICOM_TYPES: Record<string, string> = {
   '110114': 'sign-in or token',
 };
 
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+
 /** FHIR restful interactions in words. */
 const INTERACTIONS: Record<string, string> = {
   read: 'read',
@@ -53,14 +56,17 @@ const INTERACTIONS: Record<string, string> = {
   'history-instance': 'history',
 };
 
-function what(e: AuditEvent): string {
+function what(e: AuditEvent, self: string): string {
   const dicom = e.type?.code ? DICOM_TYPES[e.type.code] : undefined;
   const types = new Set<string>();
   for (const x of e.entity ?? []) {
     const ref = x.what?.reference;
     if (ref && !ref.startsWith('Patient/')) types.add(ref.split('/')[0] ?? ref);
     if (x.what?.identifier?.type?.coding?.some((c) => c.code === '110180')) types.add('imaging study');
+    // A search names the resource type it searched (the BALP query entity's description).
+    if (x.description && RESOURCE_TYPE.test(x.description)) types.add(x.description);
   }
+  if (types.size === 0 && e.entity?.some((x) => x.what?.reference === self)) types.add('your details');
   const interaction = e.subtype?.map((s) => INTERACTIONS[s.code ?? ''] ?? s.display ?? s.code).find(Boolean);
   const head = dicom ?? interaction ?? e.type?.display ?? 'access';
   return types.size ? `${head}: ${[...types].join(', ')}` : head;
@@ -106,7 +112,7 @@ export function accessRows(
       id: e.id ?? String(i),
       when: e.recorded ?? '',
       who: who(e, self, names),
-      what: what(e),
+      what: what(e, self),
       outcome: outcome(e.outcome),
     }))
     .sort((a, b) => b.when.localeCompare(a.when));
