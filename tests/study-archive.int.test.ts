@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dcmjs from 'dcmjs';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mintLocalToken } from '../src/auth/local-token.ts';
@@ -18,7 +19,7 @@ import { testApp } from './helpers/app.ts';
 import { eventOf, patientsOf, studyUidsOf } from './helpers/audit.ts';
 import { adminToken, bearer, ensureUser, tokenFor } from './helpers/auth.ts';
 import { newUid } from './helpers/dicom.ts';
-import { type Dataset, seedDataset } from './helpers/dicomweb-data.ts';
+import { type Dataset, dicomWith, linkStudy, makeStudy, seedDataset, storeInOrthanc } from './helpers/dicomweb-data.ts';
 
 let app: FastifyInstance;
 let data: Dataset;
@@ -88,6 +89,8 @@ describe('own study', () => {
     expect(res.headers['content-type']).toBe('application/zip');
     expect(res.headers['content-disposition']).toBe(`attachment; filename="study-${study.uid}.zip"`);
     expect(res.headers['cache-control']).toBe('no-store');
+    // Streamed as Orthanc writes it: no length known in advance.
+    expect(res.headers['transfer-encoding']).toBe('chunked');
     const { sops } = unzip(res.body as Buffer, 'own');
     expect(sops.sort()).toEqual(instancesOf(study));
 
@@ -114,6 +117,41 @@ describe('own study', () => {
     const res = await download(`/api/v1/studies/${data.unlinked.uid}/archive`, auth.admin);
     expect(res.status).toBe(200);
     expect(unzip(res.body as Buffer, 'unlinked').sops.sort()).toEqual(instancesOf(data.unlinked));
+  });
+});
+
+describe('one UID under two of the patient identifiers', () => {
+  test('one zip with the instances of both Orthanc studies, none of another patient', async () => {
+    const tag = Date.now().toString(36);
+    const id = `arcD-${tag}`;
+    const [mrn, other] = [`MRN-D-${tag}`, `OLD-D-${tag}`];
+    const first = makeStudy({ mrn, name: 'Two^Ids' }, '20240101', [2], 'two ids');
+    const second = makeStudy({ mrn: other, name: 'Two^Ids' }, '20240101', [1], 'two ids');
+    const moved = second.files.map((f) => dicomWith(f, { '0020000D': { vr: 'UI', Value: [first.study.uid] } }));
+    // A third patient's study under the same UID: never in D's archive.
+    const foreign = makeStudy({ mrn: `MRN-X-${tag}`, name: 'Other^X' }, '20240101', [1], 'foreign');
+    const foreignFiles = foreign.files.map((f) => dicomWith(f, { '0020000D': { vr: 'UI', Value: [first.study.uid] } }));
+    await storeInOrthanc([...first.files, ...moved, ...foreignFiles]);
+    const content = {
+      resourceType: 'Patient',
+      id,
+      identifier: [
+        { system: 'urn:mrn', value: mrn },
+        { system: 'urn:old-mrn', value: other },
+      ],
+    };
+    await app.db.query(sql.unsafe`
+      INSERT INTO patients (id, version_id, last_updated, content, mrn)
+      VALUES (${id}, 1, now(), ${sql.jsonb(content)}, ${mrn})`);
+    await linkStudy(app, id, first.study);
+    const token = await tokenFor(app, {
+      user: { username: `arch-pat-${id}`, roles: ['patient'], patientId: id },
+      scope: 'user/*.rs',
+    });
+    const res = await download(`/api/v1/studies/${first.study.uid}/archive`, bearer(token));
+    expect(res.status).toBe(200);
+    const expected = [...instancesOf(first.study), ...instancesOf(second.study)].sort();
+    expect(unzip(res.body as Buffer, 'two-ids').sops.sort()).toEqual(expected);
   });
 });
 

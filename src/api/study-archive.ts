@@ -38,11 +38,18 @@ export function archiveFormat(query: Record<string, unknown>): ArchiveFormat {
   return query['format'] === 'dicomdir' ? 'dicomdir' : 'zip';
 }
 
-/** Orthanc's path for the archive of these studies (one study: its own route; several: the tools route). */
-export function orthancArchivePath(format: ArchiveFormat, orthancIds: readonly string[]): string {
+/**
+ * Orthanc's request for the archive of these studies: one study, its own GET route; several (the same UID under
+ * several of the patient's identifiers), one archive of them all by a synchronous POST to the tools route (Orthanc
+ * 1.10 takes its resources only as a body there).
+ */
+export function orthancArchiveRequest(
+  format: ArchiveFormat,
+  orthancIds: readonly string[],
+): { path: string; json?: { Resources: readonly string[]; Synchronous: true } } {
   const kind = format === 'zip' ? 'archive' : 'media';
-  if (orthancIds.length === 1) return `/studies/${orthancIds[0]}/${kind}`;
-  return `/tools/create-${kind}?resources=${orthancIds.join(',')}`;
+  if (orthancIds.length === 1) return { path: `/studies/${orthancIds[0]}/${kind}` };
+  return { path: `/tools/create-${kind}`, json: { Resources: orthancIds, Synchronous: true } };
 }
 
 /** The download's file name: the UID only (no patient name in a header that proxies may log). */
@@ -99,7 +106,8 @@ async function download(app: FastifyInstance, req: FastifyRequest, reply: Fastif
     throw err;
   }
   if (ids.length === 0) throw new StudyArchiveError(404, 'Not found');
-  const upstream = await app.dicomWebProxy.get(orthancArchivePath(format, ids), { signal: clientGone(reply) });
+  const { path, json } = orthancArchiveRequest(format, ids);
+  const upstream = await app.dicomWebProxy.get(path, { signal: clientGone(reply), ...(json ? { json } : {}) });
   if (upstream.status !== 200) {
     const detail = await readText(upstream.body, 64 * 1024).catch(() => '');
     req.log.warn({ study, status: upstream.status, detail: detail.slice(0, 500) }, 'study archive: Orthanc refused');
