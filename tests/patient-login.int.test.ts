@@ -3,9 +3,10 @@
  * no login yet) and refuses every other shape with nothing written; the login's token (as the authorization server and
  * `bin/ehr token` issue it) has its own Patient as context, `fhirUser` Patient/{id} and read-only patient/ scopes.
  */
+import { spawnSync } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { mintLocalToken } from '../src/auth/local-token.ts';
 import { testApp } from './helpers/app.ts';
 import { adminToken, bearer } from './helpers/auth.ts';
@@ -67,6 +68,42 @@ describe('the admin API', () => {
     expect(res.statusCode).toBe(status);
     expect(res.json().error).toBeTruthy();
     expect(await exists(username)).toBe(false);
+  });
+});
+
+/** `bin/ehr` against the throwaway database (as tests/auth-cli.int.test.ts runs it). */
+function ehr(args: string[]) {
+  const stack = inject('stack');
+  const res = spawnSync('bin/ehr', args, {
+    env: {
+      PATH: process.env['PATH'],
+      EHR_ENV_FILE: '/dev/null',
+      EHR_STACK_DIR: '/nonexistent',
+      EHR_DATABASE_URL: stack.databaseUrl,
+      EHR_ORTHANC_PASSWORD: stack.orthancPassword,
+    },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { code: res.status, out: res.stdout, err: res.stderr };
+}
+
+describe('bin/ehr user add', () => {
+  test('--role patient --patient ID makes a patient login; the other shapes are refused', async () => {
+    const ok = ehr(['user', 'add', 'cli-bob', '--role', 'patient', '--patient', bob.patientId]);
+    expect(ok.code, ok.err).toBe(0);
+    const row = await app.db.one(sql.unsafe`SELECT roles, patient_id FROM users WHERE username = 'cli-bob'`);
+    expect(row).toEqual({ roles: ['patient'], patient_id: bob.patientId });
+    for (const args of [
+      ['--role', 'patient'],
+      ['--role', 'patient', '--patient', 'no-such-patient'],
+      ['--role', 'doctor', '--patient', bob.patientId],
+      ['--role', 'patient', '--role', 'nurse', '--patient', bob.patientId],
+    ]) {
+      const bad = ehr(['user', 'add', 'cli-bad', ...args]);
+      expect(bad.code, args.join(' ')).not.toBe(0);
+      expect(await exists('cli-bad')).toBe(false);
+    }
   });
 });
 

@@ -33,10 +33,9 @@ import {
   registerClient,
   UnknownClientError,
 } from '../auth/client-admin.ts';
-import { PATIENT_ROLE } from '../auth/patient-user.ts';
 import { ROLES } from '../auth/policy.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
-import { activateUser, deactivateUser } from '../auth/user-admin.ts';
+import { activateUser, checkNewUserLink, deactivateUser, UserSpecError } from '../auth/user-admin.ts';
 
 /** A refused admin request, with its HTTP status. */
 export class AdminRequestError extends Error {
@@ -104,26 +103,6 @@ async function userIdOf(app: FastifyInstance, username: string): Promise<string>
   const id = await app.db.maybeOneFirst(sql.unsafe`SELECT id::text FROM users WHERE username = ${username}`);
   if (typeof id !== 'string') throw new AdminRequestError(404, `no user ${username}`);
   return id;
-}
-
-/**
- * A patient login (role `patient`) has that role only and names an existing Patient; no other user names one
- * (migration 018 holds the same rule). 400 or 422 before anything is written.
- */
-async function checkPatientLogin(
-  app: FastifyInstance,
-  b: { roles: string[]; patient?: string; practitionerId?: string; department?: string },
-): Promise<void> {
-  const isPatient = b.roles.includes(PATIENT_ROLE);
-  if (!isPatient && b.patient !== undefined) throw new AdminRequestError(400, 'only a patient login names a patient');
-  if (!isPatient) return;
-  if (b.roles.length > 1) throw new AdminRequestError(400, 'a patient login has the patient role only');
-  if (b.patient === undefined) throw new AdminRequestError(400, 'a patient login needs the patient it stands for');
-  if (b.practitionerId !== undefined || b.department !== undefined) {
-    throw new AdminRequestError(400, 'a patient login has no practitioner or department');
-  }
-  const exists = await app.db.maybeOneFirst(sql.unsafe`SELECT 1 FROM patients WHERE id = ${b.patient} AND NOT deleted`);
-  if (exists === null) throw new AdminRequestError(422, `no patient ${b.patient}`);
 }
 
 export async function meRoutes(app: FastifyInstance): Promise<void> {
@@ -194,7 +173,9 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
     },
     async (req, reply) => {
       const b = req.body;
-      await checkPatientLogin(app, b);
+      await checkNewUserLink(app.db, b).catch((e: unknown) => {
+        throw e instanceof UserSpecError ? new AdminRequestError(e.status, e.message) : e;
+      });
       const password = randomBytes(18).toString('base64url');
       const inserted = await app.db.maybeOneFirst(sql.unsafe`
         INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department, patient_id)

@@ -24,7 +24,7 @@ import { authUrls } from '../auth/server/discovery.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
 import { ensureActiveKey, KeyStore } from '../auth/signing-keys.ts';
 import { userByUsername } from '../auth/store.ts';
-import { activateUser, deactivateUser, revokeGrant } from '../auth/user-admin.ts';
+import { activateUser, checkNewUserLink, deactivateUser, revokeGrant, UserSpecError } from '../auth/user-admin.ts';
 import { type ClientSpec, ClientSpecError, registerClient } from '../auth/client-admin.ts';
 
 /** A wrong command line: the message is printed as is. */
@@ -78,17 +78,10 @@ async function user(db: DatabasePool, args: string[]): Promise<number> {
         throw new UsageError('--role must be one or more of doctor, nurse, radiologist, auditor, admin, patient');
       }
       // A patient login: the patient role alone, standing for one existing Patient (migration 018).
-      if (roles.includes('patient') !== (v.patient !== undefined) || (roles.includes('patient') && roles.length > 1)) {
-        throw new UsageError(
-          'a patient login takes --role patient alone and --patient ID (and only it takes --patient)',
-        );
-      }
-      if (v.patient !== undefined) {
-        const known = await db.maybeOne(
-          sql.unsafe`SELECT 1 AS x FROM patients WHERE id = ${v.patient} AND NOT deleted`,
-        );
-        if (known === null) throw new UsageError(`no patient ${v.patient}`);
-      }
+      const link = { roles, patient: v.patient, practitionerId: v.practitioner, department: v.department };
+      await checkNewUserLink(db, link).catch((e: unknown) => {
+        throw e instanceof UserSpecError ? new UsageError(`${e.message} (--role patient --patient ID)`) : e;
+      });
       const generated = v['password-stdin'] ? undefined : randomBytes(18).toString('base64url');
       const password = generated ?? (await readStdin());
       if (password.length < 12) throw new UsageError('the password must have at least 12 characters');
