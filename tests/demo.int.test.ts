@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { LOGINS_FILE, MARKER_FILE, runDemo } from '../src/cli/demo-command.ts';
@@ -98,10 +99,10 @@ describe('first run', () => {
     const nurse = await userToken('demo-nurse', ['nurse']);
     expect(entries(await search(doctor))).toBe(3);
     expect(entries(await search(nurse))).toBe(1);
+    // demo-patient is a patient login for Ada: its token has her as context and reaches her record only.
     const patient = await tokenFor(app, {
-      user: { username: 'demo-patient', roles: [] },
-      scope: 'patient/*.rs',
-      patient: first.patients['p1']!.id,
+      user: { username: 'demo-patient', roles: ['patient'], patientId: first.patients['p1']!.id },
+      scope: 'user/*.rs',
     });
     expect(entries(await search(patient))).toBe(1);
     const auditor = await userToken('demo-auditor', ['auditor']);
@@ -111,6 +112,17 @@ describe('first run', () => {
     });
     expect(qido.status).toBe(200);
     expect((await qido.json()) as unknown[]).toHaveLength(1);
+  });
+
+  test('demo-patient stands for Ada, whose CT has a study and a final report', async () => {
+    const row = await app.db.one(sql.unsafe`SELECT roles, patient_id FROM users WHERE username = 'demo-patient'`);
+    expect(row).toEqual({ roles: ['patient'], patient_id: first.patients['p1']!.id });
+    const admin = await userToken('demo-admin', ['admin']);
+    const reports = await get(`/fhir/DiagnosticReport?based-on=ServiceRequest/${first.orders['o1']!.id}`, admin);
+    const report = (reports.body['entry'] as { resource: { status: string; imagingStudy?: unknown[] } }[])[0]!.resource;
+    expect(report.status).toBe('final');
+    expect(report.imagingStudy).toHaveLength(1);
+    expect(first.orders['o1']!.studies).toBe(1);
   });
 
   test('a viewer link of the showcase order', () => {

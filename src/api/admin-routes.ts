@@ -3,10 +3,10 @@
  * same tables and rules as `bin/ehr user|client` (src/cli/auth-command.ts), so that administration no longer needs the
  * CLI:
  *
- * - `GET  /api/v1/me` → the caller's kind, roles and fhirUser (any signed-in caller; the app hides what roles forbid)
+ * - `GET  /api/v1/me` → the caller's kind, roles, fhirUser and patient context (any signed-in caller; the app hides what roles forbid)
  * - `GET  /api/v1/admin/users` → `{ items: [{ username, displayName, roles, active, practitionerId, department, grants }] }`
- * - `POST /api/v1/admin/users` `{ username, displayName, roles, practitionerId?, department? }` → the user and its
- *   initial password (shown once, as the CLI does)
+ * - `POST /api/v1/admin/users` `{ username, displayName, roles, practitionerId?, department?, patient? }` → the user
+ *   and its initial password (shown once, as the CLI does); role `patient` alone, with `patient`, makes a patient login
  * - `GET  /api/v1/admin/users/{username}/grants` → `{ items: [{ patient, reason, grantedAt, expiresAt }] }` (live ones)
  * - `POST /api/v1/admin/users/{username}/grants` `{ patient, reason, expires? }` → 201
  * - `DELETE /api/v1/admin/users/{username}/grants/{patient}` → 204 (404 when no live grant)
@@ -37,7 +37,7 @@ import {
 } from '../auth/client-admin.ts';
 import { ROLES } from '../auth/policy.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
-import { activateUser, deactivateUser, setUserRoles } from '../auth/user-admin.ts';
+import { activateUser, checkNewUserLink, deactivateUser, setUserRoles, UserSpecError } from '../auth/user-admin.ts';
 
 /** A refused admin request, with its HTTP status. */
 export class AdminRequestError extends Error {
@@ -116,6 +116,7 @@ export async function meRoutes(app: FastifyInstance): Promise<void> {
       sub: access.agent.sub,
       fhirUser: access.agent.fhirUser ?? null,
       roles: access.agent.roles,
+      patient: access.patientContext ?? null,
       scopes: access.scopes ?? [],
     };
   });
@@ -136,7 +137,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
   app.get('/api/v1/admin/users', async () => {
     const rows = await app.db.any(sql.unsafe`
       SELECT u.username, u.display_name AS "displayName", u.roles, u.active, u.practitioner_id AS "practitionerId",
-             u.department,
+             u.department, u.patient_id AS patient,
              (SELECT count(*) FROM patient_grants g WHERE g.user_id = u.id AND g.revoked_at IS NULL
                 AND (g.expires_at IS NULL OR g.expires_at > now()))::int AS grants
       FROM users u ORDER BY u.username`);
@@ -144,11 +145,18 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
   });
 
   app.post<{
-    Body: { username: string; displayName: string; roles: string[]; practitionerId?: string; department?: string };
+    Body: {
+      username: string;
+      displayName: string;
+      roles: string[];
+      practitionerId?: string;
+      department?: string;
+      patient?: string;
+    };
   }>(
     '/api/v1/admin/users',
     {
-      preValidation: onlyKeys(['username', 'displayName', 'roles', 'practitionerId', 'department']),
+      preValidation: onlyKeys(['username', 'displayName', 'roles', 'practitionerId', 'department', 'patient']),
       schema: {
         body: {
           type: 'object',
@@ -160,20 +168,35 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
             roles: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...ROLES] } },
             practitionerId: PATIENT,
             department: { type: 'string', pattern: '^Organization/[A-Za-z0-9.-]{1,64}$' },
+            patient: PATIENT,
           },
         },
       },
     },
     async (req, reply) => {
       const b = req.body;
+      await checkNewUserLink(app.db, b).catch((e: unknown) => {
+        throw e instanceof UserSpecError ? new AdminRequestError(e.status, e.message) : e;
+      });
       const password = randomBytes(18).toString('base64url');
       const inserted = await app.db.maybeOneFirst(sql.unsafe`
-        INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department)
+        INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department, patient_id)
         VALUES (${b.username}, ${b.displayName}, ${sql.array(b.roles, 'text')}, ${await hashPassword(password)},
-                ${b.practitionerId ?? null}, ${b.department ?? null})
-        ON CONFLICT (username) DO NOTHING RETURNING id::text`);
-      if (inserted === null) throw new AdminRequestError(409, `user ${b.username} exists already`);
-      return reply.code(201).send({ username: b.username, roles: b.roles, initialPassword: password });
+                ${b.practitionerId ?? null}, ${b.department ?? null}, ${b.patient ?? null})
+        ON CONFLICT DO NOTHING RETURNING id::text`);
+      if (inserted === null) {
+        const taken = await app.db.maybeOneFirst(sql.unsafe`SELECT 1 FROM users WHERE username = ${b.username}`);
+        throw new AdminRequestError(
+          409,
+          taken === null ? `Patient/${b.patient} has a login already` : `user ${b.username} exists already`,
+        );
+      }
+      return reply.code(201).send({
+        username: b.username,
+        roles: b.roles,
+        ...(b.patient ? { patient: b.patient } : {}),
+        initialPassword: password,
+      });
     },
   );
 

@@ -6,6 +6,7 @@
  * - QIDO-RS (search): type DCM 110112 "Query", action E, the raw query base64 in a BALP query entity.
  * - WADO-RS (retrieve): type DCM 110104 "DICOM Instances Transferred", action R (the server sends, the client reads
  *   or exports the instances), one entity per Study Instance UID (identifier type DCM 110180).
+ * - Study archive download (`/api/v1/studies/{uid}/archive`): type DCM 110106 "Export", action R, as WADO-RS.
  * - STOW-RS (store): type DCM 110104, action C (created here), the studies and the order (ServiceRequest and
  *   accession number) as entities.
  *
@@ -93,12 +94,18 @@ export function dicomQueryEvent(base: AuditBase, input: DicomQueryInput): AuditE
 export interface DicomRetrieveInput {
   readonly studies: readonly StudyRef[];
   readonly patientIds?: Iterable<string> | undefined;
+  /** The instances leave as a downloaded archive (zip, DICOMDIR media), not to a viewer: a Data Export event. */
+  readonly export?: boolean | undefined;
 }
 
-/** WADO-RS: DICOM Instances Transferred with action R (PS3.15 A.5.3.4), one entity per study. */
+/**
+ * WADO-RS: DICOM Instances Transferred with action R (PS3.15 A.5.3.4), one entity per study. A study archive
+ * download is a Data Export (DCM 110106, PS3.15 A.5.3.7), also action R, with the same entities.
+ */
 export function dicomRetrieveEvent(base: AuditBase, input: DicomRetrieveInput): AuditEvent {
   const entities = [...patientEntities(base, input.patientIds ?? []), ...studies(input.studies)];
-  return frame(base, TYPE.instancesTransferred, [restSubtype('read')], 'R', 'read', entities);
+  const type = input.export ? TYPE.export : TYPE.instancesTransferred;
+  return frame(base, type, [restSubtype('read')], 'R', 'read', entities);
 }
 
 export interface DicomStoreInput {

@@ -71,6 +71,8 @@ export const TYPE = {
   query: c(SYSTEM.dicom, '110112', 'Query'),
   /** DICOM PS3.15 A.5.3.4: instances sent (WADO-RS, action R) or received (STOW-RS, action C). */
   instancesTransferred: c(SYSTEM.dicom, '110104', 'DICOM Instances Transferred'),
+  /** DICOM PS3.15 A.5.3.7: data exported out of the system (a study downloaded as an archive, action R). */
+  export: c(SYSTEM.dicom, '110106', 'Export'),
   /** DICOM PS3.15 A.5.3.12: login, logout, token issue. */
   userAuthentication: c(SYSTEM.dicom, '110114', 'User Authentication'),
   /** DICOM PS3.15 A.5.3.11: e.g. a refused client authentication. */

@@ -5,6 +5,7 @@
  */
 import type { DatabasePool } from 'slonik';
 import { CLI_CLIENT_ID } from './patient-reach.ts';
+import { fhirUserOf, patientLoginScopes, patientOfUser } from './patient-user.ts';
 import { type MintContext, type MintedToken, mintAccessToken } from './server/tokens.ts';
 import { clientById, userByUsername } from './store.ts';
 
@@ -33,12 +34,17 @@ export async function mintLocalToken(db: DatabasePool, mint: MintContext, r: Loc
   }
   const user = await userByUsername(db, r.username!);
   if (!user) throw new Error(`no user ${r.username}`);
+  // A patient login gets what the authorization server would give it: its own Patient, patient/ read scopes.
+  const own = patientOfUser(user);
+  if (own && r.patient !== undefined && r.patient !== own) {
+    throw new Error(`${r.username} is a patient login for Patient/${own} only`);
+  }
   return mintAccessToken(mint, {
     sub: user.id,
     clientId: CLI_CLIENT_ID,
-    scope: r.scope,
-    patient: r.patient,
-    fhirUser: user.practitionerId ? `Practitioner/${user.practitionerId}` : undefined,
+    scope: own ? patientLoginScopes(r.scope) : r.scope,
+    patient: own ?? r.patient,
+    fhirUser: fhirUserOf(user),
     ttlS: r.ttlS,
   });
 }

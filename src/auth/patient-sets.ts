@@ -3,6 +3,7 @@
  * queried. All queries use the slonik `sql` tag.
  *
  * - granted: live rows of `patient_grants` (not revoked, not expired).
+ * - self: the Patient a patient login stands for (`users.patient_id`).
  * - imaging-assigned: patients of imaging orders (`orders`, the FHIR ServiceRequest table of migration 002) whose
  *   `performer` references the user's Practitioner or the user's department (`users.department` holds a reference such
  *   as `Organization/radiology` or `HealthcareService/ct`). Until that table exists the set is empty (deny by default).
@@ -16,6 +17,8 @@ export interface UserRecord {
   readonly roles: readonly string[];
   readonly practitionerId: string | null;
   readonly department: string | null;
+  /** The Patient a patient login stands for (role `patient`), else null. */
+  readonly patientId?: string | null;
   readonly active: boolean;
   /** Epoch seconds: tokens of the user issued at or before it are refused (set on deactivation). */
   readonly tokensNotBefore?: number | null;
@@ -63,7 +66,8 @@ export async function resolvePatientSets(
 ): Promise<Partial<Record<Exclude<PatientSource, 'all'>, readonly string[]>>> {
   const out: Partial<Record<Exclude<PatientSource, 'all'>, readonly string[]>> = {};
   for (const s of sources) {
-    out[s] = s === 'granted' ? await grantedPatients(db, user.id) : await imagingAssignedPatients(db, user);
+    if (s === 'self') out[s] = user.patientId ? [user.patientId] : [];
+    else out[s] = s === 'granted' ? await grantedPatients(db, user.id) : await imagingAssignedPatients(db, user);
   }
   return out;
 }

@@ -15,11 +15,11 @@ import type { Interaction, PatientFilter, SearchRestriction } from './access.ts'
 import type { ParsedScopes, ResourceScope } from './scopes.ts';
 import { scopeCovers } from './scopes.ts';
 
-export const ROLES = ['doctor', 'nurse', 'radiologist', 'auditor', 'admin'] as const;
+export const ROLES = ['doctor', 'nurse', 'radiologist', 'auditor', 'admin', 'patient'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Where a role's patients come from. */
-export type PatientSource = 'granted' | 'imaging-assigned' | 'all';
+/** Where a role's patients come from (`self`: the Patient a patient login stands for, `users.patient_id`). */
+export type PatientSource = 'granted' | 'imaging-assigned' | 'self' | 'all';
 
 export const ALL_INTERACTIONS: readonly Interaction[] = ['read', 'search', 'create', 'update', 'delete'];
 const READ: readonly Interaction[] = ['read', 'search'];
@@ -77,6 +77,9 @@ export const ROLE_RULES: readonly RoleRule[] = [
   },
   { role: 'auditor', types: ['AuditEvent'], interactions: READ, patients: 'all' },
   { role: 'admin', types: '*', interactions: ALL_INTERACTIONS, patients: 'all' },
+  // A patient login reads its own record; its tokens carry patient/ scopes (src/auth/patient-user.ts), this row
+  // bounds their patient context and covers development tokens with user/ scopes.
+  { role: 'patient', types: 'clinical', interactions: READ, patients: 'self' },
 ];
 
 /**

@@ -26,12 +26,13 @@ interface UserRow {
   roles: string[];
   practitioner_id: string | null;
   department: string | null;
+  patient_id: string | null;
   active: boolean;
   tokens_not_before: number | null;
 }
 
 /** The columns of {@link UserRow}. */
-const USER_COLUMNS = sql.fragment`id, username, roles, practitioner_id, department, active,
+const USER_COLUMNS = sql.fragment`id, username, roles, practitioner_id, department, patient_id, active,
   extract(epoch FROM tokens_not_before)::float8 AS tokens_not_before`;
 
 function toUser(r: UserRow): UserRecord {
@@ -41,6 +42,7 @@ function toUser(r: UserRow): UserRecord {
     roles: r.roles,
     practitionerId: r.practitioner_id,
     department: r.department,
+    patientId: r.patient_id,
     active: r.active,
     tokensNotBefore: r.tokens_not_before === null ? null : Math.floor(Number(r.tokens_not_before)),
   };

@@ -1,10 +1,53 @@
 /**
- * Changes to users and their patient grants, shared by `bin/ehr user` and tests (the same code path). Each change is
+ * Changes to users and their patient grants (and the rules of a patient login), shared by `bin/ehr user` and tests (the same code path). Each change is
  * committed with the triggers of migration 007, which tell every facade process to drop its caller cache, so the next
  * request of any token of the user is resolved against the new state.
  */
 import { type DatabasePool, sql } from 'slonik';
+import { PATIENT_ROLE } from './patient-user.ts';
 import { revokeUserTokens } from './server/grant-store.ts';
+
+/** A new user that breaks a rule: `status` 400 for its shape, 422 for a patient that does not exist. */
+export class UserSpecError extends Error {
+  override name = 'UserSpecError';
+  readonly status: 400 | 422;
+  constructor(status: 400 | 422, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** The fields of a new user the patient-login rules read. */
+export interface NewUserLink {
+  readonly roles: readonly string[];
+  readonly patient?: string | undefined;
+  readonly practitionerId?: string | undefined;
+  readonly department?: string | undefined;
+}
+
+/**
+ * The rules of a patient login (migration 018 holds them too): the `patient` role alone, naming the Patient it stands
+ * for, without practitioner or department; no other user names a patient. Pure; undefined when the user keeps them.
+ */
+export function patientLoginProblem(u: NewUserLink): string | undefined {
+  const isPatient = u.roles.includes(PATIENT_ROLE);
+  if (!isPatient) return u.patient === undefined ? undefined : 'only a patient login names a patient';
+  if (u.roles.length > 1) return 'a patient login has the patient role only';
+  if (u.patient === undefined) return 'a patient login needs the patient it stands for';
+  if (u.practitionerId !== undefined || u.department !== undefined) {
+    return 'a patient login has no practitioner or department';
+  }
+  return undefined;
+}
+
+/** Checks a new user against the patient-login rules and that its patient exists; throws {@link UserSpecError}. */
+export async function checkNewUserLink(db: DatabasePool, u: NewUserLink): Promise<void> {
+  const problem = patientLoginProblem(u);
+  if (problem) throw new UserSpecError(400, problem);
+  if (u.patient === undefined) return;
+  const found = await db.maybeOne(sql.unsafe`SELECT 1 AS x FROM patients WHERE id = ${u.patient} AND NOT deleted`);
+  if (found === null) throw new UserSpecError(422, `no patient ${u.patient}`);
+}
 
 /** Revokes the user's live grant to a patient (the row stays: who, when). Returns false when there was none. */
 export async function revokeGrant(db: DatabasePool, userId: string, patientId: string, byId: string): Promise<boolean> {

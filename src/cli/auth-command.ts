@@ -1,6 +1,6 @@
 /**
  * `bin/ehr user|client|token|key`: administration of the built-in authorization server.
- *   user add NAME --display-name TEXT --role ROLE... [--practitioner ID] [--department REF] [--password-stdin]
+ *   user add NAME --display-name TEXT --role ROLE... [--practitioner ID] [--department REF] [--patient ID] [--password-stdin]
  *   user list
  *   user grant NAME PATIENT --reason TEXT --by ADMIN [--expires ISO-DATE]
  *   user revoke NAME PATIENT --by ADMIN
@@ -24,7 +24,7 @@ import { authUrls } from '../auth/server/discovery.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
 import { ensureActiveKey, KeyStore } from '../auth/signing-keys.ts';
 import { userByUsername } from '../auth/store.ts';
-import { activateUser, deactivateUser, revokeGrant } from '../auth/user-admin.ts';
+import { activateUser, checkNewUserLink, deactivateUser, revokeGrant, UserSpecError } from '../auth/user-admin.ts';
 import { type ClientSpec, ClientSpecError, registerClient } from '../auth/client-admin.ts';
 
 /** A wrong command line: the message is printed as is. */
@@ -62,6 +62,7 @@ async function user(db: DatabasePool, args: string[]): Promise<number> {
       role: { type: 'string', multiple: true },
       practitioner: { type: 'string' },
       department: { type: 'string' },
+      patient: { type: 'string' },
       'password-stdin': { type: 'boolean' },
       reason: { type: 'string' },
       by: { type: 'string' },
@@ -74,22 +75,27 @@ async function user(db: DatabasePool, args: string[]): Promise<number> {
       if (!name) throw new UsageError('user add NAME --display-name TEXT --role ROLE');
       const roles = v.role ?? [];
       if (roles.length === 0 || !roles.every(isRole)) {
-        throw new UsageError('--role must be one or more of doctor, nurse, radiologist, auditor, admin');
+        throw new UsageError('--role must be one or more of doctor, nurse, radiologist, auditor, admin, patient');
       }
+      // A patient login: the patient role alone, standing for one existing Patient (migration 018).
+      const link = { roles, patient: v.patient, practitionerId: v.practitioner, department: v.department };
+      await checkNewUserLink(db, link).catch((e: unknown) => {
+        throw e instanceof UserSpecError ? new UsageError(`${e.message} (--role patient --patient ID)`) : e;
+      });
       const generated = v['password-stdin'] ? undefined : randomBytes(18).toString('base64url');
       const password = generated ?? (await readStdin());
       if (password.length < 12) throw new UsageError('the password must have at least 12 characters');
       await db.query(sql.unsafe`
-        INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department)
+        INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department, patient_id)
         VALUES (${name}, ${v['display-name'] ?? name}, ${sql.array(roles, 'text')}, ${await hashPassword(password)},
-                ${v.practitioner ?? null}, ${v.department ?? null})`);
+                ${v.practitioner ?? null}, ${v.department ?? null}, ${v.patient ?? null})`);
       console.log(`user ${name} added with roles ${roles.join(', ')}`);
       if (generated) console.log(`initial password (shown once): ${generated}`);
       return 0;
     }
     case 'list': {
       const rows = (await db.any(sql.unsafe`
-        SELECT u.username, u.roles, u.active, u.practitioner_id, u.department,
+        SELECT u.username, u.roles, u.active, u.practitioner_id, u.department, u.patient_id,
                (SELECT count(*) FROM patient_grants g WHERE g.user_id = u.id AND g.revoked_at IS NULL
                   AND (g.expires_at IS NULL OR g.expires_at > now()))::int AS grants
         FROM users u ORDER BY u.username`)) as readonly Record<string, unknown>[];

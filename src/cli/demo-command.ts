@@ -99,6 +99,7 @@ function printDemo(result: DemoResult, loginsFile: string, baseUrl: string, out:
   if (result.storedInstances) out(`Stored ${result.storedInstances} DICOM instance(s) through STOW-RS.`);
   out(`A token as the demo doctor: TOKEN=$(bin/ehr token --user demo-doctor --scope 'user/*.rs')`);
   out(`  curl -H "Authorization: Bearer $TOKEN" ${baseUrl}/fhir/Patient`);
+  out(`The patient portal: sign in at ${baseUrl}/app/ as demo-patient (Ada Lovelace's own record).`);
   if (result.viewerUrl) out(`Viewer link of a demo order (valid a few minutes):\n  ${result.viewerUrl}`);
 }
 

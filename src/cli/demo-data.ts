@@ -17,7 +17,7 @@ export interface DemoUser {
   practitioner?: string;
   /** Demo keys of the patients the user is granted (doctor, nurse). */
   grants?: string[];
-  /** The patient a patient login stands for. */
+  /** The patient a patient login (role `patient`) stands for. */
   patient?: string;
 }
 
@@ -70,6 +70,22 @@ export const DEMO_ORDERS: readonly DemoOrder[] = [
   { key: 'o2', patient: 'p2', code: '24590-2', display: 'MR Brain', images: { kind: 'pydicom', file: 'MR_small.dcm' } },
   { key: 'o3', patient: 'p3', code: '24627-2', display: 'CT Chest', images: { kind: 'pydicom', file: 'CT_small.dcm' } },
   { key: 'o4', patient: 'p3', code: '24627-2', display: 'CT Chest (follow-up, not yet performed)' },
+];
+
+export interface DemoReport {
+  key: string;
+  /** The order it reports on (its study is the report's imagingStudy). */
+  order: string;
+  conclusion: string;
+}
+
+/** Final radiology reports (DiagnosticReport), written as the demo radiologist. */
+export const DEMO_REPORTS: readonly DemoReport[] = [
+  {
+    key: 'r1',
+    order: 'o1',
+    conclusion: 'No acute intracranial abnormality. Symmetric ventricles; no mass effect. (Demo phantom study.)',
+  },
 ];
 
 /** The order whose viewer link `make up` prints. */

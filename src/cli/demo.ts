@@ -14,10 +14,12 @@ import type { MintContext } from '../auth/server/tokens.ts';
 import {
   DEMO_ORDERS,
   DEMO_PATIENTS,
+  DEMO_REPORTS,
   DEMO_SYSTEM,
   DEMO_USERS,
   type DemoOrder,
   type DemoPatient,
+  type DemoReport,
   type DemoRole,
   SHOWCASE_ORDER,
 } from './demo-data.ts';
@@ -152,6 +154,43 @@ function targetOf(p: DemoPatient, mrn: string, accession: string, order: DemoOrd
   };
 }
 
+/**
+ * A final radiology report on an order that has its study (none yet: skipped, a later run adds it): category RAD,
+ * LOINC 18748-4, `basedOn` the order, `imagingStudy` its studies, interpreted by the demo radiologist.
+ */
+async function ensureReport(
+  api: FacadeClient,
+  rep: DemoReport,
+  orderId: string,
+  practitioners: Record<string, string>,
+): Promise<void> {
+  const res = await api.request('GET', `/fhir/ImagingStudy?basedon=ServiceRequest/${orderId}`);
+  const studies = ((res.json() as { entry?: { resource: Stored }[] }).entry ?? []).map((e) => e.resource.id);
+  if (studies.length === 0) return;
+  const order = await api.request('GET', `/fhir/ServiceRequest/${orderId}`);
+  const subject = (order.json() as { subject?: { reference?: string } }).subject;
+  await api.ensure(
+    {
+      resourceType: 'DiagnosticReport',
+      identifier: [demoId(rep.key)],
+      status: 'final',
+      category: [
+        { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'RAD', display: 'Radiology' }] },
+      ],
+      code: { coding: [{ system: 'http://loinc.org', code: '18748-4', display: 'Diagnostic imaging study' }] },
+      subject,
+      basedOn: [{ reference: `ServiceRequest/${orderId}` }],
+      imagingStudy: studies.map((id) => ({ reference: `ImagingStudy/${id}` })),
+      resultsInterpreter: [
+        { reference: `Practitioner/${practitioners['pr-radiologist']}`, display: 'Dr Demo Radiologist' },
+      ],
+      issued: '2026-01-05T11:00:00Z',
+      conclusion: rep.conclusion,
+    },
+    rep.key,
+  );
+}
+
 /** Loads (or completes) the demo and returns the logins, records and a viewer link. */
 export async function loadDemo(deps: DemoDeps): Promise<DemoResult> {
   const log = deps.log ?? (() => undefined);
@@ -205,6 +244,14 @@ export async function loadDemo(deps: DemoDeps): Promise<DemoResult> {
       },
       `enc-${p.key}`,
     );
+  }
+
+  // Patient logins: created without a role (the Patient did not exist yet), now linked to their Patient.
+  for (const u of DEMO_USERS) {
+    if (!u.patient) continue;
+    await db.query(sql.unsafe`
+      UPDATE users SET roles = ARRAY['patient']::text[], patient_id = ${patients[u.patient]!.id}, updated_at = now()
+      WHERE username = ${u.username} AND patient_id IS NULL`);
   }
 
   const admin = await userId(db, 'demo-admin');
@@ -269,6 +316,8 @@ export async function loadDemo(deps: DemoDeps): Promise<DemoResult> {
     }
     orders[o.key] = { id: r.id!, accession, display: o.display, studies };
   }
+
+  for (const rep of DEMO_REPORTS) await ensureReport(api, rep, orders[rep.order]!.id, practitioners);
 
   const result: DemoResult = {
     logins,

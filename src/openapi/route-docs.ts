@@ -223,6 +223,19 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       ...protectedErrors,
     },
   },
+  'GET /api/v1/studies/:study/archive': {
+    summary: 'Download a study',
+    description:
+      'The study as a zip of its DICOM files (`format=zip`, the default) or as DICOM media with a DICOMDIR (`format=dicomdir`), streamed from the archive. Authorized like WADO-RS: a study the caller may not read answers 404 like an unknown one. Audited as a DICOM Data Export (DCM 110106).',
+    tags: ['imaging'],
+    security: bearerSecurity,
+    response: {
+      200: { description: 'The archive (application/zip)', type: 'string', format: 'binary' },
+      400: { ...errorBody, description: 'Not a UID, or an unknown parameter or format' },
+      404: { ...errorBody, description: 'No such study, or not one the caller may read' },
+      ...protectedErrors,
+    },
+  },
   'GET /api/v1/dicom/unmatched': {
     summary: 'List the reconciliation queue',
     description: `Studies received by C-STORE or STOW (hold mode) that matched no order. ${queueDescription}`,

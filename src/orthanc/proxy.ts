@@ -78,12 +78,13 @@ export class OrthancProxy {
   }
 
   /**
-   * GETs `path` (absolute Orthanc path with query) and returns status, headers and the streaming body.
+   * GETs `path` (absolute Orthanc path with query) and returns status, headers and the streaming body; with `json`,
+   * POSTs that JSON body instead (Orthanc routes that take their arguments as a body, e.g. `/tools/create-archive`).
    * The caller must consume or destroy the body.
    */
   get(
     path: string,
-    opts: { accept?: string; acceptEncoding?: string; signal?: AbortSignal } = {},
+    opts: { accept?: string; acceptEncoding?: string; signal?: AbortSignal; json?: unknown } = {},
   ): Promise<UpstreamResponse> {
     this.#breaker?.check();
     const breaker = this.#breaker;
@@ -91,13 +92,14 @@ export class OrthancProxy {
       ...this.#headers,
       ...(opts.accept ? { accept: opts.accept } : {}),
       ...(opts.acceptEncoding ? { 'accept-encoding': opts.acceptEncoding } : {}),
+      ...(opts.json === undefined ? {} : { 'content-type': 'application/json' }),
     };
     return new Promise((resolve, reject) => {
       const req = httpRequest({
         protocol: this.#url.protocol,
         hostname: this.#url.hostname,
         port: this.#url.port,
-        method: 'GET',
+        method: opts.json === undefined ? 'GET' : 'POST',
         path: `${this.#base}${path}`,
         headers,
         agent: this.#agent,
@@ -123,7 +125,7 @@ export class OrthancProxy {
           reject(unavailable);
         }
       });
-      req.end();
+      req.end(opts.json === undefined ? undefined : JSON.stringify(opts.json));
     });
   }
 

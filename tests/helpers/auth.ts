@@ -19,18 +19,21 @@ export interface TestUser {
   password?: string;
   practitionerId?: string;
   department?: string;
+  /** The Patient a patient login (role `patient`) stands for. */
+  patientId?: string;
 }
 
 /** Creates (or updates) a user; returns its id. */
 export async function ensureUser(app: FastifyInstance, u: TestUser): Promise<string> {
   const hash = u.password ? await hashPassword(u.password) : null;
   const row = (await app.db.one(sql.unsafe`
-    INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department)
+    INSERT INTO users (username, display_name, roles, password_hash, practitioner_id, department, patient_id)
     VALUES (${u.username}, ${u.username}, ${sql.array(u.roles, 'text')}, ${hash}, ${u.practitionerId ?? null},
-            ${u.department ?? null})
+            ${u.department ?? null}, ${u.patientId ?? null})
     ON CONFLICT (username) DO UPDATE SET roles = EXCLUDED.roles,
       password_hash = coalesce(EXCLUDED.password_hash, users.password_hash),
-      practitioner_id = EXCLUDED.practitioner_id, department = EXCLUDED.department, active = true
+      practitioner_id = EXCLUDED.practitioner_id, department = EXCLUDED.department,
+      patient_id = EXCLUDED.patient_id, active = true
     RETURNING id`)) as { id: string };
   return row.id;
 }

@@ -3,6 +3,7 @@ import { createRoot } from 'react-dom/client';
 import { Link, Route, Router, Switch, useLocation } from 'wouter';
 import { api, setClient } from './api.ts';
 import './app.css';
+import { isPatientLogin, PortalShell } from './portal/portal.tsx';
 import { may } from './roles.ts';
 import { AdminScreen } from './screens/admin.tsx';
 import { AuditScreen } from './screens/audit.tsx';
@@ -18,6 +19,8 @@ interface Me {
   kind: string;
   fhirUser: string | null;
   roles: string[];
+  /** The patient context of the token (a patient login's own Patient). */
+  patient?: string | null;
 }
 
 function Home({ me }: { me: Me }) {
@@ -99,9 +102,7 @@ function App() {
   }, []);
   if (state.me) {
     return (
-      <Router base="/app">
-        <Shell me={state.me} />
-      </Router>
+      <Router base="/app">{isPatientLogin(state.me) ? <PortalShell me={state.me} /> : <Shell me={state.me} />}</Router>
     );
   }
   if (state.signedOut) {

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { jwtVerify, SignJWT } from 'jose';
 import { sql } from 'slonik';
+import { patientLoginScopes, patientOfUser } from '../patient-user.ts';
 import { isRole } from '../policy.ts';
 import { narrowScopes, parseScopes } from '../scopes.ts';
 import { type ClientRecord, clientById, userById, userByUsername } from '../store.ts';
@@ -180,6 +181,16 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { ctx: ServerC
       }
       await recordLoginSuccess(ctx.db, username);
       req.log.info({ auth: { endpoint: 'authorize', user: user.id, client: r.client.clientId } }, 'login succeeded');
+      // A patient login: its own Patient is the context, its scopes the patient-context read-only form of the grant.
+      const ownPatient = patientOfUser(user);
+      if (ownPatient) {
+        const scope = patientLoginScopes(r.scope);
+        if (!parseScopes(scope).resource.length) {
+          throw new RedirectError('invalid_scope', 'no requested scope can be granted', r.redirectUri, r.state);
+        }
+        req.log.info({ auth: { endpoint: 'authorize', user: user.id, patient: ownPatient } }, 'patient login');
+        return issueCode(ctx, reply, { ...r, scope }, user.id, ownPatient);
+      }
       if (!parseScopes(r.scope).launchPatient) return issueCode(ctx, reply, r, user.id, null);
       const filter = await selectablePatients(ctx.db, user);
       const key = await ctx.keys.signingKey();

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { CommonQueryMethods } from 'slonik';
 import { patientClaimBounded, reaches, userReach } from '../patient-reach.ts';
 import type { UserRecord } from '../patient-sets.ts';
+import { fhirUserOf } from '../patient-user.ts';
 import { narrowScopes, parseScopes } from '../scopes.ts';
 import { type ClientRecord, userById } from '../store.ts';
 import { authenticateClient } from './client-auth.ts';
@@ -61,7 +62,7 @@ async function mintTokens(
   user: UserRecord,
   nonce: string | null,
 ): Promise<MintedTokens> {
-  const fhirUser = user.practitionerId ? `Practitioner/${user.practitionerId}` : undefined;
+  const fhirUser = fhirUserOf(user);
   const scopes = parseScopes(g.scope);
   const access = await mintAccessToken(ctx.mint, {
     sub: user.id,
