@@ -69,6 +69,29 @@ describe('PUT /api/v1/admin/users/{username}/roles', () => {
     expect(await rolesOf('test-admin')).toContain('admin');
   });
 
+  test('the patient role goes with a patient link: 422 both ways, nothing changes', async () => {
+    const staff = await put(URL, admin, { roles: ['patient'] });
+    expect(staff.statusCode, staff.body).toBe(422);
+    expect(await rolesOf('roles-carer')).toEqual(['nurse']);
+    const login = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/users',
+      headers: admin,
+      payload: {
+        username: 'roles-patient',
+        displayName: 'Roles Patient',
+        roles: ['patient'],
+        patient: booked.patientId,
+      },
+    });
+    expect(login.statusCode, login.body).toBe(201);
+    for (const roles of [['doctor'], ['patient', 'nurse']]) {
+      const res = await put('/api/v1/admin/users/roles-patient/roles', admin, { roles });
+      expect(res.statusCode, res.body).toBe(422);
+    }
+    expect(await rolesOf('roles-patient')).toEqual(['patient']);
+  });
+
   test('an admin changes the roles: audited, and the token the user holds gets the new rights at once', async () => {
     const patient = `/fhir/Patient/${booked.patientId}`;
     expect((await app.inject({ method: 'GET', url: patient, headers: carer })).statusCode).toBe(200);

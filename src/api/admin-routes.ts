@@ -305,7 +305,9 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
       // An admin removing their own admin role could leave nobody to administer: refused, as self-deactivation is.
       if (by === id && !req.body.roles.includes('admin'))
         throw new AdminRequestError(409, 'an admin cannot take the admin role from themself');
-      const { before, changed } = await setUserRoles(app.db, id, req.body.roles);
+      const { before, changed } = await setUserRoles(app.db, id, req.body.roles).catch((e: unknown) => {
+        throw e instanceof UserSpecError ? new AdminRequestError(e.status, e.message) : e;
+      });
       return { username: req.params.username, roles: req.body.roles, previous: before, changed };
     },
   );

@@ -90,8 +90,22 @@ export async function setUserRoles(
   roles: readonly string[],
 ): Promise<{ before: string[]; changed: boolean }> {
   return db.transaction(async (tx) => {
-    const before = (await tx.oneFirst(sql.unsafe`
-      SELECT roles FROM users WHERE id = ${userId} FOR UPDATE`)) as string[];
+    const row = (await tx.one(sql.unsafe`
+      SELECT roles, patient_id, practitioner_id, department FROM users WHERE id = ${userId} FOR UPDATE`)) as {
+      roles: string[];
+      patient_id: string | null;
+      practitioner_id: string | null;
+      department: string | null;
+    };
+    const before = row.roles;
+    // The patient role comes and goes with the patient link, which only a new login sets: refuse it here.
+    const problem = patientLoginProblem({
+      roles,
+      patient: row.patient_id ?? undefined,
+      practitionerId: row.practitioner_id ?? undefined,
+      department: row.department ?? undefined,
+    });
+    if (problem) throw new UserSpecError(422, problem);
     const same = before.length === roles.length && before.every((r) => roles.includes(r));
     if (!same)
       await tx.query(sql.unsafe`
