@@ -12,7 +12,7 @@ import { fhirPlugin } from './fhir/plugin.ts';
 import { dicomWebPlugin, sendDicomError } from './dicomweb/plugin.ts';
 import { isDatabaseFault } from './db/breaker.ts';
 import { DependencyUnavailableError } from './health/circuit-breaker.ts';
-import { uploadApiPlugin } from './dicomweb/upload-api.ts';
+import { uploadApiPlugin } from './dicomweb/stow/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { metricsHooks, metricsRoutes } from './metrics/plugin.ts';
 import { openApiPlugin } from './openapi/plugin.ts';

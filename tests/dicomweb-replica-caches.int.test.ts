@@ -14,7 +14,7 @@ import pg from 'pg';
 import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { STUDY_CHANGED_CHANNEL, type StudyChangeEvent } from '../src/dicomweb/study-change-listener.ts';
+import { STUDY_CHANGED_CHANNEL, type StudyChangeEvent } from '../src/dicomweb/cache/study-change-listener.ts';
 import { type FacadeProcess, startFacade, stopFacade } from '../src/stack/facade.ts';
 import { freePort } from '../src/stack/process.ts';
 import { testApp, testConfig } from './helpers/app.ts';

@@ -43,7 +43,7 @@ import { timedAuditCommit, watchAuditQueues } from '../metrics/audit.ts';
 import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
 import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
-import type { StudyIndex } from '../dicomweb/study-index.ts';
+import type { StudyIndex } from '../dicomweb/access/study-index.ts';
 
 /** The part of the per-request FHIR repository the audit uses (src/fhir/repository-core.ts `onWrite`). */
 interface FhirWriteHooked {

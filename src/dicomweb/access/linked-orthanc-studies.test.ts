@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { orthancId } from '../orthanc/orthanc-ids.ts';
+import { orthancId } from '../../orthanc/orthanc-ids.ts';
 import {
   isLinkedAnswer,
   isPlainPatientId,
@@ -7,9 +7,9 @@ import {
   type LinkedStudy,
   linkedQuery,
   linkedStudy,
-} from './linked-studies.ts';
-import { orthancQueryString, parseQidoQuery } from './qido-query.ts';
-import { seriesCacheKey } from './series-cache.ts';
+} from './linked-orthanc-studies.ts';
+import { orthancQueryString, parseQidoQuery } from '../qido/query.ts';
+import { seriesCacheKey } from '../cache/series-cache.ts';
 
 const id = (patientId: string, study: string) => orthancId({ patientId, study });
 const byIdentifiers = (uid: string, ...ids: string[]) => linkedStudy(uid, null, ids) as LinkedStudy;

@@ -26,8 +26,8 @@
  *   UIDs cannot be paired with their PatientIDs in one query.
  * Pure: no I/O.
  */
-import { orthancId } from '../orthanc/orthanc-ids.ts';
-import { orthancEncode, type QidoQuery, STUDY_UID_TAG } from './qido-query.ts';
+import { orthancId } from '../../orthanc/orthanc-ids.ts';
+import { orthancEncode, type QidoQuery, STUDY_UID_TAG } from '../qido/query.ts';
 
 /** The Orthanc studies linked under one StudyInstanceUID. */
 export interface LinkedStudy {

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { orthancId } from '../orthanc/orthanc-ids.ts';
-import type { OrthancProxy } from '../orthanc/proxy.ts';
-import { LinkedResources } from './linked-resources.ts';
-import { type LinkedStudy, linkedStudy } from './linked-studies.ts';
+import { orthancId } from '../../orthanc/orthanc-ids.ts';
+import type { OrthancProxy } from '../../orthanc/proxy.ts';
+import { LinkedResources } from './resource-membership.ts';
+import { type LinkedStudy, linkedStudy } from './linked-orthanc-studies.ts';
 
 const X = '1.2.3';
 const S = '1.2.3.1';

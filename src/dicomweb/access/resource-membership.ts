@@ -19,10 +19,10 @@
  * may be new). Dropped with the other DICOMweb caches on every change signal of the study (this process's, other
  * replicas' through study-change-listener.ts), and not kept at all while that signal is down ({@link suspend}).
  */
-import type { OrthancProxy } from '../orthanc/proxy.ts';
-import { orthancId } from '../orthanc/orthanc-ids.ts';
-import { DicomWebError } from './errors.ts';
-import type { LinkedStudy } from './linked-studies.ts';
+import type { OrthancProxy } from '../../orthanc/proxy.ts';
+import { orthancId } from '../../orthanc/orthanc-ids.ts';
+import { DicomWebError } from '../errors.ts';
+import type { LinkedStudy } from './linked-orthanc-studies.ts';
 
 /** The UIDs of a retrieve's path. */
 export interface RetrieveTarget {

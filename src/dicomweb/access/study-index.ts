@@ -16,11 +16,11 @@
  * that names no Orthanc study (no recorded id, a patient without identifiers) is not readable.
  */
 import { type DatabasePool, sql } from 'slonik';
-import type { PatientFilter } from '../auth/access.ts';
-import { type LinkedStudies, type LinkedStudy, linkedStudy } from './linked-studies.ts';
-import type { StudyScope } from './qido-paging.ts';
+import type { PatientFilter } from '../../auth/access.ts';
+import { type LinkedStudies, type LinkedStudy, linkedStudy } from './linked-orthanc-studies.ts';
+import type { StudyScope } from '../qido/paging.ts';
 import { type StudyRestriction, UNRESTRICTED } from './study-restriction.ts';
-import { onStudyLinksChanged } from '../imaging/study-links.ts';
+import { onStudyLinksChanged } from '../../imaging/study-links.ts';
 
 /** A live ImagingStudy row's link: its patient and the Orthanc studies it names (none: nothing readable). */
 interface Link {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import type { SearchRestriction } from '../auth/access.ts';
+import type { SearchRestriction } from '../../auth/access.ts';
 import { studyRestriction } from './study-restriction.ts';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';

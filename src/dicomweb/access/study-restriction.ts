@@ -10,10 +10,10 @@
  * studies match. Any other parameter or modifier fails closed: the caller sees no DICOMweb data. Pure: no I/O.
  */
 import { type FragmentSqlToken, sql } from 'slonik';
-import type { SearchRestriction } from '../auth/access.ts';
-import { IMAGING_TYPE } from '../auth/imaging-access.ts';
-import { parseSearch } from '../fhir/search/parse.ts';
-import { conditionSql } from '../fhir/search/sql.ts';
+import type { SearchRestriction } from '../../auth/access.ts';
+import { IMAGING_TYPE } from '../../auth/imaging-access.ts';
+import { parseSearch } from '../../fhir/search/parse.ts';
+import { conditionSql } from '../../fhir/search/sql.ts';
 
 /** The restriction parameters the DICOMweb side can apply; anything else denies. */
 export const SUPPORTED_STUDY_RESTRICTIONS: readonly string[] = ['modality'];

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { InvalidChannelError, NotifyListener } from '../db/notify-listener.ts';
+import { InvalidChannelError, NotifyListener } from '../../db/notify-listener.ts';
 import { SeriesCache } from './series-cache.ts';
 import { parseStudyPayload } from './study-change-listener.ts';
 

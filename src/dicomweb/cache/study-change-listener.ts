@@ -15,7 +15,7 @@
  * epoch), so every replica agrees without a signal.
  */
 import { randomUUID } from 'node:crypto';
-import { type ListenerLog, NotifyListener } from '../db/notify-listener.ts';
+import { type ListenerLog, NotifyListener } from '../../db/notify-listener.ts';
 
 export const STUDY_CHANGED_CHANNEL = 'ehr_study_changed';
 

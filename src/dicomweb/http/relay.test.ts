@@ -7,10 +7,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, test } from 'vitest';
-import { OrthancProxy } from '../orthanc/proxy.ts';
-import { installDicomErrorHandling } from './plugin.ts';
+import { OrthancProxy } from '../../orthanc/proxy.ts';
+import { installDicomErrorHandling } from '../plugin.ts';
 import { type DicomWebContext, relay } from './relay.ts';
-import { type CachedAnswer, SeriesCache } from './series-cache.ts';
+import { type CachedAnswer, SeriesCache } from '../cache/series-cache.ts';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -4,17 +4,17 @@
  */
 import { pipeline, type Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { PatientFilter } from '../auth/access.ts';
-import { imagingAccess } from '../auth/imaging-access.ts';
-import { type OrthancProxy, readText, type UpstreamResponse } from '../orthanc/proxy.ts';
-import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
+import type { PatientFilter } from '../../auth/access.ts';
+import { imagingAccess } from '../../auth/imaging-access.ts';
+import { type OrthancProxy, readText, type UpstreamResponse } from '../../orthanc/proxy.ts';
+import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from '../errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
 import type { GcPacer } from './gc-pacer.ts';
-import type { LinkedResources } from './linked-resources.ts';
-import { CaptureStream, type SeriesCache } from './series-cache.ts';
-import type { StoredSyntaxes } from './stored-syntax.ts';
-import type { StudyIndex } from './study-index.ts';
-import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
+import type { LinkedResources } from '../access/resource-membership.ts';
+import { CaptureStream, type SeriesCache } from '../cache/series-cache.ts';
+import type { StoredSyntaxes } from '../wado/stored-syntax.ts';
+import type { StudyIndex } from '../access/study-index.ts';
+import { type StudyRestriction, studyRestriction } from '../access/study-restriction.ts';
 
 export const DICOM_JSON = 'application/dicom+json';
 

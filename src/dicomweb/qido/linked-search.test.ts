@@ -1,7 +1,7 @@
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
-import { DicomWebError } from './errors.ts';
-import { decodeBody } from './qido-linked.ts';
+import { DicomWebError } from '../errors.ts';
+import { decodeBody } from './linked-search.ts';
 
 const json = Buffer.from('[{"0020000D":{"vr":"UI","Value":["1.2.3"]}}]');
 

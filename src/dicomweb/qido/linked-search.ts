@@ -10,12 +10,12 @@
  */
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import { DicomWebError } from './errors.ts';
-import { keepLinked, type LinkedStudies, linkedQuery } from './linked-studies.ts';
-import { replaceAll } from './public-url.ts';
-import { orthancQueryString, type QidoQuery } from './qido-query.ts';
-import { DICOM_JSON, type DicomWebContext, upstreamError } from './relay.ts';
-import { type CachedAnswer, seriesCacheKey } from './series-cache.ts';
+import { DicomWebError } from '../errors.ts';
+import { keepLinked, type LinkedStudies, linkedQuery } from '../access/linked-orthanc-studies.ts';
+import { replaceAll } from '../http/public-url.ts';
+import { orthancQueryString, type QidoQuery } from './query.ts';
+import { DICOM_JSON, type DicomWebContext, upstreamError } from '../http/relay.ts';
+import { type CachedAnswer, seriesCacheKey } from '../cache/series-cache.ts';
 
 export type DicomJson = Record<string, { Value?: unknown[] } | undefined>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { pageOfMerged, planQido, qidoSortKey, type StudyScope } from './qido-paging.ts';
+import { pageOfMerged, planQido, qidoSortKey, type StudyScope } from './paging.ts';
 
 const linked = { orthancIds: new Set(['id']), patientIds: ['MRN'] };
 const allowed = (...uids: string[]): StudyScope => ({ all: false, studies: new Map(uids.map((u) => [u, linked])) });

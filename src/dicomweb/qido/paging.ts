@@ -14,7 +14,7 @@
  * Under each allowed UID only the Orthanc study the EHR links may answer: the scope names its PatientID, and the
  * search adds it to the query and filters the answers (linked-studies.ts).
  */
-import type { LinkedStudies } from './linked-studies.ts';
+import type { LinkedStudies } from '../access/linked-orthanc-studies.ts';
 
 export type StudyScope = { readonly all: true } | { readonly all: false; readonly studies: LinkedStudies };
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { BadDicomWebRequestError } from './errors.ts';
+import { BadDicomWebRequestError } from '../errors.ts';
 import { INCLUDE_ALL } from './include-all.ts';
 import {
   nonAsciiAsWildcard,
@@ -8,7 +8,7 @@ import {
   parseQidoQuery,
   parseUidList,
   resolveAttribute,
-} from './qido-query.ts';
+} from './query.ts';
 
 const reject = (qs: string, reason: RegExp) => {
   let err: unknown;

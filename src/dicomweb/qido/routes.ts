@@ -4,17 +4,17 @@
  * study the EHR links under each allowed UID answers (linked-studies.ts, qido-linked.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
-import { replaceAll } from './public-url.ts';
-import { planIndexQuery } from './qido-index-query.ts';
-import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './qido-paging.ts';
-import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './qido-query.ts';
-import { type LinkedStudies, linkedQuery } from './linked-studies.ts';
-import { answerLinked, type DicomJson, fetchQidoJson, keepLinkedLogged } from './qido-linked.ts';
-import { DICOM_JSON, type DicomWebContext, imagingView, relay } from './relay.ts';
-import { seriesCacheKey } from './series-cache.ts';
-import type { QidoStudyIndex } from './qido-study-index.ts';
-import type { MetadataPrefetch } from './metadata-prefetch.ts';
+import { BadDicomWebRequestError, DicomWebError } from '../errors.ts';
+import { replaceAll } from '../http/public-url.ts';
+import { planIndexQuery } from './study-answers-query.ts';
+import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './paging.ts';
+import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './query.ts';
+import { type LinkedStudies, linkedQuery } from '../access/linked-orthanc-studies.ts';
+import { answerLinked, type DicomJson, fetchQidoJson, keepLinkedLogged } from './linked-search.ts';
+import { DICOM_JSON, type DicomWebContext, imagingView, relay } from '../http/relay.ts';
+import { seriesCacheKey } from '../cache/series-cache.ts';
+import type { QidoStudyIndex } from './study-answers-store.ts';
+import type { MetadataPrefetch } from '../cache/metadata-prefetch.ts';
 
 interface PathParams {
   study?: string;

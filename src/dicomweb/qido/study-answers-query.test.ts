@@ -8,8 +8,8 @@ import {
   normalizeIdentifier,
   planIndexQuery,
   projectAnswer,
-} from './qido-index-query.ts';
-import { parseQidoQuery } from './qido-query.ts';
+} from './study-answers-query.ts';
+import { parseQidoQuery } from './query.ts';
 
 const plan = (qs: string) => planIndexQuery(parseQidoQuery(qs, 'study'));
 

@@ -27,15 +27,15 @@
  * stale; a change of a patient's identifiers alone is seen at the latest after `maxAgeMs`.
  */
 import { type DatabasePool, type FragmentSqlToken, sql } from 'slonik';
-import type { PatientFilter } from '../auth/access.ts';
-import { type OrthancProxy, readText } from '../orthanc/proxy.ts';
-import { DicomWebError } from './errors.ts';
-import { conditionSql, type IndexPlan, matchingColumns, projectAnswer, STORED_TAGS } from './qido-index-query.ts';
-import { isLinkedAnswer, linkedStudy } from './linked-studies.ts';
-import { orthancQueryString } from './qido-query.ts';
-import { DICOM_JSON, upstreamError } from './relay.ts';
-import { LINK_COLUMNS } from './study-index.ts';
-import type { StudyRestriction } from './study-restriction.ts';
+import type { PatientFilter } from '../../auth/access.ts';
+import { type OrthancProxy, readText } from '../../orthanc/proxy.ts';
+import { DicomWebError } from '../errors.ts';
+import { conditionSql, type IndexPlan, matchingColumns, projectAnswer, STORED_TAGS } from './study-answers-query.ts';
+import { isLinkedAnswer, linkedStudy } from '../access/linked-orthanc-studies.ts';
+import { orthancQueryString } from './query.ts';
+import { DICOM_JSON, upstreamError } from '../http/relay.ts';
+import { LINK_COLUMNS } from '../access/study-index.ts';
+import type { StudyRestriction } from '../access/study-restriction.ts';
 
 type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
 type IndexQuery = Extract<IndexPlan, { kind: 'index' }>;

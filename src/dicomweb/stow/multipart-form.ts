@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Busboy, type BusboyFileStream } from '@fastify/busboy';
-import { MultipartError, type MultipartPart } from './multipart.ts';
+import { MultipartError, type MultipartPart } from './multipart-related.ts';
 
 /**
  * `multipart/form-data` (RFC 7578) files as {@link MultipartPart}s, parsed by `@fastify/busboy`, for the browser

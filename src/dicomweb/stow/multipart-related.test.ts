@@ -6,7 +6,7 @@ import {
   type MultipartPart,
   parseContentType,
   parseMultipart,
-} from './multipart.ts';
+} from './multipart-related.ts';
 
 /** Feeds `body` in chunks of `size` bytes (1 = byte by byte), to exercise every split point. */
 async function* chunked(body: Buffer, size: number): AsyncGenerator<Buffer> {

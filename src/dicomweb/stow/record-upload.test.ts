@@ -1,15 +1,15 @@
 import type { CommonQueryMethods } from 'slonik';
 import { describe, expect, test } from 'vitest';
-import { makeSeries } from '../../tests/helpers/dicom.ts';
-import type { Access } from '../auth/access.ts';
-import { readDicomInstance } from '../imaging/dicom-instance.ts';
-import type { FhirStore, StudyToRecord } from '../imaging/ehr-link.ts';
-import type { UploadLogRow } from '../imaging/upload-log.ts';
-import type { OrthancStoredInstance } from '../orthanc/client.ts';
-import { OrthancHttpError } from '../orthanc/errors.ts';
-import type { MultipartPart } from './multipart.ts';
-import { FailureReason } from './stow-outcome.ts';
-import { type StowDeps, type StowOptions, storeInstances } from './stow-rs.ts';
+import { makeSeries } from '../../../tests/helpers/dicom.ts';
+import type { Access } from '../../auth/access.ts';
+import { readDicomInstance } from '../../imaging/dicom-instance.ts';
+import type { FhirStore, StudyToRecord } from '../../imaging/ehr-link.ts';
+import type { UploadLogRow } from '../../imaging/upload-log.ts';
+import type { OrthancStoredInstance } from '../../orthanc/client.ts';
+import { OrthancHttpError } from '../../orthanc/errors.ts';
+import type { MultipartPart } from './multipart-related.ts';
+import { FailureReason } from './outcome.ts';
+import { type StowDeps, type StowOptions, storeInstances } from './store-instances.ts';
 
 /**
  * The EHR transaction of a STOW-RS request (stow-record.ts), with in-memory stand-ins for Orthanc and the database:

@@ -1,10 +1,10 @@
-import type { DicomInstance } from '../imaging/dicom-instance.ts';
-import { lockStudies, type RecordedStudy, type StudyToRecord } from '../imaging/ehr-link.ts';
-import { buildUploadLogRows, type LoggedInstance } from '../imaging/upload-log.ts';
-import type { OrthancStoredInstance } from '../orthanc/client.ts';
-import { OrthancUnavailableError } from '../orthanc/errors.ts';
-import { FailureReason, failed, type InstanceOutcome, InstanceRejection } from './stow-outcome.ts';
-import type { HoldInput, StowDeps, StowOptions } from './stow-rs.ts';
+import type { DicomInstance } from '../../imaging/dicom-instance.ts';
+import { lockStudies, type RecordedStudy, type StudyToRecord } from '../../imaging/ehr-link.ts';
+import { buildUploadLogRows, type LoggedInstance } from '../../imaging/upload-log.ts';
+import type { OrthancStoredInstance } from '../../orthanc/client.ts';
+import { OrthancUnavailableError } from '../../orthanc/errors.ts';
+import { FailureReason, failed, type InstanceOutcome, InstanceRejection } from './outcome.ts';
+import type { HoldInput, StowDeps, StowOptions } from './store-instances.ts';
 
 /**
  * The EHR side of a STOW-RS request after its instances went to Orthanc: one transaction records the linked studies

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { FailureReason, type InstanceOutcome, stowStatus, WarningReason } from './stow-outcome.ts';
-import { buildStowResponse, warningHeader } from './stow-response.ts';
+import { FailureReason, type InstanceOutcome, stowStatus, WarningReason } from './outcome.ts';
+import { buildStowResponse, warningHeader } from './response.ts';
 
 const base = 'https://ehr.example/dicom-web';
 const stored = (sop: string, study = '1.2.3'): InstanceOutcome => ({

@@ -1,5 +1,5 @@
-import type { InstanceOutcome } from './stow-outcome.ts';
-import { stowStatus } from './stow-outcome.ts';
+import type { InstanceOutcome } from './outcome.ts';
+import { stowStatus } from './outcome.ts';
 
 /**
  * Builds the Store Instances response (DICOM PS3.18 §10.5.3, Table 10.5.3-2) in the DICOM JSON model

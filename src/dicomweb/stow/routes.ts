@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config/spec.ts';
-import { isValidUid } from '../imaging/dicom-instance.ts';
-import { parseContentType, parseMultipart } from './multipart.ts';
+import type { Config } from '../../config/spec.ts';
+import { isValidUid } from '../../imaging/dicom-instance.ts';
+import { parseContentType, parseMultipart } from './multipart-related.ts';
 import {
   checkContentLength,
   continueIfExpected,
@@ -12,9 +12,9 @@ import {
   requireAccess,
   stowFactory,
   UploadRequestError,
-} from './stow-deps.ts';
-import { buildStowResponse, warningHeader } from './stow-response.ts';
-import { type StowResult, storeInstances } from './stow-rs.ts';
+} from './wiring.ts';
+import { buildStowResponse, warningHeader } from './response.ts';
+import { type StowResult, storeInstances } from './store-instances.ts';
 
 /**
  * STOW-RS routes (DICOM PS3.18 §10.5): `POST /studies` and `POST /studies/{StudyInstanceUID}`, registered inside the

@@ -1,5 +1,5 @@
 import type { CommonQueryMethods } from 'slonik';
-import type { Access } from '../auth/access.ts';
+import type { Access } from '../../auth/access.ts';
 import {
   DicomAttributeError,
   type DicomInstance,
@@ -10,20 +10,20 @@ import {
   readIdentity,
   UnsupportedTransferSyntaxError,
   zeroPreamble,
-} from '../imaging/dicom-instance.ts';
-import { type FhirStore, lookupForMatch, type RecordedStudy, type StudyToRecord } from '../imaging/ehr-link.ts';
+} from '../../imaging/dicom-instance.ts';
+import { type FhirStore, lookupForMatch, type RecordedStudy, type StudyToRecord } from '../../imaging/ehr-link.ts';
 import {
   decideMatch,
   type MatchLookup,
   type MismatchCode,
   mayStoreImaging,
   type StudyLink,
-} from '../imaging/matching.ts';
-import type { UploadLogRow, UploadSource } from '../imaging/upload-log.ts';
-import type { OrthancStoredInstance } from '../orthanc/client.ts';
-import { OrthancHttpError } from '../orthanc/errors.ts';
-import { MultipartError, type MultipartPart } from './multipart.ts';
-import { recordUpload, type StowItem, undoStored } from './stow-record.ts';
+} from '../../imaging/matching.ts';
+import type { UploadLogRow, UploadSource } from '../../imaging/upload-log.ts';
+import type { OrthancStoredInstance } from '../../orthanc/client.ts';
+import { OrthancHttpError } from '../../orthanc/errors.ts';
+import { MultipartError, type MultipartPart } from './multipart-related.ts';
+import { recordUpload, type StowItem, undoStored } from './record-upload.ts';
 import {
   FailureReason,
   failed,
@@ -31,7 +31,7 @@ import {
   type InstanceRef,
   InstanceRejection,
   WarningReason,
-} from './stow-outcome.ts';
+} from './outcome.ts';
 
 /**
  * The STOW-RS pipeline (DICOM PS3.18 §10.5) shared by `POST /dicom-web/studies[/{uid}]` and the upload API: for each

@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../config/spec.ts';
-import { isDatabaseFault } from '../db/breaker.ts';
-import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
-import { parseContentType } from './multipart.ts';
+import type { Config } from '../../config/spec.ts';
+import { isDatabaseFault } from '../../db/breaker.ts';
+import { DependencyUnavailableError } from '../../health/circuit-breaker.ts';
+import { parseContentType } from './multipart-related.ts';
 import { parseFormData } from './multipart-form.ts';
 import {
   checkContentLength,
@@ -16,9 +16,9 @@ import {
   requireAccess,
   stowFactory,
   UploadRequestError,
-} from './stow-deps.ts';
-import { hex } from './stow-response.ts';
-import { type StowResult, storeInstances } from './stow-rs.ts';
+} from './wiring.ts';
+import { hex } from './response.ts';
+import { type StowResult, storeInstances } from './store-instances.ts';
 
 /**
  * The founding design's upload API for browser forms: `POST /api/v1/dicom/upload` with `multipart/form-data` holding

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { auditStoreWithin } from '../audit/plugin.ts';
-import type { Access } from '../auth/access.ts';
-import { closeLinkedByUpload, enqueueUnmatched } from '../change-feed/queue.ts';
-import type { Config } from '../config/spec.ts';
-import { loadDefinitions, loadProfiles } from '../fhir/definitions.ts';
-import { FhirRepository, type RepositoryContext } from '../fhir/repository.ts';
-import { type FhirStore, findStudyLink, linkingAccess, matchingAccess, recordStudies } from '../imaging/ehr-link.ts';
-import { insertUploadLogs } from '../imaging/upload-log.ts';
-import type { StowDeps, StowOptions } from './stow-rs.ts';
-import { studyContentChanged, studyLinksChanged } from '../imaging/study-links.ts';
+import { auditStoreWithin } from '../../audit/plugin.ts';
+import type { Access } from '../../auth/access.ts';
+import { closeLinkedByUpload, enqueueUnmatched } from '../../change-feed/queue.ts';
+import type { Config } from '../../config/spec.ts';
+import { loadDefinitions, loadProfiles } from '../../fhir/definitions.ts';
+import { FhirRepository, type RepositoryContext } from '../../fhir/repository.ts';
+import { type FhirStore, findStudyLink, linkingAccess, matchingAccess, recordStudies } from '../../imaging/ehr-link.ts';
+import { insertUploadLogs } from '../../imaging/upload-log.ts';
+import type { StowDeps, StowOptions } from './store-instances.ts';
+import { studyContentChanged, studyLinksChanged } from '../../imaging/study-links.ts';
 
 /**
  * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with {@link matchingAccess}, writes in

@@ -11,8 +11,8 @@
  * - Rendered parameters `annotation`, `quality`, `viewport`, `window`: PS3.18 §8.3.5.1.
  * - WADO-URI parameters: PS3.18 §9 (URI Service).
  */
-import { BadDicomWebRequestError } from './errors.ts';
-import { hasControlOrBackslash, isUid } from './qido-query.ts';
+import { BadDicomWebRequestError } from '../errors.ts';
+import { hasControlOrBackslash, isUid } from '../qido/query.ts';
 
 /**
  * Where an accepted value goes: `orthanc` (Orthanc's query string), `accept` (replaces the client's Accept header

@@ -3,7 +3,7 @@
  * then each instance's `TransferSyntax` metadata), remembered per SOP Instance UID: a stored instance's encoding never
  * changes. Used by the transcoding fence (transcode-fence.ts) for frames requests that would make Orthanc decompress.
  */
-import type { OrthancClient } from '../orthanc/client.ts';
+import type { OrthancClient } from '../../orthanc/client.ts';
 
 /** SOP Instance UIDs remembered; the oldest are forgotten first. */
 const MAX_ENTRIES = 20_000;

@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { describeError, warningHeader } from './plugin.ts';
-import { OrthancUnavailableError } from '../orthanc/errors.ts';
-import { BadDicomWebRequestError, DicomWebError, errorBody, StudyNotFoundError } from './errors.ts';
-import { acceptsDicomJson, searchPath } from './qido-rs.ts';
-import { resourcePath, wadoQuery, wadoQueryRules } from './wado-rs.ts';
-import { parseWadoUri } from './wado-uri.ts';
+import { describeError, warningHeader } from '../plugin.ts';
+import { OrthancUnavailableError } from '../../orthanc/errors.ts';
+import { BadDicomWebRequestError, DicomWebError, errorBody, StudyNotFoundError } from '../errors.ts';
+import { acceptsDicomJson, searchPath } from '../qido/routes.ts';
+import { resourcePath, wadoQuery, wadoQueryRules } from './wado-rs-routes.ts';
+import { parseWadoUri } from './wado-uri-routes.ts';
 
 describe('resourcePath', () => {
   test.each([

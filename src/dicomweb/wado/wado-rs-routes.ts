@@ -8,8 +8,8 @@
  * share the UID: linked-resources.ts), so a visible study UID cannot unlock another patient's series.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BadDicomWebRequestError, DicomWebError } from './errors.ts';
-import { isUid, orthancQuery } from './qido-query.ts';
+import { BadDicomWebRequestError, DicomWebError } from '../errors.ts';
+import { isUid, orthancQuery } from '../qido/query.ts';
 import {
   ACCEPT,
   annotation,
@@ -24,8 +24,8 @@ import {
   viewport,
   windowing,
 } from './query-rules.ts';
-import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
-import { seriesCacheKey } from './series-cache.ts';
+import { authorizeStudy, type DicomWebContext, relay } from '../http/relay.ts';
+import { seriesCacheKey } from '../cache/series-cache.ts';
 import { AS_STORED_HINT, fenceTranscoding, UNCOMPRESSED } from './transcode-fence.ts';
 
 export interface WadoParams {

@@ -5,8 +5,8 @@
  * Orthanc's WADO-URI endpoint, which checks that the object belongs to the given series and study.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BadDicomWebRequestError } from './errors.ts';
-import { orthancQuery } from './qido-query.ts';
+import { BadDicomWebRequestError } from '../errors.ts';
+import { orthancQuery } from '../qido/query.ts';
 import {
   annotation,
   CHARSET,
@@ -21,7 +21,7 @@ import {
   toOrthanc,
   uid,
 } from './query-rules.ts';
-import { authorizeStudy, type DicomWebContext, relay } from './relay.ts';
+import { authorizeStudy, type DicomWebContext, relay } from '../http/relay.ts';
 
 /** Orthanc's WADO-URI path (its `DicomWeb.WadoRoot`, default `/wado`). */
 export const ORTHANC_WADO_URI_PATH = '/wado';
