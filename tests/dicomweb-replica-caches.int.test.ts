@@ -1,5 +1,5 @@
 /**
- * The DICOMweb caches across facade replicas (src/dicomweb/study-change-listener.ts, migration 012): replica A is
+ * The DICOMweb caches across facade replicas (src/dicomweb/cache/study-change-listener.ts, migration 012): replica A is
  * built in this process with long TTLs (10 min), replica B is a second facade PROCESS (`node src/main.ts`) against
  * the same database and Orthanc, so that B's in-process signals cannot reach A: only PostgreSQL NOTIFY can. A change
  * made through B (STOW-RS of a new instance, an ImagingStudy moved to another patient through B's FHIR API) shows in

@@ -114,7 +114,7 @@ export function auditOf(req: FastifyRequest, serverBaseUrl: string): AuditContex
 
 /**
  * STOW-RS and the upload API: appends the store event inside the EHR transaction that links the studies (called by
- * the STOW pipeline, src/dicomweb/stow-rs.ts), with the studies, their orders and patients as entities.
+ * the STOW pipeline, src/dicomweb/stow/store-instances.ts), with the studies, their orders and patients as entities.
  */
 export async function auditStoreWithin(
   req: FastifyRequest,

@@ -1,6 +1,6 @@
 /**
  * WADO-RS / WADO-URI for a restricted caller: does the addressed study, series or instance belong to an Orthanc study
- * the EHR links under the path's StudyInstanceUID ({@link LinkedStudy}, linked-studies.ts)?
+ * the EHR links under the path's StudyInstanceUID ({@link LinkedStudy}, access/linked-orthanc-studies.ts)?
  *
  * Orthanc's DICOMweb plugin (1.7) resolves a WADO-RS path level by level from the UIDs alone
  * (`OrthancPluginLookupStudy/Series/Instance`): an ambiguous UID is a 404, and a series or instance found by its own

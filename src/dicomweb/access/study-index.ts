@@ -12,7 +12,7 @@
  *
  * Every answer for a restricted caller also names the Orthanc studies behind each allowed UID ({@link LinkedStudy}:
  * the row's recorded `orthanc_study_id`, else those of the patient's identifiers), since Orthanc may hold other
- * studies under the same UID with other PatientIDs, which no restricted caller may see (linked-studies.ts). A link
+ * studies under the same UID with other PatientIDs, which no restricted caller may see (access/linked-orthanc-studies.ts). A link
  * that names no Orthanc study (no recorded id, a patient without identifiers) is not readable.
  */
 import { type DatabasePool, sql } from 'slonik';
@@ -90,7 +90,7 @@ export class StudyIndex {
 
   /**
    * Stops caching and drops everything (answers being read included): the cross-replica change signal
-   * (src/dicomweb/study-change-listener.ts) is down, so another replica's link change could go unseen. Until
+   * (src/dicomweb/cache/study-change-listener.ts) is down, so another replica's link change could go unseen. Until
    * {@link resume}.
    */
   suspend(): void {

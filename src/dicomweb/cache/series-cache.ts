@@ -8,9 +8,9 @@
  * Entries are dropped by study UID when the facade sees a change ({@link onStudyContentChanged}), and expire after a
  * TTL as a safety net for changes made in Orthanc behind the facade's back. A fetch that started before an
  * invalidation of its study is never stored after it (generation check). Other replicas' changes arrive through
- * src/dicomweb/study-change-listener.ts; while that signal is down the cache is {@link SeriesCache.suspend}ed.
+ * src/dicomweb/cache/study-change-listener.ts; while that signal is down the cache is {@link SeriesCache.suspend}ed.
  *
- * Single flight for warm-ups ({@link SeriesCache.fill}, src/dicomweb/metadata-prefetch.ts): a request for a key being
+ * Single flight for warm-ups ({@link SeriesCache.fill}, src/dicomweb/cache/metadata-prefetch.ts): a request for a key being
  * filled waits for that fill ({@link SeriesCache.pending}) instead of asking Orthanc a second time, then reads the
  * cache as usual, so it gets the fill's answer only if the same generation check let it be stored. Relayed misses
  * announce themselves ({@link SeriesCache.relaying}) so that a warm-up does not ask for what is already on its way.
@@ -29,7 +29,7 @@ export interface SeriesCacheKey {
   publicRoot: string;
   /**
    * The linked Orthanc studies (their ids) the answer was filtered to, for restricted callers
-   * (src/dicomweb/linked-studies.ts); absent for Orthanc's unfiltered answer.
+   * (src/dicomweb/access/linked-orthanc-studies.ts); absent for Orthanc's unfiltered answer.
    */
   linkedTo?: string | undefined;
 }

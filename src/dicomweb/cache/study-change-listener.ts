@@ -11,7 +11,7 @@
  * Deny-stale: the caches start suspended and serve only while the LISTEN is active; losing it suspends them (they
  * drop everything), listening again resumes them from empty.
  *
- * Not here: the QIDO study index (qido-study-index.ts) keeps its validity in the database (ImagingStudy row and version,
+ * Not here: the QIDO study index (qido/study-answers-store.ts) keeps its validity in the database (ImagingStudy row and version,
  * epoch), so every replica agrees without a signal.
  */
 import { randomUUID } from 'node:crypto';

@@ -29,7 +29,7 @@ export interface DicomWebContext {
   seriesCache: SeriesCache;
   /** Keeps the memory of relayed chunks bounded (gc-pacer.ts). */
   gcPacer: GcPacer;
-  /** Which Orthanc resources belong to a linked study (WADO for restricted callers, linked-resources.ts). */
+  /** Which Orthanc resources belong to a linked study (WADO for restricted callers, access/resource-membership.ts). */
   resources: LinkedResources;
   /** Largest rendered/thumbnail viewport side accepted (query-rules.ts); Orthanc allocates the whole image. */
   renderedMaxViewport: number;
@@ -89,7 +89,7 @@ export function imagingView(req: FastifyRequest): ImagingView {
 /**
  * Throws the uniform 404 unless the caller may read the study (unknown, unlinked and other patients' alike) and, for a
  * caller restricted to linked studies, unless the addressed study, series or instance (`within`) belongs to the Orthanc
- * study the EHR links under the UID, not to another Orthanc study sharing it (linked-resources.ts).
+ * study the EHR links under the UID, not to another Orthanc study sharing it (access/resource-membership.ts).
  */
 export async function authorizeStudy(
   req: FastifyRequest,

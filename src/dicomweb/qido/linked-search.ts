@@ -1,6 +1,6 @@
 /**
  * QIDO-RS (DICOM PS3.18 §10.6) for a restricted caller answered by one Orthanc query: only the Orthanc studies the EHR
- * links under each allowed StudyInstanceUID may answer (linked-studies.ts for why and how). Orthanc's answer is read
+ * links under each allowed StudyInstanceUID may answer (access/linked-orthanc-studies.ts for why and how). Orthanc's answer is read
  * whole, filtered and sent with its public URLs rewritten. When nothing was withheld (the usual case: the linked
  * PatientID is a matching key of the query whenever the UIDs share one) the client gets Orthanc's own bytes, in the
  * content coding Orthanc chose for the client's Accept-Encoding as a relayed answer would (RFC 9110 §12.5.3; only

@@ -12,7 +12,7 @@
  * Either way a page holds `limit` results while allowed matches remain, and nothing outside the allowed set is ever
  * requested from Orthanc, so no count, header or link can reveal it. Unlinked studies are in no patient's set.
  * Under each allowed UID only the Orthanc study the EHR links may answer: the scope names its PatientID, and the
- * search adds it to the query and filters the answers (linked-studies.ts).
+ * search adds it to the query and filters the answers (access/linked-orthanc-studies.ts).
  */
 import type { LinkedStudies } from '../access/linked-orthanc-studies.ts';
 

@@ -1,7 +1,7 @@
 /**
  * QIDO-RS search routes (DICOM PS3.18 §10.6): every search path, constrained to the studies the caller may see
- * (see qido-paging.ts for the strategy), answered as `application/dicom+json`. For a restricted caller only the Orthanc
- * study the EHR links under each allowed UID answers (linked-studies.ts, qido-linked.ts).
+ * (see qido/paging.ts for the strategy), answered as `application/dicom+json`. For a restricted caller only the Orthanc
+ * study the EHR links under each allowed UID answers (access/linked-orthanc-studies.ts, qido/linked-search.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError, DicomWebError } from '../errors.ts';

@@ -1,6 +1,6 @@
 /**
  * QIDO-RS study-level searches answered from the EHR's own study index (`qido_study_answers`, see
- * qido-study-index.ts): which queries the index can answer exactly as Orthanc would, and their translation to SQL.
+ * qido/study-answers-store.ts): which queries the index can answer exactly as Orthanc would, and their translation to SQL.
  * Pure: no I/O. Anything the index does not reproduce exactly is planned for Orthanc (`kind: 'orthanc'`).
  *
  * Matching (DICOM PS3.18 §8.3.4, PS3.4 §C.2.2.2) as Orthanc 1.10 with its PostgreSQL index does it at study level,

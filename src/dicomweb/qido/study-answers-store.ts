@@ -17,11 +17,11 @@
  * - `filled_at`: answers older than `maxAgeMs` are refetched (changes made in Orthanc directly, unseen by the EHR).
  *
  * Not used (the caller gets the Orthanc path): all-patients callers without restrictions (they also see unlinked
- * studies), queries the index cannot answer exactly (qido-index-query.ts), and any failure here.
+ * studies), queries the index cannot answer exactly (qido/study-answers-query.ts), and any failure here.
  *
  * Orthanc may hold several studies under one UID (other PatientIDs: a C-STORE under another MRN, a held STOW-RS), and
  * a fill stores all of their answers; each is marked `linked` (migration 013) when it is one of the Orthanc studies the
- * ImagingStudy row read for the fill links (linked-studies.ts: its recorded `orthanc_study_id`, or for a link without
+ * ImagingStudy row read for the fill links (access/linked-orthanc-studies.ts: its recorded `orthanc_study_id`, or for a link without
  * one, a PatientID among the patient's identifiers), and a search returns linked answers only, before paging. The mark
  * is as valid as the fill: a new ImagingStudy version (moved to another patient, Orthanc study recorded, ...) makes it
  * stale; a change of a patient's identifiers alone is seen at the latest after `maxAgeMs`.
@@ -111,7 +111,7 @@ export class QidoStudyIndex {
 
   /**
    * The candidates' freshness and the page. Order: byte order of `uid|`, exactly the order in which the chunked
-   * Orthanc path merges (qido-paging.ts `qidoSortKey`), whatever the database's collation.
+   * Orthanc path merges (qido/paging.ts `qidoSortKey`), whatever the database's collation.
    */
   async #query(
     filter: PatientFilter,

@@ -5,7 +5,7 @@ import { MultipartError, type MultipartPart } from './multipart-related.ts';
 
 /**
  * `multipart/form-data` (RFC 7578) files as {@link MultipartPart}s, parsed by `@fastify/busboy`, for the browser
- * upload API. Same memory bound as `multipart.ts`: one file is buffered up to `maxPartBytes`, a longer one is
+ * upload API. Same memory bound as `stow/multipart-related.ts`: one file is buffered up to `maxPartBytes`, a longer one is
  * drained and yielded with `overLimit`, and busboy is paused (by not reading its file stream) while a part is being
  * processed. Plain form fields are ignored.
  */

@@ -12,7 +12,7 @@ import { FailureReason } from './outcome.ts';
 import { type StowDeps, type StowOptions, storeInstances } from './store-instances.ts';
 
 /**
- * The EHR transaction of a STOW-RS request (stow-record.ts), with in-memory stand-ins for Orthanc and the database:
+ * The EHR transaction of a STOW-RS request (stow/record-upload.ts), with in-memory stand-ins for Orthanc and the database:
  * it starts before the last stores settled, and what it commits must be what the stores actually gave.
  */
 

@@ -40,7 +40,7 @@ import {
  * study → EHR match (patient, order, where the study is already linked, demographics) → access policy → zero the
  * preamble → store in Orthanc (a bounded number at once, each instance sent as the chunks it
  * arrived in). Then one EHR transaction records what was stored (orders, ImagingStudies, upload log, hold queue),
- * started while the last stores are still in flight (see stow-record.ts). Every failure stays with its instance.
+ * started while the last stores are still in flight (see stow/record-upload.ts). Every failure stays with its instance.
  */
 
 export interface HoldInput {
@@ -101,7 +101,7 @@ export interface StowOptions {
   acceptPart: (mediaType: string | undefined) => boolean;
   log: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /**
-   * How long the EHR transaction started before the last stores settled may wait for them (stow-record.ts); default
+   * How long the EHR transaction started before the last stores settled may wait for them (stow/record-upload.ts); default
    * `EARLY_WAIT_MS` (2 s).
    */
   earlyRecordWaitMs?: number;

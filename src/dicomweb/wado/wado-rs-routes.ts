@@ -5,7 +5,7 @@
  * Orthanc's answer is streamed unchanged with the client's `Accept` (or its `accept` query parameter) forwarded
  * (transfer syntax and media type negotiation stay Orthanc's). Orthanc checks only that series and instance belong to A study with the path's UID;
  * for a restricted caller the facade checks that they belong to THE linked one (another PatientID's Orthanc study can
- * share the UID: linked-resources.ts), so a visible study UID cannot unlock another patient's series.
+ * share the UID: access/resource-membership.ts), so a visible study UID cannot unlock another patient's series.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError, DicomWebError } from '../errors.ts';

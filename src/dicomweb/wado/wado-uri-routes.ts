@@ -1,7 +1,7 @@
 /**
  * WADO-URI (DICOM PS3.18 §9, formerly PS3.18 "URI Service"): `GET /dicom-web/wado?requestType=WADO&studyUID=...
  * &seriesUID=...&objectUID=...`, authorized on `studyUID` exactly like WADO-RS (same 404 for unknown and forbidden;
- * for a restricted caller the object must be in the linked Orthanc study, linked-resources.ts), then relayed to
+ * for a restricted caller the object must be in the linked Orthanc study, access/resource-membership.ts), then relayed to
  * Orthanc's WADO-URI endpoint, which checks that the object belongs to the given series and study.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
