@@ -9,7 +9,8 @@ import type { OrthancStoredInstance } from '../../orthanc/client.ts';
 import { OrthancHttpError } from '../../orthanc/errors.ts';
 import type { MultipartPart } from './multipart-related.ts';
 import { FailureReason } from './outcome.ts';
-import { type StowDeps, type StowOptions, storeInstances } from './store-instances.ts';
+import { storeInstances } from './store-instances.ts';
+import type { StowDeps, StowOptions } from './store-types.ts';
 
 /**
  * The EHR transaction of a STOW-RS request (stow/record-upload.ts), with in-memory stand-ins for Orthanc and the database:

@@ -4,7 +4,7 @@ import { buildUploadLogRows, type LoggedInstance } from '../../imaging/upload-lo
 import type { OrthancStoredInstance } from '../../orthanc/client.ts';
 import { OrthancUnavailableError } from '../../orthanc/errors.ts';
 import { FailureReason, failed, type InstanceOutcome, InstanceRejection } from './outcome.ts';
-import type { HoldInput, StowDeps, StowOptions } from './store-instances.ts';
+import type { HoldInput, StowDeps, StowOptions } from './store-types.ts';
 
 /**
  * The EHR side of a STOW-RS request after its instances went to Orthanc: one transaction records the linked studies

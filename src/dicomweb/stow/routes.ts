@@ -14,7 +14,8 @@ import {
   UploadRequestError,
 } from './wiring.ts';
 import { buildStowResponse, warningHeader } from './response.ts';
-import { type StowResult, storeInstances } from './store-instances.ts';
+import { storeInstances } from './store-instances.ts';
+import type { StowResult } from './store-types.ts';
 
 /**
  * STOW-RS routes (DICOM PS3.18 §10.5): `POST /studies` and `POST /studies/{StudyInstanceUID}`, registered inside the

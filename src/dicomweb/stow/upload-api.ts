@@ -18,7 +18,8 @@ import {
   UploadRequestError,
 } from './wiring.ts';
 import { hex } from './response.ts';
-import { type StowResult, storeInstances } from './store-instances.ts';
+import { storeInstances } from './store-instances.ts';
+import type { StowResult } from './store-types.ts';
 
 /**
  * The founding design's upload API for browser forms: `POST /api/v1/dicom/upload` with `multipart/form-data` holding

@@ -9,7 +9,7 @@ import { loadDefinitions, loadProfiles } from '../../fhir/definitions.ts';
 import { FhirRepository, type RepositoryContext } from '../../fhir/repository.ts';
 import { type FhirStore, findStudyLink, linkingAccess, matchingAccess, recordStudies } from '../../imaging/ehr-link.ts';
 import { insertUploadLogs } from '../../imaging/upload-log.ts';
-import type { StowDeps, StowOptions } from './store-instances.ts';
+import type { StowDeps, StowOptions } from './store-types.ts';
 import { studyContentChanged, studyLinksChanged } from '../../imaging/study-links.ts';
 
 /**
