@@ -24,7 +24,8 @@ import {
   viewport,
   windowing,
 } from './query-rules.ts';
-import { authorizeStudy, type DicomWebContext, relay } from '../http/relay.ts';
+import { authorizeStudy } from '../access/authorize-study.ts';
+import { type DicomWebContext, relay } from '../http/relay.ts';
 import { seriesCacheKey } from '../cache/series-cache.ts';
 import { AS_STORED_HINT, fenceTranscoding, UNCOMPRESSED } from './transcode-fence.ts';
 

@@ -21,7 +21,8 @@ import {
   toOrthanc,
   uid,
 } from './query-rules.ts';
-import { authorizeStudy, type DicomWebContext, relay } from '../http/relay.ts';
+import { authorizeStudy } from '../access/authorize-study.ts';
+import { type DicomWebContext, relay } from '../http/relay.ts';
 
 /** Orthanc's WADO-URI path (its `DicomWeb.WadoRoot`, default `/wado`). */
 export const ORTHANC_WADO_URI_PATH = '/wado';
