@@ -23,6 +23,7 @@ import type { OrthancProxy } from '../../orthanc/proxy.ts';
 import { orthancId } from '../../orthanc/orthanc-ids.ts';
 import { DicomWebError } from '../errors.ts';
 import type { LinkedStudy } from './linked-orthanc-studies.ts';
+import { type CacheTicket, InvalidatableCache } from '../cache/invalidatable-cache.ts';
 
 /** The UIDs of a retrieve's path. */
 export interface RetrieveTarget {
@@ -32,7 +33,6 @@ export interface RetrieveTarget {
 }
 
 interface Entry {
-  readonly expires: number;
   /** For a series: Orthanc's ids of its instances. */
   readonly instances?: ReadonlySet<string>;
   /** For a study: its PatientID as Orthanc holds it. */
@@ -47,24 +47,19 @@ interface OrthancResource {
 
 export class LinkedResources {
   readonly #proxy: OrthancProxy;
-  readonly #ttlMs: number;
-  /** Study UID → (Orthanc id → entry): known-present resources, by the study UID of their path. */
-  readonly #byStudy = new Map<string, Map<string, Entry>>();
-  #size = 0;
   /**
-   * Lookups in flight, by Orthanc path: concurrent checks of one series (a viewer's frame requests) share one, unless
-   * it started before an invalidation.
+   * Known-present resources, by study UID of their path and Orthanc id (grouped by that study UID); lookups in
+   * flight by Orthanc path: concurrent checks of one series (a viewer's frame requests) share one, unless it started
+   * before an invalidation.
    */
-  readonly #inFlight = new Map<string, { generation: number; answer: Promise<Entry | undefined> }>();
-  #generation = 0;
-  #suspended = false;
+  readonly #cache: InvalidatableCache<Entry>;
   /** Orthanc requests made (diagnostics and tests). */
   readonly stats = { lookups: 0 };
   static readonly MAX_ENTRIES = 20_000;
 
   constructor(proxy: OrthancProxy, ttlMs: number) {
     this.#proxy = proxy;
-    this.#ttlMs = ttlMs;
+    this.#cache = new InvalidatableCache<Entry>({ ttlMs, maxWeight: LinkedResources.MAX_ENTRIES, whenFull: 'clear' });
   }
 
   /** Does Orthanc hold the target (study, series or instance, whichever is deepest) in one of the linked studies? */
@@ -103,48 +98,32 @@ export class LinkedResources {
 
   /** Drops what is known of a study's resources (every study's when undefined). */
   invalidate(studyUid?: string): void {
-    this.#generation++;
-    if (studyUid === undefined) {
-      this.#byStudy.clear();
-      this.#size = 0;
-      return;
-    }
-    this.#size -= this.#byStudy.get(studyUid)?.size ?? 0;
-    this.#byStudy.delete(studyUid);
+    this.#cache.invalidate(studyUid);
   }
 
   /** Stops keeping answers and drops them (the change signal is down), until {@link resume}. */
   suspend(): void {
-    this.#suspended = true;
-    this.invalidate();
+    this.#cache.suspend();
   }
 
   resume(): void {
-    this.invalidate();
-    this.#suspended = false;
+    this.#cache.resume();
   }
 
   #known(study: string, id: string): Entry | undefined {
-    if (this.#suspended) return undefined;
-    const e = this.#byStudy.get(study)?.get(id);
-    return e && e.expires > Date.now() ? e : undefined;
+    return this.#cache.get(entryKey(study, id));
   }
 
   /** Asks Orthanc for a resource by id: its entry when present (kept unless invalidated meanwhile), else undefined. */
   #lookup(study: string, path: string, id: string): Promise<Entry | undefined> {
-    const running = this.#inFlight.get(path);
-    if (running?.generation === this.#generation) return running.answer;
-    const flight = { generation: this.#generation, answer: this.#fetch(study, path, id) };
-    this.#inFlight.set(path, flight);
-    const forget = () => {
-      if (this.#inFlight.get(path) === flight) this.#inFlight.delete(path);
-    };
-    flight.answer.then(forget, forget);
-    return flight.answer;
+    const running = this.#cache.flight<Entry | undefined>(path);
+    if (running) return running.result;
+    // No group: any invalidation while the lookup runs keeps its answer out of the cache.
+    const ticket = this.#cache.ticket();
+    return this.#cache.fly(path, ticket, () => this.#fetch(study, path, id, ticket));
   }
 
-  async #fetch(study: string, path: string, id: string): Promise<Entry | undefined> {
-    const generation = this.#generation;
+  async #fetch(study: string, path: string, id: string, ticket: CacheTicket): Promise<Entry | undefined> {
     this.stats.lookups++;
     const res = await this.#proxy.getJson(path, { accept: 'application/json' });
     if (res.status === 404) return undefined;
@@ -154,19 +133,15 @@ export class LinkedResources {
     const list = (res.json as OrthancResource).Instances;
     const patientId = (res.json as OrthancResource).PatientMainDicomTags?.PatientID;
     const entry: Entry = {
-      expires: Date.now() + this.#ttlMs,
       ...(Array.isArray(list) ? { instances: new Set(list.map(String)) } : {}),
       ...(typeof patientId === 'string' ? { patientId } : {}),
     };
-    if (this.#ttlMs > 0 && !this.#suspended && generation === this.#generation) this.#put(study, id, entry);
+    this.#cache.put(entryKey(study, id), ticket, entry, study);
     return entry;
   }
+}
 
-  #put(study: string, id: string, entry: Entry): void {
-    if (this.#size >= LinkedResources.MAX_ENTRIES) this.invalidate();
-    const map = this.#byStudy.get(study) ?? new Map<string, Entry>();
-    this.#byStudy.set(study, map);
-    if (!map.has(id)) this.#size++;
-    map.set(id, entry);
-  }
+/** The cache key of an Orthanc resource under the study UID of its path (NUL-separated: UIDs and ids have none). */
+function entryKey(study: string, id: string): string {
+  return `${study}\u0000${id}`;
 }

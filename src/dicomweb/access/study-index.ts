@@ -21,6 +21,7 @@ import { type LinkedStudies, type LinkedStudy, linkedStudy } from './linked-orth
 import type { StudyScope } from '../qido/paging.ts';
 import { type StudyRestriction, UNRESTRICTED } from './study-restriction.ts';
 import { onStudyLinksChanged } from '../../imaging/study-links.ts';
+import { InvalidatableCache } from '../cache/invalidatable-cache.ts';
 
 /** A live ImagingStudy row's link: its patient and the Orthanc studies it names (none: nothing readable). */
 interface Link {
@@ -56,29 +57,23 @@ export type StudyGrant =
 
 const DENY: StudyGrant = { kind: 'deny' };
 
-interface Entry<T> {
-  value: T;
-  expires: number;
-}
-
 export class StudyIndex {
   readonly #db: DatabasePool;
-  readonly #ttlMs: number;
-  readonly #byStudy = new Map<string, Entry<readonly Link[]>>();
+  /** Study UID → links (grouped by the study UID). */
+  readonly #byStudy: InvalidatableCache<readonly Link[]>;
   /** Study → links of the rows matching a restriction set: key `[restriction key, study UID]`. */
-  readonly #byStudyRestricted = new Map<string, Entry<readonly Link[]>>();
+  readonly #byStudyRestricted: InvalidatableCache<readonly Link[]>;
   /** Allowed studies (UID → PatientID): key `[restriction key or '', patient ids or null for all]`. */
-  readonly #byPatients = new Map<string, Entry<LinkedStudies>>();
-  /** Bumped by every invalidation, so that an answer read before it is never cached after it. */
-  #generation = 0;
-  /** The cross-replica change signal is down: read the database every time (see {@link suspend}). */
-  #suspended = false;
+  readonly #byPatients: InvalidatableCache<LinkedStudies>;
   readonly #unsubscribe: () => void;
   static readonly MAX_ENTRIES = 10_000;
 
   constructor(db: DatabasePool, ttlMs: number) {
     this.#db = db;
-    this.#ttlMs = ttlMs;
+    const opts = { ttlMs, maxWeight: StudyIndex.MAX_ENTRIES, whenFull: 'clear' } as const;
+    this.#byStudy = new InvalidatableCache(opts);
+    this.#byStudyRestricted = new InvalidatableCache(opts);
+    this.#byPatients = new InvalidatableCache(opts);
     this.#unsubscribe = onStudyLinksChanged((uid) => this.invalidate(uid));
   }
 
@@ -94,23 +89,25 @@ export class StudyIndex {
    * {@link resume}.
    */
   suspend(): void {
-    this.#suspended = true;
-    this.invalidate();
+    for (const c of this.#caches()) c.suspend();
   }
 
   /** Caches again, from empty: nothing read before this call is stored. */
   resume(): void {
-    this.invalidate();
-    this.#suspended = false;
+    for (const c of this.#caches()) c.resume();
   }
 
+  /**
+   * Drops the study's links. Patient-set and restricted entries cannot be found by study (they have no group): a
+   * change drops them all (cheap to rebuild). Every answer being read is then kept out of the cache (its ticket has no
+   * group, so any invalidation makes it stale).
+   */
   invalidate(studyUid?: string): void {
-    this.#generation++;
-    if (studyUid === undefined) this.#byStudy.clear();
-    else this.#byStudy.delete(studyUid);
-    // Patient-set and restricted entries cannot be found by study: a change drops them all (cheap to rebuild).
-    this.#byStudyRestricted.clear();
-    this.#byPatients.clear();
+    for (const c of this.#caches()) c.invalidate(studyUid);
+  }
+
+  #caches(): readonly Pick<InvalidatableCache<unknown>, 'invalidate' | 'suspend' | 'resume'>[] {
+    return [this.#byStudy, this.#byStudyRestricted, this.#byPatients];
   }
 
   /** The EHR patient ids a study is linked to; empty when it is unknown or unlinked. */
@@ -119,14 +116,14 @@ export class StudyIndex {
   }
 
   async #linksOf(studyUid: string): Promise<readonly Link[]> {
-    const hit = this.#get(this.#byStudy, studyUid);
+    const hit = this.#byStudy.get(studyUid);
     if (hit) return hit;
-    const generation = this.#generation;
+    const ticket = this.#byStudy.ticket();
     const rows = await this.#db.any(sql.unsafe`
       SELECT r.patient_id, ${LINK_COLUMNS} FROM imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id
       WHERE r.study_instance_uid = ${studyUid} AND r.patient_id IS NOT NULL AND NOT r.deleted`);
     const links = rows.map((row) => toLink(studyUid, row));
-    this.#put(this.#byStudy, studyUid, links, generation);
+    this.#byStudy.put(studyUid, ticket, links, studyUid);
     return links;
   }
 
@@ -156,14 +153,14 @@ export class StudyIndex {
     restriction: Extract<StudyRestriction, { kind: 'sql' }>,
   ): Promise<readonly Link[]> {
     const key = JSON.stringify([restriction.key, studyUid]);
-    const hit = this.#get(this.#byStudyRestricted, key);
+    const hit = this.#byStudyRestricted.get(key);
     if (hit) return hit;
-    const generation = this.#generation;
+    const ticket = this.#byStudyRestricted.ticket();
     const rows = await this.#db.any(sql.unsafe`
       SELECT r.patient_id, ${LINK_COLUMNS} FROM imaging_studies r LEFT JOIN patients p ON p.id = r.patient_id
       WHERE r.study_instance_uid = ${studyUid} AND NOT r.deleted AND ${restriction.condition}`);
     const links = rows.map((row) => toLink(studyUid, row));
-    this.#put(this.#byStudyRestricted, key, links, generation);
+    this.#byStudyRestricted.put(key, ticket, links);
     return links;
   }
 
@@ -178,9 +175,9 @@ export class StudyIndex {
     if (!filter.all && filter.patientIds.length === 0) return { all: false, studies: new Map() };
     const ids = filter.all ? null : [...new Set(filter.patientIds)].sort();
     const key = JSON.stringify([restriction.kind === 'sql' ? restriction.key : '', ids]);
-    const hit = this.#get(this.#byPatients, key);
+    const hit = this.#byPatients.get(key);
     if (hit) return { all: false, studies: hit };
-    const generation = this.#generation;
+    const ticket = this.#byPatients.ticket();
     const conds = [sql.fragment`r.study_instance_uid IS NOT NULL`, sql.fragment`NOT r.deleted`];
     if (ids) conds.push(sql.fragment`r.patient_id = ANY(${sql.array(ids, 'text')})`);
     if (restriction.kind === 'sql') conds.push(restriction.condition);
@@ -193,22 +190,8 @@ export class StudyIndex {
       const study = toLink(uid, row).study;
       if (study) studies.set(uid, study);
     }
-    this.#put(this.#byPatients, key, studies, generation);
+    this.#byPatients.put(key, ticket, studies);
     return { all: false, studies };
-  }
-
-  #get<T>(map: Map<string, Entry<T>>, key: string): T | undefined {
-    const e = map.get(key);
-    if (!e || this.#suspended) return undefined;
-    if (e.expires > Date.now()) return e.value;
-    map.delete(key);
-    return undefined;
-  }
-
-  #put<T>(map: Map<string, Entry<T>>, key: string, value: T, generation: number): void {
-    if (this.#ttlMs <= 0 || this.#suspended || generation !== this.#generation) return;
-    if (map.size >= StudyIndex.MAX_ENTRIES) map.clear();
-    map.set(key, { value, expires: Date.now() + this.#ttlMs });
   }
 }
 

@@ -16,6 +16,7 @@
  * announce themselves ({@link SeriesCache.relaying}) so that a warm-up does not ask for what is already on its way.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { type CacheTicket, InvalidatableCache } from './invalidatable-cache.ts';
 
 export type SeriesAnswerKind = 'metadata' | 'instances';
 
@@ -61,24 +62,8 @@ export interface SeriesCacheStats {
   joined: number;
 }
 
-interface Entry {
-  study: string;
-  answer: CachedAnswer;
-  size: number;
-  expires: number;
-}
-
 /** A ticket taken before asking Orthanc; storing with a stale ticket is refused. */
-export interface FetchTicket {
-  readonly study: string;
-  readonly generation: number;
-}
-
-/** A fill in flight: joinable until its study is invalidated. */
-interface Flight {
-  readonly ticket: FetchTicket;
-  readonly done: Promise<void>;
-}
+export type FetchTicket = CacheTicket;
 
 /** The key string of an answer (NUL-separated: none of the parts can contain NUL). */
 export function seriesCacheKey(k: SeriesCacheKey): string {
@@ -88,31 +73,27 @@ export function seriesCacheKey(k: SeriesCacheKey): string {
   return parts.join('\u0000');
 }
 
-const MAX_INVALIDATION_MARKS = 10_000;
-
 export class SeriesCache {
   readonly #opts: Required<SeriesCacheOptions>;
-  /** Map iteration order = recency (oldest first). */
-  readonly #entries = new Map<string, Entry>();
-  readonly #byStudy = new Map<string, Set<string>>();
-  #bytes = 0;
-  #generation = 0;
-  /** Generation of the last invalidation of a study, for in-flight fetches; bounded, see {@link invalidate}. */
-  readonly #invalidatedAt = new Map<string, number>();
-  #allInvalidatedAt = 0;
-  #suspended = false;
-  /** Fills in flight ({@link fill}), by key. */
-  readonly #flights = new Map<string, Flight>();
+  /** The answers, by key, grouped by study; byte-bounded, least recently used dropped first. */
+  readonly #cache: InvalidatableCache<CachedAnswer>;
   /** Relayed misses in flight ({@link relaying}), by key: how many. */
   readonly #relayed = new Map<string, number>();
   readonly stats: SeriesCacheStats = { hits: 0, misses: 0, stored: 0, skipped: 0, invalidations: 0, joined: 0 };
 
   constructor(opts: SeriesCacheOptions) {
     this.#opts = { now: Date.now, ...opts };
+    this.#cache = new InvalidatableCache<CachedAnswer>({
+      ttlMs: this.#opts.ttlMs,
+      maxWeight: this.#opts.maxBytes,
+      weigh: entrySize,
+      whenFull: 'lru',
+      now: this.#opts.now,
+    });
   }
 
   get enabled(): boolean {
-    return !this.#suspended && this.#opts.maxBytes > 0 && this.#opts.ttlMs > 0 && this.#opts.maxEntryBytes > 0;
+    return !this.#cache.suspended && this.#opts.maxBytes > 0 && this.#opts.ttlMs > 0 && this.#opts.maxEntryBytes > 0;
   }
 
   get maxEntryBytes(): number {
@@ -121,11 +102,11 @@ export class SeriesCache {
 
   /** Bytes currently held. */
   get bytes(): number {
-    return this.#bytes;
+    return this.#cache.weight;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /**
@@ -133,35 +114,28 @@ export class SeriesCache {
    * down, so entries could go stale unseen. Until {@link resume}.
    */
   suspend(): void {
-    this.#suspended = true;
-    this.invalidate();
+    this.stats.invalidations++;
+    this.#cache.suspend();
   }
 
   /** Serves and stores again, from empty: nothing fetched before this call is stored. */
   resume(): void {
-    this.invalidate();
-    this.#suspended = false;
+    this.stats.invalidations++;
+    this.#cache.resume();
   }
 
   /** The cached answer (and marks it most recently used), or undefined; counts a hit or a miss. */
   get(key: string): CachedAnswer | undefined {
-    if (this.#suspended) return undefined;
-    const e = this.#entries.get(key);
-    if (e && e.expires > this.#opts.now()) {
-      this.#entries.delete(key);
-      this.#entries.set(key, e);
-      this.stats.hits++;
-      return e.answer;
-    }
-    if (e) this.#remove(key);
-    this.stats.misses++;
-    return undefined;
+    if (this.#cache.suspended) return undefined;
+    const answer = this.#cache.get(key);
+    if (answer) this.stats.hits++;
+    else this.stats.misses++;
+    return answer;
   }
 
   /** Is a live answer cached under `key`? (No recency or hit/miss accounting: for warm-ups.) */
   has(key: string): boolean {
-    const e = this.#entries.get(key);
-    return !this.#suspended && e !== undefined && e.expires > this.#opts.now();
+    return this.#cache.has(key);
   }
 
   /**
@@ -173,19 +147,10 @@ export class SeriesCache {
   fill(key: string, study: string, fetch: () => Promise<CachedAnswer | undefined>): Promise<boolean> | undefined {
     if (!this.enabled || this.has(key) || this.pending(key, false) || this.#relayed.has(key)) return undefined;
     const ticket = this.ticket(study);
-    let settle!: () => void;
-    const flight: Flight = { ticket, done: new Promise<void>((r) => (settle = r)) };
-    this.#flights.set(key, flight);
-    const run = async (): Promise<boolean> => {
-      try {
-        const answer = await fetch();
-        return answer !== undefined && this.put(key, ticket, answer);
-      } finally {
-        if (this.#flights.get(key) === flight) this.#flights.delete(key);
-        settle();
-      }
-    };
-    return run();
+    return this.#cache.fly(key, ticket, async () => {
+      const answer = await fetch();
+      return answer !== undefined && this.put(key, ticket, answer);
+    });
   }
 
   /**
@@ -193,10 +158,10 @@ export class SeriesCache {
    * started (its answer will not be stored, so waiting would be for nothing). `join` counts the wait in the stats.
    */
   pending(key: string, join = true): Promise<void> | undefined {
-    const flight = this.#flights.get(key);
-    if (!flight || this.#stale(flight.ticket)) return undefined;
+    const flight = this.#cache.flight(key);
+    if (!flight) return undefined;
     if (join) this.stats.joined++;
-    return flight.done;
+    return flight.settled;
   }
 
   /** Announces a relayed miss for `key` (a fill will not ask for it too); call the returned function when it ends. */
@@ -214,25 +179,14 @@ export class SeriesCache {
 
   /** Take before asking Orthanc for an answer of `study`. */
   ticket(study: string): FetchTicket {
-    return { study, generation: this.#generation };
+    return this.#cache.ticket(study);
   }
 
   /** Stores an answer fetched under `ticket`; refused when too large, off, or the study changed meanwhile. */
   put(key: string, ticket: FetchTicket, answer: CachedAnswer): boolean {
-    const size = entrySize(key, answer);
-    if (!this.enabled || this.#stale(ticket) || answer.body.length > this.maxEntryBytes || size > this.#opts.maxBytes) {
+    if (!this.enabled || answer.body.length > this.maxEntryBytes || !this.#cache.put(key, ticket, answer)) {
       this.stats.skipped++;
       return false;
-    }
-    if (this.#entries.has(key)) this.#remove(key);
-    this.#entries.set(key, { study: ticket.study, answer, size, expires: this.#opts.now() + this.#opts.ttlMs });
-    const keys = this.#byStudy.get(ticket.study) ?? new Set<string>();
-    this.#byStudy.set(ticket.study, keys);
-    keys.add(key);
-    this.#bytes += size;
-    while (this.#bytes > this.#opts.maxBytes) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#remove(oldest);
     }
     this.stats.stored++;
     return true;
@@ -240,39 +194,8 @@ export class SeriesCache {
 
   /** Drops every answer of `study` (all studies when undefined), including answers still being fetched. */
   invalidate(study?: string): void {
-    this.#generation++;
     this.stats.invalidations++;
-    if (study === undefined) {
-      this.#allInvalidatedAt = this.#generation;
-      this.#invalidatedAt.clear();
-      this.#entries.clear();
-      this.#byStudy.clear();
-      this.#bytes = 0;
-      return;
-    }
-    if (this.#invalidatedAt.size >= MAX_INVALIDATION_MARKS) {
-      // Keeps the marks bounded: forgetting them is safe only by treating every older fetch as stale.
-      this.#invalidatedAt.clear();
-      this.#allInvalidatedAt = this.#generation;
-    } else this.#invalidatedAt.set(study, this.#generation);
-    for (const key of this.#byStudy.get(study) ?? []) this.#remove(key);
-  }
-
-  /** Was `ticket`'s study (or every study) invalidated after the ticket was taken? */
-  #stale(ticket: FetchTicket): boolean {
-    return (
-      this.#allInvalidatedAt > ticket.generation || (this.#invalidatedAt.get(ticket.study) ?? -1) > ticket.generation
-    );
-  }
-
-  #remove(key: string): void {
-    const e = this.#entries.get(key);
-    if (!e) return;
-    this.#entries.delete(key);
-    this.#bytes -= e.size;
-    const keys = this.#byStudy.get(e.study);
-    keys?.delete(key);
-    if (keys?.size === 0) this.#byStudy.delete(e.study);
+    this.#cache.invalidate(study);
   }
 }
 
