@@ -1,5 +1,5 @@
 /**
- * Series metadata warm-up (src/dicomweb/cache/metadata-prefetch.ts) against the real Orthanc and database: after a caller's
+ * Series metadata warm-up (src/dicomweb/qido/metadata-prefetch.ts) against the real Orthanc and database: after a caller's
  * series QIDO-RS of a study, the metadata of its series is in the series cache (the metadata request is a cache hit:
  * Orthanc is not asked again), also when the request comes while the warm-up is still in flight; a change of the
  * study during or after the warm-up is never hidden by it; a caller without the study gets the uniform denial even

@@ -20,12 +20,12 @@ import { collectRoutes, registerMethodNotAllowed } from './http/method-not-allow
 import { PUBLIC_DICOMWEB_PATH, planPublicUrls, ReplaceStream } from './http/public-url.ts';
 import { type QidoContext, qidoRoutes } from './qido/routes.ts';
 import { QidoStudyIndex } from './qido/study-answers-store.ts';
-import { DICOM_JSON } from './http/relay.ts';
+import { DICOM_JSON } from './relay.ts';
 import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './http/gc-pacer.ts';
 import { LinkedResources } from './access/resource-membership.ts';
-import { fetchSeriesMetadata, MetadataPrefetch } from './cache/metadata-prefetch.ts';
+import { fetchSeriesMetadata, MetadataPrefetch } from './qido/metadata-prefetch.ts';
 import { SeriesCache } from './cache/series-cache.ts';
-import { StoredSyntaxes } from './wado/stored-syntax.ts';
+import { StoredSyntaxes } from './cache/stored-syntax.ts';
 import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './cache/study-change-listener.ts';
 import { stowRoutes } from './stow/routes.ts';
 import { StudyIndex } from './access/study-index.ts';

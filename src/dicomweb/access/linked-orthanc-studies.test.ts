@@ -8,7 +8,7 @@ import {
   linkedQuery,
   linkedStudy,
 } from './linked-orthanc-studies.ts';
-import { orthancQueryString, parseQidoQuery } from '../qido/query.ts';
+import { orthancQueryString, parseQidoQuery } from '../qido-query.ts';
 import { seriesCacheKey } from '../cache/series-cache.ts';
 
 const id = (patientId: string, study: string) => orthancId({ patientId, study });

@@ -27,7 +27,7 @@
  * Pure: no I/O.
  */
 import { orthancId } from '../../orthanc/orthanc-ids.ts';
-import { orthancEncode, type QidoQuery, STUDY_UID_TAG } from '../qido/query.ts';
+import { orthancEncode, type QidoQuery, STUDY_UID_TAG } from '../qido-query.ts';
 
 /** The Orthanc studies linked under one StudyInstanceUID. */
 export interface LinkedStudy {
@@ -39,6 +39,9 @@ export interface LinkedStudy {
 
 /** StudyInstanceUID → the Orthanc studies under it that the caller may see. */
 export type LinkedStudies = ReadonlyMap<string, LinkedStudy>;
+
+/** The studies a caller may search: every study, or only these linked ones (the QIDO planner's input, qido/paging.ts). */
+export type StudyScope = { readonly all: true } | { readonly all: false; readonly studies: LinkedStudies };
 
 export const PATIENT_ID_TAG = '00100020';
 /** PatientID is a LO: at most 64 characters (PS3.5 §6.2). */

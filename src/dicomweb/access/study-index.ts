@@ -17,8 +17,7 @@
  */
 import { type DatabasePool, sql } from 'slonik';
 import type { PatientFilter } from '../../auth/access.ts';
-import { type LinkedStudies, type LinkedStudy, linkedStudy } from './linked-orthanc-studies.ts';
-import type { StudyScope } from '../qido/paging.ts';
+import { type LinkedStudies, type LinkedStudy, linkedStudy, type StudyScope } from './linked-orthanc-studies.ts';
 import { type StudyRestriction, UNRESTRICTED } from './study-restriction.ts';
 import { onStudyLinksChanged } from '../../imaging/study-links.ts';
 import { InvalidatableCache } from '../cache/invalidatable-cache.ts';

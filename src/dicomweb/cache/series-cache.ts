@@ -10,7 +10,7 @@
  * invalidation of its study is never stored after it (generation check). Other replicas' changes arrive through
  * src/dicomweb/cache/study-change-listener.ts; while that signal is down the cache is {@link SeriesCache.suspend}ed.
  *
- * Single flight for warm-ups ({@link SeriesCache.fill}, src/dicomweb/cache/metadata-prefetch.ts): a request for a key being
+ * Single flight for warm-ups ({@link SeriesCache.fill}, src/dicomweb/qido/metadata-prefetch.ts): a request for a key being
  * filled waits for that fill ({@link SeriesCache.pending}) instead of asking Orthanc a second time, then reads the
  * cache as usual, so it gets the fill's answer only if the same generation check let it be stored. Relayed misses
  * announce themselves ({@link SeriesCache.relaying}) so that a warm-up does not ask for what is already on its way.

@@ -13,8 +13,8 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { DicomWebError } from '../errors.ts';
 import { keepLinked, type LinkedStudies, linkedQuery } from '../access/linked-orthanc-studies.ts';
 import { replaceAll } from '../http/public-url.ts';
-import { orthancQueryString, type QidoQuery } from './query.ts';
-import { DICOM_JSON, type DicomWebContext, upstreamError } from '../http/relay.ts';
+import { orthancQueryString, type QidoQuery } from '../qido-query.ts';
+import { DICOM_JSON, type DicomWebContext, upstreamError } from '../relay.ts';
 import { type CachedAnswer, seriesCacheKey } from '../cache/series-cache.ts';
 
 export type DicomJson = Record<string, { Value?: unknown[] } | undefined>;

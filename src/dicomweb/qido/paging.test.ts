@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { pageOfMerged, planQido, qidoSortKey, type StudyScope } from './paging.ts';
+import type { StudyScope } from '../access/linked-orthanc-studies.ts';
+import { pageOfMerged, planQido, qidoSortKey } from './paging.ts';
 
 const linked = { orthancIds: new Set(['id']), patientIds: ['MRN'] };
 const allowed = (...uids: string[]): StudyScope => ({ all: false, studies: new Map(uids.map((u) => [u, linked])) });

@@ -14,9 +14,7 @@
  * Under each allowed UID only the Orthanc study the EHR links may answer: the scope names its PatientID, and the
  * search adds it to the query and filters the answers (access/linked-orthanc-studies.ts).
  */
-import type { LinkedStudies } from '../access/linked-orthanc-studies.ts';
-
-export type StudyScope = { readonly all: true } | { readonly all: false; readonly studies: LinkedStudies };
+import type { StudyScope } from '../access/linked-orthanc-studies.ts';
 
 export type QidoPlan =
   /** Nothing the caller may see can match: answer `[]` without asking Orthanc. */

@@ -8,14 +8,14 @@ import { BadDicomWebRequestError, DicomWebError } from '../errors.ts';
 import { replaceAll } from '../http/public-url.ts';
 import { planIndexQuery } from './study-answers-query.ts';
 import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './paging.ts';
-import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from './query.ts';
+import { isUid, orthancQueryString, parseQidoQuery, type QidoLevel, type QidoQuery } from '../qido-query.ts';
 import { type LinkedStudies, linkedQuery } from '../access/linked-orthanc-studies.ts';
 import { answerLinked, type DicomJson, fetchQidoJson, keepLinkedLogged } from './linked-search.ts';
 import { imagingView } from '../access/authorize-study.ts';
-import { DICOM_JSON, type DicomWebContext, relay } from '../http/relay.ts';
+import { DICOM_JSON, type DicomWebContext, relay } from '../relay.ts';
 import { seriesCacheKey } from '../cache/series-cache.ts';
 import type { QidoStudyIndex } from './study-answers-store.ts';
-import type { MetadataPrefetch } from '../cache/metadata-prefetch.ts';
+import type { MetadataPrefetch } from './metadata-prefetch.ts';
 
 interface PathParams {
   study?: string;

@@ -9,7 +9,7 @@ import {
   planIndexQuery,
   projectAnswer,
 } from './study-answers-query.ts';
-import { parseQidoQuery } from './query.ts';
+import { parseQidoQuery } from '../qido-query.ts';
 
 const plan = (qs: string) => planIndexQuery(parseQidoQuery(qs, 'study'));
 

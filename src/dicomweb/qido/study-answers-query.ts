@@ -19,7 +19,7 @@
  */
 import { type FragmentSqlToken, sql } from 'slonik';
 import { INCLUDE_ALL } from './include-all.ts';
-import { orthancEncode, type QidoQuery } from './query.ts';
+import { orthancEncode, type QidoQuery } from '../qido-query.ts';
 
 /** The attributes the index stores per study: exactly what it asks Orthanc for when filling (includefield=all). */
 export const STORED_TAGS: ReadonlySet<string> = new Set(INCLUDE_ALL.study);

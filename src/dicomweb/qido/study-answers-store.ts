@@ -32,8 +32,8 @@ import { type OrthancProxy, readText } from '../../orthanc/proxy.ts';
 import { DicomWebError } from '../errors.ts';
 import { conditionSql, type IndexPlan, matchingColumns, projectAnswer, STORED_TAGS } from './study-answers-query.ts';
 import { isLinkedAnswer, linkedStudy } from '../access/linked-orthanc-studies.ts';
-import { orthancQueryString } from './query.ts';
-import { DICOM_JSON, upstreamError } from '../http/relay.ts';
+import { orthancQueryString } from '../qido-query.ts';
+import { DICOM_JSON, upstreamError } from '../relay.ts';
 import { LINK_COLUMNS } from '../access/study-index.ts';
 import type { StudyRestriction } from '../access/study-restriction.ts';
 

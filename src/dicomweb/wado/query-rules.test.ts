@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { BadDicomWebRequestError } from '../errors.ts';
-import { orthancQueryString, parseQidoQuery } from '../qido/query.ts';
+import { orthancQueryString, parseQidoQuery } from '../qido-query.ts';
 import { accept, charset, checkQuery, forwardedNames, type QueryRules, viewport, windowing } from './query-rules.ts';
 import { wadoQuery, wadoQueryRules } from './wado-rs-routes.ts';
 import { parseWadoUri, WADO_URI_RULES } from './wado-uri-routes.ts';

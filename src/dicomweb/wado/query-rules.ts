@@ -4,7 +4,7 @@
  * a repeated one or a malformed value is a {@link BadDicomWebRequestError} (400 with an ErrorComment). Only the values
  * a rule sends to `orthanc` reach Orthanc's query string, already checked against PS3.18 and Orthanc's own limits
  * (a rendered viewport of 100000×100000 makes Orthanc 1.10.1 allocate the whole image and crash).
- * QIDO-RS keys are open-ended (any attribute) and are validated by qido/query.ts instead. Pure: no I/O.
+ * QIDO-RS keys are open-ended (any attribute) and are validated by qido-query.ts instead. Pure: no I/O.
  *
  * - `accept` and `charset` query parameters: PS3.18 §8.3.3.1 and §8.3.3.2
  *   (https://dicom.nema.org/medical/dicom/current/output/html/part18.html#sect_8.3.3).
@@ -12,7 +12,7 @@
  * - WADO-URI parameters: PS3.18 §9 (URI Service).
  */
 import { BadDicomWebRequestError } from '../errors.ts';
-import { hasControlOrBackslash, isUid } from '../qido/query.ts';
+import { hasControlOrBackslash, isUid } from '../qido-query.ts';
 
 /**
  * Where an accepted value goes: `orthanc` (Orthanc's query string), `accept` (replaces the client's Accept header

@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError, DicomWebError } from '../errors.ts';
-import { isUid, orthancQuery } from '../qido/query.ts';
+import { isUid, orthancQuery } from '../qido-query.ts';
 import {
   ACCEPT,
   annotation,
@@ -25,7 +25,7 @@ import {
   windowing,
 } from './query-rules.ts';
 import { authorizeStudy } from '../access/authorize-study.ts';
-import { type DicomWebContext, relay } from '../http/relay.ts';
+import { type DicomWebContext, relay } from '../relay.ts';
 import { seriesCacheKey } from '../cache/series-cache.ts';
 import { AS_STORED_HINT, fenceTranscoding, UNCOMPRESSED } from './transcode-fence.ts';
 

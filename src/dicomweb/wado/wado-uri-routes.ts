@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadDicomWebRequestError } from '../errors.ts';
-import { orthancQuery } from '../qido/query.ts';
+import { orthancQuery } from '../qido-query.ts';
 import {
   annotation,
   CHARSET,
@@ -22,7 +22,7 @@ import {
   uid,
 } from './query-rules.ts';
 import { authorizeStudy } from '../access/authorize-study.ts';
-import { type DicomWebContext, relay } from '../http/relay.ts';
+import { type DicomWebContext, relay } from '../relay.ts';
 
 /** Orthanc's WADO-URI path (its `DicomWeb.WadoRoot`, default `/wado`). */
 export const ORTHANC_WADO_URI_PATH = '/wado';

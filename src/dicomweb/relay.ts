@@ -4,14 +4,14 @@
  */
 import { pipeline, type Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type OrthancProxy, readText, type UpstreamResponse } from '../../orthanc/proxy.ts';
-import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from '../errors.ts';
-import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
-import type { GcPacer } from './gc-pacer.ts';
-import type { LinkedResources } from '../access/resource-membership.ts';
-import { CaptureStream, type SeriesCache } from '../cache/series-cache.ts';
-import type { StoredSyntaxes } from '../wado/stored-syntax.ts';
-import type { StudyIndex } from '../access/study-index.ts';
+import { type OrthancProxy, readText, type UpstreamResponse } from '../orthanc/proxy.ts';
+import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
+import { type PublicUrlPlan, ReplaceStream } from './http/public-url.ts';
+import type { GcPacer } from './http/gc-pacer.ts';
+import type { LinkedResources } from './access/resource-membership.ts';
+import { CaptureStream, type SeriesCache } from './cache/series-cache.ts';
+import type { StoredSyntaxes } from './cache/stored-syntax.ts';
+import type { StudyIndex } from './access/study-index.ts';
 
 export const DICOM_JSON = 'application/dicom+json';
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { BadDicomWebRequestError } from '../errors.ts';
-import { INCLUDE_ALL } from './include-all.ts';
+import { BadDicomWebRequestError } from './errors.ts';
+import { INCLUDE_ALL } from './qido/include-all.ts';
 import {
   nonAsciiAsWildcard,
   orthancEncode,
@@ -8,7 +8,7 @@ import {
   parseQidoQuery,
   parseUidList,
   resolveAttribute,
-} from './query.ts';
+} from './qido-query.ts';
 
 const reject = (qs: string, reason: RegExp) => {
   let err: unknown;

@@ -19,9 +19,9 @@
 import type { Transform } from 'node:stream';
 import type { OrthancProxy } from '../../orthanc/proxy.ts';
 import { type PublicUrlPlan, ReplaceStream } from '../http/public-url.ts';
-import { isUid } from '../qido/query.ts';
-import { cachedAnswerHeaders, DICOM_JSON } from '../http/relay.ts';
-import { type CachedAnswer, type SeriesCache, seriesCacheKey } from './series-cache.ts';
+import { isUid } from '../qido-query.ts';
+import { cachedAnswerHeaders, DICOM_JSON } from '../relay.ts';
+import { type CachedAnswer, type SeriesCache, seriesCacheKey } from '../cache/series-cache.ts';
 import { scannableCoding, SeriesUidTap } from './series-uid-scan.ts';
 
 /** Warm-ups waiting for a free slot, at most. */

@@ -8,8 +8,8 @@
  * - non-ASCII characters in match values become wildcards (Orthanc's index keeps only the ASCII letters).
  */
 import dcmjs from 'dcmjs';
-import { BadDicomWebRequestError } from '../errors.ts';
-import { INCLUDE_ALL } from './include-all.ts';
+import { BadDicomWebRequestError } from './errors.ts';
+import { INCLUDE_ALL } from './qido/include-all.ts';
 
 export type QidoLevel = 'study' | 'series' | 'instance';
 

@@ -3,8 +3,8 @@ import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { MAX_QUEUED, MetadataPrefetch } from './metadata-prefetch.ts';
-import { DICOM_JSON } from '../http/relay.ts';
-import { type CachedAnswer, SeriesCache, seriesCacheKey } from './series-cache.ts';
+import { DICOM_JSON } from '../relay.ts';
+import { type CachedAnswer, SeriesCache, seriesCacheKey } from '../cache/series-cache.ts';
 
 const ROOT = 'https://ehr/dicom-web';
 const keyOf = (study: string, series: string) =>
