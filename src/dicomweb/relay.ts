@@ -8,7 +8,7 @@ import { type OrthancProxy, readText, type UpstreamResponse } from '../orthanc/p
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
 import { type PublicUrlPlan, ReplaceStream } from './http/public-url.ts';
 import type { GcPacer } from './http/gc-pacer.ts';
-import type { LinkedResources } from './access/resource-membership.ts';
+import type { ResourceMembership } from './access/resource-membership.ts';
 import { CaptureStream, type SeriesCache } from './cache/series-cache.ts';
 import type { StoredSyntaxes } from './cache/stored-syntax.ts';
 import type { StudyIndex } from './access/study-index.ts';
@@ -27,7 +27,7 @@ export interface DicomWebContext {
   /** Keeps the memory of relayed chunks bounded (gc-pacer.ts). */
   gcPacer: GcPacer;
   /** Which Orthanc resources belong to a linked study (WADO for restricted callers, access/resource-membership.ts). */
-  resources: LinkedResources;
+  resources: ResourceMembership;
   /** Largest rendered/thumbnail viewport side accepted (query-rules.ts); Orthanc allocates the whole image. */
   renderedMaxViewport: number;
   /** Stored transfer syntaxes per SOP Instance UID, for the transcoding fence of frames (transcode-fence.ts). */

@@ -6,14 +6,14 @@ import type { FastifyRequest } from 'fastify';
 import type { PatientFilter } from '../../auth/access.ts';
 import { imagingAccess } from '../../auth/imaging-access.ts';
 import { DicomWebError, StudyNotFoundError } from '../errors.ts';
-import type { LinkedResources } from './resource-membership.ts';
+import type { ResourceMembership } from './resource-membership.ts';
 import type { StudyIndex } from './study-index.ts';
 import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
 
 /** What {@link authorizeStudy} reads: the EHR's study index and the Orthanc resources of linked studies. */
 export interface StudyAccessContext {
   readonly index: StudyIndex;
-  readonly resources: LinkedResources;
+  readonly resources: ResourceMembership;
 }
 
 /** What a caller may see over DICOMweb: its readable patients and its granular ImagingStudy restrictions. */

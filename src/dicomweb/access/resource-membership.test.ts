@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { orthancId } from '../../orthanc/orthanc-ids.ts';
 import type { OrthancProxy } from '../../orthanc/proxy.ts';
-import { LinkedResources } from './resource-membership.ts';
+import { ResourceMembership } from './resource-membership.ts';
 import { type LinkedStudy, linkedStudy } from './linked-orthanc-studies.ts';
 
 const X = '1.2.3';
@@ -44,7 +44,7 @@ const byMrn = linkedStudy(X, null, ['MRN-A']) as LinkedStudy;
 const byRecordedId = linkedStudy(X, orthancId({ patientId: 'MRN-A', study: X }), ['MRN-Q']) as LinkedStudy;
 const foreignOnly = linkedStudy(X, null, ['NOBODY']) as LinkedStudy;
 
-describe('LinkedResources.exists: the addressed resource is in a linked Orthanc study', () => {
+describe('ResourceMembership.exists: the addressed resource is in a linked Orthanc study', () => {
   test.each([
     ['the study', byMrn, {}, true],
     ['its series', byMrn, { series: S }, true],
@@ -57,14 +57,14 @@ describe('LinkedResources.exists: the addressed resource is in a linked Orthanc 
     ['no Orthanc study under the linked identifiers', foreignOnly, { series: S }, false],
   ])('%s → %s', async (_name, linked, within, expected) => {
     const { proxy } = fakeOrthanc(world());
-    expect(await new LinkedResources(proxy, 60_000).exists(linked, { study: X, ...within })).toBe(expected);
+    expect(await new ResourceMembership(proxy, 60_000).exists(linked, { study: X, ...within })).toBe(expected);
   });
 });
 
-describe('LinkedResources: what it asks Orthanc', () => {
+describe('ResourceMembership: what it asks Orthanc', () => {
   test('one series lookup answers every instance of the series, also when asked at once', async () => {
     const { proxy, asked } = fakeOrthanc(world());
-    const r = new LinkedResources(proxy, 60_000);
+    const r = new ResourceMembership(proxy, 60_000);
     const checks = await Promise.all([1, 2, 3].map(() => r.exists(byMrn, { study: X, series: S, instance: I1 })));
     expect(checks).toEqual([true, true, true]);
     expect(await r.exists(byMrn, { study: X, series: S })).toBe(true);
@@ -74,7 +74,7 @@ describe('LinkedResources: what it asks Orthanc', () => {
   test('an instance missing from a known series is asked for again (it may be new)', async () => {
     const resources = world();
     const { proxy, asked } = fakeOrthanc(resources);
-    const r = new LinkedResources(proxy, 60_000);
+    const r = new ResourceMembership(proxy, 60_000);
     const a = ids('MRN-A');
     expect(await r.exists(byMrn, { study: X, series: S, instance: '1.2.3.1.9' })).toBe(false);
     resources.set(`/series/${a.series}`, { Instances: [a.instance(I1), a.instance('1.2.3.1.9')] });
@@ -83,12 +83,12 @@ describe('LinkedResources: what it asks Orthanc', () => {
   });
 
   test.each([
-    ['an invalidation of the study', (r: LinkedResources) => r.invalidate(X), 2],
-    ['an invalidation of every study', (r: LinkedResources) => r.invalidate(), 2],
-    ['a suspension (nothing kept: every check asks)', (r: LinkedResources) => r.suspend(), 3],
+    ['an invalidation of the study', (r: ResourceMembership) => r.invalidate(X), 2],
+    ['an invalidation of every study', (r: ResourceMembership) => r.invalidate(), 2],
+    ['a suspension (nothing kept: every check asks)', (r: ResourceMembership) => r.suspend(), 3],
   ])('after %s the next check asks Orthanc again', async (_name, act, lookups) => {
     const { proxy, asked } = fakeOrthanc(world());
-    const r = new LinkedResources(proxy, 60_000);
+    const r = new ResourceMembership(proxy, 60_000);
     await r.exists(byMrn, { study: X });
     act(r);
     await r.exists(byMrn, { study: X });
@@ -98,6 +98,6 @@ describe('LinkedResources: what it asks Orthanc', () => {
 
   test('an answer other than 200 or 404 is an error, not a permit', async () => {
     const proxy = { getJson: async () => ({ status: 500, json: null }) } as unknown as OrthancProxy;
-    await expect(new LinkedResources(proxy, 60_000).exists(byMrn, { study: X })).rejects.toThrow(/failed to answer/);
+    await expect(new ResourceMembership(proxy, 60_000).exists(byMrn, { study: X })).rejects.toThrow(/failed to answer/);
   });
 });

@@ -45,7 +45,7 @@ interface OrthancResource {
   PatientMainDicomTags?: { PatientID?: unknown };
 }
 
-export class LinkedResources {
+export class ResourceMembership {
   readonly #proxy: OrthancProxy;
   /**
    * Known-present resources, by study UID of their path and Orthanc id (grouped by that study UID); lookups in
@@ -59,7 +59,11 @@ export class LinkedResources {
 
   constructor(proxy: OrthancProxy, ttlMs: number) {
     this.#proxy = proxy;
-    this.#cache = new InvalidatableCache<Entry>({ ttlMs, maxWeight: LinkedResources.MAX_ENTRIES, whenFull: 'clear' });
+    this.#cache = new InvalidatableCache<Entry>({
+      ttlMs,
+      maxWeight: ResourceMembership.MAX_ENTRIES,
+      whenFull: 'clear',
+    });
   }
 
   /** Does Orthanc hold the target (study, series or instance, whichever is deepest) in one of the linked studies? */

@@ -20,7 +20,7 @@ import { type ListenerLog, NotifyListener } from '../../db/notify-listener.ts';
 export const STUDY_CHANGED_CHANNEL = 'ehr_study_changed';
 
 /**
- * This process's tag for its own epoch bumps (QidoStudyIndex `origin`): the in-process signals reach every app of the
+ * This process's tag for its own epoch bumps (StudyAnswersStore `origin`): the in-process signals reach every app of the
  * process, which invalidated its caches before the bump, so the bump's notification is skipped here (otherwise it
  * would drop, a few ms later, answers fetched after the change).
  */

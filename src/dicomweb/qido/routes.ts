@@ -14,7 +14,7 @@ import { answerLinked, type DicomJson, fetchQidoJson, keepLinkedLogged } from '.
 import { imagingView } from '../access/authorize-study.ts';
 import { DICOM_JSON, type DicomWebContext, relay } from '../relay.ts';
 import { seriesCacheKey } from '../cache/series-cache.ts';
-import type { QidoStudyIndex } from './study-answers-store.ts';
+import type { StudyAnswersStore } from './study-answers-store.ts';
 import type { MetadataPrefetch } from './metadata-prefetch.ts';
 
 interface PathParams {
@@ -56,7 +56,7 @@ function checkPathUids(p: PathParams): void {
 
 /** The QIDO routes' context: the DICOMweb one plus the study-level answers kept by the EHR. */
 export interface QidoContext extends DicomWebContext {
-  studyAnswers?: QidoStudyIndex | undefined;
+  studyAnswers?: StudyAnswersStore | undefined;
   metadataPrefetch?: MetadataPrefetch | undefined;
 }
 

@@ -11,7 +11,7 @@
  *   linked study's content that the EHR records writes a new ImagingStudy version after Orthanc changed (STOW-RS
  *   merges, change-feed linking, deletion sweep → entered-in-error, relink), so an answer read at the old version is
  *   stale from that commit on; a UID that moved to another ImagingStudy row is stale whatever its version.
- * - `epoch`: explicit invalidations for content changes without a new version ({@link QidoStudyIndex.invalidate},
+ * - `epoch`: explicit invalidations for content changes without a new version ({@link StudyAnswersStore.invalidate},
  *   called for every study-content signal: an undone STOW-RS, a stable study the change feed found up to date or
  *   held). A fill stores its answers only if the epoch it read first is still current.
  * - `filled_at`: answers older than `maxAgeMs` are refetched (changes made in Orthanc directly, unseen by the EHR).
@@ -40,7 +40,7 @@ import type { StudyRestriction } from '../access/study-restriction.ts';
 type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
 type IndexQuery = Extract<IndexPlan, { kind: 'index' }>;
 
-export interface QidoStudyIndexOptions {
+export interface StudyAnswersStoreOptions {
   db: DatabasePool;
   proxy: OrthancProxy;
   /** Orthanc's DICOMweb root path, e.g. `/dicom-web`. */
@@ -71,15 +71,15 @@ export class StudyIndexBusyError extends Error {
 
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
-export class QidoStudyIndex {
-  readonly #o: QidoStudyIndexOptions;
+export class StudyAnswersStore {
+  readonly #o: StudyAnswersStoreOptions;
   readonly #pending = new Set<Promise<void>>();
   /** Fetches in flight, by study. */
   readonly #filling = new Map<string, Promise<void>>();
   /** Searches answered from the index, and studies fetched from Orthanc to do so (diagnostics and tests). */
   readonly stats = { answered: 0, fetched: 0 };
 
-  constructor(opts: QidoStudyIndexOptions) {
+  constructor(opts: StudyAnswersStoreOptions) {
     this.#o = opts;
   }
 
