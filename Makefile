@@ -4,7 +4,7 @@ ROOT  := $(CURDIR)
 export PATH := $(ROOT)/.tools/node/bin:$(PATH)
 
 # `make up` loads the demo by itself on a fresh data folder; `make demo` loads (or completes) it again.
-.PHONY: setup up demo down status test test-unit test-int typecheck lint bench
+.PHONY: setup up demo down status test test-unit test-int typecheck lint cycles bench
 
 setup:
 	@scripts/setup.sh
@@ -28,9 +28,14 @@ typecheck: setup
 lint: setup
 	npx biome check .
 
+# No import cycles between modules nor between folders (.dependency-cruiser.json; dependency-cruiser with swc).
+cycles: setup
+	npm run --silent check:cycles
+
 test: setup
 	npx tsc -p tsconfig.json
 	npx biome check .
+	npm run --silent check:cycles
 	npx vitest run
 
 # One suite, or some files of it: make test-int TESTS=tests/foundation.int.test.ts

@@ -12,7 +12,7 @@ import { fhirPlugin } from './fhir/plugin.ts';
 import { dicomWebPlugin, sendDicomError } from './dicomweb/plugin.ts';
 import { isDatabaseFault } from './db/breaker.ts';
 import { DependencyUnavailableError } from './health/circuit-breaker.ts';
-import { uploadApiPlugin } from './dicomweb/upload-api.ts';
+import { uploadApiPlugin } from './dicomweb/stow/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { metricsHooks, metricsRoutes } from './metrics/plugin.ts';
 import { openApiPlugin } from './openapi/plugin.ts';
@@ -20,6 +20,7 @@ import { orthancPlugin } from './orthanc/plugin.ts';
 import { viewerPlugin } from './viewer/plugin.ts';
 import { webAppPlugin } from './webapp/plugin.ts';
 import { webApiRoutes } from './api/web-api.ts';
+import { viewerUrlRoutes } from './api/viewer-url.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -125,6 +126,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // OHIF viewer, viewer links, viewer-token guard. Before authentication: the viewer's public files are answered by
   // an onRequest hook that must run before the resource server's (src/viewer/ohif-static.ts).
   await app.register(viewerPlugin, { config });
+  // The viewer links (src/api/viewer-url.ts), which mint the viewer tokens the guard above narrows.
+  await app.register(viewerUrlRoutes, { config });
   // The staff web app at /app/ (public files, answered before authentication like the viewer's) and its client.
   await app.register(webAppPlugin, { config });
   // Authentication: attaches req.access (the caller's access context) to every request.

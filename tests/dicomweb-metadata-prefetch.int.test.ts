@@ -1,5 +1,5 @@
 /**
- * Series metadata warm-up (src/dicomweb/metadata-prefetch.ts) against the real Orthanc and database: after a caller's
+ * Series metadata warm-up (src/dicomweb/qido/metadata-prefetch.ts) against the real Orthanc and database: after a caller's
  * series QIDO-RS of a study, the metadata of its series is in the series cache (the metadata request is a cache hit:
  * Orthanc is not asked again), also when the request comes while the warm-up is still in flight; a change of the
  * study during or after the warm-up is never hidden by it; a caller without the study gets the uniform denial even
@@ -103,7 +103,7 @@ const cacheStats = (a: FastifyInstance = app) => ({ ...a.dicomWebSeriesCache.sta
 const prefetchStats = (a: FastifyInstance = app) => ({ ...a.dicomWebMetadataPrefetch.stats });
 
 describe('after a series QIDO-RS', () => {
-  // A patient-restricted caller's answer is filtered by the facade (qido-linked.ts), an all-patients caller's is relayed
+  // A patient-restricted caller's answer is filtered by the facade (src/dicomweb/qido/linked-search.ts), an all-patients caller's is relayed
   // as Orthanc streams it (its series UIDs are scanned on the side: series-uid-scan.ts).
   test.each<['owner' | 'admin', string, string]>([
     ['owner', 'identity', ''],

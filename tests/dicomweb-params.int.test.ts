@@ -1,6 +1,6 @@
 /**
  * Query parameters on the real stack: every parameter that reaches Orthanc is checked per route first
- * (src/dicomweb/query-rules.ts). A rendered or thumbnail request with a huge viewport used to make Orthanc 1.10.1
+ * (src/dicomweb/wado/query-rules.ts). A rendered or thumbnail request with a huge viewport used to make Orthanc 1.10.1
  * allocate the whole image and die (segfault), for any reader's token; now it is a 400 with an ErrorComment and
  * Orthanc stays up. Also: private tags in QIDO reach Orthanc, unknown keywords and malformed values are 400.
  */

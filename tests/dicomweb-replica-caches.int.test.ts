@@ -1,5 +1,5 @@
 /**
- * The DICOMweb caches across facade replicas (src/dicomweb/study-change-listener.ts, migration 012): replica A is
+ * The DICOMweb caches across facade replicas (src/dicomweb/cache/study-change-listener.ts, migration 012): replica A is
  * built in this process with long TTLs (10 min), replica B is a second facade PROCESS (`node src/main.ts`) against
  * the same database and Orthanc, so that B's in-process signals cannot reach A: only PostgreSQL NOTIFY can. A change
  * made through B (STOW-RS of a new instance, an ImagingStudy moved to another patient through B's FHIR API) shows in
@@ -14,7 +14,7 @@ import pg from 'pg';
 import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { STUDY_CHANGED_CHANNEL, type StudyChangeEvent } from '../src/dicomweb/study-change-listener.ts';
+import { STUDY_CHANGED_CHANNEL, type StudyChangeEvent } from '../src/dicomweb/cache/study-change-listener.ts';
 import { type FacadeProcess, startFacade, stopFacade } from '../src/stack/facade.ts';
 import { freePort } from '../src/stack/process.ts';
 import { testApp, testConfig } from './helpers/app.ts';

@@ -1,5 +1,5 @@
 /**
- * The DICOMweb series cache (src/dicomweb/series-cache.ts) against the real Orthanc and database: a repeated series
+ * The DICOMweb series cache (src/dicomweb/cache/series-cache.ts) against the real Orthanc and database: a repeated series
  * metadata / instance QIDO request is answered from the cache (counted by the cache, byte-identical), authorization
  * still runs first (a caller without the study gets the uniform answer even when the series is cached), and STOW-RS
  * into the series or a content change announced for the study (what the change feed does) invalidates it.
@@ -95,7 +95,7 @@ describe.each<Kind>(['metadata', 'instances'])('series %s', (kind) => {
 
     // The owner hits it again. Series metadata is Orthanc's answer for every caller allowed to see the study, so the
     // admin shares its entry; a restricted caller's instance QIDO is filtered to the linked Orthanc study
-    // (src/dicomweb/linked-studies.ts), so the admin (who may also see other Orthanc studies under the UID) has its own.
+    // (src/dicomweb/access/linked-orthanc-studies.ts), so the admin (who may also see other Orthanc studies under the UID) has its own.
     const second = await get(kind, 'owner');
     const third = await get(kind, 'admin');
     const afterHits = stats();

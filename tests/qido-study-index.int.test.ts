@@ -1,5 +1,5 @@
 /**
- * Study-level QIDO-RS answered from the EHR's study index (src/dicomweb/qido-study-index.ts) against the real Orthanc
+ * Study-level QIDO-RS answered from the EHR's study index (src/dicomweb/qido/study-answers-store.ts) against the real Orthanc
  * and database: for a table of queries the index answers exactly what the Orthanc path answers for the same caller
  * (same studies, attributes, order and pages); a new STOWed instance, an instance that reached Orthanc behind the
  * EHR's back (then a new ImagingStudy version or an explicit invalidation), a deletion found by the change feed and a

@@ -77,7 +77,7 @@ export function dicomKeys(d: AuditDescription, url: string): { studyUids: string
   return { studyUids: [...studyUids], mrns: [...mrns] };
 }
 
-/** The study → patients lookup of the DICOMweb study index (src/dicomweb/study-index.ts `StudyIndex`, cached). */
+/** The study → patients lookup of the DICOMweb study index (src/dicomweb/access/study-index.ts `StudyIndex`, cached). */
 export interface StudyPatientsLookup {
   patientsOfStudy(studyUid: string): Promise<readonly string[]>;
 }

@@ -20,7 +20,7 @@
  *   `onSend` only checks that the event was committed, and records a fallback event if it was rolled back.
  * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
  */
-import { errorBody } from '../dicomweb/errors.ts';
+import { errorBody } from '../imaging/error-comment.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
@@ -34,6 +34,7 @@ import {
   dicomNamedPatients,
   fhirNamedPatients,
   patientsInFhirJson,
+  type StudyPatientsLookup,
 } from './enrich.ts';
 import { GroupCommit } from './group-commit.ts';
 import { HoldLastChunk } from './hold-last.ts';
@@ -43,7 +44,6 @@ import { timedAuditCommit, watchAuditQueues } from '../metrics/audit.ts';
 import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
 import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
-import type { StudyIndex } from '../dicomweb/study-index.ts';
 
 /** The part of the per-request FHIR repository the audit uses (src/fhir/repository-core.ts `onWrite`). */
 interface FhirWriteHooked {
@@ -114,7 +114,7 @@ export function auditOf(req: FastifyRequest, serverBaseUrl: string): AuditContex
 
 /**
  * STOW-RS and the upload API: appends the store event inside the EHR transaction that links the studies (called by
- * the STOW pipeline, src/dicomweb/stow-rs.ts), with the studies, their orders and patients as entities.
+ * the STOW pipeline, src/dicomweb/stow/store-instances.ts), with the studies, their orders and patients as entities.
  */
 export async function auditStoreWithin(
   req: FastifyRequest,
@@ -269,7 +269,7 @@ export const auditPlugin = fp(
       if (d.kind === 'dicom-query' || d.kind === 'dicom-retrieve') {
         // The DICOMweb plugin (registered after this one) decorates the app with its study index: its cache has
         // usually just answered the same study → patients question for the access decision.
-        const index = (app as { studyIndex?: StudyIndex }).studyIndex;
+        const index = (app as { studyIndex?: StudyPatientsLookup }).studyIndex;
         const named = await dicomNamedPatients(app.db, dicomKeys(d, req.url), index);
         if (allowed) ctx.addPatients(...dicomAllowedPatients(req.access ?? undefined, named));
         ctx.addRequested(...named);

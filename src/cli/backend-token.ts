@@ -17,7 +17,7 @@ export class BackendAuthError extends Error {
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /**
- * What STOW-RS checks for a caller (src/dicomweb/stow-rs.ts, src/imaging/matching.ts, src/imaging/ehr-link.ts):
+ * What STOW-RS checks for a caller (src/dicomweb/stow/store-instances.ts, src/imaging/matching.ts, src/imaging/ehr-link.ts):
  * `create` on ImagingStudy for the instance's patient, and the lookups used for matching: search on Patient (by MRN),
  * ServiceRequest (by accession) and ImagingStudy (by Study UID), and read on ServiceRequest (the order's study link).
  * The writes that link order and study run with the caller's patients only, so no further scope is needed.

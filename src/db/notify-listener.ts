@@ -9,7 +9,7 @@
  * calls `onDown` at once and reconnects after `retryMs`; `onUp` then comes again (caches start from empty).
  *
  * Used by the caller cache (src/auth/auth-change-listener.ts) and the DICOMweb caches
- * (src/dicomweb/study-change-listener.ts), each with its own connection (its own `application_name`).
+ * (src/dicomweb/cache/study-change-listener.ts), each with its own connection (its own `application_name`).
  */
 import pg from 'pg';
 

@@ -33,6 +33,4 @@ export class StudyNotFoundError extends DicomWebError {
 export const NOT_FOUND_MESSAGE = 'Not found';
 
 /** The DICOM JSON error body: ErrorComment (0000,0902) carrying the human-readable reason. */
-export function errorBody(message: string): string {
-  return JSON.stringify({ '00000902': { vr: 'LO', Value: [message] } });
-}
+export { errorBody } from '../imaging/error-comment.ts';

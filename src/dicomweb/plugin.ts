@@ -15,22 +15,22 @@ import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
-import { carriesUrls, publicUrlRewrite } from './forwarded-url.ts';
-import { collectRoutes, registerMethodNotAllowed } from './method-not-allowed.ts';
-import { PUBLIC_DICOMWEB_PATH, planPublicUrls, ReplaceStream } from './public-url.ts';
-import { type QidoContext, qidoRoutes } from './qido-rs.ts';
-import { QidoStudyIndex } from './qido-study-index.ts';
+import { carriesUrls, publicUrlRewrite } from './http/forwarded-url.ts';
+import { collectRoutes, registerMethodNotAllowed } from './http/method-not-allowed.ts';
+import { PUBLIC_DICOMWEB_PATH, planPublicUrls, ReplaceStream } from './http/public-url.ts';
+import { type QidoContext, qidoRoutes } from './qido/routes.ts';
+import { StudyAnswersStore } from './qido/study-answers-store.ts';
 import { DICOM_JSON } from './relay.ts';
-import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './gc-pacer.ts';
-import { LinkedResources } from './linked-resources.ts';
-import { fetchSeriesMetadata, MetadataPrefetch } from './metadata-prefetch.ts';
-import { SeriesCache } from './series-cache.ts';
-import { StoredSyntaxes } from './stored-syntax.ts';
-import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './study-change-listener.ts';
-import { stowRoutes } from './stow-routes.ts';
-import { StudyIndex } from './study-index.ts';
-import { wadoRoutes } from './wado-rs.ts';
-import { wadoUriRoutes } from './wado-uri.ts';
+import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './http/gc-pacer.ts';
+import { ResourceMembership } from './access/resource-membership.ts';
+import { fetchSeriesMetadata, MetadataPrefetch } from './qido/metadata-prefetch.ts';
+import { SeriesCache } from './cache/series-cache.ts';
+import { StoredSyntaxes } from './cache/stored-syntax.ts';
+import { STUDY_CHANGE_ORIGIN, StudyChangeListener } from './cache/study-change-listener.ts';
+import { stowRoutes } from './stow/routes.ts';
+import { StudyIndex } from './access/study-index.ts';
+import { wadoRoutes } from './wado/wado-rs-routes.ts';
+import { wadoUriRoutes } from './wado/wado-uri-routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,7 +43,7 @@ declare module 'fastify' {
     /** Series metadata warm-ups after series QIDO-RS (diagnostics and tests: stats, `settled()`). */
     dicomWebMetadataPrefetch: MetadataPrefetch;
     /** Study-level QIDO-RS answers kept by the EHR (diagnostics and tests: searches answered, studies fetched). */
-    qidoStudyIndex: QidoStudyIndex;
+    qidoStudyIndex: StudyAnswersStore;
     /** Other replicas' study changes reaching the caches above (undefined when every cache is off). */
     dicomWebStudyChanges: StudyChangeListener | undefined;
   }
@@ -199,7 +199,7 @@ export const dicomWebPlugin = fp(
       ttlMs: config.dicomwebCacheTtlMs,
       maxEntryBytes: config.dicomwebCacheMaxEntryBytes,
     });
-    const studyAnswers = new QidoStudyIndex({
+    const studyAnswers = new StudyAnswersStore({
       db: app.db,
       proxy,
       dicomWebRoot: config.orthancDicomWebRoot,
@@ -208,7 +208,7 @@ export const dicomWebPlugin = fp(
       maxAgeMs: config.dicomwebQidoIndexMaxAgeMs,
       origin: STUDY_CHANGE_ORIGIN,
     });
-    const resources = new LinkedResources(proxy, config.dicomwebAccessCacheTtlMs);
+    const resources = new ResourceMembership(proxy, config.dicomwebAccessCacheTtlMs);
     const stopInvalidation = onStudyContentChanged((uid) => {
       seriesCache.invalidate(uid);
       resources.invalidate(uid);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { BadDicomWebRequestError } from './errors.ts';
-import { INCLUDE_ALL } from './include-all.ts';
+import { INCLUDE_ALL } from './qido/include-all.ts';
 import {
   nonAsciiAsWildcard,
   orthancEncode,

@@ -9,7 +9,7 @@
  */
 import dcmjs from 'dcmjs';
 import { BadDicomWebRequestError } from './errors.ts';
-import { INCLUDE_ALL } from './include-all.ts';
+import { INCLUDE_ALL } from './qido/include-all.ts';
 
 export type QidoLevel = 'study' | 'series' | 'instance';
 

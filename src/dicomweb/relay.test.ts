@@ -2,7 +2,7 @@
  * Relay mechanics through a real Fastify route and the scope's error handling, against a fake upstream (the only
  * fake Orthanc; integration tests use the real one): disconnects abort upstream, time-outs give 504, faults 502.
  */
-import { GcPacer } from './gc-pacer.ts';
+import { GcPacer } from './http/gc-pacer.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -10,7 +10,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { installDicomErrorHandling } from './plugin.ts';
 import { type DicomWebContext, relay } from './relay.ts';
-import { type CachedAnswer, SeriesCache } from './series-cache.ts';
+import { type CachedAnswer, SeriesCache } from './cache/series-cache.ts';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

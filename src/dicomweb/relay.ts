@@ -1,20 +1,17 @@
 /**
- * Shared route helpers of the `/dicom-web` scope: the caller's imaging access, the per-study authorization that gives
- * the same 404 for "unknown" and "not yours", and relaying one Orthanc answer to the client as a stream.
+ * Shared route helpers of the `/dicom-web` scope: the context every route gets, and relaying one Orthanc answer to the
+ * client as a stream. Who may see which study is decided before, in access/authorize-study.ts.
  */
 import { pipeline, type Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { PatientFilter } from '../auth/access.ts';
-import { imagingAccess } from '../auth/imaging-access.ts';
 import { type OrthancProxy, readText, type UpstreamResponse } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from './errors.ts';
-import { type PublicUrlPlan, ReplaceStream } from './public-url.ts';
-import type { GcPacer } from './gc-pacer.ts';
-import type { LinkedResources } from './linked-resources.ts';
-import { CaptureStream, type SeriesCache } from './series-cache.ts';
-import type { StoredSyntaxes } from './stored-syntax.ts';
-import type { StudyIndex } from './study-index.ts';
-import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
+import { type PublicUrlPlan, ReplaceStream } from './http/public-url.ts';
+import type { GcPacer } from './http/gc-pacer.ts';
+import type { ResourceMembership } from './access/resource-membership.ts';
+import { CaptureStream, type SeriesCache } from './cache/series-cache.ts';
+import type { StoredSyntaxes } from './cache/stored-syntax.ts';
+import type { StudyIndex } from './access/study-index.ts';
 
 export const DICOM_JSON = 'application/dicom+json';
 
@@ -29,8 +26,8 @@ export interface DicomWebContext {
   seriesCache: SeriesCache;
   /** Keeps the memory of relayed chunks bounded (gc-pacer.ts). */
   gcPacer: GcPacer;
-  /** Which Orthanc resources belong to a linked study (WADO for restricted callers, linked-resources.ts). */
-  resources: LinkedResources;
+  /** Which Orthanc resources belong to a linked study (WADO for restricted callers, access/resource-membership.ts). */
+  resources: ResourceMembership;
   /** Largest rendered/thumbnail viewport side accepted (query-rules.ts); Orthanc allocates the whole image. */
   renderedMaxViewport: number;
   /** Stored transfer syntaxes per SOP Instance UID, for the transcoding fence of frames (transcode-fence.ts). */
@@ -63,57 +60,6 @@ const PASSED_HEADERS = [
   'etag',
   'last-modified',
 ];
-
-/** What a caller may see over DICOMweb: its readable patients and its granular ImagingStudy restrictions. */
-export interface ImagingView {
-  readonly filter: PatientFilter;
-  readonly restriction: StudyRestriction;
-}
-
-/**
- * The caller's readable patients for imaging and its SMART v2 granular restrictions, from the shared policy
- * (`src/auth/imaging-access.ts`); 401 without an access context. `ImagingStudy?modality=` restrictions are applied to
- * the study index ({@link studyRestriction}); any other restriction parameter fails closed (nothing is visible).
- */
-export function imagingView(req: FastifyRequest): ImagingView {
-  const access = req.access;
-  if (!access) throw new DicomWebError(401, 'Authentication required');
-  const imaging = imagingAccess(access);
-  const restriction = studyRestriction(imaging.restrictions());
-  if (restriction.kind === 'deny') {
-    req.log.info({ decision: 'deny', reason: restriction.reason, who: access.agent.who }, 'dicomweb access');
-  }
-  return { filter: imaging.readablePatients(), restriction };
-}
-
-/**
- * Throws the uniform 404 unless the caller may read the study (unknown, unlinked and other patients' alike) and, for a
- * caller restricted to linked studies, unless the addressed study, series or instance (`within`) belongs to the Orthanc
- * study the EHR links under the UID, not to another Orthanc study sharing it (linked-resources.ts).
- */
-export async function authorizeStudy(
-  req: FastifyRequest,
-  ctx: DicomWebContext,
-  studyUid: string,
-  within: { series?: string | undefined; instance?: string | undefined } = {},
-): Promise<void> {
-  const { filter, restriction } = imagingView(req);
-  const grant = await ctx.index.grant(filter, studyUid, restriction);
-  const allowed =
-    grant.kind === 'any' ||
-    (grant.kind === 'linked' && (await ctx.resources.exists(grant.study, { study: studyUid, ...within })));
-  req.log.info(
-    {
-      decision: allowed ? 'permit' : 'deny',
-      study: studyUid,
-      ...(grant.kind === 'linked' && !allowed ? { reason: 'not in the linked Orthanc study', ...within } : {}),
-      who: req.access.agent.who,
-      ...(restriction.kind === 'sql' ? { restriction: restriction.key } : {}),
-    },
-    'dicomweb access',
-  );
-  if (!allowed) throw new StudyNotFoundError();
-}
 
 /** An AbortSignal that fires when the client goes away before the answer is complete. */
 export function clientGone(reply: FastifyReply): AbortSignal {

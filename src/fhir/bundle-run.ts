@@ -9,7 +9,6 @@
 import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { CommonQueryMethods, DatabaseTransactionConnection } from 'slonik';
 import {
-  type EntryMethod,
   type PlannedEntry,
   planBundle,
   referenceMap,
@@ -25,38 +24,7 @@ import type { FhirType } from './registry.ts';
 import type { FhirRepository, JsonPatch } from './repository.ts';
 import type { WriteAudit } from './repository-core.ts';
 import { everything } from './everything.ts';
-
-/** The BALP restful interaction of an entry. */
-export type EntryInteraction =
-  | 'read'
-  | 'vread'
-  | 'search-type'
-  | 'history-instance'
-  | 'history-type'
-  | 'create'
-  | 'update'
-  | 'patch'
-  | 'delete'
-  | 'operation';
-
-/** One entry's access, for its AuditEvent. */
-export interface EntryAudit {
-  method: EntryMethod;
-  url: string;
-  interaction: EntryInteraction;
-  type: FhirType;
-  id?: string;
-  versionId?: string;
-  query?: string;
-  status: number;
-  /** The compartment owner of a written resource. */
-  patientId?: string | null;
-  /** What was sent back for a read or search (its patients are recorded). */
-  body?: Resource;
-}
-
-/** Appends the AuditEvent of one entry on `conn` (the entry's transaction for writes). */
-export type EntryAuditor = (conn: CommonQueryMethods, e: EntryAudit) => Promise<void>;
+import type { EntryAudit, EntryAuditor, EntryInteraction } from './entry-audit.ts';
 
 export interface BundleOptions {
   strict: boolean;

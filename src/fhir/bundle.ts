@@ -9,10 +9,10 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { BadRequestError } from './errors.ts';
 import { ID } from './http.ts';
+import type { EntryMethod } from './entry-audit.ts';
 import { type FhirType, isFhirType } from './registry.ts';
 
 export type BundleKind = 'batch' | 'transaction';
-export type EntryMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** What an entry's `request.url` addresses (relative to the FHIR base). */
 export type EntryTarget =

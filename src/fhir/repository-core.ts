@@ -3,7 +3,7 @@ import { applyPatch } from '@medplum/core';
 import type { DiagnosticReport, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { type CommonQueryMethods, type FragmentSqlToken, sql, UniqueIntegrityConstraintViolationError } from 'slonik';
 import type { Access, Interaction } from '../auth/access.ts';
-import type { EntryAuditor } from './bundle-run.ts';
+import type { EntryAuditor } from './entry-audit.ts';
 import {
   BadRequestError,
   ConflictError,

@@ -2,7 +2,6 @@ import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { viewerUrlRoutes } from '../api/viewer-url.ts';
 import type { Config } from '../config/spec.ts';
 import { ohifStatic } from './ohif-static.ts';
 import { ensureOhifClient } from './oidc-client.ts';
@@ -50,7 +49,6 @@ async function narrowedSearch(app: FastifyInstance, req: FastifyRequest, reply: 
  * - the viewer-token guard: a request carrying a viewer token (src/viewer/viewer-token.ts) is refused unless it is a
  *   DICOMweb read of the token's study. It only ever narrows: the resource server has verified the token before (its
  *   onRequest hook runs first), and this hook runs for every route of the app, including those registered later;
- * - `GET /api/v1/dicom/viewer-url/{order_id}` and `GET /fhir/ServiceRequest/{id}/$viewer-url`;
  * - OHIF's OAuth client at the built-in authorization server (registered on start);
  * - the OHIF build itself, on the facade's origin.
  */
@@ -77,7 +75,6 @@ export const viewerPlugin = fp(
 
     // Logged-in use: OHIF signs users in at the built-in authorization server as a public client.
     if (opts.config.authBuiltinServer) await ensureOhifClient(app.db, opts.config.publicBaseUrl);
-    await app.register(viewerUrlRoutes, { config: opts.config });
     // Called on this (root-level) instance, not registered: its onRequest hook must be a root hook (see ohif-static).
     await ohifStatic(app, viewerPaths(opts.config));
   },

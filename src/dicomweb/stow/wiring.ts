@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { auditStoreWithin } from '../../audit/plugin.ts';
+import type { Access } from '../../auth/access.ts';
+import { closeLinkedByUpload, enqueueUnmatched } from '../../change-feed/queue.ts';
+import type { Config } from '../../config/spec.ts';
+import { loadDefinitions, loadProfiles } from '../../fhir/definitions.ts';
+import { FhirRepository, type RepositoryContext } from '../../fhir/repository.ts';
+import { type FhirStore, findStudyLink, linkingAccess, matchingAccess, recordStudies } from '../../imaging/ehr-link.ts';
+import { insertUploadLogs } from '../../imaging/upload-log.ts';
+import type { StowDeps, StowOptions } from './store-types.ts';
+import { studyContentChanged, studyLinksChanged } from '../../imaging/study-links.ts';
+
+/**
+ * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with {@link matchingAccess}, writes in
+ * one transaction with {@link linkingAccess}), Orthanc, the upload log and the reconciliation queue. Also the
+ * request-level rules shared by STOW-RS and the upload API: 401 without access, 413 by Content-Length, and the
+ * `Expect` handling.
+ */
+
+/** An HTTP-level refusal of a whole upload request (400, 401, 413, 415). The DICOMweb error handler sends it. */
+export class UploadRequestError extends Error {
+  override name = 'UploadRequestError';
+  readonly statusCode: number;
+  constructor(statusCode: number, message: string) {
+    super(message);
+    this.statusCode = statusCode;
+  }
+}
+
+export function stowFactory(app: FastifyInstance, config: Config) {
+  loadDefinitions();
+  const ctx: RepositoryContext = {
+    config,
+    profiles: loadProfiles({ mrnSystem: config.fhirMrnSystem, accessionSystem: config.fhirAccessionSystem }),
+  };
+  return (access: Access): StowDeps => {
+    // Studies linked inside the current EHR transaction: announced only after it commits (see study-links.ts).
+    let linked: string[] = [];
+    return {
+      orthanc: app.orthanc,
+      lookup: new FhirRepository(app.db, matchingAccess(access), ctx) as unknown as FhirStore,
+      studyLink: (uid) => findStudyLink(app.db, uid),
+      transaction: async (patientIds, fn) => {
+        linked = [];
+        try {
+          return await app.db.transaction((tx) =>
+            fn(new FhirRepository(tx, linkingAccess(access, patientIds), ctx) as unknown as FhirStore, tx),
+          );
+        } finally {
+          for (const uid of linked) studyLinksChanged(uid);
+          linked = [];
+        }
+      },
+      recordStudies: async (store, studies) => {
+        const out = await recordStudies(store, studies, {
+          endpointId: config.dicomwebEndpointId,
+          publicBaseUrl: config.publicBaseUrl,
+          newId: randomUUID,
+          now: new Date(),
+        });
+        linked.push(...out.map((s) => s.studyInstanceUid));
+        return out;
+      },
+      insertLogs: insertUploadLogs,
+      hold: async (tx, input) => {
+        await enqueueUnmatched(tx, { ...input, source: 'stow' });
+      },
+      closeQueued: async (tx, studies) => {
+        for (const s of studies) {
+          const closed = await closeLinkedByUpload(tx, { ...s, by: access.agent.who });
+          for (const item of closed) {
+            app.log.info(
+              { queueItemId: item.id, orthancStudyId: s.orthancStudyId },
+              'unmatched study linked by upload',
+            );
+          }
+        }
+      },
+      // After the commit (or the undo): linked, already-linked and held studies alike.
+      studiesStored: (uids) => {
+        for (const uid of uids) studyContentChanged(uid);
+      },
+    };
+  };
+}
+
+/** The caller's access, or 401 (authentication is checked by the access plugin before this). */
+export function requireAccess(req: FastifyRequest): Access {
+  if (!req.access) throw new UploadRequestError(401, 'authentication required');
+  return req.access;
+}
+
+/** 413 before reading when Content-Length is over the request limit. */
+export function checkContentLength(req: FastifyRequest, max: number): void {
+  const len = Number(req.headers['content-length']);
+  if (Number.isFinite(len) && len > max) {
+    throw new UploadRequestError(413, `request body of ${len} bytes exceeds the limit of ${max} bytes`);
+  }
+}
+
+/** The request body, failing with 413 past `max` bytes and with 400 when the client aborts. */
+export async function* limitedBody(raw: IncomingMessage, max: number): AsyncGenerator<Buffer> {
+  let n = 0;
+  try {
+    for await (const chunk of raw) {
+      n += (chunk as Buffer).length;
+      if (n > max) throw new UploadRequestError(413, `request body exceeds the limit of ${max} bytes`);
+      yield chunk as Buffer;
+    }
+  } catch (err) {
+    if (err instanceof UploadRequestError) throw err;
+    throw new UploadRequestError(400, 'the request body was aborted');
+  }
+}
+
+export function pipelineOptions(
+  req: FastifyRequest,
+  config: Config,
+  access: Access,
+  extra: Pick<StowOptions, 'source' | 'acceptPart'> & { targetStudy?: string | undefined },
+): StowOptions {
+  return {
+    access,
+    requestId: req.id,
+    maxInstanceBytes: config.stowMaxInstanceBytes,
+    unmatched: config.stowUnmatched,
+    demographicsMismatch: config.stowDemographicsMismatch,
+    concurrency: config.stowOrthancConcurrency,
+    log: req.log,
+    audit: (tx, linked) => auditStoreWithin(req, tx, linked),
+    ...extra,
+  };
+}
+
+const kDeferred = Symbol('ehr.deferredContinue');
+const kInstalled = Symbol('ehr.expectInstalled');
+
+/** Upload routes that answer `Expect: 100-continue` themselves, after their checks (auth, media type, size). */
+const DEFERS = /^\/(dicom-web\/studies(\/[^/?]+)?|api\/v1\/dicom\/upload)\/?(\?|$)/;
+
+/**
+ * `Expect` handling on the HTTP server (RFC 9110 §10.1.1). `100-continue`: for the upload routes the 100 is sent
+ * only once the request passed its checks (so a refused upload is never sent), every other route gets it at once,
+ * as Node does by default. An empty `Expect:` (sent by some DICOMweb clients) is no expectation: Node would answer
+ * 417, we serve the request. Any other expectation still gets 417.
+ */
+export function installExpectHandling(server: Server): void {
+  const s = server as Server & { [kInstalled]?: boolean };
+  if (s[kInstalled]) return;
+  s[kInstalled] = true;
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'POST' && DEFERS.test(req.url ?? ''))
+      (req as IncomingMessage & { [kDeferred]?: boolean })[kDeferred] = true;
+    else res.writeContinue();
+    server.emit('request', req, res);
+  });
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    if (String(req.headers.expect ?? '').trim() === '') {
+      server.emit('request', req, res);
+      return;
+    }
+    res.writeHead(417, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('Expectation Failed: only 100-continue is supported\n');
+  });
+}
+
+/** Sends the deferred `100 Continue` now that the request passed its checks. */
+export function continueIfExpected(req: FastifyRequest, res: ServerResponse): void {
+  const raw = req.raw as IncomingMessage & { [kDeferred]?: boolean };
+  if (raw[kDeferred]) {
+    raw[kDeferred] = false;
+    res.writeContinue();
+  }
+}
+
+/**
+ * Makes a scope whose handlers read the request body as a stream safe for keep-alive clients when they answer before
+ * the body ended (a refusal of a broken or over-limit upload). Node drains an unread body only when the handler never
+ * started reading it; a body read part-way stays paused, and the next request on that connection would wait behind
+ * it forever. Such a response therefore closes the connection (RFC 9112 §9.6) and drops the rest of the body.
+ */
+export function closeAfterUnreadBody(app: FastifyInstance): void {
+  app.addHook('onSend', async (req, reply) => {
+    if (req.raw.complete) return;
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => req.raw.resume());
+  });
+}
