@@ -11,7 +11,7 @@ import { databasePlugin } from './db/plugin.ts';
 import { fhirPlugin } from './fhir/plugin.ts';
 import { dicomWebPlugin, sendDicomError } from './dicomweb/plugin.ts';
 import { isDatabaseFault } from './db/breaker.ts';
-import { DependencyUnavailableError } from './health/circuit-breaker.ts';
+import { DependencyUnavailableError } from './resilience/circuit-breaker.ts';
 import { uploadApiPlugin } from './dicomweb/stow/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { metricsHooks, metricsRoutes } from './metrics/plugin.ts';

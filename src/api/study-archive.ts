@@ -13,7 +13,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isUid } from '../dicomweb/qido-query.ts';
-import { clientGone, imagingView } from '../dicomweb/relay.ts';
+import { imagingView } from '../dicomweb/access/authorize-study.ts';
+import { clientGone } from '../dicomweb/relay.ts';
 import { DicomWebError } from '../dicomweb/errors.ts';
 import { readText } from '../orthanc/proxy.ts';
 

@@ -50,19 +50,10 @@ const SCALAR_PARAMS: Record<string, ScalarColumn> = {
   'request-id': 'request_id',
 };
 
-/** The search parameters `/fhir/AuditEvent` implements (for the CapabilityStatement). */
-export const AUDIT_SEARCH_PARAMS: readonly { name: string; type: 'token' | 'reference' | 'date' | 'uri' }[] = [
-  { name: 'date', type: 'date' },
-  { name: 'agent', type: 'reference' },
-  { name: 'entity', type: 'reference' },
-  { name: 'patient', type: 'reference' },
-  { name: 'type', type: 'token' },
-  { name: 'subtype', type: 'token' },
-  { name: 'action', type: 'token' },
-  { name: 'outcome', type: 'token' },
-  { name: 'source', type: 'reference' },
-  { name: 'request-id', type: 'token' },
-].filter((p) => p.name === 'date' || p.name in ARRAY_PARAMS || p.name in SCALAR_PARAMS) as never;
+/** Whether this search implements the named parameter (every one the CapabilityStatement lists must be). */
+export function implementsParam(name: string): boolean {
+  return name === 'date' || name in ARRAY_PARAMS || name in SCALAR_PARAMS;
+}
 
 const DATE =
   /^(eq|lt|le|gt|ge|sa|eb)?(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
+import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
 import { isDatabaseUnavailable } from './spill.ts';
 
 const err = (props: Record<string, unknown>, cause?: unknown) =>

@@ -128,7 +128,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
       dependency?: unknown;
     };
     if (typeof name === 'string' && UNAVAILABLE_NAMES.has(name)) return true;
-    // The database's circuit breaker is open (src/health/circuit-breaker.ts): the pool refused without trying.
+    // The database's circuit breaker is open (src/resilience/circuit-breaker.ts): the pool refused without trying.
     if (name === 'DependencyUnavailableError' && dependency === 'database') return true;
     if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || /^(08...|57P0[123])$/.test(code))) return true;
     if (

@@ -1,12 +1,12 @@
 /**
- * The EHR database's circuit breaker (src/health/circuit-breaker.ts) around the slonik pool: every pool method checks
+ * The EHR database's circuit breaker (src/resilience/circuit-breaker.ts) around the slonik pool: every pool method checks
  * it first (failing fast with {@link DependencyUnavailableError} while the database is known to be down) and reports
  * whether the database answered. Only faults of the connection count (refused, reset, terminated, no answer in time);
  * an SQL error is an answer.
  */
 import pg from 'pg';
 import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError, type DatabasePool } from 'slonik';
-import type { CircuitBreaker } from '../health/circuit-breaker.ts';
+import type { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 
 /** Pool methods that reach the database (and are guarded). */
 const GUARDED = new Set([

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { DatabasePool } from 'slonik';
 import type { Config } from '../config/spec.ts';
-import { CircuitBreaker } from '../health/circuit-breaker.ts';
+import { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 import { guardPool, probeDatabase } from './breaker.ts';
 import { migrate } from './migrate.ts';
 import { createDatabasePool } from './pool.ts';

@@ -10,7 +10,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { OrthancUnavailableError } from '../orthanc/errors.ts';
 import { isDatabaseFault } from '../db/breaker.ts';
-import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
+import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
 import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';

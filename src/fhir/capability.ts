@@ -2,7 +2,7 @@ import type { CapabilityStatement, StructureDefinition } from '@medplum/fhirtype
 import { paramInfo } from './index-values.ts';
 import { RESOURCES, RESOURCE_TYPES } from './registry.ts';
 import { TYPE_INTERACTIONS } from './routes.ts';
-import { AUDIT_SEARCH_PARAMS } from '../audit/search.ts';
+import { AUDIT_EVENT_SEARCH_PARAMS } from './audit-event-params.ts';
 
 /**
  * References this server accepts (https://hl7.org/fhir/R4/valueset-reference-handling-policy.html): relative and
@@ -92,7 +92,7 @@ export function capabilityStatement(
             conditionalUpdate: false,
             conditionalDelete: 'not-supported',
             referencePolicy: [...REFERENCE_POLICY],
-            searchParam: AUDIT_SEARCH_PARAMS.map((p) => ({
+            searchParam: AUDIT_EVENT_SEARCH_PARAMS.map((p) => ({
               name: p.name,
               type: p.type,
               definition: `http://hl7.org/fhir/SearchParameter/AuditEvent-${p.name}`,

@@ -3,7 +3,7 @@ import { parse as parseQueryString } from 'node:querystring';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Config } from '../config/spec.ts';
 import { isDatabaseFault } from '../db/breaker.ts';
-import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
+import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
 import { capabilityStatement } from './capability.ts';
 import { loadDefinitions, loadProfiles } from './definitions.ts';
 import { FhirError, internalErrorOutcome, MethodNotAllowedError, NotFoundError } from './errors.ts';

@@ -7,7 +7,7 @@ import { checkReadiness } from './checks.ts';
 /**
  * `GET /healthz` (liveness: 200 while the process runs) and `GET /readyz` (200 only when the EHR database and
  * Orthanc both answer; otherwise 503 naming each failing dependency, with `Retry-After`). `/readyz` asks each
- * dependency directly (bounded by `readyTimeoutMs`), also while its circuit breaker is open (src/health/circuit-breaker.ts):
+ * dependency directly (bounded by `readyTimeoutMs`), also while its circuit breaker is open (src/resilience/circuit-breaker.ts):
  * an answer closes the breaker at once, so an orchestrator polling `/readyz` sees recovery as soon as it happens; a
  * slow answer alone does not open it (the breaker's heartbeat decides that). Both are public: they reveal no patient
  * data.

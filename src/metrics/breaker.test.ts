@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { CircuitBreaker } from '../health/circuit-breaker.ts';
+import { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 import { BREAKER_STATE_METRIC, breakerSamples, breakerStateValue, registerBreakerGauge } from './breaker.ts';
 import { registry } from './registry.ts';
 

@@ -1,10 +1,10 @@
 /**
- * The state of each dependency's circuit breaker (src/health/circuit-breaker.ts) as a Prometheus gauge,
+ * The state of each dependency's circuit breaker (src/resilience/circuit-breaker.ts) as a Prometheus gauge,
  * `ehr_breaker_state{dependency}`: 0 closed (requests pass), 0.5 half-open (a probe is out), 1 open (requests fail fast
  * with 503). A value rather than a `state` label keeps one series per dependency, so `max_over_time` shows any opening
  * within a scrape window and an alert is simply `ehr_breaker_state > 0`.
  */
-import type { BreakerState } from '../health/circuit-breaker.ts';
+import type { BreakerState } from '../resilience/circuit-breaker.ts';
 import { type GaugeSample, registerGauge } from './registry.ts';
 
 export const BREAKER_STATE_METRIC = 'ehr_breaker_state';

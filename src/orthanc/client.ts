@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { CircuitBreaker } from '../health/circuit-breaker.ts';
+import type { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 import { OrthancHttpError, OrthancUnavailableError } from './errors.ts';
 
 export interface OrthancClientOptions {
@@ -9,7 +9,7 @@ export interface OrthancClientOptions {
   password: string;
   timeoutMs: number;
   /**
-   * Orthanc's circuit breaker (src/health/circuit-breaker.ts), shared with the DICOMweb proxy: every request checks it
+   * Orthanc's circuit breaker (src/resilience/circuit-breaker.ts), shared with the DICOMweb proxy: every request checks it
    * first (failing fast while Orthanc is known to be down) and reports whether Orthanc answered.
    */
   breaker?: CircuitBreaker | undefined;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { CircuitBreaker } from '../health/circuit-breaker.ts';
+import { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 import { OrthancClient } from './client.ts';
 
 declare module 'fastify' {

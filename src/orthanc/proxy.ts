@@ -15,7 +15,7 @@
  */
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { CircuitBreaker } from '../health/circuit-breaker.ts';
+import type { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 import { OrthancUnavailableError } from './errors.ts';
 
 export interface OrthancProxyOptions {

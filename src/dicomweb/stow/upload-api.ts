@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config/spec.ts';
 import { isDatabaseFault } from '../../db/breaker.ts';
-import { DependencyUnavailableError } from '../../health/circuit-breaker.ts';
+import { DependencyUnavailableError } from '../../resilience/circuit-breaker.ts';
 import { parseContentType } from './multipart-related.ts';
 import { parseFormData } from './multipart-form.ts';
 import {
