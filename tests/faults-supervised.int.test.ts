@@ -1,7 +1,7 @@
 /**
  * Process faults on a supervised stack of its own (never the shared test stack): Orthanc and PostgreSQL are killed
  * (SIGKILL) or hung (SIGSTOP) during a STOW-RS upload, during a WADO-RS stream and during a FHIR write. Each request
- * must get its answer within the upstream time-out plus 5 s (circuit breakers, src/health/circuit-breaker.ts), and the
+ * must get its answer within the upstream time-out plus 5 s (circuit breakers, src/resilience/circuit-breaker.ts), and the
  * stack must recover by itself (the supervisor, src/stack/supervisor.ts): `/readyz` 200 again and the same request
  * succeeding, without any command.
  */
