@@ -14,7 +14,7 @@ import type { LinkedResources } from './linked-resources.ts';
 import { CaptureStream, type SeriesCache } from './series-cache.ts';
 import type { StoredSyntaxes } from './stored-syntax.ts';
 import type { StudyIndex } from './study-index.ts';
-import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
+import { type StudyRestriction, studyRestriction, withStudyLimit } from './study-restriction.ts';
 
 export const DICOM_JSON = 'application/dicom+json';
 
@@ -73,13 +73,14 @@ export interface ImagingView {
 /**
  * The caller's readable patients for imaging and its SMART v2 granular restrictions, from the shared policy
  * (`src/auth/imaging-access.ts`); 401 without an access context. `ImagingStudy?modality=` restrictions are applied to
- * the study index ({@link studyRestriction}); any other restriction parameter fails closed (nothing is visible).
+ * the study index ({@link studyRestriction}); any other restriction parameter fails closed (nothing is visible). A
+ * viewer token's study limit is ANDed in the same way ({@link withStudyLimit}).
  */
 export function imagingView(req: FastifyRequest): ImagingView {
   const access = req.access;
   if (!access) throw new DicomWebError(401, 'Authentication required');
   const imaging = imagingAccess(access);
-  const restriction = studyRestriction(imaging.restrictions());
+  const restriction = withStudyLimit(studyRestriction(imaging.restrictions()), imaging.studies());
   if (restriction.kind === 'deny') {
     req.log.info({ decision: 'deny', reason: restriction.reason, who: access.agent.who }, 'dicomweb access');
   }
