@@ -24,7 +24,7 @@ const LIFECYCLE = [
  * `printRoutes({ includeHooks: true, commonPrefix: false })` prints: a node line (`├── /segment (GET)`) or a further
  * method line of the same node (`/segment (HEAD)`, indented one level deeper), each followed by its hook lines.
  */
-export function hooksOf(app: FastifyInstance, method: string, url: string): Record<string, string[]> {
+function hooksOf(app: FastifyInstance, method: string, url: string): Record<string, string[]> {
   const tree = app.printRoutes({ includeHooks: true, commonPrefix: false });
   const stack: string[] = [];
   let current: string[] = [];
@@ -40,7 +40,7 @@ export function hooksOf(app: FastifyInstance, method: string, url: string): Reco
       continue;
     }
     const m = /^((?:│ {3}| {4})*)(├── |└── )?(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m || !m[3]) continue;
+    if (!m?.[3]) continue;
     const depth = (m[1] ?? '').length / 4;
     let path: string;
     if (m[2]) {

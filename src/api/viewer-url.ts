@@ -127,31 +127,35 @@ export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Conf
     '/api/v1/dicom/viewer-url/:orderId',
     { config: { rules: API_RULES } },
     async (req, reply) => {
-    try {
-      const link = await createLink(app, config, req, req.params.orderId);
-      return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
-    }
+      try {
+        const link = await createLink(app, config, req, req.params.orderId);
+        return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
+      } catch (err) {
+        if (!(err instanceof FhirError)) throw err;
+        return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
+      }
     },
   );
 
-  app.get<{ Params: { id: string } }>('/fhir/ServiceRequest/:id/$viewer-url', { config: { rules: FHIR_RULES } }, async (req, reply) => {
-    noStore(reply).type('application/fhir+json; charset=utf-8');
-    try {
-      const link = await createLink(app, config, req, req.params.id);
-      return reply.send({
-        resourceType: 'Parameters',
-        parameter: [
-          { name: 'viewer_url', valueUrl: link.viewerUrl },
-          { name: 'expires_at', valueInstant: link.expiresAt.toISOString() },
-          { name: 'study_instance_uid', valueId: link.studyInstanceUid },
-        ],
-      });
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return reply.code(err.status).send(err.outcome());
-    }
-  });
+  app.get<{ Params: { id: string } }>(
+    '/fhir/ServiceRequest/:id/$viewer-url',
+    { config: { rules: FHIR_RULES } },
+    async (req, reply) => {
+      noStore(reply).type('application/fhir+json; charset=utf-8');
+      try {
+        const link = await createLink(app, config, req, req.params.id);
+        return reply.send({
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'viewer_url', valueUrl: link.viewerUrl },
+            { name: 'expires_at', valueInstant: link.expiresAt.toISOString() },
+            { name: 'study_instance_uid', valueId: link.studyInstanceUid },
+          ],
+        });
+      } catch (err) {
+        if (!(err instanceof FhirError)) throw err;
+        return reply.code(err.status).send(err.outcome());
+      }
+    },
+  );
 }
