@@ -204,13 +204,14 @@ export async function auditStoreWithin(
 const isStream = (payload: unknown): payload is Readable =>
   typeof (payload as { pipe?: unknown } | null)?.pipe === 'function';
 
-/** An error body in the style of the path: OperationOutcome under /fhir, a JSON error elsewhere. */
+/** An error body in the route's error dialect (its rules): OperationOutcome, DICOM ErrorComment, or a JSON error. */
 function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
-  const fhir = req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?');
+  const dialect = req.routeOptions.config.rules?.dialect;
+  const fhir = dialect === 'fhir';
   reply.removeHeader('content-length');
   const message = `audit record could not be stored; request id ${req.id}`;
   // DICOMweb clients get a DICOM-shaped error (ErrorComment), as for every other DICOMweb failure.
-  if (/^\/dicom-web(\/|\?|$)/.test(req.url)) {
+  if (dialect === 'dicom') {
     reply.type('application/dicom+json');
     return errorBody(message);
   }
