@@ -21,6 +21,9 @@ import { viewerPlugin } from './viewer/plugin.ts';
 import { webAppPlugin } from './webapp/plugin.ts';
 import { webApiRoutes } from './api/web-api.ts';
 import { viewerUrlRoutes } from './api/viewer-url.ts';
+import { auditedNotFound } from './http/not-found.ts';
+import { API_RULES, OAUTH_RULES } from './http/route-rules.ts';
+import { responseEnd } from './http/response-end.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -79,10 +82,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     forceCloseConnections: 'idle',
   });
 
-  app.addHook('onRequest', async (req, reply) => {
-    reply.header('x-request-id', req.id);
-  });
-
   // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     // A dependency down (e.g. the database while authenticating or auditing, before any scope's own handler):
@@ -101,8 +100,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       const what =
         err instanceof DependencyUnavailableError && err.dependency === 'orthanc' ? 'image archive' : 'database';
       const message = down ? `The ${what} is unavailable; retry later` : err.message;
-      if (/^\/dicom-web(\/|\?|$)/.test(req.url)) return sendDicomError(reply, 503, message);
-      if (/^\/fhir(\/|\?|$)/.test(req.url)) {
+      // Shaped like the API that was called: the route's error dialect (src/http/route-rules.ts).
+      const dialect = req.routeOptions.config.rules?.dialect;
+      if (dialect === 'dicom') return sendDicomError(reply, 503, message);
+      if (dialect === 'fhir') {
         return reply
           .code(503)
           .type('application/fhir+json')
@@ -117,22 +118,23 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, requestId: req.id });
   });
 
+  // The one onResponse hook, which metrics and the audit share.
+  await app.register(responseEnd);
   // Before every route: the OpenAPI generator and the request metrics see all routes.
   await app.register(openApiPlugin, { config });
   await app.register(metricsHooks, { config });
   await app.register(databasePlugin, { config });
   await app.register(orthancPlugin, { config });
   await app.register(healthRoutes, { readyTimeoutMs: config.readyTimeoutMs, databaseUrl: config.databaseUrl });
-  // OHIF viewer, viewer links, viewer-token guard. Before authentication: the viewer's public files are answered by
-  // an onRequest hook that must run before the resource server's (src/viewer/ohif-static.ts).
+  // OHIF viewer (public files) and viewer links.
   await app.register(viewerPlugin, { config });
-  // The viewer links (src/api/viewer-url.ts), which mint the viewer tokens the guard above narrows.
+  // The viewer links (src/api/viewer-url.ts), which mint viewer tokens (an Access of kind `viewer`).
   await app.register(viewerUrlRoutes, { config });
-  // The staff web app at /app/ (public files, answered before authentication like the viewer's) and its client.
+  // The staff web app at /app/ (public files) and its OAuth client.
   await app.register(webAppPlugin, { config });
-  // Authentication: attaches req.access (the caller's access context) to every request.
+  // The resource server: the one root onRequest hook, which reads each route's rules and attaches req.access.
   await app.register(accessPlugin, { config });
-  // Audit: req.audit on every request, exactly one AuditEvent per audited request, and FHIR /fhir/AuditEvent.
+  // Audit: req.audit on every request, exactly one AuditEvent per audited route's request, and /fhir/AuditEvent.
   await app.register(auditPlugin, { config });
   await app.register(auditEventRoutes, { config });
   // FHIR R4 API (/fhir): registered here.
@@ -146,5 +148,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(webApiRoutes);
   // GET /metrics (admin token; or the token-less EHR_METRICS_LISTEN) and the readings of caches and queues.
   await app.register(metricsRoutes);
+  // Unknown paths under /api and /auth: 404, audited like those surfaces' routes.
+  await app.register(auditedNotFound, { prefix: '/api', rules: API_RULES });
+  await app.register(auditedNotFound, { prefix: '/auth', rules: { ...OAUTH_RULES, dialect: 'plain' } });
   return app;
 }

@@ -10,6 +10,10 @@ import { buildApp } from '../src/app.ts';
 import { tokenKey } from '../src/auth/caller-cache.ts';
 import { testConfig } from './helpers/app.ts';
 import { bearer } from './helpers/auth.ts';
+import type { RouteRules } from '../src/http/route-rules.ts';
+
+/** A test route: any token, not audited (it discloses nothing). */
+const TEST_RULES: RouteRules = { who: 'token', audit: { none: 'test route' }, dialect: 'plain' };
 
 /** `bin/ehr user|client|token` against the throwaway database. */
 function ehr(args: string[], env: Record<string, string> = {}, input?: string) {
@@ -33,7 +37,9 @@ function ehr(args: string[], env: Record<string, string> = {}, input?: string) {
 let app: FastifyInstance;
 beforeAll(async () => {
   app = await buildApp(testConfig());
-  app.get('/test/cli-whoami', async (req) => req.access.patientFilter('read', 'Patient'));
+  app.get('/test/cli-whoami', { config: { rules: TEST_RULES } }, async (req) =>
+    req.access.patientFilter('read', 'Patient'),
+  );
   await app.ready();
 });
 afterAll(async () => {

@@ -8,6 +8,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { testConfig } from './helpers/app.ts';
 import { adminToken, bearer, ensureUser, grantPatient, signWithServerKey, tokenFor } from './helpers/auth.ts';
+import type { RouteRules } from '../src/http/route-rules.ts';
+
+/** A test route: any token, not audited (it discloses nothing). */
+const TEST_RULES: RouteRules = { who: 'token', audit: { none: 'test route' }, dialect: 'plain' };
 
 const config = testConfig();
 const FHIR = `${config.publicBaseUrl}/fhir`;
@@ -19,7 +23,7 @@ let userId: string;
 beforeAll(async () => {
   app = await buildApp(config);
   // A tiny protected route that shows what the policy gave the caller.
-  app.get('/test/whoami', async (req) => ({
+  app.get('/test/whoami', { config: { rules: TEST_RULES } }, async (req) => ({
     kind: req.access.kind,
     who: req.access.agent.who,
     patients: req.access.patientFilter('search', 'ImagingStudy'),
@@ -225,7 +229,7 @@ describe('an external IdP configured with static keys', () => {
     key = pair.privateKey;
     const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'idp-1', alg: 'RS256' };
     ext = await buildApp({ ...config, authExternalIssuers: JSON.stringify([{ issuer: IDP, jwks: { keys: [jwk] } }]) });
-    ext.get('/test/whoami', async (req) => ({
+    ext.get('/test/whoami', { config: { rules: TEST_RULES } }, async (req) => ({
       kind: req.access.kind,
       patients: req.access.patientFilter('read', 'Patient'),
     }));

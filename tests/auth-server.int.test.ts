@@ -12,6 +12,10 @@ import { buildApp } from '../src/app.ts';
 import { freePort } from '../src/stack/process.ts';
 import { testConfig } from './helpers/app.ts';
 import { adminToken, ensureClient, ensureUser, grantPatient } from './helpers/auth.ts';
+import type { RouteRules } from '../src/http/route-rules.ts';
+
+/** A test route: any token, not audited (it discloses nothing). */
+const TEST_RULES: RouteRules = { who: 'token', audit: { none: 'test route' }, dialect: 'plain' };
 
 let app: FastifyInstance;
 let base: string;
@@ -34,7 +38,7 @@ beforeAll(async () => {
   app = await buildApp(
     testConfig({ publicBaseUrl: base, authLoginMaxFailuresPerUser: 3, authLoginMaxFailuresPerIp: 12 }),
   );
-  app.get('/test/whoami', async (req) => ({
+  app.get('/test/whoami', { config: { rules: TEST_RULES } }, async (req) => ({
     kind: req.access.kind,
     patient: req.access.patientContext ?? null,
     patients: req.access.patientFilter('read', 'Patient'),

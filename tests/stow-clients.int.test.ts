@@ -98,6 +98,15 @@ describe('Expect and request-level errors over real HTTP', () => {
     expect([noToken.status, noToken.continued]).toEqual([401, false]);
   });
 
+  test('a route that does not defer 100 Continue (FHIR create) gets it at once, and a token-less one too', async () => {
+    const body = Buffer.from(JSON.stringify({ resourceType: 'Organization', name: 'Expect Clinic' }));
+    const headers = { 'content-type': 'application/fhir+json', 'content-length': String(body.length) };
+    const created = await rawPost('/fhir/Organization', { ...auth, ...headers, expect: '100-continue' }, body, true);
+    expect([created.status, created.continued]).toEqual([201, true]);
+    const refused = await rawPost('/fhir/Organization', { ...headers, expect: '100-continue' }, body, true);
+    expect([refused.status, refused.continued]).toEqual([401, true]);
+  });
+
   test('an empty Expect: header is served (Node alone would answer 417); other expectations get 417', async () => {
     const b = await bookPatientAndOrder(app, auth);
     const s = makeSeries({ patientId: b.mrn, accession: b.accession, count: 1 });

@@ -7,6 +7,7 @@
  * imaging, ImagingStudy). The link opens OHIF on the order's StudyInstanceUID with a new viewer token
  * (src/viewer/viewer-token.ts): at most 15 minutes, that study only, DICOMweb reads only; never the caller's token.
  */
+import { API_RULES, FHIR_RULES } from '../http/route-rules.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'slonik';
 import { type Access, allowsPatient } from '../auth/access.ts';
@@ -122,31 +123,39 @@ function noStore(reply: FastifyReply): FastifyReply {
 export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Config }): Promise<void> {
   const { config } = opts;
 
-  app.get<{ Params: { orderId: string } }>('/api/v1/dicom/viewer-url/:orderId', async (req, reply) => {
-    try {
-      const link = await createLink(app, config, req, req.params.orderId);
-      return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
-    }
-  });
+  app.get<{ Params: { orderId: string } }>(
+    '/api/v1/dicom/viewer-url/:orderId',
+    { config: { rules: API_RULES } },
+    async (req, reply) => {
+      try {
+        const link = await createLink(app, config, req, req.params.orderId);
+        return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
+      } catch (err) {
+        if (!(err instanceof FhirError)) throw err;
+        return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
+      }
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/fhir/ServiceRequest/:id/$viewer-url', async (req, reply) => {
-    noStore(reply).type('application/fhir+json; charset=utf-8');
-    try {
-      const link = await createLink(app, config, req, req.params.id);
-      return reply.send({
-        resourceType: 'Parameters',
-        parameter: [
-          { name: 'viewer_url', valueUrl: link.viewerUrl },
-          { name: 'expires_at', valueInstant: link.expiresAt.toISOString() },
-          { name: 'study_instance_uid', valueId: link.studyInstanceUid },
-        ],
-      });
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return reply.code(err.status).send(err.outcome());
-    }
-  });
+  app.get<{ Params: { id: string } }>(
+    '/fhir/ServiceRequest/:id/$viewer-url',
+    { config: { rules: FHIR_RULES } },
+    async (req, reply) => {
+      noStore(reply).type('application/fhir+json; charset=utf-8');
+      try {
+        const link = await createLink(app, config, req, req.params.id);
+        return reply.send({
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'viewer_url', valueUrl: link.viewerUrl },
+            { name: 'expires_at', valueInstant: link.expiresAt.toISOString() },
+            { name: 'study_instance_uid', valueId: link.studyInstanceUid },
+          ],
+        });
+      } catch (err) {
+        if (!(err instanceof FhirError)) throw err;
+        return reply.code(err.status).send(err.outcome());
+      }
+    },
+  );
 }

@@ -1,3 +1,4 @@
+import { API_RULES, declareRules } from '../http/route-rules.ts';
 import type { FastifyInstance } from 'fastify';
 import { adminRoutes, meRoutes } from './admin-routes.ts';
 import { meAuthorizationRoutes } from './me-authorizations.ts';
@@ -10,6 +11,7 @@ import { uploadLogRoutes } from './upload-log-routes.ts';
  * audited like any other `/api` request.
  */
 export async function webApiRoutes(app: FastifyInstance): Promise<void> {
+  declareRules(app, API_RULES);
   await app.register(meRoutes);
   await app.register(meAuthorizationRoutes);
   await app.register(uploadLogRoutes);

@@ -1,26 +1,21 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { Access, Agent } from '../auth/access.ts';
 import { describeAuthRequest } from './auth-events.ts';
-import { AuditContext, fallbackDescription, isAudited } from './context.ts';
+import { AuditContext, fallbackDescription } from './context.ts';
 import { patientsInFhirJson } from './enrich.ts';
 import { auditReadScope, isPatientAuditScope } from './read-access.ts';
 import { AuditSearchError, dateBounds, parseAuditSearch } from './search.ts';
 import { auditEventIssues } from './validate.ts';
 
 test.each([
-  ['GET', '/fhir/Patient/1', true],
-  ['GET', '/fhir/metadata', false],
-  ['GET', '/fhir/.well-known/smart-configuration', false],
-  ['OPTIONS', '/dicom-web/studies', false],
-  ['GET', '/dicom-web/studies?x=1', true],
-  ['POST', '/auth/token', true],
-  ['GET', '/auth/jwks', false],
-  ['GET', '/api/viewer-url', true],
-  ['GET', '/healthz', false],
-  ['GET', '/viewer/index.html', false],
-  ['GET', '/fhirx', false],
-])('isAudited(%s %s) = %s', (method, url, audited) => {
-  expect(isAudited(method, url)).toBe(audited);
+  ['fhir', 'GET', '/fhir/ServiceRequest/s1/$viewer-url', 'fhir'],
+  ['dicom', 'POST', '/dicom-web/studies', 'dicom-store'],
+  ['api', 'POST', '/api/v1/dicom/upload', 'api'],
+  ['auth', 'POST', '/auth/token', 'auth'],
+  [undefined, 'GET', '/dicom-web/studies/1.2', 'dicom-retrieve'],
+  [undefined, 'GET', '/api/v1/me', 'api'],
+] as const)('the route declares audit %s: %s %s gets a %s event', (how, method, url, kind) => {
+  expect(fallbackDescription(method, url, how).kind).toBe(kind);
 });
 
 describe('fallback description from method and URL', () => {

@@ -38,35 +38,9 @@ export type AuditDescription =
   | { readonly kind: 'api'; readonly input: { method: string; path: string } }
   | { readonly kind: 'auth'; readonly input: { path: string; subtype?: (typeof SUBTYPE)[keyof typeof SUBTYPE] } };
 
-/** Path prefixes whose every request is audited. */
-export const AUDITED_PREFIXES: readonly string[] = ['/fhir', '/dicom-web', '/api', '/auth'];
-
-/**
- * Requests under the audited prefixes that are NOT audited: they disclose no patient data and no security decision.
- * Everything outside the prefixes (health probes, /.well-known, the viewer's static files) is not audited either.
- */
-export const UNAUDITED: readonly {
-  readonly methods: readonly string[];
-  readonly path: string;
-  readonly why: string;
-}[] = [
-  { methods: ['GET', 'HEAD'], path: '/fhir/metadata', why: 'public CapabilityStatement' },
-  { methods: ['GET', 'HEAD'], path: '/fhir/.well-known/smart-configuration', why: 'public SMART discovery' },
-  { methods: ['GET', 'HEAD'], path: '/auth/jwks', why: 'public signing keys' },
-  { methods: ['GET', 'HEAD'], path: '/auth/.well-known/openid-configuration', why: 'public OpenID discovery' },
-  { methods: ['OPTIONS'], path: '*', why: 'CORS pre-flight: carries no credentials and returns no data' },
-];
-
 function pathOf(url: string): { path: string; query: string } {
   const q = url.indexOf('?');
   return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
-}
-
-/** Whether a request is audited at all (in an audited prefix and not in {@link UNAUDITED}). */
-export function isAudited(method: string, url: string): boolean {
-  const path = pathOf(url).path.replace(/\/+$/, '') || '/';
-  if (!AUDITED_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) return false;
-  return !UNAUDITED.some((u) => u.methods.includes(method) && (u.path === '*' || u.path === path));
 }
 
 const seg = (s: string | undefined) => (s ? decodeURIComponent(s) : undefined);
@@ -116,16 +90,26 @@ function dicomFallback(method: string, path: string, parts: string[], query: str
   return { kind: 'dicom-retrieve', input: { studies } };
 }
 
-/** The description a request gets when its handler gave none: from the method and URL only. */
-export function fallbackDescription(method: string, url: string): AuditDescription {
+/** How a route is audited (its rules' `audit`, src/http/route-rules.ts): the kind of its fallback event. */
+export type AuditHow = 'fhir' | 'dicom' | 'api' | 'auth';
+
+/**
+ * The description a request gets when its handler gave none: of the kind its route declares (`how`; without one, the
+ * kind of the path's surface), the details from the method and URL.
+ */
+export function fallbackDescription(method: string, url: string, how?: AuditHow): AuditDescription {
   const { path, query } = pathOf(url);
   const parts = path.split('/').filter(Boolean);
   const [prefix, ...rest] = parts;
-  switch (prefix) {
+  const surface: AuditHow =
+    how ?? (prefix === 'fhir' ? 'fhir' : prefix === 'dicom-web' ? 'dicom' : prefix === 'auth' ? 'auth' : 'api');
+  switch (surface) {
     case 'fhir':
-      return { kind: 'fhir', input: fhirFallback(method, rest, query) };
-    case 'dicom-web':
-      return dicomFallback(method, path.slice('/dicom-web'.length) || '/', rest, query);
+      return { kind: 'fhir', input: fhirFallback(method, prefix === 'fhir' ? rest : parts, query) };
+    case 'dicom':
+      return prefix === 'dicom-web'
+        ? dicomFallback(method, path.slice('/dicom-web'.length) || '/', rest, query)
+        : dicomFallback(method, path, parts, query);
     case 'auth': {
       const last = rest[rest.length - 1];
       const subtype =
@@ -148,6 +132,8 @@ export interface RequestFacts {
   readonly url: string;
   readonly network: string | undefined;
   readonly serverBaseUrl: string;
+  /** How the route is audited; without it, by the path's surface. */
+  readonly how?: AuditHow;
 }
 
 const DENIAL_DESC: Record<number, string> = {
@@ -253,7 +239,7 @@ export class AuditContext {
 
   /** The one event of this request for a response with `status`. */
   build(status: number, recorded = new Date()): AuditEvent {
-    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url);
+    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url, this.facts.how);
     const base = this.base(status, recorded);
     const withPatients = this.patients.size ? addPatientIds(d, [...this.patients]) : d;
     return buildAuditEvent(withPatients, base);

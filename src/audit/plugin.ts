@@ -1,8 +1,9 @@
 /**
  * The audit plugin. Registered right after the access plugin, at the root, so its hooks cover every route of every
- * scope. It gives each request `req.audit` (an {@link AuditContext} that handlers fill) and guarantees that every
- * request under /fhir, /dicom-web, /api and /auth (except the public ones listed in {@link UNAUDITED}) leaves exactly
- * one AuditEvent, allowed or denied:
+ * scope. It gives each request `req.audit` (an {@link AuditContext} that handlers fill, created on first use) and
+ * guarantees that every request to a route whose rules declare an audit (src/http/route-rules.ts: every FHIR,
+ * DICOMweb, /api and /auth route except the public ones that disclose nothing) leaves exactly one AuditEvent, allowed
+ * or denied:
  *
  * - `onSend` (before any byte of the response is written): hands the event to this process's single audit writer and
  *   waits until it is committed. A streamed 2xx answer is not held up: its bytes flow while the event commits, except
@@ -18,7 +19,10 @@
  *   shipped to PostgreSQL in the background (outbox.ts); the response still completes only after its event is durable.
  * - A handler that appended its event inside its own transaction (`req.audit.writeWithin(tx)`) is not written twice:
  *   `onSend` only checks that the event was committed, and records a fallback event if it was rolled back.
- * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
+ * - after the response (the app's one `onResponse` hook, src/http/response-end.ts) and `onRequestAbort`: safety nets
+ *   for replies that bypassed `onSend` (hijacked) or aborted requests.
+ * - FHIR writes commit their events in their own transaction: the FHIR scope wires its repository with
+ *   {@link auditFhirWrites}.
  */
 import { errorBody } from '../imaging/error-comment.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -26,7 +30,8 @@ import { randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { AuditContext, fallbackDescription, isAudited } from './context.ts';
+import { AuditContext, fallbackDescription } from './context.ts';
+import { isAuditedRoute } from '../http/route-rules.ts';
 import { describeAuthRequest } from './auth-events.ts';
 import {
   dicomAllowedPatients,
@@ -46,7 +51,7 @@ import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 
 /** The part of the per-request FHIR repository the audit uses (src/fhir/repository-core.ts `onWrite`). */
-interface FhirWriteHooked {
+export interface FhirWriteHooked {
   onWrite?: (
     tx: AuditDb,
     w: {
@@ -98,18 +103,68 @@ declare module 'fastify' {
   }
 }
 
-/** The audit context of a request, created on first use (a hook before ours may already have answered). */
+const kAudit = Symbol('ehr.audit');
+
+/** The audit context of a request, created on first use (`req.audit` is this, lazily: no request hook creates it). */
 export function auditOf(req: FastifyRequest, serverBaseUrl: string): AuditContext {
-  if (!req.audit) {
-    req.audit = new AuditContext({
+  const held = req as FastifyRequest & { [kAudit]?: AuditContext };
+  let ctx = held[kAudit];
+  if (!ctx) {
+    const how = req.routeOptions.config.rules?.audit;
+    ctx = new AuditContext({
       requestId: req.id,
       method: req.method,
       url: req.url,
       network: req.ip,
       serverBaseUrl,
+      ...(typeof how === 'string' ? { how } : {}),
     });
+    held[kAudit] = ctx;
   }
-  return req.audit;
+  return ctx;
+}
+
+/** Is this request audited? Its route's rules say (src/http/route-rules.ts); for no route, the scope's not-found rules. */
+export function isAuditedRequest(req: FastifyRequest): boolean {
+  return isAuditedRoute(req.routeOptions.config.rules);
+}
+
+/**
+ * FHIR writes and Bundle entries: the per-request repository calls back inside its own transaction, so that a write and
+ * its event commit together (called by the FHIR scope when it creates the request's repository).
+ */
+export function auditFhirWrites(req: FastifyRequest, repo: FhirWriteHooked, baseUrl: string): void {
+  const ctx = auditOf(req, baseUrl);
+  repo.onWrite = async (tx, w) => {
+    ctx.agent = req.access?.agent;
+    ctx.fhir({ interaction: w.interaction, resourceType: w.type, id: w.id, versionId: String(w.versionId) });
+    ctx.addPatients(w.patientId ?? undefined);
+    await ctx.writeWithin(tx, w.status);
+  };
+  // Batch/transaction entries: one event each (as if sent alone), in the entry's transaction for writes; the
+  // request itself keeps its own event. All share the request id (the BALP transaction entity).
+  repo.onEntry = async (conn, e) => {
+    const entry = new AuditContext({
+      requestId: req.id,
+      method: e.method,
+      url: `/fhir/${e.url.replace(/^\/+/, '')}`,
+      network: req.ip,
+      serverBaseUrl: baseUrl,
+    });
+    entry.agent = req.access?.agent;
+    entry.fhir({
+      interaction: e.interaction,
+      resourceType: e.type,
+      id: e.id,
+      versionId: e.versionId,
+      query: e.query,
+    });
+    if (e.status >= 200 && e.status < 300) {
+      entry.addPatients(e.patientId ?? undefined);
+      if (e.body) entry.addPatients(...patientsInFhirJson(JSON.stringify(e.body)));
+    }
+    await appendAuditEvent(conn, entry.build(e.status));
+  };
 }
 
 /**
@@ -128,7 +183,6 @@ export async function auditStoreWithin(
   }[],
 ): Promise<void> {
   const ctx = req.audit;
-  if (!ctx) return;
   ctx.agent = req.access?.agent;
   const first = linked[0];
   ctx.describe({
@@ -150,13 +204,14 @@ export async function auditStoreWithin(
 const isStream = (payload: unknown): payload is Readable =>
   typeof (payload as { pipe?: unknown } | null)?.pipe === 'function';
 
-/** An error body in the style of the path: OperationOutcome under /fhir, a JSON error elsewhere. */
+/** An error body in the route's error dialect (its rules): OperationOutcome, DICOM ErrorComment, or a JSON error. */
 function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
-  const fhir = req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?');
+  const dialect = req.routeOptions.config.rules?.dialect;
+  const fhir = dialect === 'fhir';
   reply.removeHeader('content-length');
   const message = `audit record could not be stored; request id ${req.id}`;
   // DICOMweb clients get a DICOM-shaped error (ErrorComment), as for every other DICOMweb failure.
-  if (/^\/dicom-web(\/|\?|$)/.test(req.url)) {
+  if (dialect === 'dicom') {
     reply.type('application/dicom+json');
     return errorBody(message);
   }
@@ -171,7 +226,11 @@ function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
 export const auditPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     const baseUrl = opts.config.publicBaseUrl;
-    app.decorateRequest('audit', null as unknown as AuditContext);
+    app.decorateRequest('audit', {
+      getter(this: FastifyRequest) {
+        return auditOf(this, baseUrl);
+      },
+    });
     // One writer per process: the events of reads (and of every request whose handler did not append its own),
     // committed to PostgreSQL, or to the durable outbox when one is configured (outbox.ts).
     const appender = new ChainAppender(app.db);
@@ -261,7 +320,7 @@ export const auditPlugin = fp(
      */
     const addPatients = async (req: FastifyRequest, ctx: AuditContext, status: number, payload: unknown) => {
       const allowed = status >= 200 && status < 300;
-      const d = ctx.described ?? fallbackDescription(req.method, req.url);
+      const d = ctx.described ?? fallbackDescription(req.method, req.url, ctx.facts.how);
       if (d.kind === 'fhir') {
         if (allowed && typeof payload === 'string') ctx.addPatients(...patientsInFhirJson(payload));
         ctx.addRequested(...(await fhirNamedPatients(app.db, req.url, !allowed)));
@@ -276,49 +335,8 @@ export const auditPlugin = fp(
       }
     };
 
-    app.addHook('onRequest', async (req) => {
-      auditOf(req, baseUrl);
-    });
-
-    // FHIR writes: the repository calls back inside its own transaction, so the write and its event commit together.
-    app.addHook('preHandler', async (req) => {
-      const repo = (req as { fhir?: { onWrite?: unknown } }).fhir as FhirWriteHooked | undefined;
-      if (!repo) return;
-      const ctx = auditOf(req, baseUrl);
-      repo.onWrite = async (tx, w) => {
-        ctx.agent = req.access?.agent;
-        ctx.fhir({ interaction: w.interaction, resourceType: w.type, id: w.id, versionId: String(w.versionId) });
-        ctx.addPatients(w.patientId ?? undefined);
-        await ctx.writeWithin(tx, w.status);
-      };
-      // Batch/transaction entries: one event each (as if sent alone), in the entry's transaction for writes; the
-      // request itself keeps its own event. All share the request id (the BALP transaction entity).
-      repo.onEntry = async (conn, e) => {
-        const entry = new AuditContext({
-          requestId: req.id,
-          method: e.method,
-          url: `/fhir/${e.url.replace(/^\/+/, '')}`,
-          network: req.ip,
-          serverBaseUrl: baseUrl,
-        });
-        entry.agent = req.access?.agent;
-        entry.fhir({
-          interaction: e.interaction,
-          resourceType: e.type,
-          id: e.id,
-          versionId: e.versionId,
-          query: e.query,
-        });
-        if (e.status >= 200 && e.status < 300) {
-          entry.addPatients(e.patientId ?? undefined);
-          if (e.body) entry.addPatients(...patientsInFhirJson(JSON.stringify(e.body)));
-        }
-        await appendAuditEvent(conn, entry.build(e.status));
-      };
-    });
-
     app.addHook('onSend', async (req, reply, payload) => {
-      if (!isAudited(req.method, req.url)) return payload;
+      if (!isAuditedRequest(req)) return payload;
       const status = reply.statusCode;
       if (isStream(payload) && status >= 200 && status < 300 && req.method !== 'HEAD') {
         // A streamed answer (WADO-RS, relayed QIDO-RS): its bytes flow while the event commits, but the last chunk
@@ -342,7 +360,7 @@ export const auditPlugin = fp(
     });
 
     const lateRecord = async (req: FastifyRequest, status: number) => {
-      if (!isAudited(req.method, req.url) || req.audit?.written) return;
+      if (!isAuditedRequest(req) || req.audit.written) return;
       try {
         await record(req, status);
         req.log.warn({ status }, 'audit event recorded after the response (reply bypassed onSend)');
@@ -350,7 +368,8 @@ export const auditPlugin = fp(
         req.log.error({ err }, 'audit event could not be stored');
       }
     };
-    app.addHook('onResponse', async (req, reply) => lateRecord(req, reply.statusCode));
+    // Shares the app's one onResponse hook (src/http/response-end.ts).
+    app.afterResponse(async (req, reply) => lateRecord(req, reply.statusCode));
     // 499: the client closed the connection before the answer (nginx's convention); outcome 4.
     app.addHook('onRequestAbort', async (req) => lateRecord(req, 499));
   },

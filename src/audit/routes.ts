@@ -6,6 +6,7 @@
  * Registered as its own encapsulated plugin at the root (static `/fhir/AuditEvent` paths win over the FHIR scope's
  * parametric ones), with its own body parser and error handler, so that a write attempt always gets its 405.
  */
+import { declareRules, FHIR_RULES } from '../http/route-rules.ts';
 import type { Bundle, BundleLink } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/spec.ts';
@@ -101,6 +102,7 @@ export async function auditEventRoutes(app: FastifyInstance, opts: { config: Con
     return reply.type(FHIR_JSON).send(bundle);
   };
 
+  declareRules(app, FHIR_RULES);
   app.get('/fhir/AuditEvent', (req, reply) => search(req, reply));
   app.post('/fhir/AuditEvent/_search', (req, reply) =>
     search(req, reply, typeof req.body === 'string' ? req.body : ''),

@@ -45,6 +45,11 @@ export interface Access {
   readonly patientContext?: string | undefined;
   /** The granted scopes (for audit and introspection). */
   readonly scopes?: readonly string[];
+  /**
+   * `kind: 'viewer'` only: the StudyInstanceUIDs its imaging is limited to. The study authorization and QIDO-RS apply
+   * it like any other constraint (src/auth/imaging-access.ts); routes that do not accept viewer tokens refuse it.
+   */
+  readonly studies?: readonly string[];
 }
 
 /**

@@ -18,6 +18,13 @@ export interface ImagingAccess {
   readablePatients(): PatientFilter;
   /** Extra restrictions such as `modality=CT` from granular scopes; empty when none. */
   restrictions(): readonly SearchRestriction[];
+  /** The StudyInstanceUIDs a viewer token is limited to; undefined for every other caller. */
+  studies(): readonly string[] | undefined;
+  /**
+   * Does the caller's study limit exclude one of these study UIDs (from the path or a QIDO-RS StudyInstanceUID match)?
+   * A search naming a study outside a viewer token's study answers the uniform 404, as a retrieve of it does.
+   */
+  excludesAny(studyUids: readonly (string | undefined)[]): boolean;
 }
 
 export function imagingAccess(access: Access): ImagingAccess {
@@ -36,5 +43,10 @@ export function imagingAccess(access: Access): ImagingAccess {
           ? access.patientFilter('read', IMAGING_TYPE)
           : { all: false, patientIds: [] },
     restrictions: () => access.restrictions(IMAGING_TYPE),
+    studies: () => access.studies,
+    excludesAny: (uids) => {
+      const limit = access.studies;
+      return limit !== undefined && uids.some((u) => u !== undefined && !limit.includes(u));
+    },
   };
 }

@@ -1,6 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
+import { BadDicomWebRequestError } from '../dicomweb/errors.ts';
+import { continueUnlessDeferred } from '../http/expect-continue.ts';
+import { assertRulesDeclared, type Who } from '../http/route-rules.ts';
 import type { Access } from './access.ts';
 import { AuthChangeListener } from './auth-change-listener.ts';
 import { CallerCache, tokenKey } from './caller-cache.ts';
@@ -8,7 +11,7 @@ import { fhirInteraction } from './fhir-interaction.ts';
 import { externalIssuer, parseExternalIssuers } from './issuers.ts';
 import { resolveAccess } from './resolve-caller.ts';
 import { authUrls } from './server/discovery.ts';
-import { authServerRoutes, PUBLIC_AUTH_PATHS } from './server/routes.ts';
+import { authServerRoutes } from './server/routes.ts';
 import type { MintContext } from './server/tokens.ts';
 import { KeyStore } from './signing-keys.ts';
 import { bearerToken, TokenError, type TrustedIssuer, verifyAccessToken } from './verify-token.ts';
@@ -27,15 +30,21 @@ declare module 'fastify' {
   }
 }
 
-/** Routes anyone may call: health, the FHIR capability statement, SMART discovery and the OAuth endpoints. */
-const PUBLIC_GET = new Set(['/healthz', '/readyz', '/fhir/metadata', '/fhir/.well-known/smart-configuration']);
-
-function isPublic(method: string, path: string, headers: FastifyRequest['headers']): boolean {
-  if ((method === 'GET' || method === 'HEAD') && PUBLIC_GET.has(path)) return true;
+/** Does a route that declares `who` let this request through without a token? */
+function passesWithoutToken(who: Who, method: string, headers: FastifyRequest['headers']): boolean {
+  if (who === 'anyone') return true;
   // A CORS preflight carries no credentials by design (https://fetch.spec.whatwg.org/#cors-preflight-fetch) and
   // returns no data: the scope's CORS handler answers it, for allowed origins only.
-  if (method === 'OPTIONS' && headers['access-control-request-method'] !== undefined) return true;
-  return PUBLIC_AUTH_PATHS.has(path);
+  return who === 'cors-preflight' && method === 'OPTIONS' && headers['access-control-request-method'] !== undefined;
+}
+
+/** Why a viewer token is refused on a route that does not accept it. */
+export const VIEWER_ELSEWHERE = 'a viewer token is valid only for DICOMweb reads of its study';
+
+/** Does the URL's query carry an `access_token` parameter (RFC 6750 §2.3, which the DICOMweb side refuses)? */
+function tokenInQuery(url: string): boolean {
+  const q = url.indexOf('?');
+  return q >= 0 && /(^|&)access_token=/.test(url.slice(q + 1));
 }
 
 /** RFC 6750 §3: quoted-string values may not contain `"` or `\`. */
@@ -49,10 +58,11 @@ function refuse(
   status: 401 | 403,
   error: 'invalid_token' | 'insufficient_scope',
   description: string,
+  extra: Record<string, unknown> = {},
 ): FastifyReply {
-  req.log.info({ auth: { decision: 'deny', status, error, reason: description } }, 'access denied');
+  req.log.info({ auth: { decision: 'deny', status, error, reason: description, ...extra } }, 'access denied');
   reply.header('www-authenticate', `Bearer error="${error}", error_description="${quoted(description)}"`);
-  if (req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?')) {
+  if (req.routeOptions.config.rules?.dialect === 'fhir') {
     return reply
       .code(status)
       .type('application/fhir+json')
@@ -65,10 +75,12 @@ function refuse(
 }
 
 /**
- * The resource server: every request except the public routes must carry a valid bearer token; it gets `req.access`
- * (the caller's {@link Access}, answered by the pure policy). FHIR requests whose interaction and type are in the URL
- * are refused with 403 `insufficient_scope` here when no scope/role grants them at all; the per-request FHIR repository
- * applies the patient constraint. Also registers the built-in authorization server (`/auth/...`) when enabled.
+ * The resource server, in the app's one root onRequest hook: it reads the matched route's rules
+ * (src/http/route-rules.ts). Every route that does not declare `who: 'anyone'` needs a valid bearer token; the request
+ * gets `req.access` (the caller's {@link Access}, answered by the pure policy). FHIR routes that declare
+ * `fhirScope: 'path'` are refused with 403 `insufficient_scope` here when no scope/role grants their interaction and
+ * type at all; the per-request FHIR repository applies the patient constraint. A viewer token passes only on routes
+ * that declare `who: 'token-or-viewer'`. Also registers the built-in authorization server (`/auth/...`) when enabled.
  */
 export const accessPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
@@ -120,14 +132,20 @@ export const accessPlugin = fp(
     };
 
     app.decorateRequest('access', null as unknown as Access);
+    // The one root onRequest hook of the app (the gate): every route's rules (src/http/route-rules.ts) are read here.
     app.addHook('onRequest', async (req, reply) => {
-      const path = req.url.split('?')[0] ?? '';
-      if (isPublic(req.method, path, req.headers)) return;
+      reply.header('x-request-id', req.id);
+      const rules = req.routeOptions.config.rules;
+      continueUnlessDeferred(req, reply.raw, rules);
       // No route matched: there is nothing to protect, so the not-found handler answers 404 with or without a token
       // (a 401 would only hint that something lives there).
       if (req.routeOptions.url === undefined) return;
-      // Routes that declare themselves public: the API documentation (src/openapi/plugin.ts).
-      if (req.routeOptions.config.public === true) return;
+      if (!rules) {
+        // Deny by default (start-up refuses such routes already: assertRulesDeclared).
+        req.log.error({ route: req.routeOptions.url }, 'route without access rules refused');
+        return reply.code(403).send({ error: 'access_denied', error_description: 'route without access rules' });
+      }
+      if (passesWithoutToken(rules.who, req.method, req.headers)) return;
       let access: Access;
       try {
         access = await authenticate(req);
@@ -136,7 +154,8 @@ export const accessPlugin = fp(
         throw err;
       }
       req.access = access;
-      const wanted = fhirInteraction(req.method, path);
+      const path = req.url.split('?')[0] ?? '';
+      const wanted = rules.fhirScope === 'path' ? fhirInteraction(req.method, path) : undefined;
       if (wanted && !access.allows(wanted.interaction, wanted.resourceType)) {
         return refuse(
           req,
@@ -146,11 +165,21 @@ export const accessPlugin = fp(
           `no scope or role permits ${wanted.interaction} on ${wanted.resourceType}`,
         );
       }
+      // A viewer token is a credential only where the route accepts it (DICOMweb reads); its study scope does the rest.
+      if (access.kind === 'viewer' && rules.who !== 'token-or-viewer') {
+        return refuse(req, reply, 401, 'invalid_token', VIEWER_ELSEWHERE, { kind: 'viewer' });
+      }
+      // DICOMweb: the bearer token is taken from the Authorization header only; one in the query string is refused.
+      if (rules.dialect === 'dicom' && tokenInQuery(req.url)) {
+        throw new BadDicomWebRequestError('Tokens in the query string are not accepted: use the Authorization header');
+      }
       req.log.info(
         { auth: { decision: 'allow', kind: access.kind, who: access.agent.who, client: access.agent.clientId } },
         'authenticated',
       );
     });
+    // Deny by default: the app does not start with a route that declares no rules.
+    app.addHook('onReady', async () => assertRulesDeclared(app.registeredRoutes));
 
     if (config.authBuiltinServer) {
       await keys.signingKey();

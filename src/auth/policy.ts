@@ -103,6 +103,11 @@ export interface Caller {
   readonly patientSets: Partial<Record<Exclude<PatientSource, 'all'>, readonly string[]>>;
   /** Backend client tokens (no user): the client's allowed patients. Absent for user tokens. */
   readonly clientPatients?: 'all' | readonly string[];
+  /**
+   * A viewer token (src/viewer/viewer-token.ts): its imaging is limited to these StudyInstanceUIDs, on top of what its
+   * scopes grant. Absent for every other token.
+   */
+  readonly studies?: readonly string[];
 }
 
 export interface Decision {

@@ -13,6 +13,7 @@ import { type Caller, isRole, neededPatientSources, type Role } from './policy.t
 import { narrowScopes, parseScopes } from './scopes.ts';
 import { clientById, isRevoked, userByExternalIdentity, userById } from './store.ts';
 import { accessFor } from './token-access.ts';
+import { isStudyUid, VIEWER_STUDY_CLAIM } from '../viewer/viewer-token.ts';
 import { TokenError, type VerifiedToken } from './verify-token.ts';
 
 const PATIENT_ID = /^[A-Za-z0-9.-]{1,64}$/;
@@ -33,6 +34,17 @@ function str(v: unknown): string | undefined {
 export function issuedAfter(iat: unknown, notBefore: number | null | undefined): boolean {
   if (notBefore === null || notBefore === undefined) return true;
   return typeof iat === 'number' && iat > notBefore;
+}
+
+/**
+ * A token with the viewer-study claim (src/viewer/viewer-token.ts) is a viewer token, limited to that study, whoever
+ * issued it (the claim only ever narrows). A claim that is not a StudyInstanceUID is refused.
+ */
+function viewerStudies(claims: Record<string, unknown>): { studies?: readonly string[] } {
+  const study = claims[VIEWER_STUDY_CLAIM];
+  if (study === undefined) return {};
+  if (typeof study !== 'string' || !isStudyUid(study)) throw new TokenError('viewer token study claim invalid');
+  return { studies: [study] };
 }
 
 export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Promise<Access> {
@@ -67,6 +79,7 @@ export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Pro
       roles: [],
       patientSets: {},
       ...(usable ? { clientPatients: usable.allowedPatients ?? 'all' } : {}),
+      ...viewerStudies(claims),
     };
     const agent: Agent = { ...agentBase, who: `Device/${clientId}`, roles: [] };
     return accessFor(caller, agent);
@@ -94,6 +107,7 @@ export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Pro
     roles,
     patientSets,
     ...(patientClaim !== undefined ? { patient: patientClaim } : {}),
+    ...viewerStudies(claims),
   };
   const who = fhirUser ?? (user?.practitionerId ? `Practitioner/${user.practitionerId}` : `User/${sub}`);
   return accessFor(caller, { ...agentBase, who, roles });

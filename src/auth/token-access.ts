@@ -5,10 +5,11 @@
 import type { Access, Agent, Interaction, PatientFilter, SearchRestriction } from './access.ts';
 import { type Caller, type Decision, decide } from './policy.ts';
 
-export type CallerKind = 'user' | 'patient' | 'system';
+export type CallerKind = 'user' | 'patient' | 'system' | 'viewer';
 
-/** The kind of caller: a backend client (system), a token with patient context, or a user. */
+/** The kind of caller: a viewer token, a backend client (system), a token with patient context, or a user. */
 export function callerKind(caller: Caller): CallerKind {
+  if (caller.studies !== undefined) return 'viewer';
   if (caller.clientPatients !== undefined) return 'system';
   if (caller.patient !== undefined && caller.scopes.resource.some((s) => s.context === 'patient')) return 'patient';
   return 'user';
@@ -29,6 +30,7 @@ export function accessFor(caller: Caller, agent: Agent): Access {
     kind: callerKind(caller),
     agent,
     patientContext: caller.patient,
+    ...(caller.studies !== undefined ? { studies: caller.studies } : {}),
     scopes: caller.scopes.resource.map((s) => s.raw).concat(caller.scopes.context),
     allows: (interaction: Interaction, type: string): boolean => get(interaction, type).allowed,
     patientFilter: (interaction: Interaction, type: string): PatientFilter => get(interaction, type).filter,

@@ -1,3 +1,4 @@
+import { API_RULES, declareRules } from '../http/route-rules.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Access } from '../auth/access.ts';
 import { OrthancHttpError, OrthancUnavailableError } from '../orthanc/errors.ts';
@@ -62,6 +63,7 @@ const idParams = {
 } as const;
 
 export async function unmatchedRoutes(app: FastifyInstance, opts: { deps: () => IndexDeps }): Promise<void> {
+  declareRules(app, API_RULES);
   app.setErrorHandler((err, req, reply: FastifyReply) => {
     const status = statusOf(err);
     if (status >= 500) req.log.error({ err }, 'unmatched queue: request failed');

@@ -5,7 +5,8 @@
  */
 import { pipeline, Readable } from 'node:stream';
 import cors from '@fastify/cors';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
+import { declareRules, dicomWebRules } from '../http/route-rules.ts';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { OrthancUnavailableError } from '../orthanc/errors.ts';
@@ -13,7 +14,7 @@ import { isDatabaseFault } from '../db/breaker.ts';
 import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
 import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
-import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
+import { DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
 import { carriesUrls, publicUrlRewrite } from './http/forwarded-url.ts';
 import { collectRoutes, registerMethodNotAllowed } from './http/method-not-allowed.ts';
@@ -110,7 +111,11 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     return sendDicomError(reply, status, message);
   });
-  app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) => sendDicomError(reply, 404, NOT_FOUND_MESSAGE));
+  // Unknown DICOMweb paths: audited like the scope's routes (src/http/route-rules.ts), answered 404 with or without a token.
+  app.setNotFoundHandler(
+    { config: { rules: { who: 'token', audit: 'dicom', dialect: 'dicom' } } } as object,
+    (_req: FastifyRequest, reply: FastifyReply) => sendDicomError(reply, 404, NOT_FOUND_MESSAGE),
+  );
 }
 
 /**
@@ -118,9 +123,9 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
  * (`Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto`, see forwarded-url.ts): RetrieveURL and BulkDataURI in JSON
  * and XML bodies and the Location/Content-Location headers, all built with `EHR_PUBLIC_BASE_URL`, are rewritten.
  */
-function rewriteForForwardedHost(app: FastifyInstance, config: Config): void {
-  if (!config.trustProxy) return;
-  app.addHook('onSend', async (req, reply, payload) => {
+function forwardedHostRewrite(config: Config): onSendHookHandler | undefined {
+  if (!config.trustProxy) return undefined;
+  return async (req, reply, payload) => {
     const rw = publicUrlRewrite(req.headers, config.publicBaseUrl, true, PUBLIC_DICOMWEB_PATH);
     if (!rw) return payload;
     for (const name of ['location', 'content-location']) {
@@ -141,27 +146,44 @@ function rewriteForForwardedHost(app: FastifyInstance, config: Config): void {
       return pipeline(payload, new ReplaceStream(rw.from, rw.to), () => {});
     }
     return payload;
+  };
+}
+
+/**
+ * Adds the forwarded-host rewrite as a route-level onSend hook to the routes whose answers can carry the facade's URLs
+ * (QIDO-RS, metadata, STOW-RS): not to frames, rendered images, thumbnails, bulk data or whole-resource retrieves,
+ * whose bodies are pixel data or DICOM files.
+ */
+function rewriteForForwardedHost(app: FastifyInstance, config: Config): void {
+  const rewrite = forwardedHostRewrite(config);
+  if (!rewrite) return;
+  app.addHook('onRoute', (route) => {
+    if (!carriesFacadeUrls(route.url)) return;
+    route.onSend = [rewrite, ...[route.onSend ?? []].flat()];
   });
+}
+
+/** Does the route at `url` answer with the facade's URLs (RetrieveURL, BulkDataURI, Location)? */
+export function carriesFacadeUrls(url: string): boolean {
+  const last = url.split('/').filter(Boolean).pop() ?? '';
+  return ['studies', 'series', 'instances', 'metadata', ':study'].includes(last);
 }
 
 async function dicomWebScope(app: FastifyInstance, opts: { config: Config; context: QidoContext }) {
   const { config } = opts;
+  // Every route's rules (reads accept viewer tokens; the resource server also refuses a token in the query string).
+  declareRules(app, dicomWebRules);
   const origins = config.dicomwebCorsOrigins.split(',').filter(Boolean);
-  await app.register(cors, {
-    origin: origins.length ? origins : false,
-    methods: ['GET', 'POST', 'OPTIONS'],
-    allowedHeaders: ['Authorization', 'Accept', 'Content-Type', 'X-Request-Id'],
-    exposedHeaders: ['Content-Type', 'Content-Length', 'Warning', 'X-Request-Id', 'Allow'],
-    maxAge: 600,
-  });
-
-  // Authorization header only (issue 6): a token in the query string is refused before anything else happens.
-  app.addHook('onRequest', async (req) => {
-    const q = req.url.indexOf('?');
-    if (q >= 0 && /(^|&)access_token=/.test(req.url.slice(q + 1))) {
-      throw new BadDicomWebRequestError('Tokens in the query string are not accepted: use the Authorization header');
-    }
-  });
+  // CORS only for configured origins: without any, no hook is registered (a pre-flight then answers 404, as before).
+  if (origins.length > 0) {
+    await app.register(cors, {
+      origin: origins,
+      methods: ['GET', 'POST', 'OPTIONS'],
+      allowedHeaders: ['Authorization', 'Accept', 'Content-Type', 'X-Request-Id'],
+      exposedHeaders: ['Content-Type', 'Content-Length', 'Warning', 'X-Request-Id', 'Allow'],
+      maxAge: 600,
+    });
+  }
 
   installDicomErrorHandling(app);
   rewriteForForwardedHost(app, config);

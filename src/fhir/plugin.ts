@@ -1,3 +1,5 @@
+import { auditFhirWrites, type FhirWriteHooked } from '../audit/plugin.ts';
+import { declareRules, FHIR_RULES, publicRoute } from '../http/route-rules.ts';
 import { createHash } from 'node:crypto';
 import { parse as parseQueryString } from 'node:querystring';
 import type { FastifyError, FastifyInstance } from 'fastify';
@@ -81,17 +83,19 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
     },
   );
 
-  // Search parameters (and If-None-Exist) are read strictly before Fastify's lenient parse is used.
+  // Every route of the scope: a token whose scopes grant the path's interaction, FHIR audit, OperationOutcome errors.
+  declareRules(app, FHIR_RULES);
+
+  app.decorateRequest('fhir', null as unknown as FhirRepository);
   app.addHook('onRequest', async (req) => {
+    // Search parameters (and If-None-Exist) are read strictly before Fastify's lenient parse is used.
     const q = req.url.indexOf('?');
     if (q >= 0) assertStrictQuery(req.url.slice(q + 1), maxSearchValue);
     const ifNoneExist = req.headers['if-none-exist'];
     if (typeof ifNoneExist === 'string') assertStrictQuery(ifNoneExist.replace(/^.*\?/, ''), maxSearchValue);
-  });
-
-  app.decorateRequest('fhir', null as unknown as FhirRepository);
-  app.addHook('onRequest', async (req) => {
     req.fhir = new FhirRepository(app.db, req.access, ctx);
+    // Writes and Bundle entries commit their AuditEvents in the repository's own transactions.
+    auditFhirWrites(req, req.fhir as unknown as FhirWriteHooked, config.publicBaseUrl);
   });
 
   // Every successful response carries ETag and Last-Modified; resources set theirs from the version.
@@ -132,12 +136,12 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
     req.log.error({ err, requestId: req.id }, 'unexpected FHIR error');
     return sendFhir(req, reply, 500, internalErrorOutcome(req.id));
   });
-  app.setNotFoundHandler((req, reply) => {
+  app.setNotFoundHandler({ config: { rules: FHIR_RULES } } as object, (req, reply) => {
     const err = new NotFoundError(`no FHIR endpoint ${req.method} ${req.url.split('?')[0]}`);
     return sendFhir(req, reply, 404, err.outcome());
   });
 
-  app.get('/metadata', async (req, reply) => {
+  app.get('/metadata', { config: { rules: publicRoute('public CapabilityStatement', 'fhir') } }, async (req, reply) => {
     checkFormat(req);
     return sendFhir(
       req,

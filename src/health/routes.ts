@@ -1,3 +1,4 @@
+import { declareRules, publicRoute } from '../http/route-rules.ts';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import { probeDatabase } from '../db/breaker.ts';
@@ -18,6 +19,7 @@ export async function healthRoutes(
 ): Promise<void> {
   const latest = await latestMigrationVersion();
 
+  declareRules(app, publicRoute('health probe: no patient data'));
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {

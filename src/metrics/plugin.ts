@@ -1,6 +1,6 @@
 /**
- * Prometheus metrics: request counts and durations for every route (hooks registered first, so they see every
- * route), upstream latency (upstream.ts), STOW-RS outcomes, cache and audit-queue readings, circuit breaker states
+ * Prometheus metrics: request counts and durations for every route (after every response, src/http/response-end.ts),
+ * upstream latency (upstream.ts), STOW-RS outcomes, cache and audit-queue readings, circuit breaker states
  * (breaker.ts), and `GET /metrics`.
  *
  * `GET /metrics` on the API port needs a bearer token of a user with the `admin` role. Scrapers use the separate
@@ -26,7 +26,8 @@ function routeOf(req: FastifyRequest): string {
 export const metricsHooks = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     watchOrthanc(opts.config.orthancUrl);
-    app.addHook('onResponse', async (req, reply) => {
+    // Shares the app's one onResponse hook (src/http/response-end.ts).
+    app.afterResponse((req, reply) => {
       const route = routeOf(req);
       const status = reply.statusCode;
       httpRequests.inc({ method: req.method, route, status: String(status) });
@@ -35,21 +36,20 @@ export const metricsHooks = fp(
         reply.elapsedTime / 1000,
       );
     });
-    // STOW-RS (and upload form) outcomes, from the response the client gets (so they match it exactly).
-    app.addHook('onSend', async (req, reply, payload) => {
-      if (req.method !== 'POST' || typeof payload !== 'string' || reply.statusCode >= 500) return payload;
-      const route = routeOf(req);
-      const counts = route.startsWith('/dicom-web/studies')
-        ? stowCounts(payload)
-        : route === '/api/v1/dicom/upload'
-          ? uploadCounts(payload)
-          : [];
-      for (const c of counts) stowInstances.inc({ outcome: c.outcome, reason: c.reason }, c.count);
-      return payload;
-    });
   },
-  { name: 'metrics-hooks' },
+  { name: 'metrics-hooks', dependencies: ['response-end'] },
 );
+
+/**
+ * Counts STOW-RS (and upload form) outcomes from the response body the client gets, so they match it exactly. Called
+ * by the upload routes as they send (no hook: other routes pay nothing for it).
+ */
+export function countStored(kind: 'stow' | 'upload', status: number, body: unknown): void {
+  if (status >= 500) return;
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const counts = kind === 'stow' ? stowCounts(text) : uploadCounts(text);
+  for (const c of counts) stowInstances.inc({ outcome: c.outcome, reason: c.reason }, c.count);
+}
 
 /** The exposition answer (text format 0.0.4). */
 export async function sendMetrics(reply: FastifyReply): Promise<FastifyReply> {
@@ -94,6 +94,8 @@ export const metricsRoutes = fp(
     app.get(
       '/metrics',
       {
+        // Counters and timings only: no patient data, so not audited; the admin role is checked by the handler.
+        config: { rules: { who: 'token', audit: { none: 'metrics: no patient data' }, dialect: 'plain' } },
         schema: {
           summary: 'Prometheus metrics',
           description:

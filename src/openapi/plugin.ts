@@ -18,6 +18,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { defaultTag, documentedRoute } from './coverage.ts';
 import { ROUTE_DOCS } from './route-docs.ts';
+import { declareRules, publicRoute } from '../http/route-rules.ts';
 
 export interface RegisteredRoute {
   method: string;
@@ -29,10 +30,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every route registered after the OpenAPI plugin (all of them: it is registered first), for coverage checks. */
     registeredRoutes: readonly RegisteredRoute[];
-  }
-  interface FastifyContextConfig {
-    /** The route needs no token (the resource server lets it through): the API documentation. */
-    public?: boolean;
   }
 }
 
@@ -51,7 +48,14 @@ export const openApiPlugin = fp(
     app.decorate('registeredRoutes', routes);
     app.addHook('onRoute', (r) => {
       for (const method of Array.isArray(r.method) ? r.method : [r.method]) {
-        routes.push({ method, url: r.url, config: r.config as Record<string, unknown> | undefined });
+        // Read when asked: scopes' own onRoute hooks (which run after this root one) may still add to the config.
+        routes.push({
+          method,
+          url: r.url,
+          get config() {
+            return r.config as Record<string, unknown> | undefined;
+          },
+        });
       }
     });
     await app.register(swagger, {
@@ -109,9 +113,7 @@ export const openApiPlugin = fp(
 
     // The documentation routes themselves: public (no token), and not part of the document.
     await app.register(async (docs) => {
-      docs.addHook('onRoute', (route) => {
-        route.config = { ...(route.config ?? {}), public: true };
-      });
+      declareRules(docs, publicRoute('API documentation: no patient data'));
       docs.get('/openapi.json', { schema: { hide: true } }, async (_req, reply) =>
         reply.header('cache-control', 'no-cache').send(app.swagger()),
       );

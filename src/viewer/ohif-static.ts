@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { publicRoute } from '../http/route-rules.ts';
 import { cacheControlFor, isReserved, SPA_ROUTES } from './routes.ts';
 
 export interface OhifStaticOptions {
@@ -58,11 +59,8 @@ function buildFiles(distDir: string): string[] {
  * app-config.js, and index.html for OHIF's client-side routes (SPA fallback over an explicit list, see routes.ts).
  * When the build is absent those routes answer 503 with a message telling how to install it; the API works.
  *
- * These files are public (a browser fetches them before anyone is signed in; they hold no patient data), while the
- * resource server refuses every route without a bearer token except its own short list. So the answer is given in
- * an onRequest hook that the composition root registers before the resource server's (src/app.ts): for a viewer
- * route it replies at once, which ends the request before authentication; every other request passes untouched.
- * The route handlers give the same answer, so the routes stay correct whatever the hook order.
+ * These files are public (a browser fetches them before anyone is signed in; they hold no patient data): their routes
+ * declare `who: 'anyone'` and no audit (src/http/route-rules.ts), so the resource server lets them through.
  */
 export async function ohifStatic(app: FastifyInstance, opts: OhifStaticOptions): Promise<void> {
   const installed = existsSync(join(opts.distDir, 'index.html'));
@@ -114,12 +112,8 @@ export async function ohifStatic(app: FastifyInstance, opts: OhifStaticOptions):
     }
   };
 
-  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    const a = req.routeOptions.config.ohif;
-    if (a && (req.method === 'GET' || req.method === 'HEAD')) return answer(a, reply);
-  });
-
+  const rules = publicRoute('the viewer build: no patient data');
   for (const [url, a] of routes) {
-    app.route({ method: 'GET', url, config: { ohif: a }, handler: async (_req, reply) => answer(a, reply) });
+    app.route({ method: 'GET', url, config: { ohif: a, rules }, handler: async (_req, reply) => answer(a, reply) });
   }
 }

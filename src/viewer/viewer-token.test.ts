@@ -1,77 +1,51 @@
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, jwtVerify } from 'jose';
 import { describe, expect, test } from 'vitest';
+import { accessFor } from '../auth/token-access.ts';
+import { imagingAccess } from '../auth/imaging-access.ts';
+import { parseScopes } from '../auth/scopes.ts';
 import {
-  bearerOf,
-  checkViewerUse,
   isStudyUid,
   MAX_VIEWER_TOKEN_TTL_S,
   mintViewerToken,
   VIEWER_SCOPE,
   VIEWER_STUDY_CLAIM,
-  viewerStudyOf,
 } from './viewer-token.ts';
 
 const S = '1.2.826.0.1.3680043.8.498.1';
 const OTHER = '1.2.826.0.1.3680043.8.498.2';
 
-describe('checkViewerUse', () => {
+describe('a viewer token is an Access of kind viewer, limited to its study', () => {
+  const viewer = accessFor(
+    { scopes: parseScopes(VIEWER_SCOPE), roles: [], patientSets: {}, patient: 'pat-1', studies: [S] },
+    { who: 'User/u1', sub: 'u1', roles: [] },
+  );
+  test('its kind and study limit', () => {
+    expect(viewer.kind).toBe('viewer');
+    expect(viewer.studies).toEqual([S]);
+    expect(imagingAccess(viewer).studies()).toEqual([S]);
+  });
   test.each([
-    ['GET', `/dicom-web/studies/${S}`, true, undefined],
-    ['HEAD', `/dicom-web/studies/${S}/series`, true, undefined],
-    ['GET', `/dicom-web/studies/${S}/series?includefield=0008103E`, true, undefined],
-    ['GET', `/dicom-web/studies/${S}/series/1.2/metadata`, true, undefined],
-    ['GET', `/dicom-web/studies/${S}/series/1.2/instances/1.3/frames/1`, true, undefined],
-    [
-      'GET',
-      `/dicom-web/studies?limit=101&offset=0&includefield=00081030%2C00080060&StudyInstanceUID=${S}`,
-      true,
-      undefined,
-    ],
-    ['GET', `/dicom-web/studies?0020000D=${S}`, true, undefined],
-    ['GET', `/dicom-web/studies?StudyInstanceUID=${S},${S}`, true, undefined],
-    // another study, or a search wider than the study: nothing to see
-    ['GET', `/dicom-web/studies/${OTHER}`, false, 404],
-    ['GET', `/dicom-web/studies/${OTHER}/series/1.2/metadata`, false, 404],
-    ['GET', `/dicom-web/studies?StudyInstanceUID=${S},${OTHER}`, false, 404],
-    ['GET', `/dicom-web/studies?StudyInstanceUID=${S}&StudyInstanceUID=${OTHER}`, false, 404],
-    ['GET', '/dicom-web/studies?PatientName=*', false, 200],
-    ['GET', '/dicom-web/studies?00100020=P1&limit=101', false, 200],
-    ['GET', '/dicom-web/studies', false, 200],
-    ['GET', '/dicom-web/studies?StudyInstanceUID=', false, 404],
-    ['GET', '/dicom-web/series', false, 404],
-    ['GET', '/dicom-web/instances', false, 404],
-    ['GET', `/dicom-web/wado?requestType=WADO&studyUID=${S}`, false, 404],
-    ['GET', `/dicom-web/studies/${S}%2F..%2F${OTHER}`, false, 404],
-    ['GET', `/dicom-web/studies/${S}/../${OTHER}`, false, 404],
-    ['GET', `/dicom-web//studies/${S}`, false, 404],
-    // not a DICOMweb read: the token is no credential there
-    ['POST', '/dicom-web/studies', false, 401],
-    ['POST', `/dicom-web/studies/${S}`, false, 401],
-    ['DELETE', `/dicom-web/studies/${S}`, false, 401],
-    ['GET', `/fhir/ImagingStudy?identifier=urn:oid:${S}`, false, 401],
-    ['GET', '/fhir/Patient', false, 401],
-    ['GET', '/api/v1/dicom/viewer-url/o1', false, 401],
-    ['GET', '/auth/userinfo', false, 401],
-    ['GET', '/viewer', false, 401],
-    ['GET', `/dicom-webx/studies/${S}`, false, 401],
-  ])('%s %s → %s', (method, url, allowed, status) => {
-    const use = checkViewerUse(method, url, S);
-    expect(use.allowed).toBe(allowed);
-    if (!use.allowed) expect(use.status).toBe(status);
+    [[S], false],
+    [[undefined], false],
+    [[S, undefined], false],
+    [[OTHER], true],
+    [[S, OTHER], true],
+  ] as const)('a search or path naming %j is outside its study: %s', (uids, outside) => {
+    expect(imagingAccess(viewer).excludesAny(uids)).toBe(outside);
+  });
+  test('its scope still reads only its patient; other callers have no study limit', () => {
+    expect(imagingAccess(viewer).mayRead('pat-1')).toBe(true);
+    expect(imagingAccess(viewer).mayRead('pat-2')).toBe(false);
+    const user = accessFor(
+      { scopes: parseScopes(VIEWER_SCOPE), roles: [], patientSets: {}, patient: 'pat-1' },
+      { who: 'User/u1', sub: 'u1', roles: [] },
+    );
+    expect(user.kind).toBe('patient');
+    expect(imagingAccess(user).excludesAny([OTHER])).toBe(false);
   });
 });
 
 describe('helpers', () => {
-  test.each([
-    ['Bearer abc.def.ghi', 'abc.def.ghi'],
-    ['bearer  abc', 'abc'],
-    ['Basic Zm9vOmJhcg==', undefined],
-    ['', undefined],
-    [undefined, undefined],
-  ])('bearerOf(%s) → %s', (header, token) => {
-    expect(bearerOf(header)).toBe(token);
-  });
-
   test.each([
     [S, true],
     ['2.25.123456789012345678901234567890', true],
@@ -82,16 +56,6 @@ describe('helpers', () => {
     ['', false],
   ])('isStudyUid(%s) → %s', (uid, ok) => {
     expect(isStudyUid(uid)).toBe(ok);
-  });
-
-  test.each([
-    ['not-a-jwt', undefined],
-    ['a.!!!.c', undefined],
-    [`x.${Buffer.from(JSON.stringify({ sub: 'u' })).toString('base64url')}.y`, undefined],
-    [`x.${Buffer.from(JSON.stringify({ [VIEWER_STUDY_CLAIM]: S })).toString('base64url')}.y`, S],
-    [`x.${Buffer.from(JSON.stringify({ [VIEWER_STUDY_CLAIM]: 7 })).toString('base64url')}.y`, undefined],
-  ])('viewerStudyOf(%s) → %s', (token, study) => {
-    expect(viewerStudyOf(token)).toBe(study);
   });
 });
 

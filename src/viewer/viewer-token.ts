@@ -5,8 +5,10 @@
  * with its current key, audience = our FHIR base URL, a `jti` so that it can be revoked), issued for the user who asked
  * for the link (`sub`, `fhirUser`: the audit trail names them), with the narrowest grant the policy knows:
  * `patient/ImagingStudy.rs` in the context of the order's patient (SMART App Launch 2.x scopes). On top of that it
- * carries {@link VIEWER_STUDY_CLAIM}, the StudyInstanceUID, and {@link checkViewerUse} confines it to DICOMweb reads
- * of exactly that study: anywhere else it is refused even where its scope alone would be enough.
+ * carries {@link VIEWER_STUDY_CLAIM}, the StudyInstanceUID. The resource server turns it into an `Access` of kind
+ * `viewer` limited to that study (src/auth/resolve-caller.ts): it is accepted only by routes declaring
+ * `who: 'token-or-viewer'` (DICOMweb reads), where the study limit narrows what it sees; anywhere else it is refused
+ * even where its scope alone would be enough.
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
@@ -23,65 +25,6 @@ const UID = /^[0-9]+(\.[0-9]+)*$/;
 
 export function isStudyUid(value: string): boolean {
   return value.length <= 64 && UID.test(value);
-}
-
-export type ViewerUse =
-  | { readonly allowed: true }
-  /** A study search without a StudyInstanceUID (OHIF's study browser): to be narrowed to the token's study. */
-  | { readonly allowed: false; readonly status: 200; readonly reason: string }
-  | { readonly allowed: false; readonly status: 401 | 404; readonly reason: string };
-
-const ELSEWHERE: ViewerUse = {
-  allowed: false,
-  status: 401,
-  reason: 'a viewer token is valid only for DICOMweb reads of its study',
-};
-const NO_OTHER_STUDIES: ViewerUse = { allowed: false, status: 200, reason: 'narrowed to the viewer token study' };
-const OTHER_STUDY: ViewerUse = { allowed: false, status: 404, reason: 'not found for this viewer token' };
-
-/**
- * May a viewer token for `study` be used on this request? Pure. Allowed (PS3.18 §10.6 QIDO-RS, §10.4 WADO-RS):
- * - GET/HEAD `/dicom-web/studies/{study}` and everything below it (series, metadata, instances, frames, rendered);
- * - GET/HEAD `/dicom-web/studies?...` whose only StudyInstanceUID match (`StudyInstanceUID` or `0020000D`) is `study`,
- *   which is the query OHIF sends first to load a study.
- * A study search without a StudyInstanceUID match (OHIF looks for the patient's other studies) is narrowed to the
- * token's study (status 200 here: the guard answers it with that narrower search). Any other DICOMweb read answers 404 (another study: nothing to
- * see for this token); any other method or path answers 401 (the token is no credential there).
- */
-export function checkViewerUse(method: string, url: string, study: string): ViewerUse {
-  if (method !== 'GET' && method !== 'HEAD') return ELSEWHERE;
-  const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
-  if (path !== '/dicom-web' && !path.startsWith('/dicom-web/')) return ELSEWHERE;
-  // No percent-encoding, dot segments or empty segments: the path must be literally the study's.
-  const segments = path.split('/').slice(2);
-  if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('%'))) return OTHER_STUDY;
-  if (segments[0] !== 'studies') return OTHER_STUDY;
-  if (segments.length >= 2) return segments[1] === study ? { allowed: true } : OTHER_STUDY;
-  const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-  const matches = [...params.entries()].filter(([k]) => k === 'StudyInstanceUID' || k.toUpperCase() === '0020000D');
-  if (matches.length === 0) return NO_OTHER_STUDIES;
-  const uids = matches.flatMap(([, v]) => v.split(/[,\\]/));
-  return uids.every((u) => u === study) ? { allowed: true } : OTHER_STUDY;
-}
-
-/** Reads the viewer-study claim of a compact JWT without verifying it (the resource server verifies). */
-export function viewerStudyOf(token: string): string | undefined {
-  const payload = token.split('.')[1];
-  if (!payload || payload.length > 8192) return undefined;
-  try {
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
-    const study = claims[VIEWER_STUDY_CLAIM];
-    return typeof study === 'string' ? study : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The bearer token of an Authorization header value, if it has one. */
-export function bearerOf(header: string | undefined): string | undefined {
-  const m = /^Bearer +(\S+) *$/i.exec(header ?? '');
-  return m?.[1];
 }
 
 export interface SigningKey {

@@ -5,6 +5,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
+import { publicRoute } from '../http/route-rules.ts';
 import { resolveWebPath, WEB_PAGE_HEADERS, webCacheControl } from './headers.ts';
 import { ensureWebClient } from './web-client.ts';
 
@@ -36,7 +37,7 @@ function buildFiles(distDir: string): Set<string> {
  * The staff web app (web/, a SMART on FHIR app) at `/app/` on the facade's origin: its built files, and index.html for
  * every client-side route (SPA fallback for paths without a file extension), with a strict Content Security Policy.
  * The files are public (the browser loads them before sign-in; they hold no patient data), so, like the OHIF build,
- * they are answered in a root onRequest hook registered before the resource server's (src/app.ts). The app itself
+ * their routes declare `who: 'anyone'` and no audit (src/http/route-rules.ts). The app itself
  * talks only to /fhir, /dicom-web and /api/v1 with the user's own token.
  *
  * Also registers the app's public OAuth client (`ehr-web`, redirect `/app/callback`) at the built-in server.
@@ -91,11 +92,9 @@ export const webAppPlugin = fp(
       return reply.headers(headers).sendFile(file, distDir);
     };
 
-    app.addHook('onRequest', async (req, reply) => {
-      if (req.routeOptions.config.webApp && (req.method === 'GET' || req.method === 'HEAD')) return answer(req, reply);
-    });
+    const rules = publicRoute('the staff web app build: no patient data');
     for (const url of ['/app', '/app/', '/app/*']) {
-      app.route({ method: 'GET', url, config: { webApp: true }, handler: answer });
+      app.route({ method: 'GET', url, config: { webApp: true, rules }, handler: answer });
     }
   },
   { name: 'web-app' },

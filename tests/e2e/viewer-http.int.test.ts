@@ -256,6 +256,21 @@ describe('viewer links', () => {
     expect(other.json()).toEqual([]);
   });
 
+  test('the study limit is the same study authorization and QIDO-RS as for every caller', async () => {
+    // A series search without a study: only the token's study's series.
+    const series = await get('/dicom-web/series?includefield=0020000D', viewer);
+    expect(series.statusCode, series.body).toBe(200);
+    const studies = (series.json() as Record<string, { Value: string[] }>[]).map((s) => s['0020000D']?.Value[0]);
+    expect(studies.length).toBeGreaterThan(0);
+    expect(new Set(studies)).toEqual(new Set([a.study]));
+    // Another study's retrieve and metadata: the uniform 404, as for any caller who may not see it.
+    expect((await get(`/dicom-web/studies/${b.study}`, viewer)).statusCode).toBe(404);
+    expect((await get(`/dicom-web/studies/${b.study}/series/1.2.3/metadata`, viewer)).statusCode).toBe(404);
+    // The token's own patient's other study is not its study either.
+    const other = await get(`/dicom-web/studies?00100020=${a.mrn}&StudyInstanceUID=${b.study}`, viewer);
+    expect(other.statusCode).toBe(404);
+  });
+
   test('an expired viewer token gets 401 and an audited denial', async () => {
     const urls = { issuer: `${f.baseUrl}/auth`, audience: `${f.baseUrl}/fhir` };
     const expired = await mintViewerToken(await f.app.authKeys.signingKey(), {

@@ -2,6 +2,7 @@
  * The built-in authorization server, an encapsulated Fastify scope: SMART discovery, the OAuth endpoints under
  * `/auth/...` and the JWKS. Its errors are OAuth JSON errors (RFC 6749 §5.2), never stack traces.
  */
+import { declareRules, OAUTH_RULES, publicRoute } from '../../http/route-rules.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../../config/spec.ts';
 import type { Access } from '../access.ts';
@@ -13,17 +14,6 @@ import { type AuthUrls, openidConfiguration, smartConfiguration } from './discov
 import { OAuthError } from './errors.ts';
 import { introspectionRoutes } from './introspect.ts';
 import { tokenRoutes } from './token-endpoint.ts';
-
-/** Paths of this server; the resource server lets them through without a token (each checks its own callers). */
-export const PUBLIC_AUTH_PATHS: ReadonlySet<string> = new Set([
-  '/auth/authorize',
-  '/auth/authorize/patient',
-  '/auth/token',
-  '/auth/introspect',
-  '/auth/revoke',
-  '/auth/jwks',
-  '/auth/.well-known/openid-configuration',
-]);
 
 export interface AuthServerOptions {
   config: Config;
@@ -70,13 +60,15 @@ export async function authServerRoutes(app: FastifyInstance, opts: AuthServerOpt
     });
   });
 
-  app.get('/fhir/.well-known/smart-configuration', async (_req, reply) =>
+  declareRules(app, OAUTH_RULES);
+  const discovery = { config: { rules: publicRoute('public discovery document', 'oauth') } };
+  app.get('/fhir/.well-known/smart-configuration', discovery, async (_req, reply) =>
     reply.header('cache-control', 'public, max-age=300').send(smartConfiguration(urls, config.authSigningAlg)),
   );
-  app.get('/auth/.well-known/openid-configuration', async (_req, reply) =>
+  app.get('/auth/.well-known/openid-configuration', discovery, async (_req, reply) =>
     reply.header('cache-control', 'public, max-age=300').send(openidConfiguration(urls, config.authSigningAlg)),
   );
-  app.get('/auth/jwks', async (_req, reply) =>
+  app.get('/auth/jwks', { config: { rules: publicRoute('public signing keys', 'oauth') } }, async (_req, reply) =>
     reply
       .header('cache-control', 'public, max-age=60')
       .type('application/jwk-set+json')

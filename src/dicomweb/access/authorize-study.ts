@@ -8,7 +8,7 @@ import { imagingAccess } from '../../auth/imaging-access.ts';
 import { DicomWebError, StudyNotFoundError } from '../errors.ts';
 import type { ResourceMembership } from './resource-membership.ts';
 import type { StudyIndex } from './study-index.ts';
-import { type StudyRestriction, studyRestriction } from './study-restriction.ts';
+import { type StudyRestriction, studyRestriction, withStudyLimit } from './study-restriction.ts';
 
 /** What {@link authorizeStudy} reads: the EHR's study index and the Orthanc resources of linked studies. */
 export interface StudyAccessContext {
@@ -25,13 +25,14 @@ export interface ImagingView {
 /**
  * The caller's readable patients for imaging and its SMART v2 granular restrictions, from the shared policy
  * (`src/auth/imaging-access.ts`); 401 without an access context. `ImagingStudy?modality=` restrictions are applied to
- * the study index ({@link studyRestriction}); any other restriction parameter fails closed (nothing is visible).
+ * the study index ({@link studyRestriction}); any other restriction parameter fails closed (nothing is visible). A
+ * viewer token's study limit is ANDed in the same way ({@link withStudyLimit}).
  */
 export function imagingView(req: FastifyRequest): ImagingView {
   const access = req.access;
   if (!access) throw new DicomWebError(401, 'Authentication required');
   const imaging = imagingAccess(access);
-  const restriction = studyRestriction(imaging.restrictions());
+  const restriction = withStudyLimit(studyRestriction(imaging.restrictions()), imaging.studies());
   if (restriction.kind === 'deny') {
     req.log.info({ decision: 'deny', reason: restriction.reason, who: access.agent.who }, 'dicomweb access');
   }

@@ -54,6 +54,18 @@ export function studyRestriction(list: readonly SearchRestriction[]): StudyRestr
   return { kind: 'sql', key, condition: sql.fragment`(${sql.join(conditions, sql.fragment` AND `)})` };
 }
 
+/**
+ * ANDs a study limit (a viewer token's studies, `ImagingAccess.studies()`) into a restriction: only ImagingStudy
+ * rows with one of these StudyInstanceUIDs match. No limit: the restriction unchanged.
+ */
+export function withStudyLimit(r: StudyRestriction, studies: readonly string[] | undefined): StudyRestriction {
+  if (studies === undefined || r.kind === 'deny') return r;
+  const only = sql.fragment`r.study_instance_uid = ANY(${sql.array([...studies], 'text')})`;
+  const limit = `studies:${JSON.stringify([...studies].sort())}`;
+  if (r.kind === 'none') return { kind: 'sql', key: limit, condition: only };
+  return { kind: 'sql', key: `${r.key}|${limit}`, condition: sql.fragment`(${r.condition} AND ${only})` };
+}
+
 function compareKeys(a: string[], b: string[]): number {
   const x = JSON.stringify(a);
   const y = JSON.stringify(b);

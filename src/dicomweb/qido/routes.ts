@@ -4,7 +4,8 @@
  * study the EHR links under each allowed UID answers (access/linked-orthanc-studies.ts, qido/linked-search.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BadDicomWebRequestError, DicomWebError } from '../errors.ts';
+import { imagingAccess } from '../../auth/imaging-access.ts';
+import { BadDicomWebRequestError, DicomWebError, StudyNotFoundError } from '../errors.ts';
 import { replaceAll } from '../http/public-url.ts';
 import { planIndexQuery } from './study-answers-query.ts';
 import { pageOfMerged, planQido, qidoSortKey, SORT_TAGS } from './paging.ts';
@@ -74,6 +75,12 @@ async function search(
     throw new DicomWebError(406, 'QIDO-RS answers are available as application/dicom+json only');
   }
   const { filter, restriction } = imagingView(req);
+  // A study-limited caller (a viewer token) naming another study, in the path or a StudyInstanceUID match: the uniform
+  // 404 a retrieve of that study gets, not an empty answer.
+  if (imagingAccess(req.access).excludesAny([params.study, ...(query.studyUids ?? [])])) {
+    req.log.info({ decision: 'deny', reason: 'outside the study limit', who: req.access.agent.who }, 'qido scope');
+    throw new StudyNotFoundError();
+  }
   const answers = ctx.studyAnswers;
   if (level === 'study' && params.study === undefined && answers?.covers(filter, restriction)) {
     const plan = planIndexQuery(query);

@@ -1,3 +1,5 @@
+import { countStored } from '../../metrics/plugin.ts';
+import { uploadRules } from '../../http/route-rules.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config/spec.ts';
 import { isValidUid } from '../../imaging/dicom-instance.ts';
@@ -62,6 +64,7 @@ export function sendStowResult(
     ? [...r.warnings, warningHeader(`the rest of the body was not readable: ${result.framingError}`)]
     : r.warnings;
   if (warnings.length) reply.header('warning', warnings);
+  countStored('stow', r.status, r.body);
   return reply.code(r.status).header('content-type', 'application/dicom+json').send(r.body);
 }
 
@@ -106,6 +109,7 @@ export async function stowRoutes(app: FastifyInstance, opts: { config: Config })
     const validTarget = targetStudy !== undefined && isValidUid(targetStudy) ? targetStudy : undefined;
     return sendStowResult(reply, result, dicomWebBase, validTarget);
   };
-  app.post('/studies', handler);
-  app.post<{ Params: { study: string } }>('/studies/:study', handler);
+  const route = { config: { rules: uploadRules('dicom', 'dicom') } };
+  app.post('/studies', route, handler);
+  app.post<{ Params: { study: string } }>('/studies/:study', route, handler);
 }

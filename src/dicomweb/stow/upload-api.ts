@@ -1,3 +1,5 @@
+import { countStored } from '../../metrics/plugin.ts';
+import { uploadRules } from '../../http/route-rules.ts';
 import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -85,7 +87,7 @@ async function uploadScope(app: FastifyInstance, opts: { config: Config }): Prom
     return reply.code(status).send({ success: false, message, accepted: 0, rejected: [], requestId: req.id });
   });
 
-  app.post('/api/v1/dicom/upload', async (req, reply) => {
+  app.post('/api/v1/dicom/upload', { config: { rules: uploadRules('api', 'plain') } }, async (req, reply) => {
     const access = requireAccess(req);
     const ct = parseContentType(req.headers['content-type']);
     if (ct?.mediaType !== 'multipart/form-data') {
@@ -104,6 +106,7 @@ async function uploadScope(app: FastifyInstance, opts: { config: Config }): Prom
       throw new UploadRequestError(400, `no files in the form${result.framingError ? `: ${result.framingError}` : ''}`);
     }
     const r = uploadResponse(result);
+    countStored('upload', r.status, r.body);
     return reply.code(r.status).send(r.body);
   });
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { auditStoreWithin } from '../../audit/plugin.ts';
 import type { Access } from '../../auth/access.ts';
@@ -15,8 +15,8 @@ import { studyContentChanged, studyLinksChanged } from '../../imaging/study-link
 /**
  * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with {@link matchingAccess}, writes in
  * one transaction with {@link linkingAccess}), Orthanc, the upload log and the reconciliation queue. Also the
- * request-level rules shared by STOW-RS and the upload API: 401 without access, 413 by Content-Length, and the
- * `Expect` handling.
+ * request-level rules shared by STOW-RS and the upload API: 401 without access, 413 by Content-Length, and a body
+ * left unread.
  */
 
 /** An HTTP-level refusal of a whole upload request (400, 401, 413, 415). The DICOMweb error handler sends it. */
@@ -134,46 +134,8 @@ export function pipelineOptions(
   };
 }
 
-const kDeferred = Symbol('ehr.deferredContinue');
-const kInstalled = Symbol('ehr.expectInstalled');
-
-/** Upload routes that answer `Expect: 100-continue` themselves, after their checks (auth, media type, size). */
-const DEFERS = /^\/(dicom-web\/studies(\/[^/?]+)?|api\/v1\/dicom\/upload)\/?(\?|$)/;
-
-/**
- * `Expect` handling on the HTTP server (RFC 9110 §10.1.1). `100-continue`: for the upload routes the 100 is sent
- * only once the request passed its checks (so a refused upload is never sent), every other route gets it at once,
- * as Node does by default. An empty `Expect:` (sent by some DICOMweb clients) is no expectation: Node would answer
- * 417, we serve the request. Any other expectation still gets 417.
- */
-export function installExpectHandling(server: Server): void {
-  const s = server as Server & { [kInstalled]?: boolean };
-  if (s[kInstalled]) return;
-  s[kInstalled] = true;
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method === 'POST' && DEFERS.test(req.url ?? ''))
-      (req as IncomingMessage & { [kDeferred]?: boolean })[kDeferred] = true;
-    else res.writeContinue();
-    server.emit('request', req, res);
-  });
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    if (String(req.headers.expect ?? '').trim() === '') {
-      server.emit('request', req, res);
-      return;
-    }
-    res.writeHead(417, { 'content-type': 'text/plain', connection: 'close' });
-    res.end('Expectation Failed: only 100-continue is supported\n');
-  });
-}
-
-/** Sends the deferred `100 Continue` now that the request passed its checks. */
-export function continueIfExpected(req: FastifyRequest, res: ServerResponse): void {
-  const raw = req.raw as IncomingMessage & { [kDeferred]?: boolean };
-  if (raw[kDeferred]) {
-    raw[kDeferred] = false;
-    res.writeContinue();
-  }
-}
+// `Expect: 100-continue` handling lives with the route rules that decide it (src/http/expect-continue.ts).
+export { continueIfExpected, installExpectHandling } from '../../http/expect-continue.ts';
 
 /**
  * Makes a scope whose handlers read the request body as a stream safe for keep-alive clients when they answer before
