@@ -61,7 +61,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         }),
       },
       // Asynchronous writes (sonic-boom, flushed at exit): a request's log lines do not block the event loop with one
-      // write(2) each (bench/FINDINGS.md §1); lines written while a write is in flight go out together.
+      // write(2) each; lines written while a write is in flight go out together.
       stream: opts.logStream ?? pino.destination({ dest: 1, sync: false }),
     },
     genReqId: (req) => {

@@ -1,5 +1,5 @@
 /**
- * No access path skips the audit (issue 7, "Durability"): every route the real app registers is enumerated from
+ * No access path skips the audit: every route the real app registers is enumerated from
  * Fastify's route tree, called without credentials and with an admin token, and each call under /fhir, /dicom-web,
  * /api or /auth must leave exactly one stored AuditEvent; the routes that leave none are exactly the documented
  * public ones (context.ts UNAUDITED) and those outside the audited prefixes.

@@ -4,7 +4,7 @@
  * `until` rejects, the stream fails instead and the client never receives the last bytes, so the answer is never
  * complete (with Content-Length framing the client sees a truncated message; with chunked encoding no terminating
  * chunk). The audit plugin uses it to overlap the commit of a read's AuditEvent with the transfer of a streamed
- * body while keeping the guarantee that the event is durable before the response completes (issue 7, "Durability").
+ * body while keeping the guarantee that the event is durable before the response completes.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 

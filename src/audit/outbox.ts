@@ -1,11 +1,11 @@
 /**
- * The durable audit outbox (opt-in: `EHR_AUDIT_OUTBOX_DIR`). Issue 7 asks that a read's AuditEvent be "durable before
- * the response completes, or go through a durable outbox that a crash cannot lose". In the default mode every read
+ * The durable audit outbox (opt-in: `EHR_AUDIT_OUTBOX_DIR`). A read's AuditEvent must be durable before the
+ * response completes, or go through a durable outbox that a crash cannot lose. In the default mode every read
  * batch is committed to PostgreSQL before its responses are released (plugin.ts, chain-appender.ts). With the outbox,
  * a batch is instead appended to a local segment file and fdatasync'd (durable on the facade's own disk) before its
  * responses are released; a background shipper links the events into the hash chain and inserts them into PostgreSQL
  * in large batches. The database work leaves the request path, and it is paid once per shipped batch instead of per
- * group commit (bench/FINDINGS.md).
+ * group commit.
  *
  * Guarantees:
  * - **A crash cannot lose an acknowledged event.** Lines are written and fdatasync'd before `append` resolves, and a

@@ -1,5 +1,5 @@
 /**
- * The audit store: append-only PostgreSQL table `audit_event` (migration 005) in one SHA-256 hash chain
+ * The audit store: append-only PostgreSQL table `audit_event` in one SHA-256 hash chain
  * (see chain.ts), with verification, NDJSON export and retention pruning behind checkpoints.
  *
  * {@link appendAuditEvent} / {@link appendAuditEvents} take either the pool (their own short transaction) or a caller's
@@ -41,7 +41,7 @@ export interface StoredAuditEvent {
   readonly event: AuditEvent;
 }
 
-/** One row of audit_event as the append functions take it (migration 010: `jsonb_to_recordset`). */
+/** One row of audit_event as the append functions take it (`audit_append` reads them with `jsonb_to_recordset`). */
 export interface EventRow {
   readonly seq: number;
   readonly id: string;

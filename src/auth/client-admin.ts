@@ -1,7 +1,7 @@
 /**
  * Registering and changing OAuth clients of the built-in authorization server, shared by `bin/ehr client add` and the
  * admin API (`/api/v1/admin/clients`): one set of rules, checked before anything is written. Each change is committed
- * with the triggers of migration 007, which tell every facade process to drop its caller cache.
+ * with NOTIFY triggers (auth-change-listener.ts), which tell every facade process to drop its caller cache.
  */
 import { type DatabasePool, sql } from 'slonik';
 import { parseScopes } from './scopes.ts';

@@ -1,6 +1,6 @@
 /**
  * Changes to users and their patient grants, shared by `bin/ehr user` and tests (the same code path). Each change is
- * committed with the triggers of migration 007, which tell every facade process to drop its caller cache, so the next
+ * committed with NOTIFY triggers (auth-change-listener.ts), which tell every facade process to drop its caller cache, so the next
  * request of any token of the user is resolved against the new state.
  */
 import { type DatabasePool, sql } from 'slonik';
@@ -16,7 +16,7 @@ export async function revokeGrant(db: DatabasePool, userId: string, patientId: s
 
 /**
  * Deactivates a user and ends every token they hold: the resource server refuses any token of an inactive user and,
- * through `tokens_not_before` (set by a trigger of migration 016, which also revokes their refresh tokens), any token
+ * through `tokens_not_before` (set by a trigger on `users`, which also revokes their refresh tokens), any token
  * issued before now (viewer links, development and external tokens included); their recorded access tokens go on the
  * denylist as well. Reactivating the user revives none of them.
  * Returns false when the user was already inactive.

@@ -402,8 +402,8 @@ export const configVars: readonly ConfigVar[] = [
     env: 'EHR_DICOMWEB_CACHE_MAX_BYTES',
     key: 'dicomwebCacheMaxBytes',
     schema: { type: 'integer', minimum: 0, maximum: 17179869184 },
-    // 32 MiB: ~300 series of the bench CT (67 KB metadata + 36 KB instance QIDO each) and within the facade's 250 MB RSS
-    // budget on top of its streaming peaks (bench/FINDINGS.md §6).
+    // 32 MiB: ~300 series of a typical CT (67 KB metadata + 36 KB instance QIDO each), within the facade's 250 MB RSS
+    // budget on top of its streaming peaks.
     default: 33554432,
     description:
       'Bytes of Orthanc answers (series metadata, default instance QIDO of a series) kept in the DICOMweb series cache, least recently used dropped (0: no cache).',

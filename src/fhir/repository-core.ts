@@ -82,7 +82,7 @@ function meta(resource: Resource): StoredResource {
   return { resource, versionId: Number(resource.meta?.versionId), lastUpdated: resource.meta?.lastUpdated ?? '' };
 }
 
-/** A committed-together write, for the audit (issue 7): called inside the write's own transaction. */
+/** A committed-together write, for the audit: called inside the write's own transaction. */
 export interface WriteAudit {
   interaction: 'create' | 'update' | 'patch' | 'delete';
   type: FhirType;
