@@ -36,14 +36,15 @@ import {
 import { ROLES } from '../auth/policy.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
 import { activateUser, deactivateUser } from '../auth/user-admin.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A refused admin request, with its HTTP status. */
-export class AdminRequestError extends Error {
+export class AdminRequestError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_ADMIN_REQUEST';
   override name = 'AdminRequestError';
-  readonly statusCode: number;
   constructor(status: number, message: string) {
     super(message);
-    this.statusCode = status;
+    this.httpStatus = status;
   }
 }
 

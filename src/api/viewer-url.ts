@@ -128,7 +128,7 @@ export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Conf
       return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
-      return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
+      return noStore(reply).code(err.statusCode).send({ error: err.message, requestId: req.id });
     }
   });
 
@@ -146,7 +146,7 @@ export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Conf
       });
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
-      return reply.code(err.status).send(err.outcome());
+      return reply.code(err.statusCode).send(err.outcome());
     }
   });
 }

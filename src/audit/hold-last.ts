@@ -7,14 +7,15 @@
  * body while keeping the guarantee that the event is durable before the response completes.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * The event of a streamed answer could not be stored, so the answer is withheld: a 503 when nothing was sent yet
  * (the error handlers of the scopes map it), otherwise the connection is cut before the last bytes.
  */
-export class AuditUnavailableError extends Error {
+export class AuditUnavailableError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_UNAVAILABLE';
   override name = 'AuditUnavailableError';
-  readonly statusCode = 503;
   constructor(requestId: string, options?: ErrorOptions) {
     super(`audit record could not be stored; request id ${requestId}`, options);
   }

@@ -20,7 +20,7 @@
  *   `onSend` only checks that the event was committed, and records a fallback event if it was rolled back.
  * - `onResponse` / `onRequestAbort`: safety nets for replies that bypassed `onSend` (hijacked) or aborted requests.
  */
-import { errorBody } from '../dicomweb/errors.ts';
+import { dicomErrorBody } from '../errors/render.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
@@ -158,7 +158,7 @@ function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
   // DICOMweb clients get a DICOM-shaped error (ErrorComment), as for every other DICOMweb failure.
   if (/^\/dicom-web(\/|\?|$)/.test(req.url)) {
     reply.type('application/dicom+json');
-    return errorBody(message);
+    return dicomErrorBody(message);
   }
   reply.type(fhir ? 'application/fhir+json' : 'application/json; charset=utf-8');
   return JSON.stringify(

@@ -22,12 +22,14 @@ import {
   linkHash,
   linkHashOf,
 } from './chain.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A pool or a transaction connection (both can open a (sub)transaction). */
 export type AuditDb = Pick<CommonQueryMethods, 'transaction' | 'one' | 'oneFirst' | 'maybeOne' | 'any' | 'query'>;
 
 /** The database inserted a different number of rows than the batch holds (never expected: a bug or a tampered function). */
-export class AuditAppendError extends Error {
+export class AuditAppendError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_APPEND';
   override name = 'AuditAppendError';
   constructor(expected: number, got: number) {
     super(`audit append inserted ${got} rows for a batch of ${expected}`);

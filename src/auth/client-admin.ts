@@ -5,6 +5,7 @@
  */
 import { type DatabasePool, sql } from 'slonik';
 import { parseScopes } from './scopes.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export const CLIENT_KINDS = ['public', 'confidential', 'backend'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
@@ -25,12 +26,14 @@ export interface ClientSpec {
 }
 
 /** A client registration that breaks a rule; nothing was written. */
-export class ClientSpecError extends Error {
+export class ClientSpecError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_CLIENT_SPEC';
   override name = 'ClientSpecError';
 }
 
 /** A change to a client that does not exist. */
-export class UnknownClientError extends Error {
+export class UnknownClientError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_UNKNOWN_CLIENT';
   override name = 'UnknownClientError';
 }
 

@@ -7,9 +7,11 @@ import type { DatabasePool } from 'slonik';
 import { CLI_CLIENT_ID } from './patient-reach.ts';
 import { type MintContext, type MintedToken, mintAccessToken } from './server/tokens.ts';
 import { clientById, userByUsername } from './store.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** `bin/ehr token` outside development mode. */
-export class DevelopmentOnlyError extends Error {
+export class DevelopmentOnlyError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DEVELOPMENT_ONLY';
   override name = 'DevelopmentOnlyError';
 }
 

@@ -7,9 +7,11 @@
  * message is safe to return in `error_description`.
  */
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A token the resource server refuses (401 invalid_token). The message names the reason. */
-export class TokenError extends Error {
+export class TokenError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_INVALID_TOKEN';
   override name = 'TokenError';
 }
 

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { type Config, configVars } from './spec.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A missing or invalid configuration value. Its message is one line naming the variable. */
-export class ConfigError extends Error {
+export class ConfigError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_CONFIG';
   override name = 'ConfigError';
   readonly variable: string;
   constructor(variable: string, problem: string) {

@@ -23,6 +23,7 @@ import { isUid } from './qido-query.ts';
 import { cachedAnswerHeaders, DICOM_JSON } from './relay.ts';
 import { type CachedAnswer, type SeriesCache, seriesCacheKey } from './series-cache.ts';
 import { scannableCoding, SeriesUidTap } from './series-uid-scan.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** Warm-ups waiting for a free slot, at most. */
 export const MAX_QUEUED = 64;
@@ -256,6 +257,7 @@ export async function fetchSeriesMetadata(
 }
 
 /** A warm-up fetch that Orthanc refused (logged at debug, never reaches a client). */
-export class MetadataPrefetchError extends Error {
+export class MetadataPrefetchError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOMWEB_METADATA_PREFETCH';
   override name = 'MetadataPrefetchError';
 }

@@ -5,22 +5,18 @@
  */
 import { pipeline, Readable } from 'node:stream';
 import cors from '@fastify/cors';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { OrthancUnavailableError } from '../orthanc/errors.ts';
-import { isDatabaseFault } from '../db/breaker.ts';
-import { DependencyUnavailableError } from '../health/circuit-breaker.ts';
-import { AuditUnavailableError } from '../audit/hold-last.ts';
+import { renderDicom, renderDicomStatus, sendRendered } from '../errors/render.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
-import { BadDicomWebRequestError, DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
+import { BadDicomWebRequestError, NOT_FOUND_MESSAGE } from './errors.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
 import { carriesUrls, publicUrlRewrite } from './forwarded-url.ts';
 import { collectRoutes, registerMethodNotAllowed } from './method-not-allowed.ts';
 import { PUBLIC_DICOMWEB_PATH, planPublicUrls, ReplaceStream } from './public-url.ts';
 import { type QidoContext, qidoRoutes } from './qido-rs.ts';
 import { QidoStudyIndex } from './qido-study-index.ts';
-import { DICOM_JSON } from './relay.ts';
 import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './gc-pacer.ts';
 import { LinkedResources } from './linked-resources.ts';
 import { fetchSeriesMetadata, MetadataPrefetch } from './metadata-prefetch.ts';
@@ -49,51 +45,16 @@ declare module 'fastify' {
   }
 }
 
-/** RFC 7234 §5.5 `Warning: 299 - "text"`; header values must stay printable ASCII without quotes or backslashes. */
-export function warningHeader(message: string): string {
-  return `299 - "${message.replace(/[^\x20-\x7e]|["\\]/g, '?')}"`;
-}
-
 /** Sends a DICOM-shaped error: status, `application/dicom+json` ErrorComment, and the reason in a `Warning` header. */
 export function sendDicomError(reply: FastifyReply, status: number, message: string): FastifyReply {
-  return reply
-    .code(status)
-    .header('content-type', DICOM_JSON)
-    .header('warning', warningHeader(message))
-    .send(errorBody(message));
-}
-
-/**
- * Maps any error thrown in the scope to a status and a readable reason; never a stack. A dependency known to be down
- * (its circuit breaker is open) gives 503 with `Retry-After` (RFC 9110 §15.6.4).
- */
-export function describeError(err: unknown): { status: number; message: string; retryAfter?: number } {
-  if (err instanceof DicomWebError) return { status: err.status, message: err.message };
-  if (err instanceof DependencyUnavailableError) {
-    const what = err.dependency === 'orthanc' ? 'The image archive' : 'The EHR database';
-    return { status: 503, message: `${what} is unavailable; retry later`, retryAfter: err.retryAfterSeconds };
-  }
-  if (err instanceof OrthancUnavailableError) {
-    return err.timedOut
-      ? { status: 504, message: 'The image archive did not answer in time' }
-      : { status: 502, message: 'The image archive is unavailable' };
-  }
-  // Checked after Orthanc's errors: a refused connection to Orthanc has the same error code in its cause.
-  if (isDatabaseFault(err)) {
-    return { status: 503, message: 'The EHR database is unavailable; retry later', retryAfter: 5 };
-  }
-  if (err instanceof AuditUnavailableError) return { status: 503, message: err.message };
-  const fe = err as Partial<FastifyError>;
-  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { status: fe.statusCode, message: fe.message ?? 'Bad request' };
-  }
-  return { status: 500, message: 'Internal error' };
+  return sendRendered(reply, renderDicomStatus(status, message));
 }
 
 /** The scope's error and not-found handlers: DICOM-shaped bodies, 5xx logged, never a stack to the client. */
 export function installDicomErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
-    const { status, message, retryAfter } = describeError(err);
+    const rendered = renderDicom(err);
+    const { statusCode: status, message } = rendered.view;
     // A client that went away mid-answer (viewers cancel prefetches all the time) is not a server fault.
     // (Not `req.raw.destroyed`: a request stream is auto-destroyed once its body has been read completely.)
     if (reply.raw.destroyed || req.raw.socket?.destroyed === true) {
@@ -107,8 +68,7 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
       reply.raw.destroy();
       return reply;
     }
-    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
-    return sendDicomError(reply, status, message);
+    return sendRendered(reply, rendered);
   });
   app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) => sendDicomError(reply, 404, NOT_FOUND_MESSAGE));
 }

@@ -36,6 +36,7 @@ import { orthancQueryString } from './qido-query.ts';
 import { DICOM_JSON, upstreamError } from './relay.ts';
 import { LINK_COLUMNS } from './study-index.ts';
 import type { StudyRestriction } from './study-restriction.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
 type IndexQuery = Extract<IndexPlan, { kind: 'index' }>;
@@ -65,7 +66,8 @@ export interface IndexAnswer {
 }
 
 /** The stored answers could not be made valid (concurrent invalidations): the caller asks Orthanc instead. */
-export class StudyIndexBusyError extends Error {
+export class StudyIndexBusyError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOMWEB_STUDY_INDEX_BUSY';
   override name = 'StudyIndexBusyError';
 }
 

@@ -13,7 +13,8 @@ import {
   stowFactory,
   UploadRequestError,
 } from './stow-deps.ts';
-import { buildStowResponse, warningHeader } from './stow-response.ts';
+import { warningHeader } from '../errors/render.ts';
+import { buildStowResponse } from './stow-response.ts';
 import { type StowResult, storeInstances } from './stow-rs.ts';
 
 /**

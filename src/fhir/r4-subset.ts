@@ -22,6 +22,7 @@ import type {
   StructureDefinition,
 } from '@medplum/fhirtypes';
 import { RESOURCE_TYPES } from './registry.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** Folder of the extracted files. */
 export const SUBSET_DIR = new URL('./r4/', import.meta.url);
@@ -146,7 +147,8 @@ function typeCodes(sd: StructureDefinition): string[] {
   return (sd.snapshot?.element ?? []).flatMap((e) => (e.type ?? []).map((t) => t.code ?? ''));
 }
 
-export class SubsetError extends Error {
+export class SubsetError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_FHIR_SUBSET';
   override name = 'SubsetError';
 }
 

@@ -148,7 +148,7 @@ export class FhirRepositoryCore {
       if ((out as { created?: boolean } | undefined)?.created) status = 201;
       return out;
     } catch (err) {
-      status = err instanceof FhirError ? err.status : 500;
+      status = err instanceof FhirError ? err.statusCode : 500;
       throw err;
     } finally {
       this.ctx.onInteraction?.({ interaction, type, ...(id === undefined ? {} : { id }), status, access: this.access });
