@@ -29,7 +29,7 @@ export function mayReconcile(access: Access | null | undefined): boolean {
   return access.agent.roles.some((r) => (QUEUE_ROLES as readonly string[]).includes(r));
 }
 
-class HttpProblem extends EhrError {
+export class HttpProblem extends EhrError {
   override readonly code: ErrorCode = 'EHR_QUEUE_REQUEST';
   override name = 'HttpProblem';
   constructor(status: number, message: string) {

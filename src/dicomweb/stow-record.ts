@@ -36,7 +36,7 @@ export interface StowItem {
 export const EARLY_WAIT_MS = 2000;
 
 /** The early transaction's assumption did not hold (a store failed, or the stores took too long): roll it back. */
-class StoresDiffer extends EhrError {
+export class StoresDiffer extends EhrError {
   override readonly code: ErrorCode = 'EHR_STOW_STORES_DIFFER';
   override name = 'StoresDiffer';
 }

@@ -41,7 +41,7 @@ export interface UpstreamResponse {
 /** Idle time after which pooled sockets are closed: below Orthanc's 1 s keep-alive. */
 export const UPSTREAM_IDLE_MS = 700;
 
-class UpstreamTimeout extends EhrError {
+export class UpstreamTimeout extends EhrError {
   override readonly code: ErrorCode = 'EHR_ORTHANC_TIMEOUT';
   override name = 'UpstreamTimeout';
 }
