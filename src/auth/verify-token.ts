@@ -51,6 +51,16 @@ export function bearerToken(rawHeaders: readonly string[]): string {
   return m[1]!;
 }
 
+/** The bearer token of the request, or undefined where {@link bearerToken} refuses the headers (for guards that only narrow). */
+export function bearerTokenIfAny(rawHeaders: readonly string[]): string | undefined {
+  try {
+    return bearerToken(rawHeaders);
+  } catch (err) {
+    if (err instanceof TokenError) return undefined;
+    throw err;
+  }
+}
+
 function describe(err: unknown): string {
   if (err instanceof errors.JWTExpired) return 'token expired';
   if (err instanceof errors.JWTClaimValidationFailed) {

@@ -3,10 +3,11 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { viewerUrlRoutes } from '../api/viewer-url.ts';
+import { bearerTokenIfAny } from '../auth/verify-token.ts';
 import type { Config } from '../config/spec.ts';
 import { ohifStatic } from './ohif-static.ts';
 import { ensureOhifClient } from './oidc-client.ts';
-import { bearerOf, checkViewerUse, viewerStudyOf } from './viewer-token.ts';
+import { checkViewerUse, viewerStudyOf } from './viewer-token.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -58,7 +59,7 @@ export const viewerPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     // preParsing: after every onRequest hook, so the resource server has verified the token (or refused it) first.
     app.addHook('preParsing', async (req, reply, payload) => {
-      const token = bearerOf(req.headers.authorization);
+      const token = bearerTokenIfAny(req.raw.rawHeaders);
       const study = token === undefined ? undefined : viewerStudyOf(token);
       if (study === undefined) return payload;
       const use = checkViewerUse(req.method, req.url, study);

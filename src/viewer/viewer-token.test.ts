@@ -1,7 +1,6 @@
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, jwtVerify } from 'jose';
 import { describe, expect, test } from 'vitest';
 import {
-  bearerOf,
   checkViewerUse,
   isStudyUid,
   MAX_VIEWER_TOKEN_TTL_S,
@@ -62,16 +61,6 @@ describe('checkViewerUse', () => {
 });
 
 describe('helpers', () => {
-  test.each([
-    ['Bearer abc.def.ghi', 'abc.def.ghi'],
-    ['bearer  abc', 'abc'],
-    ['Basic Zm9vOmJhcg==', undefined],
-    ['', undefined],
-    [undefined, undefined],
-  ])('bearerOf(%s) → %s', (header, token) => {
-    expect(bearerOf(header)).toBe(token);
-  });
-
   test.each([
     [S, true],
     ['2.25.123456789012345678901234567890', true],

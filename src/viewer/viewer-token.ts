@@ -78,12 +78,6 @@ export function viewerStudyOf(token: string): string | undefined {
   }
 }
 
-/** The bearer token of an Authorization header value, if it has one. */
-export function bearerOf(header: string | undefined): string | undefined {
-  const m = /^Bearer +(\S+) *$/i.exec(header ?? '');
-  return m?.[1];
-}
-
 export interface SigningKey {
   readonly kid: string;
   readonly alg: string;
