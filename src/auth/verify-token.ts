@@ -51,7 +51,10 @@ export function bearerToken(rawHeaders: readonly string[]): string {
   return m[1]!;
 }
 
-/** The bearer token of the request, or undefined where {@link bearerToken} refuses the headers (for guards that only narrow). */
+/**
+ * The bearer token of the request, or undefined where {@link bearerToken} refuses the headers (for guards that only
+ * narrow access: the resource server has already refused such a request).
+ */
 export function bearerTokenIfAny(rawHeaders: readonly string[]): string | undefined {
   try {
     return bearerToken(rawHeaders);
