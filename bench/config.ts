@@ -12,7 +12,7 @@
  *   BENCH_OUT=bench/RESULTS.md              where the report goes
  *   BENCH_NOTE="..."                        a sentence for the report's conditions (e.g. what else ran)
  *
- * The full data set is the issue's: 20 patients × 5 studies × 2 series × 20 instances of 512×512 16-bit CT
+ * The full data set: 20 patients × 5 studies × 2 series × 20 instances of 512×512 16-bit CT
  * (4000 instances, ~2.1 GB) plus 100k FHIR resources, and a 1 GB study for the memory bound.
  */
 
@@ -26,7 +26,7 @@ export interface BenchConfig {
   seriesPerStudy: number;
   instancesPerSeries: number;
   fhirResources: number;
-  /** Patients granted to the benchmark doctor (the "doctor with 50 granted patients"). */
+  /** Patients granted to the benchmark doctor (a doctor with 50 granted patients). */
   doctorGrants: number;
   reps: number;
   durationS: number;

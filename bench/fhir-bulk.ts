@@ -1,5 +1,5 @@
 /**
- * Loads N FHIR resources (the issue's 100k) quickly and reproducibly: deterministic Patients (25 %), Practitioners
+ * Loads N FHIR resources (100k at full scale) quickly and reproducibly: deterministic Patients (25 %), Practitioners
  * (5 %), Encounters (35 %) and ServiceRequests (35 %), written in batches straight into the resource, history and
  * search-index tables. The index rows and compartment owners are computed by the FHIR module's own pure code
  * (src/fhir/index-values.ts, `extractIndex` and `compartmentOf`), so searches see exactly what the API would have

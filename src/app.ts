@@ -3,15 +3,13 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import pino from 'pino';
 import type { Config } from './config/spec.ts';
 import { auditPlugin } from './audit/plugin.ts';
-import { AuditUnavailableError } from './audit/hold-last.ts';
 import { auditEventRoutes } from './audit/routes.ts';
 import { changeFeedPlugin } from './change-feed/plugin.ts';
 import { accessPlugin } from './auth/plugin.ts';
 import { databasePlugin } from './db/plugin.ts';
 import { fhirPlugin } from './fhir/plugin.ts';
-import { dicomWebPlugin, sendDicomError } from './dicomweb/plugin.ts';
-import { isDatabaseFault } from './db/breaker.ts';
-import { DependencyUnavailableError } from './resilience/circuit-breaker.ts';
+import { dicomWebPlugin } from './dicomweb/plugin.ts';
+import { renderDicom, renderFhir, renderJson, sendRendered } from './errors/render.ts';
 import { uploadApiPlugin } from './dicomweb/stow/upload-api.ts';
 import { healthRoutes } from './health/routes.ts';
 import { metricsHooks, metricsRoutes } from './metrics/plugin.ts';
@@ -65,7 +63,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         }),
       },
       // Asynchronous writes (sonic-boom, flushed at exit): a request's log lines do not block the event loop with one
-      // write(2) each (bench/FINDINGS.md §1); lines written while a write is in flight go out together.
+      // write(2) each; lines written while a write is in flight go out together.
       stream: opts.logStream ?? pino.destination({ dest: 1, sync: false }),
     },
     genReqId: (req) => {
@@ -83,39 +81,20 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   });
 
   // A generic, stack-free error body for routes outside the FHIR and DICOMweb scopes (which have their own).
-  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    // A dependency down (e.g. the database while authenticating or auditing, before any scope's own handler):
-    // 503 with Retry-After, shaped like the API that was called.
-    const down = err instanceof DependencyUnavailableError || isDatabaseFault(err);
-    const status = down
-      ? 503
-      : err instanceof AuditUnavailableError
-        ? 503
-        : err.statusCode && err.statusCode >= 400 && err.statusCode < 500
-          ? err.statusCode
-          : 500;
-    if (status === 503) {
-      reply.header('retry-after', String(err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 5));
+  app.setErrorHandler((err: Error, req, reply) => {
+    const r = renderJson(err, req.id);
+    if (r.statusCode === 503) {
+      // A dependency down (e.g. the database while authenticating or auditing, before any scope's own handler):
+      // 503 with Retry-After, shaped like the API that was called.
       req.log.warn({ reason: err.message }, 'request refused: dependency unavailable');
-      const what =
-        err instanceof DependencyUnavailableError && err.dependency === 'orthanc' ? 'image archive' : 'database';
-      const message = down ? `The ${what} is unavailable; retry later` : err.message;
       // Shaped like the API that was called: the route's error dialect (src/http/route-rules.ts).
       const dialect = req.routeOptions.config.rules?.dialect;
-      if (dialect === 'dicom') return sendDicomError(reply, 503, message);
+      if (dialect === 'dicom') return sendRendered(reply, renderDicom(err));
       if (dialect === 'fhir') {
-        return reply
-          .code(503)
-          .type('application/fhir+json')
-          .send({
-            resourceType: 'OperationOutcome',
-            issue: [{ severity: 'error', code: 'transient', diagnostics: message }],
-          });
+        return sendRendered(reply.type('application/fhir+json'), renderFhir(err, req.id));
       }
-      return reply.code(503).send({ error: message, requestId: req.id });
-    }
-    if (status === 500) req.log.error({ err }, 'unexpected error');
-    return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, requestId: req.id });
+    } else if (!r.view.exposed) req.log.error({ err }, 'unexpected error');
+    return sendRendered(reply, r);
   });
 
   // The one onResponse hook, which metrics and the audit share.

@@ -1,5 +1,5 @@
 /**
- * Audit of the built-in authorization server (issue 7): login succeeded or failed, token issued, client assertion
+ * Audit of the built-in authorization server: login succeeded or failed, token issued, client assertion
  * refused — each exactly one stored AuditEvent with the right type, subtype, agent and outcome.
  */
 import type { FastifyInstance } from 'fastify';

@@ -1,5 +1,5 @@
 /**
- * Tamper evidence, durability and retention of the audit store against the real PostgreSQL (issue 7): the chain is
+ * Tamper evidence, durability and retention of the audit store against the real PostgreSQL: the chain is
  * linear under concurrent appends; changing one stored event's JSON through SQL makes `bin/ehr audit verify` report
  * that event; the table refuses UPDATE/DELETE; export writes NDJSON for a date range; pruning keeps the chain
  * verifiable through a checkpoint.

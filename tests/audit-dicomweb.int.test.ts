@@ -1,5 +1,5 @@
 /**
- * Audit of DICOMweb against the real stack (issue 7): QIDO-RS is a DICOM Query with the query base64, WADO-RS a
+ * Audit of DICOMweb against the real stack: QIDO-RS is a DICOM Query with the query base64, WADO-RS a
  * transfer (read) with the study UID, STOW-RS a transfer (create) with the study and order, committed in the STOW's
  * EHR transaction; a hidden study (404) records no patient. Each request leaves exactly one stored event.
  */

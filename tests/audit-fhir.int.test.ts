@@ -1,5 +1,5 @@
 /**
- * Audit of FHIR interactions and denials against the real stack (issue 7, "Tests"): each request leaves exactly one
+ * Audit of FHIR interactions and denials against the real stack: each request leaves exactly one
  * stored AuditEvent with the right type, subtype, agent, patient entity and outcome; denials hold no data of the
  * patient denied; auditors search by patient and date range; AuditEvents are immutable; every event validates.
  */

@@ -1,5 +1,5 @@
 /**
- * Audit group commit against the real PostgreSQL (issue 7, "Durability"; bench/FINDINGS.md §1): read events are
+ * Audit group commit against the real PostgreSQL: read events are
  * appended in batches by one writer per process, yet every response is sent only after its event committed, the chain
  * stays linear and verifiable with two processes' writers (two apps, two pools) appending at once, and a batch that
  * cannot be stored turns its responses into 503s and leaves nothing behind.

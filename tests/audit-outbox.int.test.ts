@@ -1,7 +1,6 @@
 /**
- * The durable audit outbox (EHR_AUDIT_OUTBOX_DIR, src/audit/outbox.ts) against the real PostgreSQL (issue 7,
- * "Durability": "a read's event is durable before the response completes, or it goes through a durable outbox that a
- * crash cannot lose"): a read's event is on disk when its response has completed; it reaches the hash chain exactly
+ * The durable audit outbox (EHR_AUDIT_OUTBOX_DIR, src/audit/outbox.ts) against the real PostgreSQL (a read's
+ * event is durable before the response completes, or it goes through a durable outbox that a crash cannot lose): a read's event is on disk when its response has completed; it reaches the hash chain exactly
  * once (shipped, or recovered after a crash, torn tail dropped, already-stored ids skipped); a database that refuses
  * events does not fail reads and loses nothing; one process per directory.
  */

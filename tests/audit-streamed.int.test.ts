@@ -1,5 +1,5 @@
 /**
- * Streamed answers and their audit events (issue 7 "Durability", src/audit/hold-last.ts): a WADO-RS answer streams
+ * Streamed answers and their audit events (src/audit/hold-last.ts): a WADO-RS answer streams
  * while its AuditEvent commits, but it never completes before the event is durable. While the chain head is locked
  * elsewhere the client gets bytes but not the whole answer; when the event cannot be stored, the answer never
  * completes and nothing is stored.

@@ -1,7 +1,7 @@
 /**
  * The caller cache of the resource server (src/auth/caller-cache.ts): a token used once is answered from memory
  * afterwards, and every revocation, grant change or user change takes effect on the very next request in this process
- * and within a bounded wait in another instance (PostgreSQL LISTEN/NOTIFY, triggers of migration 007).
+ * and within a bounded wait in another instance (PostgreSQL LISTEN/NOTIFY, the NOTIFY triggers).
  * Two apps share the throwaway database like two facade replicas.
  */
 import { spawnSync } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * The allow/deny matrix of issue 4 against the real FHIR routes: every caller × every FHIR interaction × patient A's
+ * The allow/deny matrix against the real FHIR routes: every caller × every FHIR interaction × patient A's
  * and patient B's data. Each cell asserts the status code, and that no data of a patient the caller may not see
  * appears anywhere in the body (entries, includes, Bundle totals, links).
  */

@@ -1,6 +1,6 @@
 /**
- * QIDO-RS and WADO-RS filtered by patient access, with real tokens, the real Orthanc and the real EHR database
- * (issue 6, "Tests"): patient A's token sees only A; B's UIDs and random UIDs give indistinguishable 404s; a doctor
+ * QIDO-RS and WADO-RS filtered by patient access, with real tokens, the real Orthanc and the real EHR database:
+ * patient A's token sees only A; B's UIDs and random UIDs give indistinguishable 404s; a doctor
  * granted A and C pages through exactly A's and C's studies; unlinked studies are for all-patients callers only.
  */
 import type { FastifyInstance } from 'fastify';

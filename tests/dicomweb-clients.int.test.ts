@@ -1,5 +1,5 @@
 /**
- * DICOMweb through the facade as real clients use it (issue 6, "Tests"): OHIF's exact request sequence, the npm
+ * DICOMweb through the facade as real clients use it: OHIF's exact request sequence, the npm
  * `dicomweb-client`, public RetrieveURL/BulkDataURI, CORS, bad input, a client disconnecting mid-retrieval, and
  * Orthanc down or silent. Real Orthanc and PostgreSQL; real tokens.
  */

@@ -1,5 +1,6 @@
 /**
- * The DICOMweb caches across facade replicas (src/dicomweb/cache/study-change-listener.ts, migration 012): replica A is
+ * The DICOMweb caches across facade replicas (src/dicomweb/cache/study-change-listener.ts and the
+ * imaging_studies NOTIFY triggers): replica A is
  * built in this process with long TTLs (10 min), replica B is a second facade PROCESS (`node src/main.ts`) against
  * the same database and Orthanc, so that B's in-process signals cannot reach A: only PostgreSQL NOTIFY can. A change
  * made through B (STOW-RS of a new instance, an ImagingStudy moved to another patient through B's FHIR API) shows in
@@ -239,7 +240,7 @@ describe('a change through replica B reaches replica A', () => {
   });
 });
 
-describe('the triggers (migration 012)', () => {
+describe('the imaging_studies NOTIFY triggers', () => {
   let listener: pg.Client;
   const payloads: string[] = [];
   let sentinel = 0;

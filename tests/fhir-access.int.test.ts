@@ -37,7 +37,7 @@ async function status(p: Promise<unknown>): Promise<number> {
     await p;
     return 200;
   } catch (err) {
-    if (err instanceof FhirError) return err.status;
+    if (err instanceof FhirError) return err.statusCode;
     throw err;
   }
 }

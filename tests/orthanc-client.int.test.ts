@@ -55,12 +55,12 @@ describe('OrthancClient.storeInstance', () => {
   test("Orthanc's refusal carries its reason; an unreachable Orthanc is unavailable", async () => {
     const refused = await client.storeInstance(Buffer.from('not DICOM')).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(OrthancHttpError);
-    expect((refused as OrthancHttpError).status).toBe(400);
+    expect((refused as OrthancHttpError).orthancStatus).toBe(400);
     expect((refused as OrthancHttpError).detail).toBeTruthy();
 
     const wrong = new OrthancClient({ url: stack.orthancUrl, username: 'nobody', password: 'x', timeoutMs: 5000 });
     const denied = await wrong.storeInstance(makeSeries({ patientId: 'CLIENT-3', count: 1 }).files[0]!).catch((e) => e);
-    expect((denied as OrthancHttpError).status).toBe(401);
+    expect((denied as OrthancHttpError).orthancStatus).toBe(401);
     wrong.close();
 
     const gone = new OrthancClient({ url: 'http://127.0.0.1:9', username: 'u', password: 'p', timeoutMs: 5000 });

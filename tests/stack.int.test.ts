@@ -1,5 +1,5 @@
 /**
- * The local stack supervisor behind `make up` / `make down` (issue 2): a second `up` resumes with the same data,
+ * The local stack supervisor behind `make up` / `make down`: a second `up` resumes with the same data,
  * `down` waits until every part has exited, `status` reports each part, and `up` is idempotent.
  */
 import { mkdirSync } from 'node:fs';

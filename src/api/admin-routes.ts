@@ -38,14 +38,15 @@ import {
 import { ROLES } from '../auth/policy.ts';
 import { hashPassword } from '../auth/server/passwords.ts';
 import { activateUser, checkNewUserLink, deactivateUser, setUserRoles, UserSpecError } from '../auth/user-admin.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A refused admin request, with its HTTP status. */
-export class AdminRequestError extends Error {
+export class AdminRequestError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_ADMIN_REQUEST';
   override name = 'AdminRequestError';
-  readonly statusCode: number;
   constructor(status: number, message: string) {
     super(message);
-    this.statusCode = status;
+    this.httpStatus = status;
   }
 }
 
@@ -176,7 +177,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
     async (req, reply) => {
       const b = req.body;
       await checkNewUserLink(app.db, b).catch((e: unknown) => {
-        throw e instanceof UserSpecError ? new AdminRequestError(e.status, e.message) : e;
+        throw e instanceof UserSpecError ? new AdminRequestError(e.statusCode, e.message) : e;
       });
       const password = randomBytes(18).toString('base64url');
       const inserted = await app.db.maybeOneFirst(sql.unsafe`
@@ -306,7 +307,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
       if (by === id && !req.body.roles.includes('admin'))
         throw new AdminRequestError(409, 'an admin cannot take the admin role from themself');
       const { before, changed } = await setUserRoles(app.db, id, req.body.roles).catch((e: unknown) => {
-        throw e instanceof UserSpecError ? new AdminRequestError(e.status, e.message) : e;
+        throw e instanceof UserSpecError ? new AdminRequestError(e.statusCode, e.message) : e;
       });
       return { username: req.params.username, roles: req.body.roles, previous: before, changed };
     },

@@ -11,6 +11,7 @@
  *   Orthanc request is aborted when the client goes away.
  * - Audited as a DICOM Data Export (DCM 110106, PS3.15 A.5.3.7) with the study and its patient (audit/balp-dicom.ts).
  */
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isUid } from '../dicomweb/qido-query.ts';
 import { imagingView } from '../dicomweb/access/authorize-study.ts';
@@ -19,12 +20,12 @@ import { DicomWebError } from '../dicomweb/errors.ts';
 import { readText } from '../orthanc/proxy.ts';
 
 /** A refused archive request, answered as `{error, requestId}` with its status. */
-export class StudyArchiveError extends Error {
+export class StudyArchiveError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_STUDY_ARCHIVE';
   override name = 'StudyArchiveError';
-  readonly statusCode: number;
   constructor(status: number, message: string) {
     super(message);
-    this.statusCode = status;
+    this.httpStatus = status;
   }
 }
 
@@ -103,7 +104,7 @@ async function download(app: FastifyInstance, req: FastifyRequest, reply: Fastif
   try {
     ids = await orthancStudies(app, req, study);
   } catch (err) {
-    if (err instanceof DicomWebError) throw new StudyArchiveError(err.status, err.message);
+    if (err instanceof DicomWebError) throw new StudyArchiveError(err.statusCode, err.message);
     throw err;
   }
   if (ids.length === 0) throw new StudyArchiveError(404, 'Not found');

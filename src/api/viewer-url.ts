@@ -14,6 +14,7 @@ import { type Access, allowsPatient } from '../auth/access.ts';
 import { imagingAccess } from '../auth/imaging-access.ts';
 import { authUrls } from '../auth/server/discovery.ts';
 import type { Config } from '../config/spec.ts';
+import { renderFhir, renderJson, sendRendered } from '../errors/render.ts';
 import { FhirError } from '../fhir/errors.ts';
 import {
   isStudyUid,
@@ -132,7 +133,7 @@ export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Conf
         return noStore(reply).send({ viewer_url: link.viewerUrl, expires_at: link.expiresAt.toISOString() });
       } catch (err) {
         if (!(err instanceof FhirError)) throw err;
-        return noStore(reply).code(err.status).send({ error: err.message, requestId: req.id });
+        return sendRendered(noStore(reply), renderJson(err, req.id));
       }
     },
   );
@@ -154,7 +155,7 @@ export async function viewerUrlRoutes(app: FastifyInstance, opts: { config: Conf
         });
       } catch (err) {
         if (!(err instanceof FhirError)) throw err;
-        return reply.code(err.status).send(err.outcome());
+        return sendRendered(reply, renderFhir(err, req.id));
       }
     },
   );

@@ -4,7 +4,7 @@
  * The locking append (store.ts `appendAuditEvents`: BEGIN, SELECT … FOR UPDATE, INSERT, UPDATE, COMMIT) costs five
  * round trips to PostgreSQL while the chain-head lock is held, and every audited read waits for them. This appender
  * remembers the chain head it last wrote and links the batch after it optimistically, in a single auto-committed
- * statement: `audit_append` (migration 010, a plpgsql function, so its plan is cached per connection) moves the head
+ * statement: `audit_append` (a plpgsql function, so its plan is cached per connection) moves the head
  * only if it is still where this process left it (compare-and-set) and then inserts the batch, given as one JSON
  * array. Under READ COMMITTED, an UPDATE that meets a row changed
  * by a concurrent transaction waits for it and re-checks its WHERE on the new version

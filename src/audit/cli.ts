@@ -13,9 +13,11 @@ import { createDatabasePool } from '../db/pool.ts';
 import { describeBreak } from './chain.ts';
 import { dateRange } from './search.ts';
 import { type AuditDb, exportEvents, pruneBefore, type VerifyResult, verifyChain } from './store.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A wrong `bin/ehr audit` command line. */
-export class AuditUsageError extends Error {
+export class AuditUsageError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_USAGE';
   override name = 'AuditUsageError';
 }
 

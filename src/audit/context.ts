@@ -5,6 +5,7 @@
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Agent } from '../auth/access.ts';
+import { type FhirPathKind, parseFhirPath } from '../fhir/rest-path.ts';
 import { type AuditBase, type FhirRestInput, fhirRestEvent, outcomeForStatus } from './balp.ts';
 import {
   type ClientAssertionRefusedInput,
@@ -44,35 +45,40 @@ function pathOf(url: string): { path: string; query: string } {
 }
 
 const seg = (s: string | undefined) => (s ? decodeURIComponent(s) : undefined);
+const INSTANCE_INTERACTION: Record<string, RestInteraction> = {
+  GET: 'read',
+  HEAD: 'read',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
 
 /** FHIR interaction from method and path segments below /fhir (https://hl7.org/fhir/R4/http.html). */
 function fhirFallback(method: string, parts: string[], query: string): FhirRestInput {
-  const [type, id, h, vid] = parts.map((p) => seg(p));
+  const p = parseFhirPath(parts.map((s) => decodeURIComponent(s)));
   const q = query || undefined;
-  let interaction: RestInteraction = 'operation';
-  if (parts.some((p) => p.startsWith('$'))) interaction = 'operation';
-  else if (!type) interaction = method === 'POST' ? 'batch' : 'search-system';
-  else if (type === '_history') interaction = 'history-system';
-  else if (!id) interaction = method === 'POST' ? 'create' : 'search-type';
-  else if (id === '_search') interaction = 'search-type';
-  else if (id === '_history') interaction = 'history-type';
-  else if (h === '_history') interaction = vid ? 'vread' : 'history-instance';
-  else if (h)
-    interaction = 'search-type'; // compartment search: Patient/123/Observation
-  else if (method === 'GET' || method === 'HEAD') interaction = 'read';
-  else if (method === 'PUT') interaction = 'update';
-  else if (method === 'PATCH') interaction = 'patch';
-  else if (method === 'DELETE') interaction = 'delete';
-  const resourceType = type && /^[A-Z][A-Za-z]+$/.test(type) ? type : undefined;
-  const rid = id && !id.startsWith('_') && !id.startsWith('$') ? id : undefined;
-  if (interaction === 'operation') return { interaction, resourceType, id: rid, query: q };
-  return {
-    interaction,
-    resourceType: h && h !== '_history' ? h : resourceType,
-    id: h && h !== '_history' ? undefined : rid,
-    versionId: interaction === 'vread' ? vid : undefined,
-    query: h && h !== '_history' ? [`${type}=${rid ?? ''}`, q].filter(Boolean).join('&') : q,
+  const post = method === 'POST';
+  const byKind: Record<FhirPathKind, RestInteraction> = {
+    operation: 'operation',
+    system: post ? 'batch' : 'search-system',
+    'system-history': 'history-system',
+    type: post ? 'create' : 'search-type',
+    'type-search': 'search-type',
+    'type-history': 'history-type',
+    'instance-history': 'history-instance',
+    vread: 'vread',
+    compartment: 'search-type',
+    instance: INSTANCE_INTERACTION[method] ?? 'operation',
   };
+  const interaction = byKind[p.kind];
+  const resourceType = p.type && /^[A-Z][A-Za-z]+$/.test(p.type) ? p.type : undefined;
+  if (interaction === 'operation') return { interaction, resourceType, id: p.id, query: q };
+  if (p.kind === 'compartment') {
+    // Patient/123/Observation is a search of Observation with patient=123.
+    const query = [`${p.type}=${p.id ?? ''}`, q].filter(Boolean).join('&');
+    return { interaction, resourceType: p.compartment, id: undefined, versionId: undefined, query };
+  }
+  return { interaction, resourceType, id: p.id, versionId: p.versionId, query: q };
 }
 
 const UID = /^[0-9.]{1,64}$/;

@@ -9,6 +9,7 @@
  * themselves and overlap only the fdatasync) they overlap. Pure (no I/O of its own), unit-tested in
  * group-commit.test.ts.
  */
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export interface GroupCommitOptions {
   /** Most items in one batch; a full queue starts a batch at once. */
@@ -20,7 +21,8 @@ export interface GroupCommitOptions {
 }
 
 /** The writer was closed: no more items are accepted. */
-export class GroupCommitClosedError extends Error {
+export class GroupCommitClosedError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_GROUP_COMMIT_CLOSED';
   constructor() {
     super('group commit writer is closed');
     this.name = 'GroupCommitClosedError';
@@ -28,7 +30,8 @@ export class GroupCommitClosedError extends Error {
 }
 
 /** `flush` gave a different number of results than it was given items (a bug in the flush function). */
-export class GroupCommitResultError extends Error {
+export class GroupCommitResultError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_GROUP_COMMIT_RESULT';
   constructor(expected: number, got: number) {
     super(`group commit flush returned ${got} results for ${expected} items`);
     this.name = 'GroupCommitResultError';

@@ -4,17 +4,18 @@
  * `until` rejects, the stream fails instead and the client never receives the last bytes, so the answer is never
  * complete (with Content-Length framing the client sees a truncated message; with chunked encoding no terminating
  * chunk). The audit plugin uses it to overlap the commit of a read's AuditEvent with the transfer of a streamed
- * body while keeping the guarantee that the event is durable before the response completes (issue 7, "Durability").
+ * body while keeping the guarantee that the event is durable before the response completes.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * The event of a streamed answer could not be stored, so the answer is withheld: a 503 when nothing was sent yet
  * (the error handlers of the scopes map it), otherwise the connection is cut before the last bytes.
  */
-export class AuditUnavailableError extends Error {
+export class AuditUnavailableError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_UNAVAILABLE';
   override name = 'AuditUnavailableError';
-  readonly statusCode = 503;
   constructor(requestId: string, options?: ErrorOptions) {
     super(`audit record could not be stored; request id ${requestId}`, options);
   }

@@ -8,11 +8,13 @@
  * and it is dropped. A bad line anywhere else is corruption, reported as {@link OutboxCorruptError}.
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 const NAME = /^segment-(\d{12})\.ndjson$/;
 
 /** A complete line of a segment is not an AuditEvent with an id (disk corruption or a foreign file). */
-export class OutboxCorruptError extends Error {
+export class OutboxCorruptError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_OUTBOX_CORRUPT';
   override name = 'OutboxCorruptError';
   readonly line: number;
   constructor(line: number, reason: string) {

@@ -1,11 +1,11 @@
 /**
- * The durable audit outbox (opt-in: `EHR_AUDIT_OUTBOX_DIR`). Issue 7 asks that a read's AuditEvent be "durable before
- * the response completes, or go through a durable outbox that a crash cannot lose". In the default mode every read
+ * The durable audit outbox (opt-in: `EHR_AUDIT_OUTBOX_DIR`). A read's AuditEvent must be durable before the
+ * response completes, or go through a durable outbox that a crash cannot lose. In the default mode every read
  * batch is committed to PostgreSQL before its responses are released (plugin.ts, chain-appender.ts). With the outbox,
  * a batch is instead appended to a local segment file and fdatasync'd (durable on the facade's own disk) before its
  * responses are released; a background shipper links the events into the hash chain and inserts them into PostgreSQL
  * in large batches. The database work leaves the request path, and it is paid once per shipped batch instead of per
- * group commit (bench/FINDINGS.md).
+ * group commit.
  *
  * Guarantees:
  * - **A crash cannot lose an acknowledged event.** Lines are written and fdatasync'd before `append` resolves, and a
@@ -31,6 +31,7 @@ import { sql } from 'slonik';
 import type { ChainAppender } from './chain-appender.ts';
 import { OutboxCorruptError, parseSegment, segmentLines, segmentName, segmentNumber } from './outbox-segment.ts';
 import type { AuditDb } from './store.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** Most events linked and inserted in one shipping statement. */
 export const SHIP_MAX = 500;
@@ -39,7 +40,8 @@ const SEGMENT_MAX_EVENTS = 2000;
 const MAX_BACKOFF_MS = 10_000;
 
 /** Another live process holds the outbox directory. */
-export class OutboxLockedError extends Error {
+export class OutboxLockedError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_OUTBOX_LOCKED';
   override name = 'OutboxLockedError';
   constructor(dir: string, pid: number) {
     super(`audit outbox ${dir} is in use by process ${pid}: each facade process needs its own directory`);
@@ -47,7 +49,8 @@ export class OutboxLockedError extends Error {
 }
 
 /** The outbox was closed: nothing more is accepted. */
-export class OutboxClosedError extends Error {
+export class OutboxClosedError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_OUTBOX_CLOSED';
   override name = 'OutboxClosedError';
   constructor() {
     super('audit outbox is closed');

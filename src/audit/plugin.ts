@@ -24,7 +24,7 @@
  * - FHIR writes commit their events in their own transaction: the FHIR scope wires its repository with
  *   {@link auditFhirWrites}.
  */
-import { errorBody } from '../imaging/error-comment.ts';
+import { dicomErrorBody } from '../errors/render.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
@@ -213,7 +213,7 @@ function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
   // DICOMweb clients get a DICOM-shaped error (ErrorComment), as for every other DICOMweb failure.
   if (dialect === 'dicom') {
     reply.type('application/dicom+json');
-    return errorBody(message);
+    return dicomErrorBody(message);
   }
   reply.type(fhir ? 'application/fhir+json' : 'application/json; charset=utf-8');
   return JSON.stringify(

@@ -70,7 +70,7 @@ const reLiteral = (v: string) => v.replace(/[^A-Za-z0-9]/g, (c) => `\\${c}`);
 /**
  * An auditor's `patient=` condition: the patients whose data was accessed (patient_ids), the patients a request named
  * without being shown them (requested_patient_ids), and, computed now, events naming their `Patient/{id}` or one of
- * their studies as an entity. For events stored before requested patients were recorded (migration 015), also their
+ * their studies as an entity. For events stored before the facade recorded requested patients, also their
  * raw queries naming the patient's id, MRN or a study (`ServiceRequest?patient=B`, `PatientID=MRN-B`).
  */
 async function auditorPatientCondition(db: Db, values: readonly string[]): Promise<FragmentSqlToken> {

@@ -10,10 +10,11 @@ import { declareRules, FHIR_RULES } from '../http/route-rules.ts';
 import type { Bundle, BundleLink } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/spec.ts';
+import { renderFhir, sendRendered } from '../errors/render.ts';
 import { FhirError } from '../fhir/errors.ts';
 import { readAuditEvent, searchAuditEvents } from './query.ts';
 import { type AuditReadScope, auditReadScope } from './read-access.ts';
-import { AuditSearchError, parseAuditSearch } from './search.ts';
+import { parseAuditSearch } from './search.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
@@ -54,17 +55,10 @@ export async function auditEventRoutes(app: FastifyInstance, opts: { config: Con
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 65_536 }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    let fhirError: FhirError;
-    if (err instanceof FhirError) fhirError = err;
-    else if (err instanceof AuditSearchError) fhirError = new FhirError(400, 'invalid', err.message);
-    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      fhirError = new FhirError(err.statusCode, 'invalid', err.message);
-    } else {
-      req.log.error({ err }, 'AuditEvent route failed');
-      fhirError = new FhirError(500, 'exception', `internal error; request id ${req.id}`);
-    }
-    return reply.code(fhirError.status).type(FHIR_JSON).send(fhirError.outcome());
+  app.setErrorHandler((err: Error, req, reply) => {
+    const r = renderFhir(err, req.id);
+    if (!r.view.exposed) req.log.error({ err }, 'AuditEvent route failed');
+    return sendRendered(reply.type(FHIR_JSON), r);
   });
 
   const search = async (req: FastifyRequest, reply: FastifyReply, body?: string) => {

@@ -8,8 +8,10 @@
  * _offset. Comma-separated values are ORed; repeated parameters are ANDed. Anything else is a 400. An `entity` UID
  * matches in both its forms (`1.2.3` and `urn:oid:1.2.3`).
  */
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
-export class AuditSearchError extends Error {
+export class AuditSearchError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_SEARCH';
   override name = 'AuditSearchError';
 }
 

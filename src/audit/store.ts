@@ -1,5 +1,5 @@
 /**
- * The audit store: append-only PostgreSQL table `audit_event` (migration 005) in one SHA-256 hash chain
+ * The audit store: append-only PostgreSQL table `audit_event` in one SHA-256 hash chain
  * (see chain.ts), with verification, NDJSON export and retention pruning behind checkpoints.
  *
  * {@link appendAuditEvent} / {@link appendAuditEvents} take either the pool (their own short transaction) or a caller's
@@ -22,12 +22,14 @@ import {
   linkHash,
   linkHashOf,
 } from './chain.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A pool or a transaction connection (both can open a (sub)transaction). */
 export type AuditDb = Pick<CommonQueryMethods, 'transaction' | 'one' | 'oneFirst' | 'maybeOne' | 'any' | 'query'>;
 
 /** The database inserted a different number of rows than the batch holds (never expected: a bug or a tampered function). */
-export class AuditAppendError extends Error {
+export class AuditAppendError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_APPEND';
   override name = 'AuditAppendError';
   constructor(expected: number, got: number) {
     super(`audit append inserted ${got} rows for a batch of ${expected}`);
@@ -41,7 +43,7 @@ export interface StoredAuditEvent {
   readonly event: AuditEvent;
 }
 
-/** One row of audit_event as the append functions take it (migration 010: `jsonb_to_recordset`). */
+/** One row of audit_event as the append functions take it (`audit_append` reads them with `jsonb_to_recordset`). */
 export interface EventRow {
   readonly seq: number;
   readonly id: string;

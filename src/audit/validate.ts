@@ -1,9 +1,11 @@
 import { validateResource } from '@medplum/core';
 import type { AuditEvent, OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { loadDefinitionsFor } from '../fhir/definitions.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A built AuditEvent that breaks the R4 AuditEvent definition (a bug in a builder, never user input). */
-export class InvalidAuditEventError extends Error {
+export class InvalidAuditEventError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUDIT_INVALID_EVENT';
   override name = 'InvalidAuditEventError';
   readonly issues: readonly OperationOutcomeIssue[];
   constructor(issues: readonly OperationOutcomeIssue[]) {

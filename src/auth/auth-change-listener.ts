@@ -1,6 +1,6 @@
 /**
  * Cross-process invalidation of the caller cache: a dedicated PostgreSQL connection LISTENs on
- * {@link AUTH_CHANGED_CHANNEL}; triggers of migration 007 NOTIFY it on every change to revoked tokens, patient grants,
+ * {@link AUTH_CHANGED_CHANNEL}; database triggers NOTIFY it on every change to revoked tokens, patient grants,
  * users, OAuth clients, signing keys and orders (imaging assignments), whoever the writer is
  * (https://www.postgresql.org/docs/15/sql-notify.html). Notifications are delivered at commit.
  *

@@ -1,10 +1,11 @@
 /**
  * Registering and changing OAuth clients of the built-in authorization server, shared by `bin/ehr client add` and the
  * admin API (`/api/v1/admin/clients`): one set of rules, checked before anything is written. Each change is committed
- * with the triggers of migration 007, which tell every facade process to drop its caller cache.
+ * with NOTIFY triggers (auth-change-listener.ts), which tell every facade process to drop its caller cache.
  */
 import { type DatabasePool, sql } from 'slonik';
 import { parseScopes } from './scopes.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export const CLIENT_KINDS = ['public', 'confidential', 'backend'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
@@ -25,12 +26,14 @@ export interface ClientSpec {
 }
 
 /** A client registration that breaks a rule; nothing was written. */
-export class ClientSpecError extends Error {
+export class ClientSpecError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_CLIENT_SPEC';
   override name = 'ClientSpecError';
 }
 
 /** A change to a client that does not exist. */
-export class UnknownClientError extends Error {
+export class UnknownClientError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_UNKNOWN_CLIENT';
   override name = 'UnknownClientError';
 }
 

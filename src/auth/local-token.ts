@@ -8,9 +8,11 @@ import { CLI_CLIENT_ID } from './patient-reach.ts';
 import { fhirUserOf, patientLoginScopes, patientOfUser } from './patient-user.ts';
 import { type MintContext, type MintedToken, mintAccessToken } from './server/tokens.ts';
 import { clientById, userByUsername } from './store.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** `bin/ehr token` outside development mode. */
-export class DevelopmentOnlyError extends Error {
+export class DevelopmentOnlyError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DEVELOPMENT_ONLY';
   override name = 'DevelopmentOnlyError';
 }
 

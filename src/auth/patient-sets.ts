@@ -4,7 +4,7 @@
  *
  * - granted: live rows of `patient_grants` (not revoked, not expired).
  * - self: the Patient a patient login stands for (`users.patient_id`).
- * - imaging-assigned: patients of imaging orders (`orders`, the FHIR ServiceRequest table of migration 002) whose
+ * - imaging-assigned: patients of imaging orders (`orders`, the FHIR ServiceRequest table) whose
  *   `performer` references the user's Practitioner or the user's department (`users.department` holds a reference such
  *   as `Organization/radiology` or `HealthcareService/ct`). Until that table exists the set is empty (deny by default).
  */

@@ -3,7 +3,7 @@
  * deactivated user, a deleted client or a lowered scope ceiling take effect at once), checks revocation, rechecks a
  * user's `patient` claim against what the user reaches now (patient-reach.ts), and resolves the caller's patient sets
  * once for the request. Runs for every request the caller cache does not answer; the cache is dropped on every change
- * of grants, users, orders and revocations (migration 007), so each of these checks holds for every request.
+ * of grants, users, orders and revocations (NOTIFY triggers, auth-change-listener.ts), so each of these checks holds for every request.
  */
 import type { DatabasePool } from 'slonik';
 import type { Access, Agent } from './access.ts';

@@ -1,19 +1,20 @@
 /**
  * Changes to users and their patient grants (and the rules of a patient login), shared by `bin/ehr user` and tests (the same code path). Each change is
- * committed with the triggers of migration 007, which tell every facade process to drop its caller cache, so the next
+ * committed with NOTIFY triggers (auth-change-listener.ts), which tell every facade process to drop its caller cache, so the next
  * request of any token of the user is resolved against the new state.
  */
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 import { type DatabasePool, sql } from 'slonik';
 import { PATIENT_ROLE } from './patient-user.ts';
 import { revokeUserTokens } from './server/grant-store.ts';
 
 /** A new user that breaks a rule: `status` 400 for its shape, 422 for a patient that does not exist. */
-export class UserSpecError extends Error {
+export class UserSpecError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_USER_SPEC';
   override name = 'UserSpecError';
-  readonly status: 400 | 422;
   constructor(status: 400 | 422, message: string) {
     super(message);
-    this.status = status;
+    this.httpStatus = status;
   }
 }
 
@@ -59,7 +60,7 @@ export async function revokeGrant(db: DatabasePool, userId: string, patientId: s
 
 /**
  * Deactivates a user and ends every token they hold: the resource server refuses any token of an inactive user and,
- * through `tokens_not_before` (set by a trigger of migration 016, which also revokes their refresh tokens), any token
+ * through `tokens_not_before` (set by a trigger on `users`, which also revokes their refresh tokens), any token
  * issued before now (viewer links, development and external tokens included); their recorded access tokens go on the
  * denylist as well. Reactivating the user revives none of them.
  * Returns false when the user was already inactive.

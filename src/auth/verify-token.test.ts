@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ConfigError } from '../config/load-config.ts';
 import { parseExternalIssuers } from './issuers.ts';
-import { bearerToken, TokenError, verifyAccessToken } from './verify-token.ts';
+import { bearerToken, bearerTokenIfAny, TokenError, verifyAccessToken } from './verify-token.ts';
 
 describe('bearerToken (RFC 6750 §2.1)', () => {
   test.each([
@@ -21,6 +21,7 @@ describe('bearerToken (RFC 6750 §2.1)', () => {
     [['Authorization', 'Bearer a.b.c', 'authorization', 'Bearer a.b.c'], /more than one/],
   ])('%j is refused', (raw, reason) => {
     expect(() => bearerToken(raw)).toThrow(reason);
+    expect(bearerTokenIfAny(raw)).toBeUndefined();
   });
 });
 

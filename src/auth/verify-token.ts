@@ -7,9 +7,11 @@
  * message is safe to return in `error_description`.
  */
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A token the resource server refuses (401 invalid_token). The message names the reason. */
-export class TokenError extends Error {
+export class TokenError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_INVALID_TOKEN';
   override name = 'TokenError';
 }
 
@@ -47,6 +49,19 @@ export function bearerToken(rawHeaders: readonly string[]): string {
   const m = /^Bearer +([^\s]+) *$/i.exec(values[0]!);
   if (!m) throw new TokenError('Authorization scheme must be Bearer');
   return m[1]!;
+}
+
+/**
+ * The bearer token of the request, or undefined where {@link bearerToken} refuses the headers (for guards that only
+ * narrow access: the resource server has already refused such a request).
+ */
+export function bearerTokenIfAny(rawHeaders: readonly string[]): string | undefined {
+  try {
+    return bearerToken(rawHeaders);
+  } catch (err) {
+    if (err instanceof TokenError) return undefined;
+    throw err;
+  }
 }
 
 function describe(err: unknown): string {

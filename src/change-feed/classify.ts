@@ -2,6 +2,7 @@
  * Pure decisions of the change-feed consumer: which Orthanc changes matter, how the cursor moves, and what to do with
  * a study that became stable. Orthanc's change log: https://orthanc.uclouvain.be/book/users/rest.html#changes
  */
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** The fields of an Orthanc change that the consumer reads. */
 export interface ChangeLike {
@@ -32,7 +33,8 @@ export function classifyChange(change: ChangeLike): ChangeAction {
 }
 
 /** A page of `/changes` that contradicts the cursor. */
-export class ChangeFeedOrderError extends Error {
+export class ChangeFeedOrderError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_CHANGE_FEED_ORDER';
   override name = 'ChangeFeedOrderError';
 }
 

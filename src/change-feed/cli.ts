@@ -11,6 +11,7 @@ import { listUnmatchedIn, NEEDS_ATTENTION, type UnmatchedItem } from './queue.ts
 import { QUEUE_STATUSES, type QueueStatus } from './queue-state.ts';
 import { type Actor, linkUnmatched, rejectUnmatched, rollbackUnmatched } from './resolve.ts';
 import { QUEUE_ROLES } from './routes.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export const UNMATCHED_USAGE = `usage: bin/ehr unmatched <command>
 
@@ -29,7 +30,8 @@ export const UNMATCHED_USAGE = `usage: bin/ehr unmatched <command>
 `;
 
 /** A CLI usage error (exit code 64). */
-export class UsageError extends Error {
+export class UsageError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_CHANGE_FEED_USAGE';
   override name = 'UsageError';
 }
 

@@ -1,10 +1,12 @@
 import { type CommonQueryMethods, sql } from 'slonik';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** Name of the (single) consumer of Orthanc's change log in `change_feed_cursor`. */
 export const CONSUMER = 'orthanc';
 
 /** Another consumer advanced the cursor since we read it: our view is stale, so nothing is written. */
-export class CursorMovedError extends Error {
+export class CursorMovedError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_CHANGE_FEED_CURSOR_MOVED';
   override name = 'CursorMovedError';
   constructor(expected: number, actual: number) {
     super(`change-feed cursor moved from ${expected} to ${actual} under us`);

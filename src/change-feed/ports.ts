@@ -1,5 +1,6 @@
 import type { DatabaseTransactionConnection } from 'slonik';
 import type { UnmatchedReason, UnmatchedSource } from './queue-state.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * What the change feed needs from the rest of the EHR. The implementations are the STOW issue's matching and linking
@@ -45,7 +46,8 @@ export interface UnlinkedStudy {
 }
 
 /** A user's choice of patient/order did not name existing, consistent records. */
-export class LinkTargetError extends Error {
+export class LinkTargetError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_LINK_TARGET';
   override name = 'LinkTargetError';
 }
 

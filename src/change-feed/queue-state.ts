@@ -8,6 +8,8 @@
  *  relinking ──roll-back──▶ pending   (Orthanc's copy restored to the tags as received; then link or reject again)
  *    └──study-deleted──▶ deleted ◀──study-deleted── rejected
  */
+import { EhrError, type ErrorCode } from '../errors/base.ts';
+
 export const QUEUE_STATUSES = ['pending', 'relinking', 'linked', 'rejected', 'deleted'] as const;
 export type QueueStatus = (typeof QUEUE_STATUSES)[number];
 
@@ -28,7 +30,8 @@ export const UNMATCHED_SOURCES = ['stow', 'dimse'] as const;
 export type UnmatchedSource = (typeof UNMATCHED_SOURCES)[number];
 
 /** An action that the item's current status does not allow (e.g. rejecting a linked study). */
-export class QueueTransitionError extends Error {
+export class QueueTransitionError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_QUEUE_TRANSITION';
   override name = 'QueueTransitionError';
   readonly from: QueueStatus;
   readonly action: QueueAction;

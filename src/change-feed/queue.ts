@@ -6,6 +6,7 @@ import {
   type UnmatchedReason,
   type UnmatchedSource,
 } from './queue-state.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * The reconciliation queue: studies in Orthanc that matched no patient/order. Written by the change feed and by
@@ -56,7 +57,8 @@ export interface UnmatchedItem {
 }
 
 /** No queue item with this id. */
-export class QueueItemNotFoundError extends Error {
+export class QueueItemNotFoundError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_QUEUE_ITEM_NOT_FOUND';
   override name = 'QueueItemNotFoundError';
 }
 

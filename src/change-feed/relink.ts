@@ -7,6 +7,7 @@ import {
   storeInstance,
   studyInstanceIds,
 } from '../orthanc/changes.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * Correcting PatientID and AccessionNumber of a study in Orthanc 1.10.1 while keeping its UIDs.
@@ -26,7 +27,8 @@ export const TRANSIT_PREFIX = 'EHR-RELINK-';
 export type RelinkPhase = 'to-temporary' | 'to-final';
 
 /** Orthanc did not end up with the corrected study. */
-export class RelinkError extends Error {
+export class RelinkError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_RELINK';
   override name = 'RelinkError';
 }
 

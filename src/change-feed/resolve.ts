@@ -4,6 +4,7 @@ import { LinkTargetError } from './ports.ts';
 import { getUnmatched, transition, type UnmatchedItem } from './queue.ts';
 import { nextStatus, QueueTransitionError } from './queue-state.ts';
 import { firstPhase, RelinkError, relinkInOrthanc, restoreInOrthanc } from './relink.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** Who resolves a queue item (from the request's access context, or the CLI's operator). */
 export interface Actor {
@@ -12,7 +13,8 @@ export interface Actor {
 }
 
 /** The item is being re-linked by someone else right now, or to another target. */
-export class RelinkBusyError extends Error {
+export class RelinkBusyError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_RELINK_BUSY';
   override name = 'RelinkBusyError';
 }
 

@@ -1,13 +1,12 @@
 import { API_RULES, declareRules } from '../http/route-rules.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Access } from '../auth/access.ts';
-import { OrthancHttpError, OrthancUnavailableError } from '../orthanc/errors.ts';
 import type { IndexDeps } from './index-study.ts';
-import { LinkTargetError } from './ports.ts';
-import { getUnmatched, listUnmatched, QueueItemNotFoundError } from './queue.ts';
-import { QUEUE_STATUSES, type QueueStatus, QueueTransitionError } from './queue-state.ts';
-import { RelinkError } from './relink.ts';
-import { type Actor, linkUnmatched, RelinkBusyError, rejectUnmatched, rollbackUnmatched } from './resolve.ts';
+import { getUnmatched, listUnmatched } from './queue.ts';
+import { QUEUE_STATUSES, type QueueStatus } from './queue-state.ts';
+import { type Actor, linkUnmatched, rejectUnmatched, rollbackUnmatched } from './resolve.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
+import { renderJson, sendRendered } from '../errors/render.ts';
 
 /**
  * The reconciliation queue as a small JSON API, `/api/v1/dicom/unmatched` (chosen over FHIR Task: the items are
@@ -31,29 +30,17 @@ export function mayReconcile(access: Access | null | undefined): boolean {
   return access.agent.roles.some((r) => (QUEUE_ROLES as readonly string[]).includes(r));
 }
 
-class HttpProblem extends Error {
+export class HttpProblem extends EhrError {
+  override readonly code: ErrorCode = 'EHR_QUEUE_REQUEST';
   override name = 'HttpProblem';
-  readonly statusCode: number;
   constructor(status: number, message: string) {
     super(message);
-    this.statusCode = status;
+    this.httpStatus = status;
   }
 }
 
 function actorOf(req: FastifyRequest): Actor {
   return { who: req.access.agent.who, roles: req.access.agent.roles };
-}
-
-function statusOf(err: unknown): number {
-  if (err instanceof HttpProblem) return err.statusCode;
-  if (err instanceof QueueItemNotFoundError) return 404;
-  if (err instanceof QueueTransitionError || err instanceof RelinkBusyError) return 409;
-  if (err instanceof LinkTargetError) return 422;
-  if (err instanceof OrthancUnavailableError || err instanceof OrthancHttpError || err instanceof RelinkError) {
-    return 502;
-  }
-  const s = (err as { statusCode?: number }).statusCode;
-  return s && s >= 400 && s < 500 ? s : 500;
 }
 
 const idParams = {
@@ -65,11 +52,10 @@ const idParams = {
 export async function unmatchedRoutes(app: FastifyInstance, opts: { deps: () => IndexDeps }): Promise<void> {
   declareRules(app, API_RULES);
   app.setErrorHandler((err, req, reply: FastifyReply) => {
-    const status = statusOf(err);
-    if (status >= 500) req.log.error({ err }, 'unmatched queue: request failed');
-    else req.log.info({ status, msg: (err as Error).message }, 'unmatched queue: request refused');
-    const message = status === 500 ? 'internal error' : (err as Error).message;
-    return reply.code(status).send({ error: message, requestId: req.id });
+    const r = renderJson(err, req.id);
+    if (r.statusCode >= 500) req.log.error({ err }, 'unmatched queue: request failed');
+    else req.log.info({ status: r.statusCode, msg: (err as Error).message }, 'unmatched queue: request refused');
+    return sendRendered(reply, r);
   });
 
   app.addHook('onRequest', async (req) => {

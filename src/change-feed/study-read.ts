@@ -1,6 +1,7 @@
 import type { OrthancClient } from '../orthanc/client.ts';
 import { studyInstanceIds, studyInstanceTags } from '../orthanc/changes.ts';
 import { OrthancHttpError } from '../orthanc/errors.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * Reading the tags of every instance of a stored study, for matching. What Orthanc could not read is never taken for
@@ -13,7 +14,8 @@ import { OrthancHttpError } from '../orthanc/errors.ts';
 type ShortTags = Record<string, unknown>;
 
 /** Orthanc lists instances of the study but gave the tags of none of them: a transient state, retry later. */
-export class StudyReadError extends Error {
+export class StudyReadError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_CHANGE_FEED_STUDY_READ';
   override name = 'StudyReadError';
 }
 
@@ -21,7 +23,7 @@ async function instanceTags(orthanc: OrthancClient, id: string): Promise<ShortTa
   try {
     return await orthanc.getJson<ShortTags>(`/instances/${encodeURIComponent(id)}/tags?short`);
   } catch (err) {
-    if (err instanceof OrthancHttpError && err.status === 404) return undefined;
+    if (err instanceof OrthancHttpError && err.orthancStatus === 404) return undefined;
     throw err;
   }
 }

@@ -26,9 +26,11 @@ import { ensureActiveKey, KeyStore } from '../auth/signing-keys.ts';
 import { userByUsername } from '../auth/store.ts';
 import { activateUser, checkNewUserLink, deactivateUser, revokeGrant, UserSpecError } from '../auth/user-admin.ts';
 import { type ClientSpec, ClientSpecError, registerClient } from '../auth/client-admin.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A wrong command line: the message is printed as is. */
-export class UsageError extends Error {
+export class UsageError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_CLI_USAGE';
   override name = 'UsageError';
 }
 

@@ -8,9 +8,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type CryptoKey, importJWK, importPKCS8, type JWK, SignJWT } from 'jose';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** Authentication could not be set up or the authorization server refused: the message says why. */
-export class BackendAuthError extends Error {
+export class BackendAuthError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_BACKEND_AUTH';
   override name = 'BackendAuthError';
 }
 

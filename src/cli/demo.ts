@@ -24,9 +24,11 @@ import {
   SHOWCASE_ORDER,
 } from './demo-data.ts';
 import { ctPhantomSeries, type DemoTarget, PYDICOM_DIR, pydicomAvailable, pydicomStudy } from './demo-dicom.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A demo step failed: the message says which and why. */
-export class DemoError extends Error {
+export class DemoError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DEMO';
   override name = 'DemoError';
 }
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { auditMain } from '../audit/cli.ts';
 import { runUnmatched } from '../change-feed/cli.ts';
 import { DevelopmentOnlyError } from '../auth/local-token.ts';
-import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from '../config/load-config.ts';
+import { CONFIG_DOC, ConfigError, configTableMarkdown, loadConfig, withConfigTable } from '../config/load-config.ts';
 import { migrate } from '../db/migrate.ts';
 import { fhirDefinitionsCommand } from '../fhir/r4-subset-cli.ts';
 import { StackError } from '../stack/process.ts';
@@ -23,7 +23,7 @@ const USAGE = `usage: bin/ehr <command>
   migrate                apply pending database migrations
   config check           validate the configuration from the environment
   config table           print the configuration table (Markdown)
-  config readme          rewrite the configuration table in README.md
+  config doc             rewrite the configuration table in docs/configuration.md
   user add|list|grant|revoke   users of the built-in authorization server and their patient grants
   client add|list        OAuth clients (--public | --jwks FILE | --jwks-url URL, --scope ceiling, --patients)
   token                  mint a local access token for a user or client (development mode only)
@@ -64,10 +64,10 @@ async function run(argv: string[]): Promise<number> {
         console.log(configTableMarkdown());
         return 0;
       }
-      if (rest[0] === 'readme') {
-        const path = `${ROOT}README.md`;
+      if (rest[0] === 'doc') {
+        const path = `${ROOT}${CONFIG_DOC}`;
         writeFileSync(path, withConfigTable(readFileSync(path, 'utf8')));
-        console.log('README configuration table updated');
+        console.log(`${CONFIG_DOC}: configuration table updated`);
         return 0;
       }
       if (rest[0] === 'check') {

@@ -10,6 +10,7 @@ import {
   discoverTokenEndpoint,
   loadSigningKey,
 } from './backend-token.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * `bin/ehr upload <files or folders...> --url URL --token TOKEN|--client ID --key FILE`: a STOW-RS client (DICOM
@@ -34,7 +35,8 @@ const USAGE = `usage: bin/ehr upload <files or folders...> --url URL [--token TO
   --no-progress      plain lines even on a terminal
 `;
 
-export class UploadUsageError extends Error {
+export class UploadUsageError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_UPLOAD_USAGE';
   override name = 'UploadUsageError';
 }
 

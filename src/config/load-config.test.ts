@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, configTableMarkdown, loadConfig, withConfigTable } from './load-config.ts';
+import { CONFIG_DOC, ConfigError, configTableMarkdown, loadConfig, withConfigTable } from './load-config.ts';
 import { configVars } from './spec.ts';
 
 const base = { EHR_DATABASE_URL: 'postgres://u:p@localhost:5433/ehr', EHR_ORTHANC_PASSWORD: 's3cret' };
@@ -68,9 +68,19 @@ describe('loadConfig', () => {
   });
 });
 
-describe('README', () => {
-  test('its configuration table is current (run `bin/ehr config readme` after changing the config spec)', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    expect(readme).toBe(withConfigTable(readme));
+describe('docs/configuration.md', () => {
+  test('its configuration table is current (run `bin/ehr config doc` after changing the config spec)', () => {
+    const page = readFileSync(new URL(`../../${CONFIG_DOC}`, import.meta.url), 'utf8');
+    expect(page).toBe(withConfigTable(page));
   });
+});
+
+describe('the config spec', () => {
+  test.each(configVars.map((v) => [v.env, v.description] as const))(
+    '%s: a one-line description under 200 characters (details go to docs/configuration.md)',
+    (_env, description) => {
+      expect(description.length).toBeLessThan(200);
+      expect(description).not.toMatch(/\n|FINDINGS|bench|migration \d/i);
+    },
+  );
 });

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { type Config, configVars } from './spec.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A missing or invalid configuration value. Its message is one line naming the variable. */
-export class ConfigError extends Error {
+export class ConfigError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_CONFIG';
   override name = 'ConfigError';
   readonly variable: string;
   constructor(variable: string, problem: string) {
@@ -68,7 +70,7 @@ export function loadConfig(env: Env): Config {
   return config;
 }
 
-/** The configuration table for the README, generated from the spec. */
+/** The configuration table of docs/configuration.md, generated from the spec. */
 export function configTableMarkdown(): string {
   const rows = configVars.map((v) => {
     const def = v.default === undefined ? '**required**' : `\`${String(v.default)}\``;
@@ -78,13 +80,15 @@ export function configTableMarkdown(): string {
   return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
-export const README_TABLE_START = '<!-- config-table:start -->';
-export const README_TABLE_END = '<!-- config-table:end -->';
+export const CONFIG_TABLE_START = '<!-- config-table:start -->';
+export const CONFIG_TABLE_END = '<!-- config-table:end -->';
+/** The configuration page, relative to the project folder. */
+export const CONFIG_DOC = 'docs/configuration.md';
 
-/** Replaces the generated configuration table between the README markers. */
-export function withConfigTable(readme: string): string {
-  const start = readme.indexOf(README_TABLE_START);
-  const end = readme.indexOf(README_TABLE_END);
-  if (start < 0 || end < start) throw new Error('README has no config-table markers');
-  return `${readme.slice(0, start + README_TABLE_START.length)}\n${configTableMarkdown()}\n${readme.slice(end)}`;
+/** Replaces the generated configuration table between the markers of a Markdown page. */
+export function withConfigTable(page: string): string {
+  const start = page.indexOf(CONFIG_TABLE_START);
+  const end = page.indexOf(CONFIG_TABLE_END);
+  if (start < 0 || end < start) throw new Error('the page has no config-table markers');
+  return `${page.slice(0, start + CONFIG_TABLE_START.length)}\n${configTableMarkdown()}\n${page.slice(end)}`;
 }

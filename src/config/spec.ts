@@ -1,6 +1,6 @@
 /**
  * The one description of the facade's configuration: every environment variable, its type, default and meaning.
- * The JSON schema used for validation, the README's configuration table and the compose checks are all derived
+ * The JSON schema used for validation, the table of docs/configuration.md and the compose checks are all derived
  * from this list, so there is no second hand-written copy to drift.
  */
 export interface ConfigVar {
@@ -261,7 +261,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 0, maximum: 100 },
     default: 0,
     description:
-      'How many ms a read AuditEvent waits for others to share its commit when the audit writer is idle (0: the next event-loop turn; under load, events queued during a commit share the next one anyway). Responses are sent only after their event committed.',
+      'Milliseconds an idle audit writer waits for more read AuditEvents to share one commit (0: the next event-loop turn). A response is sent only after its event committed.',
   },
   {
     env: 'EHR_AUDIT_OUTBOX_DIR',
@@ -269,7 +269,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'string' },
     default: '',
     description:
-      "Empty (default): each read AuditEvent is committed to PostgreSQL before its response completes. A directory on persistent local storage, one per facade process: read events are instead appended to a durable outbox there (written and fdatasync'd before the response completes) and shipped to PostgreSQL in large batches; left-over events are shipped on the next start. Takes the database commit off the request path and keeps reads answered (and recorded) while PostgreSQL is down; on the benchmark machine it was not faster overall (bench/FINDINGS.md M.3).",
+      'Empty: each read AuditEvent is committed to PostgreSQL before its response completes. A directory (one per process): events go to a durable local outbox, shipped in batches.',
   },
   {
     env: 'EHR_AUDIT_SPILL_DIR',
@@ -285,7 +285,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 10, maximum: 60000 },
     default: 200,
     description:
-      'With `EHR_AUDIT_OUTBOX_DIR`: how many ms outboxed events wait before they are shipped to PostgreSQL (at most this late in AuditEvent searches served by other processes; a process ships its own outbox before answering one).',
+      'With `EHR_AUDIT_OUTBOX_DIR`: milliseconds outboxed events wait before they are shipped to PostgreSQL.',
   },
   {
     env: 'EHR_AUTH_BUILTIN_SERVER',
@@ -301,7 +301,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'string', pattern: '^\\s*\\[' },
     default: '[]',
     description:
-      'JSON array of trusted external token issuers: `[{"issuer":"https://idp/realms/x","jwksUri":"https://idp/.../certs"}]` or with `"jwks":{"keys":[...]}` instead of `jwksUri`; optional `"audience"` (defaults to `<EHR_PUBLIC_BASE_URL>/fhir`).',
+      'JSON array of trusted external token issuers: `{"issuer", "jwksUri"}` or `{"issuer", "jwks"}`, optional `"audience"` (default `<EHR_PUBLIC_BASE_URL>/fhir`).',
   },
   {
     env: 'EHR_AUTH_SIGNING_ALG',
@@ -352,7 +352,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 0, maximum: 60000 },
     default: 10000,
     description:
-      'How long a verified token and the caller resolved from it (user, grants, revocation) are reused for further requests with the same token (0: no cache); never past `exp`, dropped at once when revocations, grants, users or clients change.',
+      'How long a verified token and its resolved caller are reused for the same token (0: no cache); never past `exp`, dropped at once on any change of access.',
   },
   {
     env: 'EHR_AUTH_CALLER_CACHE_MAX_ENTRIES',
@@ -396,14 +396,14 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 0, maximum: 600000 },
     default: 60000,
     description:
-      'How long the study UID → patient lookup for DICOMweb authorization is cached (0: no cache). Link changes by any replica or writer invalidate it at once (PostgreSQL NOTIFY, migration 012); it is not used while that signal is down, so the TTL is only a safety net.',
+      'How long the study UID → patient lookup of DICOMweb authorization is cached (0: no cache); link changes invalidate it at once, the TTL is a safety net.',
   },
   {
     env: 'EHR_DICOMWEB_CACHE_MAX_BYTES',
     key: 'dicomwebCacheMaxBytes',
     schema: { type: 'integer', minimum: 0, maximum: 17179869184 },
-    // 32 MiB: ~300 series of the bench CT (67 KB metadata + 36 KB instance QIDO each) and within the facade's 250 MB RSS
-    // budget on top of its streaming peaks (bench/FINDINGS.md §6).
+    // 32 MiB: ~300 series of a typical CT (67 KB metadata + 36 KB instance QIDO each), within the facade's 250 MB RSS
+    // budget on top of its streaming peaks.
     default: 33554432,
     description:
       'Bytes of Orthanc answers (series metadata, default instance QIDO of a series) kept in the DICOMweb series cache, least recently used dropped (0: no cache).',
@@ -429,7 +429,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'boolean' },
     default: false,
     description:
-      "`true`: warm the DICOMweb series cache when a caller's series QIDO-RS (`/studies/{uid}/series`) succeeds: the metadata of the series in the answer is fetched in the background, so a viewer's next request finds it cached or joins the fetch. Requests still authorize first. Off by default: every series listed costs Orthanc a full series-metadata computation (~60 ms each here), which halved series-QIDO throughput under a QIDO-only load in the benchmark, for a viewer gain within noise (bench/FINDINGS.md). Also off without the series cache.",
+      "`true`: after a caller's series QIDO-RS succeeds, fetch the listed series' metadata into the series cache in the background. Off by default: it costs Orthanc.",
   },
   {
     env: 'EHR_DICOMWEB_METADATA_PREFETCH_MAX_SERIES',
@@ -469,7 +469,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 0, maximum: 86400000 },
     default: 60000,
     description:
-      "Study-level QIDO-RS for patient-restricted callers is answered from the EHR's copy of Orthanc's answers, refreshed when the ImagingStudy changes and at the latest after this age (bounds changes made in Orthanc directly); 0: always ask Orthanc.",
+      "Age at which the EHR's copy of Orthanc's study-level QIDO-RS answers (for patient-restricted callers) is refreshed; 0: always ask Orthanc.",
   },
   {
     env: 'EHR_FHIR_MRN_SYSTEM',
@@ -620,7 +620,7 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'boolean' },
     default: true,
     description:
-      "Run the consumer of Orthanc's `/changes` (C-STORE ingest: link arriving studies, queue unmatched ones). One replica consumes at a time (PostgreSQL advisory lock); turning it off on every replica stops C-STORE ingest.",
+      "Run the consumer of Orthanc's `/changes` (C-STORE ingest: link arriving studies, queue unmatched ones). One replica consumes at a time.",
   },
   {
     env: 'EHR_CHANGE_FEED_POLL_MS',
@@ -658,6 +658,6 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 1, maximum: 86400 },
     default: 60,
     description:
-      "How often the leader compares linked studies with Orthanc to find deletions (Orthanc 1.10 does not log them in `/changes`); a deleted study's ImagingStudy becomes `entered-in-error` and its order is unlinked.",
+      "Seconds between the leader's comparisons of linked studies with Orthanc to find deleted ones; a deleted study's ImagingStudy becomes `entered-in-error`.",
   },
 ];

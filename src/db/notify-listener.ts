@@ -12,6 +12,7 @@
  * (src/dicomweb/cache/study-change-listener.ts), each with its own connection (its own `application_name`).
  */
 import pg from 'pg';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export interface NotifyHandlers {
   /** A notification on one of the channels (payload '' when the sender gave none). */
@@ -45,7 +46,8 @@ export interface NotifyListenerOptions {
 }
 
 /** A channel name that is not a plain lower-case identifier (LISTEN takes no parameters). */
-export class InvalidChannelError extends Error {
+export class InvalidChannelError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DB_INVALID_CHANNEL';
   override name = 'InvalidChannelError';
 }
 

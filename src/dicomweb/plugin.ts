@@ -14,7 +14,8 @@ import { isDatabaseFault } from '../db/breaker.ts';
 import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
 import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
-import { DicomWebError, errorBody, NOT_FOUND_MESSAGE } from './errors.ts';
+import { NOT_FOUND_MESSAGE } from './errors.ts';
+import { renderDicom, renderDicomStatus, sendRendered } from '../errors/render.ts';
 import { onStudyContentChanged } from '../imaging/study-links.ts';
 import { carriesUrls, publicUrlRewrite } from './http/forwarded-url.ts';
 import { collectRoutes, registerMethodNotAllowed } from './http/method-not-allowed.ts';
@@ -50,51 +51,16 @@ declare module 'fastify' {
   }
 }
 
-/** RFC 7234 §5.5 `Warning: 299 - "text"`; header values must stay printable ASCII without quotes or backslashes. */
-export function warningHeader(message: string): string {
-  return `299 - "${message.replace(/[^\x20-\x7e]|["\\]/g, '?')}"`;
-}
-
 /** Sends a DICOM-shaped error: status, `application/dicom+json` ErrorComment, and the reason in a `Warning` header. */
 export function sendDicomError(reply: FastifyReply, status: number, message: string): FastifyReply {
-  return reply
-    .code(status)
-    .header('content-type', DICOM_JSON)
-    .header('warning', warningHeader(message))
-    .send(errorBody(message));
-}
-
-/**
- * Maps any error thrown in the scope to a status and a readable reason; never a stack. A dependency known to be down
- * (its circuit breaker is open) gives 503 with `Retry-After` (RFC 9110 §15.6.4).
- */
-export function describeError(err: unknown): { status: number; message: string; retryAfter?: number } {
-  if (err instanceof DicomWebError) return { status: err.status, message: err.message };
-  if (err instanceof DependencyUnavailableError) {
-    const what = err.dependency === 'orthanc' ? 'The image archive' : 'The EHR database';
-    return { status: 503, message: `${what} is unavailable; retry later`, retryAfter: err.retryAfterSeconds };
-  }
-  if (err instanceof OrthancUnavailableError) {
-    return err.timedOut
-      ? { status: 504, message: 'The image archive did not answer in time' }
-      : { status: 502, message: 'The image archive is unavailable' };
-  }
-  // Checked after Orthanc's errors: a refused connection to Orthanc has the same error code in its cause.
-  if (isDatabaseFault(err)) {
-    return { status: 503, message: 'The EHR database is unavailable; retry later', retryAfter: 5 };
-  }
-  if (err instanceof AuditUnavailableError) return { status: 503, message: err.message };
-  const fe = err as Partial<FastifyError>;
-  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { status: fe.statusCode, message: fe.message ?? 'Bad request' };
-  }
-  return { status: 500, message: 'Internal error' };
+  return sendRendered(reply, renderDicomStatus(status, message));
 }
 
 /** The scope's error and not-found handlers: DICOM-shaped bodies, 5xx logged, never a stack to the client. */
 export function installDicomErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
-    const { status, message, retryAfter } = describeError(err);
+    const rendered = renderDicom(err);
+    const { statusCode: status, message } = rendered.view;
     // A client that went away mid-answer (viewers cancel prefetches all the time) is not a server fault.
     // (Not `req.raw.destroyed`: a request stream is auto-destroyed once its body has been read completely.)
     if (reply.raw.destroyed || req.raw.socket?.destroyed === true) {
@@ -108,8 +74,7 @@ export function installDicomErrorHandling(app: FastifyInstance): void {
       reply.raw.destroy();
       return reply;
     }
-    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
-    return sendDicomError(reply, status, message);
+    return sendRendered(reply, rendered);
   });
   // Unknown DICOMweb paths: audited like the scope's routes (src/http/route-rules.ts), answered 404 with or without a token.
   app.setNotFoundHandler(
@@ -238,7 +203,7 @@ export const dicomWebPlugin = fp(
     });
     app.decorate('dicomWebSeriesCache', seriesCache);
     app.decorate('qidoStudyIndex', studyAnswers);
-    // Other replicas' changes (migration 012 triggers); the caches serve only while this LISTEN is up.
+    // Other replicas' changes (NOTIFY from the `imaging_studies` triggers); the caches serve only while this LISTEN is up.
     const changes =
       seriesCache.enabled || config.dicomwebAccessCacheTtlMs > 0
         ? new StudyChangeListener({

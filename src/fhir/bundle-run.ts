@@ -199,7 +199,7 @@ function responseEntry(e: PlannedEntry, r: EntryResult, opts: BundleOptions, fhi
 }
 
 function failureEntry(err: unknown, requestId: string): { status: number; outcome: OperationOutcome } {
-  if (err instanceof FhirError) return { status: err.status, outcome: err.outcome() };
+  if (err instanceof FhirError) return { status: err.statusCode, outcome: err.outcome() };
   return { status: 500, outcome: internalErrorOutcome(requestId) };
 }
 

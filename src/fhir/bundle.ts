@@ -10,6 +10,7 @@ import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { BadRequestError } from './errors.ts';
 import { ID } from './http.ts';
 import type { EntryMethod } from './entry-audit.ts';
+import { parseFhirPath, pathSegments } from './rest-path.ts';
 import { type FhirType, isFhirType } from './registry.ts';
 
 export type BundleKind = 'batch' | 'transaction';
@@ -59,18 +60,21 @@ export function parseEntryUrl(raw: string, fhirBase: string, index: number): Ent
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const query = queryOf(q < 0 ? '' : url.slice(q + 1));
-  const parts = path.split('/').filter(Boolean);
-  const [type, id, third, vid] = parts.map((p) => decodeURIComponent(p));
+  const segments = pathSegments(path).map((s) => decodeURIComponent(s));
+  const p = parseFhirPath(segments);
+  const type = p.type;
   if (!type || !isFhirType(type)) throw entryError(index, `request.url names no resource type served here`);
-  if (parts.length === 1) return { kind: 'type', type, query };
-  if (id === '_search' && parts.length === 2) return { kind: 'search', type, query };
-  if (id === '_history' && parts.length === 2) return { kind: 'history', type };
+  if (p.kind === 'type') return { kind: 'type', type, query };
+  if (p.kind === 'type-search' && p.depth === 2) return { kind: 'search', type, query };
+  if (p.kind === 'type-history' && p.depth === 2) return { kind: 'history', type };
+  const id = p.id;
   if (!id || !ID.test(id)) throw entryError(index, `invalid id in request.url ${JSON.stringify(raw)}`);
-  if (parts.length === 2) return { kind: 'instance', type, id };
-  if (third === '$everything' && type === 'Patient' && parts.length === 3)
+  if (p.kind === 'instance') return { kind: 'instance', type, id };
+  if (p.kind === 'operation' && type === 'Patient' && p.depth === 3 && segments[2] === '$everything') {
     return { kind: 'everything', type, id, query };
-  if (third === '_history' && parts.length === 3) return { kind: 'history', type, id };
-  if (third === '_history' && parts.length === 4 && vid) return { kind: 'vread', type, id, vid };
+  }
+  if (p.kind === 'instance-history' && p.depth === 3) return { kind: 'history', type, id };
+  if (p.kind === 'vread' && p.depth === 4 && p.versionId) return { kind: 'vread', type, id, vid: p.versionId };
   throw entryError(index, `request.url ${JSON.stringify(raw)} is not supported in a Bundle`);
 }
 

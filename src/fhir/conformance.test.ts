@@ -26,7 +26,7 @@ function refusedAt(r: Resource): string[] | undefined {
     return undefined;
   } catch (err) {
     if (!(err instanceof FhirError)) throw err;
-    expect(err.status).toBe(400);
+    expect(err.statusCode).toBe(400);
     return err.issues.flatMap((i) => i.expression ?? []);
   }
 }

@@ -16,7 +16,7 @@ function issues(resource: Resource): { status: number; expressions: string[] } |
     return undefined;
   } catch (err) {
     if (!(err instanceof FhirError)) throw err;
-    return { status: err.status, expressions: err.issues.flatMap((i) => i.expression ?? []) };
+    return { status: err.statusCode, expressions: err.issues.flatMap((i) => i.expression ?? []) };
   }
 }
 

@@ -38,7 +38,7 @@ test.each([
   if (!refusedAt) expect(err).toBeUndefined();
   else {
     expect(err).toBeInstanceOf(FhirError);
-    expect((err as FhirError).status).toBe(400);
+    expect((err as FhirError).statusCode).toBe(400);
     expect((err as FhirError).issues[0]?.expression).toEqual([refusedAt]);
   }
 });

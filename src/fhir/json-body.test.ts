@@ -11,7 +11,7 @@ function refusal(fn: () => unknown): { status: number; expression?: string[]; di
     return undefined;
   } catch (err) {
     if (!(err instanceof FhirError)) throw err;
-    return { status: err.status, ...err.issues[0] } as { status: number; expression?: string[] };
+    return { status: err.statusCode, ...err.issues[0] } as { status: number; expression?: string[] };
   }
 }
 

@@ -9,6 +9,7 @@
  * Parsed with saxes (a strict, non-validating XML parser that does not expand external entities).
  */
 import { SaxesParser } from 'saxes';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export const XHTML_NS = 'http://www.w3.org/1999/xhtml';
 
@@ -35,7 +36,8 @@ const ATTRIBUTES = new Set(
 const SAFE_URL = /^(?:#|https?:|ftp:|mailto:|tel:|urn:|data:\s*image\/(?:png|gif|jpeg|webp|bmp);|[^:]*$)/i;
 
 /** A narrative that breaks txt-1/txt-2 or is not well-formed XHTML; `message` says why. */
-export class NarrativeError extends Error {
+export class NarrativeError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_FHIR_NARRATIVE';
   override name = 'NarrativeError';
 }
 

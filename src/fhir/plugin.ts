@@ -4,11 +4,10 @@ import { createHash } from 'node:crypto';
 import { parse as parseQueryString } from 'node:querystring';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Config } from '../config/spec.ts';
-import { isDatabaseFault } from '../db/breaker.ts';
-import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
+import { renderFhir } from '../errors/render.ts';
 import { capabilityStatement } from './capability.ts';
 import { loadDefinitions, loadProfiles } from './definitions.ts';
-import { FhirError, internalErrorOutcome, MethodNotAllowedError, NotFoundError } from './errors.ts';
+import { MethodNotAllowedError, NotFoundError } from './errors.ts';
 import { checkFormat, sendFhir } from './http.ts';
 import { decodeUtf8, parseFhirJson } from './json-body.ts';
 import { FhirRepository, type InteractionEvent, type RepositoryContext } from './repository.ts';
@@ -21,12 +20,6 @@ export interface FhirPluginOptions {
   /** Called once per FHIR interaction (the audit issue raises AuditEvents here). */
   onInteraction?: (event: InteractionEvent) => void;
 }
-
-const FASTIFY_ISSUE: Record<number, 'invalid' | 'too-long' | 'not-supported' | 'processing'> = {
-  400: 'invalid',
-  413: 'too-long',
-  415: 'not-supported',
-};
 
 /** The repository context (definitions, profiles, identifier settings, interaction hook) for a configuration. */
 export function createRepositoryContext(
@@ -108,33 +101,13 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof FhirError) {
-      if (err.status >= 500) req.log.error({ err }, 'FHIR error');
-      else req.log.info({ status: err.status, issue: err.issues[0]?.code, msg: err.message }, 'FHIR request rejected');
-      return sendFhir(req, reply, err.status, err.outcome());
-    }
-    // The database (or Orthanc) is known to be down, or just went away: 503 with Retry-After, nothing was written.
-    if (err instanceof DependencyUnavailableError || isDatabaseFault(err)) {
-      const retryAfter = err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 5;
-      req.log.warn({ reason: err.message }, 'FHIR request refused: dependency unavailable');
-      reply.header('retry-after', String(retryAfter));
-      const what =
-        err instanceof DependencyUnavailableError && err.dependency === 'orthanc' ? 'image archive' : 'database';
-      return sendFhir(
-        req,
-        reply,
-        503,
-        new FhirError(503, 'transient', `the ${what} is unavailable; retry later`).outcome(),
-      );
-    }
-    const status = err.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      const code = FASTIFY_ISSUE[status] ?? 'processing';
-      const message = status === 413 ? `body larger than ${bodyLimit} bytes` : err.message;
-      return sendFhir(req, reply, status, new FhirError(status, code, message).outcome());
-    }
-    req.log.error({ err, requestId: req.id }, 'unexpected FHIR error');
-    return sendFhir(req, reply, 500, internalErrorOutcome(req.id));
+    const r = renderFhir(err, req.id, { bodyLimit });
+    if (!r.view.exposed) req.log.error({ err, requestId: req.id }, 'unexpected FHIR error');
+    else if (r.statusCode >= 500) req.log.warn({ reason: err.message, status: r.statusCode }, 'FHIR request refused');
+    else
+      req.log.info({ status: r.statusCode, issue: r.body.issue[0]?.code, msg: err.message }, 'FHIR request rejected');
+    for (const [name, value] of Object.entries(r.headers)) reply.header(name, value);
+    return sendFhir(req, reply, r.statusCode, r.body);
   });
   app.setNotFoundHandler({ config: { rules: FHIR_RULES } } as object, (req, reply) => {
     const err = new NotFoundError(`no FHIR endpoint ${req.method} ${req.url.split('?')[0]}`);

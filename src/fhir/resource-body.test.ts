@@ -22,7 +22,7 @@ describe('assertResourceBody: what is refused before the server fills anything i
     if (!refused) expect(err).toBeUndefined();
     else {
       expect(err).toBeInstanceOf(FhirError);
-      expect((err as FhirError).status).toBe(400);
+      expect((err as FhirError).statusCode).toBe(400);
       expect(JSON.stringify((err as FhirError).issues)).toMatch(refused);
     }
   });

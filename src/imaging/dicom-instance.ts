@@ -1,5 +1,6 @@
 import dcmjs, { type DicomDataset } from 'dcmjs';
 import { datasetProblems, transferSyntaxProblem } from './dicom-values.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * Reading the attributes the EHR needs from a DICOM Part 10 instance (PS3.10 §7) with dcmjs, and zeroing its
@@ -7,7 +8,8 @@ import { datasetProblems, transferSyntaxProblem } from './dicom-values.ts';
  */
 
 /** The bytes are not a readable DICOM Part 10 instance. */
-export class DicomReadError extends Error {
+export class DicomReadError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOM_READ';
   override name = 'DicomReadError';
 }
 
@@ -23,7 +25,8 @@ export interface InstanceIdentity {
 }
 
 /** A required attribute is missing or invalid. */
-export class DicomAttributeError extends Error {
+export class DicomAttributeError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOM_ATTRIBUTE';
   override name = 'DicomAttributeError';
   readonly attributes: readonly string[];
   readonly identity: InstanceIdentity;
@@ -35,7 +38,8 @@ export class DicomAttributeError extends Error {
 }
 
 /** The instance's transfer syntax is empty or not one the facade accepts (see dicom-values.ts). */
-export class UnsupportedTransferSyntaxError extends Error {
+export class UnsupportedTransferSyntaxError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOM_TRANSFER_SYNTAX';
   override name = 'UnsupportedTransferSyntaxError';
   readonly identity: InstanceIdentity;
   constructor(message: string, identity: InstanceIdentity = {}) {

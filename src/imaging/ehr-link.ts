@@ -5,6 +5,7 @@ import type { DicomInstance } from './dicom-instance.ts';
 import { mergeImagingStudy } from './imaging-study.ts';
 import type { MatchLookup, OrderRecord, PatientRecord, StudyLink } from './matching.ts';
 import { orderTransition } from './order-status.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /**
  * The EHR side of an upload (founding design, upload workflow steps 3, 4, 6 and 7): lookups for matching, and the
@@ -196,7 +197,7 @@ async function ensureEndpoint(store: FhirStore, id: string, publicBaseUrl: strin
   try {
     current = (await store.read('Endpoint', id)).resource as Endpoint;
   } catch (err) {
-    const status = (err as { status?: number }).status;
+    const status = (err as { statusCode?: number }).statusCode;
     if (status !== 404 && status !== 410) throw err;
   }
   if (current?.address === wanted.address && current.status === 'active') return;
@@ -204,7 +205,7 @@ async function ensureEndpoint(store: FhirStore, id: string, publicBaseUrl: strin
     await store.update('Endpoint', id, current ? { ...current, address: wanted.address, status: 'active' } : wanted);
   } catch (err) {
     // A concurrent upload created it first (the repository's write runs in a savepoint, so this transaction goes on).
-    if ((err as { status?: number }).status !== 409 || current) throw err;
+    if ((err as { statusCode?: number }).statusCode !== 409 || current) throw err;
   }
 }
 
@@ -267,6 +268,7 @@ export async function lockStudies(tx: CommonQueryMethods, studyUids: Iterable<st
 }
 
 /** The order was revoked, re-assigned or removed between matching and recording. */
-export class OrderChangedError extends Error {
+export class OrderChangedError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_ORDER_CHANGED';
   override name = 'OrderChangedError';
 }

@@ -1,7 +1,7 @@
 import { type CommonQueryMethods, sql } from 'slonik';
 
 /**
- * `dicom_upload_logs` (migration 004): one row per study per upload request, plus one for parts that named no study
+ * `dicom_upload_logs`: one row per study per upload request, plus one for parts that named no study
  * (founding design, upload workflow step 7). Building the rows is pure; {@link insertUploadLogs} writes them.
  */
 

@@ -5,8 +5,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import { registry } from './registry.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
-export class MetricsListenError extends Error {
+export class MetricsListenError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_METRICS_LISTEN';
   override name = 'MetricsListenError';
 }
 

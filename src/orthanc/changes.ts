@@ -51,7 +51,7 @@ async function jsonOrUndefined<T>(orthanc: OrthancClient, path: string): Promise
   try {
     return await orthanc.getJson<T>(path);
   } catch (err) {
-    if (err instanceof OrthancHttpError && err.status === 404) return undefined;
+    if (err instanceof OrthancHttpError && err.orthancStatus === 404) return undefined;
     throw err;
   }
 }
@@ -134,7 +134,7 @@ export async function deleteInstance(orthanc: OrthancClient, id: string): Promis
   try {
     await send(orthanc, 'DELETE', `/instances/${encodeURIComponent(id)}`);
   } catch (err) {
-    if (!(err instanceof OrthancHttpError && err.status === 404)) throw err;
+    if (!(err instanceof OrthancHttpError && err.orthancStatus === 404)) throw err;
   }
 }
 

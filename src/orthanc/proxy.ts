@@ -17,6 +17,7 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 import { OrthancUnavailableError } from './errors.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export interface OrthancProxyOptions {
   url: string;
@@ -40,9 +41,9 @@ export interface UpstreamResponse {
 /** Idle time after which pooled sockets are closed: below Orthanc's 1 s keep-alive. */
 export const UPSTREAM_IDLE_MS = 700;
 
-class UpstreamTimeout extends Error {
+export class UpstreamTimeout extends EhrError {
+  override readonly code: ErrorCode = 'EHR_ORTHANC_TIMEOUT';
   override name = 'UpstreamTimeout';
-  readonly code = 'UPSTREAM_TIMEOUT';
 }
 
 export class OrthancProxy {
@@ -112,7 +113,8 @@ export class OrthancProxy {
         // body nobody reads any more (client already gone) from becoming an uncaught exception.
         res.on('error', (err) => {
           // Orthanc stopped sending mid-answer (a hung process): open the breaker; a client abort says nothing.
-          if ((err as { code?: string }).code === 'UPSTREAM_TIMEOUT') breaker?.failure('no answer within the time-out');
+          if ((err as { code?: string }).code === 'EHR_ORTHANC_TIMEOUT')
+            breaker?.failure('no answer within the time-out');
         });
         breaker?.success();
         resolve({ status: res.statusCode ?? 502, headers: flatten(res.headers), body: res });
@@ -174,7 +176,7 @@ function flatten(headers: IncomingMessage['headers']): Record<string, string> {
 export function toUnavailable(err: unknown, timeoutMs: number): OrthancUnavailableError {
   if (err instanceof OrthancUnavailableError) return err;
   const code = (err as { code?: string }).code ?? '';
-  const timedOut = code === 'UPSTREAM_TIMEOUT' || code === 'ETIMEDOUT';
+  const timedOut = code === 'EHR_ORTHANC_TIMEOUT' || code === 'ETIMEDOUT';
   const reason = timedOut ? `no answer within ${timeoutMs} ms` : code || 'connection failed';
   return new OrthancUnavailableError(`image archive unavailable: ${reason}`, timedOut, { cause: err });
 }

@@ -16,11 +16,13 @@
  *
  * Pure apart from timers (injected `setTimer` for tests); no I/O of its own.
  */
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** A dependency's breaker is open: the request was not attempted. */
-export class DependencyUnavailableError extends Error {
+export class DependencyUnavailableError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DEPENDENCY_UNAVAILABLE';
   override name = 'DependencyUnavailableError';
   /** Which dependency: `orthanc` or `database`. */
   readonly dependency: string;

@@ -7,14 +7,14 @@ import { pidAlive, StackError, terminate, waitFor } from './process.ts';
 export const FACADE_MAIN = fileURLToPath(new URL('../main.ts', import.meta.url));
 
 /**
- * V8 limits of the facade process (budget: RSS < 250 MB while 1 GB streams in or out, bench/FINDINGS.md §6). The
+ * V8 limits of the facade process (budget: RSS < 250 MB while 1 GB streams in or out). The
  * Dockerfile passes the same through NODE_OPTIONS (tests/compose.int.test.ts checks that it does).
  * - `--max-semi-space-size=16`: on a machine with this much memory Node 24's V8 lets each semi-space of the young
  *   generation grow to 64 MB (new space 128 MB), which a server allocating per request fills before scavenging;
  *   16 MB (the former default) keeps it at 32 MB.
  * - `--max-old-space-size=512`: with the default limit (~4 GB here) V8 lets the old generation grow to up to 4× its
  *   live size between major GCs; under 2 GB it uses its small-heap growing factor (≤ 2). 512 MB is still more than
- *   ten times the facade's live heap (35–45 MB measured, bench/FINDINGS.md §6).
+ *   ten times the facade's live heap (35–45 MB).
  */
 export const FACADE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=16', '--max-old-space-size=512'];
 

@@ -3,11 +3,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 const execFileP = promisify(execFile);
 
 /** A stack component failed to start or stop; the message says which and why. */
-export class StackError extends Error {
+export class StackError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_STACK';
   override name = 'StackError';
 }
 

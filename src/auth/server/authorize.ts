@@ -23,14 +23,17 @@ import { errorPage, loginPage, PAGE_HEADERS, patientPickerPage } from './pages.t
 import { verifyPassword } from './passwords.ts';
 import { maySelect, patientChoices, selectablePatients } from './patient-choice.ts';
 import { isValidChallenge } from './pkce.ts';
+import { EhrError, type ErrorCode } from '../../errors/base.ts';
 
 /** A problem with client_id or redirect_uri: shown to the user, never redirected. */
-class AuthPageError extends Error {
+export class AuthPageError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_PAGE';
   override name = 'AuthPageError';
 }
 
 /** An error redirected back to the client (RFC 6749 §4.1.2.1). */
-class RedirectError extends OAuthError {
+export class RedirectError extends OAuthError {
+  override readonly code: ErrorCode = 'EHR_OAUTH_REDIRECT';
   readonly redirectUri: string;
   readonly state: string | undefined;
   constructor(error: string, description: string, redirectUri: string, state: string | undefined) {

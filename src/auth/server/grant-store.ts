@@ -1,7 +1,7 @@
 /**
  * Authorization codes and refresh tokens in the database, by hash. Codes are single-use (RFC 6749 §4.1.2: a reused
  * code revokes what it issued); refresh tokens rotate on every use and a reused one revokes its whole family. Access
- * tokens issued from a grant are recorded by jti (migration 016) so that revoking the grant's family also puts them on
+ * tokens issued from a grant are recorded by jti (`issued_access_tokens`) so that revoking the grant's family also puts them on
  * the `revoked_tokens` denylist, which every facade process checks (RFC 7009 §2: revoking a grant MAY, and here does,
  * end its access tokens).
  */
@@ -148,7 +148,7 @@ export async function recordAccessToken(
 /**
  * Puts the still-live recorded access tokens that match `where` on the denylist, and purges denylist rows of tokens
  * that expired more than 10 minutes ago (the resource server accepts `exp` with a clock tolerance of at most 5
- * minutes; a purged jti no longer verifies). The denylist trigger (migration 007) tells every facade process.
+ * minutes; a purged jti no longer verifies). The denylist's NOTIFY trigger tells every facade process.
  */
 async function denylistIssued(db: CommonQueryMethods, where: ReturnType<typeof sql.fragment>): Promise<void> {
   await db.query(sql.unsafe`

@@ -92,7 +92,7 @@ export async function introspectionRoutes(app: FastifyInstance, opts: Introspect
         await ctx.db.query(sql.unsafe`
           INSERT INTO revoked_tokens (jti, expires_at) VALUES (${String(claims.jti)}, to_timestamp(${Number(claims.exp)}))
           ON CONFLICT DO NOTHING`);
-        // The trigger of migration 007 tells every process; this one must not wait for the notification.
+        // The denylist's NOTIFY trigger tells every process; this one must not wait for the notification.
         app.authCallerCache.clear();
         req.log.info(
           { auth: { endpoint: 'revoke', client: client.clientId, jti: claims.jti } },

@@ -5,9 +5,9 @@
 import { declareRules, OAUTH_RULES, publicRoute } from '../../http/route-rules.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../../config/spec.ts';
+import { renderOAuth, sendRendered } from '../../errors/render.ts';
 import type { Access } from '../access.ts';
 import type { KeyStore } from '../signing-keys.ts';
-import { TokenError } from '../verify-token.ts';
 import { authorizeRoutes } from './authorize.ts';
 import type { ServerContext } from './context.ts';
 import { type AuthUrls, openidConfiguration, smartConfiguration } from './discovery.ts';
@@ -39,25 +39,12 @@ export async function authServerRoutes(app: FastifyInstance, opts: AuthServerOpt
     (_req, body, done) => done(null, body),
   );
 
-  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+  app.setErrorHandler((err: Error, req, reply) => {
+    const r = renderOAuth(err);
     if (err instanceof OAuthError) {
       req.log.info({ auth: { error: err.error, reason: err.message, url: req.url } }, 'oauth request refused');
-      if (err.status === 401) reply.header('www-authenticate', 'Bearer error="invalid_client"');
-      return reply
-        .code(err.status)
-        .header('cache-control', 'no-store')
-        .send({ error: err.error, error_description: err.message });
-    }
-    if (err instanceof TokenError) {
-      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.message}"`);
-      return reply.code(401).send({ error: 'invalid_token', error_description: err.message });
-    }
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) req.log.error({ err }, 'authorization server error');
-    return reply.code(status).send({
-      error: status === 500 ? 'server_error' : 'invalid_request',
-      error_description: status === 500 ? 'internal error' : err.message,
-    });
+    } else if (r.statusCode === 500) req.log.error({ err }, 'authorization server error');
+    return sendRendered(reply, r);
   });
 
   declareRules(app, OAUTH_RULES);

@@ -3,8 +3,8 @@
  * which EHR patients a StudyInstanceUID is linked to, and which studies a set of patients has. A study is linked when a
  * live (not deleted) ImagingStudy row with its UID names a patient (`imaging_studies.patient_id`, the Patient id).
  * Read-only SQL through slonik's `sql` tag; the answers are cached briefly and invalidated when links change, in this
- * process ({@link onStudyLinksChanged}) and in every replica (imaging_studies triggers of migration 012, see
- * study-change-listener.ts); no caching while that signal is down.
+ * process ({@link onStudyLinksChanged}) and in every replica (the `imaging_studies` triggers that NOTIFY study
+ * changes, see study-change-listener.ts); no caching while that signal is down.
  *
  * A caller's SMART v2 granular ImagingStudy restrictions ({@link StudyRestriction}, e.g. `modality=CT`) are ANDed into
  * the same queries (the ImagingStudy row must match them), and every cache key includes them, so an allowed set is

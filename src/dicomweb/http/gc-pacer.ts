@@ -1,5 +1,6 @@
 /**
- * Bounds the memory of dead stream chunks while large answers stream through (bench/FINDINGS.md §6).
+ * Bounds the memory of dead stream chunks while large answers stream through, so that relaying
+ * 1 GB stays within the facade's memory budget (RSS < 250 MB).
  *
  * Every 64 KB chunk read from a socket is a separate off-heap allocation that is freed only when V8 collects the small
  * Buffer object pointing at it. Those objects are tiny, so the young generation fills slowly, and V8 starts a

@@ -1,6 +1,6 @@
 /**
- * RetrieveURL (0008,1190) and BulkDataURI in Orthanc's answers must point at the facade's public `/dicom-web`
- * (issue 6, "URLs"). Orthanc's DICOMweb plugin 1.7 builds them as `<proto>://<host><its root>` from the RFC 7239
+ * RetrieveURL (0008,1190) and BulkDataURI in Orthanc's answers must point at the facade's public `/dicom-web`,
+ * never at Orthanc, which clients cannot reach. Orthanc's DICOMweb plugin 1.7 builds them as `<proto>://<host><its root>` from the RFC 7239
  * `Forwarded: host=...;proto=...` request header (it ignores `X-Forwarded-Host`), copying `host` verbatim. So:
  * - the facade sends `Forwarded: host=<public host + path prefix>;proto=<public scheme>` with every request, computed
  *   once at start-up: no per-request work and no body rewriting when Orthanc's root is `/dicom-web`;

@@ -1,8 +1,8 @@
 /**
  * Warming the series cache with series metadata (WADO-RS `…/series/{uid}/metadata`, DICOM PS3.18 §10.4.1.1.2) when a
  * caller's series-level QIDO-RS `studies/{uid}/series` (PS3.18 §10.6) succeeds: a viewer asks for the series of a
- * study and then for the metadata of each, and Orthanc's cold metadata answer is the slowest request on its path
- * (bench/FINDINGS.md M.4). The warm-up runs in the background and changes no answer:
+ * study and then for the metadata of each, and Orthanc's cold metadata answer (computed from every instance of the
+ * series) is the slowest request on its path. The warm-up runs in the background and changes no answer:
  *
  * - It starts only after the QIDO was authorized for that study (its plan said the caller may see it); the series
  *   UIDs come from the QIDO answer itself, read on the side as it streams ({@link SeriesUidTap}), after it completed.
@@ -23,6 +23,7 @@ import { isUid } from '../qido-query.ts';
 import { cachedAnswerHeaders, DICOM_JSON } from '../relay.ts';
 import { type CachedAnswer, type SeriesCache, seriesCacheKey } from '../cache/series-cache.ts';
 import { scannableCoding, SeriesUidTap } from './series-uid-scan.ts';
+import { EhrError, type ErrorCode } from '../../errors/base.ts';
 
 /** Warm-ups waiting for a free slot, at most. */
 export const MAX_QUEUED = 64;
@@ -256,6 +257,7 @@ export async function fetchSeriesMetadata(
 }
 
 /** A warm-up fetch that Orthanc refused (logged at debug, never reaches a client). */
-export class MetadataPrefetchError extends Error {
+export class MetadataPrefetchError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOMWEB_METADATA_PREFETCH';
   override name = 'MetadataPrefetchError';
 }

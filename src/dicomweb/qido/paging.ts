@@ -1,6 +1,7 @@
 /**
  * How a QIDO-RS search is constrained to the studies a caller may see, so that filtering is part of the query and
- * `limit`/`offset` apply to the allowed set only (issue 6). Pure: no I/O.
+ * `limit`/`offset` apply to the allowed set only (a page never hides or leaks
+ * studies the caller may not see). Pure: no I/O.
  *
  * Strategy ("answer from the EHR's study index"): the allowed set is the list of StudyInstanceUIDs that the EHR's
  * study index (`imaging_studies`) links to the caller's patients. That list, intersected with the caller's own

@@ -1,12 +1,12 @@
 /**
  * Study-level QIDO-RS (DICOM PS3.18 §10.6, `GET /studies`) for restricted callers answered from PostgreSQL: the EHR
  * keeps, per linked study, Orthanc's own study-level answer (fetched with every attribute of `includefield=all`) and
- * its matching attributes (`qido_study_answers`, migration 008). One SQL query finds the caller's studies in the
+ * its matching attributes (table `qido_study_answers`). One SQL query finds the caller's studies in the
  * EHR's study index (`imaging_studies`: live rows of the caller's patients, ANDed with its granular restrictions),
  * checks that their stored answers are still valid, matches and pages them; studies whose answers are missing or
  * stale are fetched from Orthanc once (in chunks of at most `maxUids` UIDs) and stored, then the query runs again.
  *
- * Validity lives in the database (see the migration), so replicas agree:
+ * Validity lives in the database (see `migrations/*qido-study-index*.sql`), so replicas agree:
  * - `source_id`/`source_version`: the ImagingStudy row and version read BEFORE asking Orthanc. Every change of a
  *   linked study's content that the EHR records writes a new ImagingStudy version after Orthanc changed (STOW-RS
  *   merges, change-feed linking, deletion sweep → entered-in-error, relink), so an answer read at the old version is
@@ -20,7 +20,7 @@
  * studies), queries the index cannot answer exactly (qido/study-answers-query.ts), and any failure here.
  *
  * Orthanc may hold several studies under one UID (other PatientIDs: a C-STORE under another MRN, a held STOW-RS), and
- * a fill stores all of their answers; each is marked `linked` (migration 013) when it is one of the Orthanc studies the
+ * a fill stores all of their answers; each is marked `linked` when it is one of the Orthanc studies the
  * ImagingStudy row read for the fill links (access/linked-orthanc-studies.ts: its recorded `orthanc_study_id`, or for a link without
  * one, a PatientID among the patient's identifiers), and a search returns linked answers only, before paging. The mark
  * is as valid as the fill: a new ImagingStudy version (moved to another patient, Orthanc study recorded, ...) makes it
@@ -36,6 +36,7 @@ import { orthancQueryString } from '../qido-query.ts';
 import { DICOM_JSON, upstreamError } from '../relay.ts';
 import { LINK_COLUMNS } from '../access/study-index.ts';
 import type { StudyRestriction } from '../access/study-restriction.ts';
+import { EhrError, type ErrorCode } from '../../errors/base.ts';
 
 type DicomJson = Record<string, { vr?: string; Value?: unknown[] } | undefined>;
 type IndexQuery = Extract<IndexPlan, { kind: 'index' }>;
@@ -51,7 +52,7 @@ export interface StudyAnswersStoreOptions {
   /** Answers older than this are refetched; 0 turns the index off. */
   maxAgeMs: number;
   /**
-   * Tags this process's epoch bumps (session setting `ehr.study_change_origin`, read by the triggers of migration 012),
+   * Tags this process's epoch bumps (session setting `ehr.study_change_origin`, read by the `imaging_studies` NOTIFY triggers),
    * so that its own cross-replica study-change listener skips their echo: it already invalidated in process.
    */
   origin?: string;
@@ -65,7 +66,8 @@ export interface IndexAnswer {
 }
 
 /** The stored answers could not be made valid (concurrent invalidations): the caller asks Orthanc instead. */
-export class StudyIndexBusyError extends Error {
+export class StudyIndexBusyError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOMWEB_STUDY_INDEX_BUSY';
   override name = 'StudyIndexBusyError';
 }
 

@@ -11,9 +11,11 @@
  * Why our own: the maintained streaming parsers either accept only `multipart/form-data` (`@fastify/busboy`, used
  * for the upload API in `multipart-form.ts`) or abort the whole message when one part is too large.
  */
+import { EhrError, type ErrorCode } from '../../errors/base.ts';
 
 /** The body is not a readable multipart message (no boundary, truncated, malformed headers): HTTP 400. */
-export class MultipartError extends Error {
+export class MultipartError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_DICOMWEB_MULTIPART';
   override name = 'MultipartError';
 }
 

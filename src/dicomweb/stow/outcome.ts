@@ -2,6 +2,7 @@
  * Per-instance outcomes of a STOW-RS request and the status codes they carry
  * (DICOM PS3.18 §10.5.3, PS3.4 Annex B.2.3 and PS3.7 Annex C for the code values).
  */
+import { EhrError, type ErrorCode } from '../../errors/base.ts';
 
 /**
  * Failure Reason (0008,1197) values used by the facade. Each is documented in the DICOM conformance statement
@@ -45,7 +46,8 @@ export const WarningReason = {
 export type WarningReasonCode = (typeof WarningReason)[keyof typeof WarningReason];
 
 /** Why an instance is not stored: a code, a short comment (ErrorComment is LO, 64 chars) and a fuller detail. */
-export class InstanceRejection extends Error {
+export class InstanceRejection extends EhrError {
+  override readonly code: ErrorCode = 'EHR_STOW_INSTANCE_REJECTED';
   override name = 'InstanceRejection';
   readonly reason: FailureReasonCode;
   readonly comment: string;

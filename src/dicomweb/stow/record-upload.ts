@@ -5,6 +5,7 @@ import type { OrthancStoredInstance } from '../../orthanc/client.ts';
 import { OrthancUnavailableError } from '../../orthanc/errors.ts';
 import { FailureReason, failed, type InstanceOutcome, InstanceRejection } from './outcome.ts';
 import type { HoldInput, StowDeps, StowOptions } from './store-types.ts';
+import { EhrError, type ErrorCode } from '../../errors/base.ts';
 
 /**
  * The EHR side of a STOW-RS request after its instances went to Orthanc: one transaction records the linked studies
@@ -35,7 +36,8 @@ export interface StowItem {
 export const EARLY_WAIT_MS = 2000;
 
 /** The early transaction's assumption did not hold (a store failed, or the stores took too long): roll it back. */
-class StoresDiffer extends Error {
+export class StoresDiffer extends EhrError {
+  override readonly code: ErrorCode = 'EHR_STOW_STORES_DIFFER';
   override name = 'StoresDiffer';
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { FailureReason, type InstanceOutcome, stowStatus, WarningReason } from './outcome.ts';
-import { buildStowResponse, warningHeader } from './response.ts';
+import { buildStowResponse } from './response.ts';
 
 const base = 'https://ehr.example/dicom-web';
 const stored = (sop: string, study = '1.2.3'): InstanceOutcome => ({
@@ -101,10 +101,4 @@ describe('buildStowResponse', () => {
     expect(r.warnings).toHaveLength(21);
     expect(r.warnings.at(-1)).toBe('299 - "10 more, see the response body"');
   });
-
-  test.each([
-    ['plain', '299 - "plain"'],
-    ['quote " and \\ backslash', '299 - "quote \\" and \\\\ backslash"'],
-    ['non-ascii Müller\r\nX', '299 - "non-ascii M?ller??X"'],
-  ])('warningHeader(%j)', (text, want) => expect(warningHeader(text)).toBe(want));
 });

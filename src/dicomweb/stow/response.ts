@@ -1,5 +1,6 @@
 import type { InstanceOutcome } from './outcome.ts';
 import { stowStatus } from './outcome.ts';
+import { warningHeader } from '../../errors/render.ts';
 
 /**
  * Builds the Store Instances response (DICOM PS3.18 §10.5.3, Table 10.5.3-2) in the DICOM JSON model
@@ -28,15 +29,6 @@ export function instanceRetrieveUrl(dicomWebBase: string, study: string, series:
 }
 
 const ui = (v: string | undefined): Attr => (v ? { vr: 'UI', Value: [v] } : { vr: 'UI' });
-
-/** A Warning header value: `299 - "text"` with the text reduced to printable ASCII and quotes escaped. */
-export function warningHeader(text: string): string {
-  const clean = text
-    .replace(/[^\x20-\x7e]/g, '?')
-    .replace(/[\\"]/g, '\\$&')
-    .slice(0, 400);
-  return `299 - "${clean}"`;
-}
 
 /**
  * @param dicomWebBase the facade's public DICOMweb root, e.g. `https://ehr.example/dicom-web`

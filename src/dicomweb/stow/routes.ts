@@ -15,7 +15,8 @@ import {
   stowFactory,
   UploadRequestError,
 } from './wiring.ts';
-import { buildStowResponse, warningHeader } from './response.ts';
+import { warningHeader } from '../../errors/render.ts';
+import { buildStowResponse } from './response.ts';
 import { storeInstances } from './store-instances.ts';
 import type { StowResult } from './store-types.ts';
 

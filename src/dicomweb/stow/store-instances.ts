@@ -217,7 +217,7 @@ export async function storeInstances(
     } catch (err) {
       const detail =
         err instanceof OrthancHttpError
-          ? `Orthanc refused the instance (${err.status}${err.detail ? `: ${err.detail}` : ''})`
+          ? `Orthanc refused the instance (${err.orthancStatus}${err.detail ? `: ${err.detail}` : ''})`
           : 'the archive is unavailable';
       if (!(err instanceof OrthancHttpError)) opts.log.error({ err }, 'storing an instance in Orthanc failed');
       item.outcome = failed(

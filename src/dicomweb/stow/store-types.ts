@@ -74,7 +74,7 @@ export interface StowOptions {
    * `EARLY_WAIT_MS` (2 s).
    */
   earlyRecordWaitMs?: number;
-  /** Audit (issue 7): called inside the EHR transaction with the linked studies, so both commit together. */
+  /** Audit: called inside the EHR transaction with the linked studies, so both commit together. */
   audit?: (tx: CommonQueryMethods, linked: readonly StudyToRecord[]) => Promise<void>;
 }
 

@@ -4,8 +4,7 @@ import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config/spec.ts';
-import { isDatabaseFault } from '../../db/breaker.ts';
-import { DependencyUnavailableError } from '../../resilience/circuit-breaker.ts';
+import { renderJson, sendRendered } from '../../errors/render.ts';
 import { parseContentType } from './multipart-related.ts';
 import { parseFormData } from './multipart-form.ts';
 import {
@@ -75,16 +74,11 @@ async function uploadScope(app: FastifyInstance, opts: { config: Config }): Prom
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof DependencyUnavailableError || isDatabaseFault(err)) {
-      // The database or the archive is down: nothing was kept; retry later.
-      reply.header('retry-after', String(err instanceof DependencyUnavailableError ? err.retryAfterSeconds : 5));
-      const message = `${err instanceof DependencyUnavailableError ? err.dependency : 'database'} unavailable; retry later`;
-      return reply.code(503).send({ success: false, message, accepted: 0, rejected: [], requestId: req.id });
-    }
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) req.log.error({ err }, 'upload failed');
-    const message = status === 500 ? 'internal error' : err.message;
-    return reply.code(status).send({ success: false, message, accepted: 0, rejected: [], requestId: req.id });
+    // Nothing was kept: the upload API's own shape around the plain JSON error.
+    const r = renderJson(err, req.id);
+    if (!r.view.exposed) req.log.error({ err }, 'upload failed');
+    const { error: message, code, requestId } = r.body;
+    return sendRendered(reply, { ...r, body: { success: false, message, code, accepted: 0, rejected: [], requestId } });
   });
 
   app.post('/api/v1/dicom/upload', { config: { rules: uploadRules('api', 'plain') } }, async (req, reply) => {

@@ -11,6 +11,7 @@ import { type FhirStore, findStudyLink, linkingAccess, matchingAccess, recordStu
 import { insertUploadLogs } from '../../imaging/upload-log.ts';
 import type { StowDeps, StowOptions } from './store-types.ts';
 import { studyContentChanged, studyLinksChanged } from '../../imaging/study-links.ts';
+import { EhrError, type ErrorCode } from '../../errors/base.ts';
 
 /**
  * Wiring of the STOW-RS pipeline to the real app: the FHIR repository (lookups with {@link matchingAccess}, writes in
@@ -20,12 +21,12 @@ import { studyContentChanged, studyLinksChanged } from '../../imaging/study-link
  */
 
 /** An HTTP-level refusal of a whole upload request (400, 401, 413, 415). The DICOMweb error handler sends it. */
-export class UploadRequestError extends Error {
+export class UploadRequestError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_UPLOAD_REQUEST';
   override name = 'UploadRequestError';
-  readonly statusCode: number;
   constructor(statusCode: number, message: string) {
     super(message);
-    this.statusCode = statusCode;
+    this.httpStatus = statusCode;
   }
 }
 

@@ -1,7 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { describeError, warningHeader } from '../plugin.ts';
-import { OrthancUnavailableError } from '../../orthanc/errors.ts';
-import { BadDicomWebRequestError, DicomWebError, errorBody, StudyNotFoundError } from '../errors.ts';
+import { BadDicomWebRequestError } from '../errors.ts';
 import { acceptsDicomJson, searchPath } from '../qido/routes.ts';
 import { resourcePath, wadoQuery, wadoQueryRules } from './wado-rs-routes.ts';
 import { parseWadoUri } from './wado-uri-routes.ts';
@@ -94,40 +92,5 @@ describe('QIDO helpers', () => {
     ['instance', { study: '1.2', series: '1.3' }, '/studies/1.2/series/1.3/instances'],
   ] as const)('%s %o', (level, params, path) => {
     expect(searchPath(level, params)).toBe(path);
-  });
-});
-
-describe('describeError: readable status and reason, never a stack', () => {
-  test.each([
-    [new BadDicomWebRequestError('limit must be an integer'), 400, 'limit must be an integer'],
-    [new StudyNotFoundError(), 404, 'Not found'],
-    [new DicomWebError(406, 'x'), 406, 'x'],
-    [
-      new OrthancUnavailableError('image archive unavailable: no answer', true),
-      504,
-      'The image archive did not answer in time',
-    ],
-    [
-      new OrthancUnavailableError('image archive unavailable: ECONNREFUSED', false),
-      502,
-      'The image archive is unavailable',
-    ],
-    [Object.assign(new Error('Unsupported Media Type'), { statusCode: 415 }), 415, 'Unsupported Media Type'],
-    [new TypeError('secret internals'), 500, 'Internal error'],
-  ])('%s', (err, status, message) => {
-    expect(describeError(err)).toEqual({ status, message });
-  });
-  test('the error body is DICOM JSON with ErrorComment', () => {
-    expect(JSON.parse(errorBody('Not found'))).toEqual({ '00000902': { vr: 'LO', Value: ['Not found'] } });
-  });
-});
-
-describe('warningHeader', () => {
-  test.each([
-    ['Not found', '299 - "Not found"'],
-    ['limit must be an integer >= 1 (got "x")', '299 - "limit must be an integer >= 1 (got ?x?)"'],
-    ['Unsupported query parameter "Müller\\"', '299 - "Unsupported query parameter ?M?ller??"'],
-  ])('%s', (message, header) => {
-    expect(warningHeader(message)).toBe(header);
   });
 });

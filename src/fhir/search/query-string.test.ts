@@ -36,7 +36,7 @@ test.each([
   if (!refused) expect(err).toBeUndefined();
   else {
     expect(err).toBeInstanceOf(FhirError);
-    expect((err as FhirError).status).toBe(400);
+    expect((err as FhirError).statusCode).toBe(400);
     expect(JSON.stringify((err as FhirError).issues)).toMatch(refused);
   }
 });
