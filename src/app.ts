@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import pino from 'pino';
 import type { Config } from './config/spec.ts';
-import { auditPlugin } from './audit/plugin.ts';
+import { auditFhirWrites, auditPlugin, type FhirWriteHooked } from './audit/plugin.ts';
 import { auditEventRoutes } from './audit/routes.ts';
 import { changeFeedPlugin } from './change-feed/plugin.ts';
 import { accessPlugin } from './auth/plugin.ts';
@@ -117,7 +117,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(auditPlugin, { config });
   await app.register(auditEventRoutes, { config });
   // FHIR R4 API (/fhir): registered here.
-  await app.register(fhirPlugin, { prefix: '/fhir', config });
+  await app.register(fhirPlugin, {
+    prefix: '/fhir',
+    config,
+    // Writes and Bundle entries commit their AuditEvents in the repository's own transactions.
+    onRepository: (req, repo) => auditFhirWrites(req, repo as unknown as FhirWriteHooked, config.publicBaseUrl),
+  });
   // DICOMweb (/dicom-web): registered here.
   await app.register(dicomWebPlugin, { config });
   await app.register(uploadApiPlugin, { config });

@@ -5,7 +5,7 @@
  *
  * The caller needs their own token and read access to the order's patient (the order, ServiceRequest, and its
  * imaging, ImagingStudy). The link opens OHIF on the order's StudyInstanceUID with a new viewer token
- * (src/viewer/viewer-token.ts): at most 15 minutes, that study only, DICOMweb reads only; never the caller's token.
+ * (src/auth/viewer-token.ts): at most 15 minutes, that study only, DICOMweb reads only; never the caller's token.
  */
 import { API_RULES, FHIR_RULES } from '../http/route-rules.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -22,7 +22,7 @@ import {
   VIEWER_CLIENT_ID,
   VIEWER_SCOPE,
   VIEWER_STUDY_CLAIM,
-} from '../viewer/viewer-token.ts';
+} from '../auth/viewer-token.ts';
 
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
 

@@ -5,7 +5,7 @@
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Agent } from '../auth/access.ts';
-import { type FhirPathKind, parseFhirPath } from '../fhir/rest-path.ts';
+import { type FhirPathKind, parseFhirPath } from '../fhir/rest/rest-path.ts';
 import { type AuditBase, type FhirRestInput, fhirRestEvent, outcomeForStatus } from './balp.ts';
 import {
   type ClientAssertionRefusedInput,

@@ -3,7 +3,7 @@
  * (FHIR R4 RESTful API, https://hl7.org/fhir/R4/http.html). Pure. Returns undefined for requests whose type is not in
  * the URL (system search/history, batch/transaction, operations): the per-request repository checks those itself.
  */
-import { parseFhirPath, pathSegments } from '../fhir/rest-path.ts';
+import { parseFhirPath, pathSegments } from '../fhir/rest/rest-path.ts';
 import type { Interaction } from './access.ts';
 
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;

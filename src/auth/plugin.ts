@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { BadDicomWebRequestError } from '../dicomweb/errors.ts';
+import { EhrError, type ErrorCode } from '../errors/base.ts';
 import { continueUnlessDeferred } from '../http/expect-continue.ts';
 import { assertRulesDeclared, type Who } from '../http/route-rules.ts';
 import type { Access } from './access.ts';
@@ -27,6 +27,15 @@ declare module 'fastify' {
     authMint: MintContext;
     /** Resolved callers per token (see caller-cache.ts); in-process writers may `clear()` it. */
     authCallerCache: CallerCache<Access>;
+  }
+}
+
+/** A bearer token in the query string: refused, because URLs end up in logs (RFC 6750 §2.3 is not offered). */
+export class TokenInQueryError extends EhrError {
+  override readonly code: ErrorCode = 'EHR_AUTH_TOKEN_IN_QUERY';
+  override name = 'TokenInQueryError';
+  constructor() {
+    super('Tokens in the query string are not accepted: use the Authorization header');
   }
 }
 
@@ -171,7 +180,7 @@ export const accessPlugin = fp(
       }
       // DICOMweb: the bearer token is taken from the Authorization header only; one in the query string is refused.
       if (rules.dialect === 'dicom' && tokenInQuery(req.url)) {
-        throw new BadDicomWebRequestError('Tokens in the query string are not accepted: use the Authorization header');
+        throw new TokenInQueryError();
       }
       req.log.info(
         { auth: { decision: 'allow', kind: access.kind, who: access.agent.who, client: access.agent.clientId } },

@@ -104,7 +104,7 @@ export interface Caller {
   /** Backend client tokens (no user): the client's allowed patients. Absent for user tokens. */
   readonly clientPatients?: 'all' | readonly string[];
   /**
-   * A viewer token (src/viewer/viewer-token.ts): its imaging is limited to these StudyInstanceUIDs, on top of what its
+   * A viewer token (src/auth/viewer-token.ts): its imaging is limited to these StudyInstanceUIDs, on top of what its
    * scopes grant. Absent for every other token.
    */
   readonly studies?: readonly string[];

@@ -13,7 +13,7 @@ import { type Caller, isRole, neededPatientSources, type Role } from './policy.t
 import { narrowScopes, parseScopes } from './scopes.ts';
 import { clientById, isRevoked, userByExternalIdentity, userById } from './store.ts';
 import { accessFor } from './token-access.ts';
-import { isStudyUid, VIEWER_STUDY_CLAIM } from '../viewer/viewer-token.ts';
+import { isStudyUid, VIEWER_STUDY_CLAIM } from './viewer-token.ts';
 import { TokenError, type VerifiedToken } from './verify-token.ts';
 
 const PATIENT_ID = /^[A-Za-z0-9.-]{1,64}$/;
@@ -37,7 +37,7 @@ export function issuedAfter(iat: unknown, notBefore: number | null | undefined):
 }
 
 /**
- * A token with the viewer-study claim (src/viewer/viewer-token.ts) is a viewer token, limited to that study, whoever
+ * A token with the viewer-study claim (src/auth/viewer-token.ts) is a viewer token, limited to that study, whoever
  * issued it (the claim only ever narrows). A claim that is not a StudyInstanceUID is refused.
  */
 function viewerStudies(claims: Record<string, unknown>): { studies?: readonly string[] } {

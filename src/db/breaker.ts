@@ -5,7 +5,8 @@
  * an SQL error is an answer.
  */
 import pg from 'pg';
-import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError, type DatabasePool } from 'slonik';
+import type { DatabasePool } from 'slonik';
+import { FAULT_CODES, isDatabaseFault } from '../errors/database-fault.ts';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.ts';
 
 /** Pool methods that reach the database (and are guarded). */
@@ -25,42 +26,7 @@ const GUARDED = new Set([
   'transaction',
 ]);
 
-/** Network error codes and SQLSTATEs of class 08 (connection exception) and 57P0x (shutdown, crash, starting up). */
-const FAULT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  '08000',
-  '08001',
-  '08003',
-  '08004',
-  '08006',
-  '57P01',
-  '57P02',
-  '57P03',
-]);
-const FAULT_MESSAGE = /query read timeout|connection terminated|timeout expired|connection timeout/i;
-
-/** Whether `err` (or one of its causes) says the database is unreachable or hung, rather than refusing a statement. */
-export function isDatabaseFault(err: unknown): boolean {
-  // Orthanc's client errors carry the same network codes in their cause; they are Orthanc's faults.
-  if ((err as Error | undefined)?.name === 'OrthancUnavailableError') return false;
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (
-      e instanceof ConnectionError ||
-      e instanceof BackendTerminatedError ||
-      e instanceof BackendTerminatedUnexpectedlyError
-    ) {
-      return true;
-    }
-    const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && FAULT_CODES.has(code)) return true;
-    if (typeof message === 'string' && FAULT_MESSAGE.test(message)) return true;
-  }
-  return false;
-}
+export { isDatabaseFault };
 
 /** The pool, with each database call guarded by `breaker`. */
 export function guardPool(pool: DatabasePool, breaker: CircuitBreaker): DatabasePool {

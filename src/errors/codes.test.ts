@@ -1,3 +1,4 @@
+import { TokenInQueryError } from '../auth/plugin.ts';
 import { UserSpecError } from '../auth/user-admin.ts';
 import { StudyArchiveError } from '../api/study-archive.ts';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -94,6 +95,7 @@ const SAMPLES: Record<ErrorCode, () => EhrError> = {
   EHR_STOW_STORES_DIFFER: () => new StoresDiffer('stores differ'),
   EHR_STOW_INSTANCE_REJECTED: () => new InstanceRejection(FailureReason.ProcessingFailure, 'not DICOM'),
   EHR_UPLOAD_REQUEST: () => new UploadRequestError(415, 'send multipart/form-data'),
+  EHR_AUTH_TOKEN_IN_QUERY: () => new TokenInQueryError(),
   EHR_USER_SPEC: () => new UserSpecError(422, 'a patient login needs the patient it stands for'),
   EHR_STUDY_ARCHIVE: () => new StudyArchiveError(400, 'unknown format'),
   EHR_ORTHANC_UNAVAILABLE: () => new OrthancUnavailableError('image archive unavailable: ECONNREFUSED', false),

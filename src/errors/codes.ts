@@ -267,6 +267,13 @@ export const ERROR_CODES = {
     statusCode: 401,
     summary: 'The bearer token is missing, malformed, expired or not trusted (RFC 6750 \u00a73.1).',
   },
+  EHR_AUTH_TOKEN_IN_QUERY: {
+    className: 'TokenInQueryError',
+    module: 'src/auth/plugin.ts',
+    statusCode: 400,
+    summary:
+      'A bearer token in the query string (RFC 6750 \u00a72.3 is not offered): send it in the Authorization header.',
+  },
   EHR_AUTH_PAGE: {
     className: 'AuthPageError',
     module: 'src/auth/server/authorize.ts',

@@ -12,15 +12,32 @@
  * Pure: no Fastify; a handler passes the result to {@link sendRendered}. Never a stack trace: an error whose message
  * is not meant for callers (an unexpected 5xx) becomes a generic 500.
  */
-import type { OperationOutcome } from '@medplum/fhirtypes';
-import { OAuthError } from '../auth/server/errors.ts';
-import { TokenError } from '../auth/verify-token.ts';
-import { isDatabaseFault } from '../db/breaker.ts';
-import { FhirError, internalErrorOutcome, type IssueCode } from '../fhir/errors.ts';
-import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
-import { OrthancUnavailableError } from '../orthanc/errors.ts';
+import type { OperationOutcome, OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { EhrError } from './base.ts';
 import { ERROR_CODES, type ErrorCodeSpec } from './codes.ts';
+import { isDatabaseFault } from './database-fault.ts';
+
+type IssueCode = OperationOutcomeIssue['code'];
+
+/**
+ * What the renderers read of particular error classes, by their code: this module stays a leaf that every other module
+ * may import, so it knows the classes by their codes and fields, never by importing them.
+ */
+const hasCode = (err: unknown, code: string): err is EhrError => err instanceof EhrError && err.code === code;
+
+/** A FHIR error (src/fhir/errors.ts) carries its OperationOutcome. */
+function outcomeOf(err: unknown): OperationOutcome | undefined {
+  const o = err instanceof EhrError ? (err as { outcome?: unknown }).outcome : undefined;
+  return typeof o === 'function' ? (o.call(err) as OperationOutcome) : undefined;
+}
+
+/** The OperationOutcome of an unexpected error: no detail, only the request id to find it in the log. */
+export function internalErrorOutcome(requestId: string): OperationOutcome {
+  return {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'error', code: 'exception', diagnostics: `internal error; request id ${requestId}` }],
+  };
+}
 
 export type ErrorDialect = 'fhir' | 'dicom' | 'oauth' | 'json';
 
@@ -56,18 +73,22 @@ const unavailable = (what: 'orthanc' | 'database') =>
  */
 export function describeError(err: unknown): ErrorView {
   const dependency = 'EHR_DEPENDENCY_UNAVAILABLE';
-  if (err instanceof DependencyUnavailableError) {
-    const what = err.dependency === 'orthanc' ? 'orthanc' : 'database';
+  if (hasCode(err, dependency)) {
+    const { dependency: which, retryAfterSeconds } = err as EhrError & {
+      dependency?: string;
+      retryAfterSeconds?: number;
+    };
     return {
       statusCode: 503,
       code: dependency,
-      message: unavailable(what),
-      retryAfter: err.retryAfterSeconds,
+      message: unavailable(which === 'orthanc' ? 'orthanc' : 'database'),
+      ...(retryAfterSeconds === undefined ? {} : { retryAfter: retryAfterSeconds }),
       exposed: true,
     };
   }
-  if (err instanceof OrthancUnavailableError) {
-    const message = err.timedOut ? 'The image archive did not answer in time' : 'The image archive is unavailable';
+  if (hasCode(err, 'EHR_ORTHANC_UNAVAILABLE')) {
+    const timedOut = (err as EhrError & { timedOut?: boolean }).timedOut === true;
+    const message = timedOut ? 'The image archive did not answer in time' : 'The image archive is unavailable';
     return { statusCode: err.statusCode, code: err.code, message, exposed: true };
   }
   // Checked after Orthanc's errors: a refused connection to Orthanc has the same error code in its cause.
@@ -106,12 +127,17 @@ export function renderFhir(
 ): Rendered<OperationOutcome> {
   const view = describeError(err);
   const headers = withRetry(view);
-  if (err instanceof FhirError) return { statusCode: err.statusCode, headers, body: err.outcome(), view };
+  const outcome = outcomeOf(err);
+  if (outcome && err instanceof EhrError) return { statusCode: err.statusCode, headers, body: outcome, view };
   if (!view.exposed) return { statusCode: 500, headers, body: internalErrorOutcome(requestId), view };
   const issue: IssueCode = view.statusCode >= 500 ? 'transient' : (ISSUE_BY_STATUS[view.statusCode] ?? 'processing');
   const message =
     view.statusCode === 413 && opts.bodyLimit !== undefined ? `body larger than ${opts.bodyLimit} bytes` : view.message;
-  return { statusCode: view.statusCode, headers, body: new FhirError(view.statusCode, issue, message).outcome(), view };
+  const body: OperationOutcome = {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'error', code: issue, diagnostics: message }],
+  };
+  return { statusCode: view.statusCode, headers, body, view };
 }
 
 /** RFC 9110 §5.5 `Warning: 299 - "text"`: printable ASCII only, quotes and backslashes as quoted-pairs, capped. */
@@ -154,12 +180,18 @@ export interface OAuthErrorBody {
  */
 export function renderOAuth(err: unknown): Rendered<OAuthErrorBody> {
   const view = describeError(err);
-  if (err instanceof OAuthError) {
+  // OAuthError and its subclasses (src/auth/server/errors.ts): an `EHR_OAUTH*` code and the RFC 6749 `error` value.
+  if (
+    err instanceof EhrError &&
+    err.code.startsWith('EHR_OAUTH') &&
+    typeof (err as { error?: unknown }).error === 'string'
+  ) {
     const headers: Record<string, string> = { 'cache-control': 'no-store' };
     if (err.statusCode === 401) headers['www-authenticate'] = 'Bearer error="invalid_client"';
-    return { statusCode: err.statusCode, headers, body: { error: err.error, error_description: err.message }, view };
+    const { error } = err as EhrError & { error: string };
+    return { statusCode: err.statusCode, headers, body: { error, error_description: err.message }, view };
   }
-  if (err instanceof TokenError) {
+  if (hasCode(err, 'EHR_AUTH_INVALID_TOKEN')) {
     const headers = { 'www-authenticate': `Bearer error="invalid_token", error_description="${err.message}"` };
     return { statusCode: 401, headers, body: { error: 'invalid_token', error_description: err.message }, view };
   }

@@ -10,7 +10,7 @@ import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { BadRequestError } from './errors.ts';
 import { ID } from './http.ts';
 import type { EntryMethod } from './entry-audit.ts';
-import { parseFhirPath, pathSegments } from './rest-path.ts';
+import { parseFhirPath, pathSegments } from './rest/rest-path.ts';
 import { type FhirType, isFhirType } from './registry.ts';
 
 export type BundleKind = 'batch' | 'transaction';

@@ -141,10 +141,4 @@ export class UnsupportedMediaTypeError extends FhirError {
   }
 }
 
-/** The generic body of an unexpected error: no message, no stack, just the request id to quote. */
-export function internalErrorOutcome(requestId: string): OperationOutcome {
-  return {
-    resourceType: 'OperationOutcome',
-    issue: [{ severity: 'error', code: 'exception', diagnostics: `internal error; request id ${requestId}` }],
-  };
-}
+export { internalErrorOutcome } from '../errors/render.ts';

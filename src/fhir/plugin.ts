@@ -1,8 +1,7 @@
-import { auditFhirWrites, type FhirWriteHooked } from '../audit/plugin.ts';
 import { declareRules, FHIR_RULES, publicRoute } from '../http/route-rules.ts';
 import { createHash } from 'node:crypto';
 import { parse as parseQueryString } from 'node:querystring';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/spec.ts';
 import { renderFhir } from '../errors/render.ts';
 import { capabilityStatement } from './capability.ts';
@@ -17,8 +16,14 @@ import { registerSystemRoutes } from './system-routes.ts';
 
 export interface FhirPluginOptions {
   config: Config;
-  /** Called once per FHIR interaction (the audit issue raises AuditEvents here). */
+  /** Called once per FHIR interaction. */
   onInteraction?: (event: InteractionEvent) => void;
+  /**
+   * Called with each request's repository before its handler, so that writes and Bundle entries commit their
+   * AuditEvents in the repository's own transactions (src/app.ts passes the audit's hook; the FHIR module does not
+   * depend on the audit module).
+   */
+  onRepository?: (req: FastifyRequest, repo: FhirRepository) => void;
 }
 
 /** The repository context (definitions, profiles, identifier settings, interaction hook) for a configuration. */
@@ -87,8 +92,7 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
     const ifNoneExist = req.headers['if-none-exist'];
     if (typeof ifNoneExist === 'string') assertStrictQuery(ifNoneExist.replace(/^.*\?/, ''), maxSearchValue);
     req.fhir = new FhirRepository(app.db, req.access, ctx);
-    // Writes and Bundle entries commit their AuditEvents in the repository's own transactions.
-    auditFhirWrites(req, req.fhir as unknown as FhirWriteHooked, config.publicBaseUrl);
+    opts.onRepository?.(req, req.fhir);
   });
 
   // Every successful response carries ETag and Last-Modified; resources set theirs from the version.

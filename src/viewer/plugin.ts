@@ -20,7 +20,7 @@ export function viewerPaths(config: Config): { distDir: string; appConfigFile: s
 /**
  * The OHIF viewer's part of the facade:
  *
- * - viewer tokens (src/viewer/viewer-token.ts), minted by the viewer links (src/api/viewer-url.ts, registered by
+ * - viewer tokens (src/auth/viewer-token.ts), minted by the viewer links (src/api/viewer-url.ts, registered by
  *   src/app.ts), are an `Access` of kind `viewer` limited to their study (src/auth/resolve-caller.ts): only routes
  *   declaring `who: 'token-or-viewer'` (DICOMweb reads) accept one, and the study authorization and QIDO-RS apply
  *   its study limit like any other constraint;

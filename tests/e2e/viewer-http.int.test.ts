@@ -1,7 +1,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { mintViewerToken } from '../../src/viewer/viewer-token.ts';
+import { mintViewerToken } from '../../src/auth/viewer-token.ts';
 import { adminToken, bearer } from '../helpers/auth.ts';
 import { eventOf } from '../helpers/audit.ts';
 import { type ListeningFacade, startFacade } from './helpers/browser.ts';

@@ -1,7 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { sql } from 'slonik';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { mintViewerToken } from '../../src/viewer/viewer-token.ts';
+import { mintViewerToken } from '../../src/auth/viewer-token.ts';
 import { adminToken, bearer } from '../helpers/auth.ts';
 import { pydicomFile, rewrite } from '../helpers/dicom.ts';
 import {

@@ -1,8 +1,8 @@
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, jwtVerify } from 'jose';
 import { describe, expect, test } from 'vitest';
-import { accessFor } from '../auth/token-access.ts';
-import { imagingAccess } from '../auth/imaging-access.ts';
-import { parseScopes } from '../auth/scopes.ts';
+import { accessFor } from './token-access.ts';
+import { imagingAccess } from './imaging-access.ts';
+import { parseScopes } from './scopes.ts';
 import {
   isStudyUid,
   MAX_VIEWER_TOKEN_TTL_S,
