@@ -5,7 +5,9 @@
  *
  * The caller needs their own token and read access to the order's patient (the order, ServiceRequest, and its
  * imaging, ImagingStudy). The link opens OHIF on the order's StudyInstanceUID with a new viewer token
- * (src/viewer/viewer-token.ts): at most 15 minutes, that study only, DICOMweb reads only; never the caller's token.
+ * (src/viewer/viewer-token.ts): at most 15 minutes (renewed while the user reads, src/viewer/renew.ts), DICOMweb reads
+ * only, never the caller's token. It reaches the patient's other studies the user may read (priors, for comparison)
+ * unless asked with `share=study`: a link to pass on for one study, which opens that study only.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'slonik';
@@ -20,6 +22,7 @@ import {
   VIEWER_CLIENT_ID,
   VIEWER_SCOPE,
   VIEWER_STUDY_CLAIM,
+  type ViewerReach,
 } from '../viewer/viewer-token.ts';
 
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
@@ -43,6 +46,14 @@ interface OrderRow {
   study_instance_uid: string | null;
 }
 
+/** `share=study`: a one-study link; no parameter: the user's reach for the patient (priors). */
+function reachOf(req: FastifyRequest): ViewerReach {
+  const share = (req.query as Record<string, unknown> | undefined)?.['share'];
+  if (share === undefined) return 'patient';
+  if (share === 'study') return 'study';
+  throw new FhirError(400, 'value', 'share must be "study" when given');
+}
+
 async function createLink(app: FastifyInstance, config: Config, req: FastifyRequest, orderId: string) {
   const access: Access | null = req.access;
   if (!access) throw new FhirError(401, 'login', 'authentication required');
@@ -50,6 +61,7 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
     throw new FhirError(503, 'not-supported', 'viewer links need the built-in authorization server');
   }
   if (!FHIR_ID.test(orderId)) throw new FhirError(400, 'value', 'order id is not a valid FHIR id');
+  const reach = reachOf(req);
   if (!access.allows('read', 'ServiceRequest') || !access.allows('read', 'ImagingStudy')) {
     throw new FhirError(403, 'forbidden', 'reading orders and their imaging is not permitted for this token');
   }
@@ -79,6 +91,7 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
     fhirUser: access.agent.fhirUser,
     patientId,
     studyInstanceUid: study,
+    reach,
     ttlS: config.viewerTokenTtlS,
   });
   // Audited as a token issued to the user (BALP/IUA "Get Access Token"): by its jti, never the token itself.
@@ -100,6 +113,8 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
         order: orderId,
         patient: patientId,
         [VIEWER_STUDY_CLAIM]: study,
+        reach,
+        session: minted.sessionId,
         who: access.agent.who,
         jti: minted.jti,
         expiresAt: minted.expiresAt.toISOString(),

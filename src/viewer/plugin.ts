@@ -6,7 +6,8 @@ import { viewerUrlRoutes } from '../api/viewer-url.ts';
 import type { Config } from '../config/spec.ts';
 import { ohifStatic } from './ohif-static.ts';
 import { ensureOhifClient } from './oidc-client.ts';
-import { bearerOf, checkViewerUse, viewerStudyOf } from './viewer-token.ts';
+import { viewerSessionRoutes } from './session-routes.ts';
+import { bearerOf, checkViewerUse, viewerReachOf, viewerStudyOf } from './viewer-token.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -60,8 +61,10 @@ export const viewerPlugin = fp(
     app.addHook('preParsing', async (req, reply, payload) => {
       const token = bearerOf(req.headers.authorization);
       const study = token === undefined ? undefined : viewerStudyOf(token);
-      if (study === undefined) return payload;
-      const use = checkViewerUse(req.method, req.url, study);
+      if (study === undefined || token === undefined) return payload;
+      // The viewer session's own routes (renewal, session check) are made for viewer tokens (src/viewer/renew.ts).
+      if (req.routeOptions.config.viewerSession === true) return payload;
+      const use = checkViewerUse(req.method, req.url, study, viewerReachOf(token));
       if (use.allowed) return payload;
       if (use.status === 200) return narrowedSearch(app, req, reply, study);
       req.log.info(
@@ -78,8 +81,12 @@ export const viewerPlugin = fp(
     // Logged-in use: OHIF signs users in at the built-in authorization server as a public client.
     if (opts.config.authBuiltinServer) await ensureOhifClient(app.db, opts.config.publicBaseUrl);
     await app.register(viewerUrlRoutes, { config: opts.config });
+    await app.register(viewerSessionRoutes, { config: opts.config });
     // Called on this (root-level) instance, not registered: its onRequest hook must be a root hook (see ohif-static).
-    await ohifStatic(app, viewerPaths(opts.config));
+    await ohifStatic(app, {
+      ...viewerPaths(opts.config),
+      settings: { idleTimeoutS: opts.config.viewerIdleTimeoutS },
+    });
   },
   { name: 'viewer' },
 );

@@ -11,8 +11,17 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 
-/** The private claim naming the one study a viewer token may read. */
+/** The private claim naming the study a viewer token opens (the one study it may read, for a one-study link). */
 export const VIEWER_STUDY_CLAIM = 'ehr_viewer_study';
+/**
+ * The private claim saying how far a viewer token reaches: `study` (only {@link VIEWER_STUDY_CLAIM}; a link shared for
+ * one study, and every token without the claim) or `patient` (every study of the token's patient that the issuing user
+ * may read, for comparison with priors; the resource server bounds it by the `patient` claim and the user's reach).
+ */
+export const VIEWER_REACH_CLAIM = 'ehr_viewer_reach';
+/** The private claim naming the viewer session a token belongs to: kept by every renewal (src/viewer/renew.ts). */
+export const VIEWER_SESSION_CLAIM = 'ehr_viewer_sid';
+export type ViewerReach = 'study' | 'patient';
 /** `client_id` of viewer tokens (no OAuth client is registered under it; it only labels the token in audit logs). */
 export const VIEWER_CLIENT_ID = 'ehr-viewer-link';
 export const VIEWER_SCOPE = 'patient/ImagingStudy.rs';
@@ -48,7 +57,7 @@ const OTHER_STUDY: ViewerUse = { allowed: false, status: 404, reason: 'not found
  * token's study (status 200 here: the guard answers it with that narrower search). Any other DICOMweb read answers 404 (another study: nothing to
  * see for this token); any other method or path answers 401 (the token is no credential there).
  */
-export function checkViewerUse(method: string, url: string, study: string): ViewerUse {
+export function checkViewerUse(method: string, url: string, study: string, reach: ViewerReach = 'study'): ViewerUse {
   if (method !== 'GET' && method !== 'HEAD') return ELSEWHERE;
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
@@ -57,6 +66,8 @@ export function checkViewerUse(method: string, url: string, study: string): View
   const segments = path.split('/').slice(2);
   if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('%'))) return OTHER_STUDY;
   if (segments[0] !== 'studies') return OTHER_STUDY;
+  // A patient-reach token reads studies like any patient-context token: QIDO-RS and WADO-RS filter by its patient.
+  if (reach === 'patient') return { allowed: true };
   if (segments.length >= 2) return segments[1] === study ? { allowed: true } : OTHER_STUDY;
   const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
   const matches = [...params.entries()].filter(([k]) => k === 'StudyInstanceUID' || k.toUpperCase() === '0020000D');
@@ -65,17 +76,26 @@ export function checkViewerUse(method: string, url: string, study: string): View
   return uids.every((u) => u === study) ? { allowed: true } : OTHER_STUDY;
 }
 
-/** Reads the viewer-study claim of a compact JWT without verifying it (the resource server verifies). */
-export function viewerStudyOf(token: string): string | undefined {
+function unverifiedClaims(token: string): Record<string, unknown> | undefined {
   const payload = token.split('.')[1];
   if (!payload || payload.length > 8192) return undefined;
   try {
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
-    const study = claims[VIEWER_STUDY_CLAIM];
-    return typeof study === 'string' ? study : undefined;
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as unknown;
+    return claims && typeof claims === 'object' ? (claims as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Reads the viewer-study claim of a compact JWT without verifying it (the resource server verifies). */
+export function viewerStudyOf(token: string): string | undefined {
+  const study = unverifiedClaims(token)?.[VIEWER_STUDY_CLAIM];
+  return typeof study === 'string' ? study : undefined;
+}
+
+/** Reads the reach of a viewer token without verifying it: `patient` only when it says so, else `study`. */
+export function viewerReachOf(token: string): ViewerReach {
+  return unverifiedClaims(token)?.[VIEWER_REACH_CLAIM] === 'patient' ? 'patient' : 'study';
 }
 
 /** The bearer token of an Authorization header value, if it has one. */
@@ -99,6 +119,10 @@ export interface ViewerTokenRequest {
   readonly patientId: string;
   readonly studyInstanceUid: string;
   readonly ttlS: number;
+  /** `study` unless given (a link shared for one study). */
+  readonly reach?: ViewerReach;
+  /** The viewer session: a new one for a new link, the same one on renewal. */
+  readonly sessionId?: string;
   /** Seconds since the epoch; defaults to now (tests pass a past time to get an expired token). */
   readonly now?: number;
 }
@@ -107,6 +131,7 @@ export interface ViewerToken {
   readonly token: string;
   readonly jti: string;
   readonly expiresAt: Date;
+  readonly sessionId: string;
 }
 
 export async function mintViewerToken(key: SigningKey, r: ViewerTokenRequest): Promise<ViewerToken> {
@@ -114,12 +139,15 @@ export async function mintViewerToken(key: SigningKey, r: ViewerTokenRequest): P
   const ttl = Math.min(Math.max(1, Math.floor(r.ttlS)), MAX_VIEWER_TOKEN_TTL_S);
   const now = r.now ?? Math.floor(Date.now() / 1000);
   const jti = randomUUID();
+  const sessionId = r.sessionId ?? randomUUID();
   const token = await new SignJWT({
     scope: VIEWER_SCOPE,
     client_id: VIEWER_CLIENT_ID,
     patient: r.patientId,
     ...(r.fhirUser ? { fhirUser: r.fhirUser } : {}),
     [VIEWER_STUDY_CLAIM]: r.studyInstanceUid,
+    [VIEWER_REACH_CLAIM]: r.reach ?? 'study',
+    [VIEWER_SESSION_CLAIM]: sessionId,
   })
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
     .setIssuer(r.issuer)
@@ -130,5 +158,5 @@ export async function mintViewerToken(key: SigningKey, r: ViewerTokenRequest): P
     .setExpirationTime(now + ttl)
     .setJti(jti)
     .sign(key.key);
-  return { token, jti, expiresAt: new Date((now + ttl) * 1000) };
+  return { token, jti, expiresAt: new Date((now + ttl) * 1000), sessionId };
 }
