@@ -296,7 +296,8 @@
     if (url.origin === origin && url.pathname.startsWith('/dicom-web') && init?.headers) {
       const headers = new Headers(init.headers);
       const fresh = freshBearer();
-      if (fresh && /^Bearer /i.test(headers.get('authorization') || '')) headers.set('authorization', `Bearer ${fresh}`);
+      if (fresh && /^Bearer /i.test(headers.get('authorization') || ''))
+        headers.set('authorization', `Bearer ${fresh}`);
       init = { ...init, headers };
     }
     const res = await origFetch(input, init);

@@ -37,27 +37,28 @@ const ceiling = async () =>
   );
 
 describe("the OHIF client's scope ceiling", () => {
-  test.each(
-    OHIF_FORMER_SCOPE_CEILINGS.map((c) => [c]),
-  )('lets the viewer create imaging and refresh; the former default %s is upgraded, a custom one kept', async (former) => {
-    await ensureOhifClient(app.db, 'http://localhost:8000');
-    expect(narrowScopes('openid fhirUser online_access user/ImagingStudy.crs', await ceiling())).toEqual([
-      'openid',
-      'fhirUser',
-      'online_access',
-      'user/ImagingStudy.crs',
-    ]);
-    await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = ${former}
+  test.each(OHIF_FORMER_SCOPE_CEILINGS.map((c) => [c]))(
+    'lets the viewer create imaging and refresh; the former default %s is upgraded, a custom one kept',
+    async (former) => {
+      await ensureOhifClient(app.db, 'http://localhost:8000');
+      expect(narrowScopes('openid fhirUser online_access user/ImagingStudy.crs', await ceiling())).toEqual([
+        'openid',
+        'fhirUser',
+        'online_access',
+        'user/ImagingStudy.crs',
+      ]);
+      await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = ${former}
       WHERE client_id = ${OHIF_CLIENT_ID}`);
-    await ensureOhifClient(app.db, 'http://localhost:8000');
-    expect(await ceiling()).toBe(OHIF_SCOPE_CEILING);
-    await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = 'openid user/ImagingStudy.rs'
+      await ensureOhifClient(app.db, 'http://localhost:8000');
+      expect(await ceiling()).toBe(OHIF_SCOPE_CEILING);
+      await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = 'openid user/ImagingStudy.rs'
       WHERE client_id = ${OHIF_CLIENT_ID}`);
-    await ensureOhifClient(app.db, 'http://localhost:8000');
-    expect(await ceiling()).toBe('openid user/ImagingStudy.rs');
-    await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = ${OHIF_SCOPE_CEILING}
+      await ensureOhifClient(app.db, 'http://localhost:8000');
+      expect(await ceiling()).toBe('openid user/ImagingStudy.rs');
+      await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = ${OHIF_SCOPE_CEILING}
       WHERE client_id = ${OHIF_CLIENT_ID}`);
-  });
+    },
+  );
 });
 
 describe('an SR saved from the viewer into the open study', () => {

@@ -61,10 +61,9 @@ function viewerCaller(req: FastifyRequest): ViewerClaims {
 function refused(req: FastifyRequest, reply: FastifyReply, err: ViewerSessionError): FastifyReply {
   req.log.info({ viewer: { decision: 'deny', code: err.code, reason: err.message } }, 'viewer session refused');
   req.audit?.deny();
-  if (err.status === 401) reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.message}"`);
-  return noStore(reply)
-    .code(err.status)
-    .send({ error: err.code, error_description: err.message, requestId: req.id });
+  if (err.status === 401)
+    reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.message}"`);
+  return noStore(reply).code(err.status).send({ error: err.code, error_description: err.message, requestId: req.id });
 }
 
 export async function viewerSessionRoutes(app: FastifyInstance, opts: { config: Config }): Promise<void> {

@@ -7,7 +7,10 @@ import {
   MAX_VIEWER_TOKEN_TTL_S,
   mintViewerToken,
   VIEWER_SCOPE,
+  VIEWER_REACH_CLAIM,
+  VIEWER_SESSION_CLAIM,
   VIEWER_STUDY_CLAIM,
+  viewerReachOf,
   viewerStudyOf,
 } from './viewer-token.ts';
 
@@ -61,6 +64,26 @@ describe('checkViewerUse', () => {
   });
 });
 
+describe('checkViewerUse with a patient-reach token', () => {
+  test.each([
+    // any study read and any study search: the patient filter of the normal authorization decides
+    ['GET', `/dicom-web/studies/${OTHER}/series/1.2/metadata`, true, undefined],
+    ['GET', '/dicom-web/studies?PatientID=P1', true, undefined],
+    ['HEAD', `/dicom-web/studies/${S}`, true, undefined],
+    // still reads only, still literally under /dicom-web/studies
+    ['POST', '/dicom-web/studies', false, 401],
+    ['DELETE', `/dicom-web/studies/${OTHER}`, false, 401],
+    ['GET', '/fhir/Patient', false, 401],
+    ['GET', '/dicom-web/series', false, 404],
+    ['GET', `/dicom-web/studies/${S}/../${OTHER}`, false, 404],
+    ['GET', `/dicom-web/studies/${S}%2F..`, false, 404],
+  ])('%s %s → %s', (method, url, allowed, status) => {
+    const use = checkViewerUse(method, url, S, 'patient');
+    expect(use.allowed).toBe(allowed);
+    if (!use.allowed) expect(use.status).toBe(status);
+  });
+});
+
 describe('helpers', () => {
   test.each([
     ['Bearer abc.def.ghi', 'abc.def.ghi'],
@@ -92,6 +115,17 @@ describe('helpers', () => {
     [`x.${Buffer.from(JSON.stringify({ [VIEWER_STUDY_CLAIM]: 7 })).toString('base64url')}.y`, undefined],
   ])('viewerStudyOf(%s) → %s', (token, study) => {
     expect(viewerStudyOf(token)).toBe(study);
+  });
+
+  const jwt = (claims: object) => `x.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.y`;
+  test.each([
+    [jwt({ [VIEWER_REACH_CLAIM]: 'patient' }), 'patient'],
+    [jwt({ [VIEWER_REACH_CLAIM]: 'study' }), 'study'],
+    [jwt({ [VIEWER_REACH_CLAIM]: 'everything' }), 'study'],
+    [jwt({}), 'study'],
+    ['not-a-jwt', 'study'],
+  ])('viewerReachOf(%s) → %s', (token, reach) => {
+    expect(viewerReachOf(token)).toBe(reach);
   });
 });
 
@@ -128,6 +162,21 @@ describe('mintViewerToken', () => {
     });
     expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(expected);
     expect(minted.expiresAt.getTime()).toBe((payload.exp ?? 0) * 1000);
+    expect(payload[VIEWER_REACH_CLAIM]).toBe('study');
+    expect(payload[VIEWER_SESSION_CLAIM]).toBe(minted.sessionId);
+  });
+
+  test.each([
+    ['patient', 'sid-1'],
+    ['study', 'sid-2'],
+  ] as const)('a %s-reach token keeps the session %s it is given', async (reach, sessionId) => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const minted = await mintViewerToken(
+      { kid: 'k', alg: 'ES256', key: privateKey },
+      { ...request, ttlS: 60, reach, sessionId },
+    );
+    expect(decodeJwt(minted.token)).toMatchObject({ [VIEWER_REACH_CLAIM]: reach, [VIEWER_SESSION_CLAIM]: sessionId });
+    expect(minted.sessionId).toBe(sessionId);
   });
 
   test('refuses a value that is not a UID', async () => {

@@ -42,7 +42,13 @@ let largeOrder: string;
 let studyB: string;
 let dr: Doctor;
 
-async function ctFor(o: { mrn: string; family: string }, accession: string, slices: number, size: number, what: string) {
+async function ctFor(
+  o: { mrn: string; family: string },
+  accession: string,
+  slices: number,
+  size: number,
+  what: string,
+) {
   const series = ctSeries({
     patientId: o.mrn,
     patientName: `${o.family}^Viewer`,
@@ -169,7 +175,7 @@ describe('a read in OHIF through the facade', () => {
     const tokens = new Set(o.calls.map((x) => x.authorization));
     expect(tokens.size).toBeGreaterThanOrEqual(2);
     await expect(message(o.page).count()).resolves.toBe(0);
-  });
+  }, 300_000);
 
   test('a revoked grant ends a read with a message that says so', async () => {
     const reader = await doctor(f.app, 'dr-revoked', [a.patientId]);
@@ -183,13 +189,14 @@ describe('a read in OHIF through the facade', () => {
     expect(await message(o.page).getAttribute('data-code')).toBe('revoked');
     expect(await message(o.page).textContent()).toContain("Your access to this patient's images was withdrawn");
     await docShot(o.page, 'viewer-revoked');
-  });
+  }, 180_000);
 
   test("a prior study of the patient is listed and opened next to the order's study from the viewer link", async () => {
     const o = await open(await viewerUrl(a.orderId, dr.auth));
     await waitForDrawnImage(o.page, RENDER_TIMEOUT_MS);
     // OHIF's study browser asks for the patient's other studies: the link's token lists the prior (and the large CT).
-    const search = () => o.calls.filter((x) => /\/dicom-web\/studies\?/.test(x.url) && !x.url.includes('StudyInstanceUID='));
+    const search = () =>
+      o.calls.filter((x) => /\/dicom-web\/studies\?/.test(x.url) && !x.url.includes('StudyInstanceUID='));
     await expect.poll(() => search().length, { timeout: 30_000 }).toBeGreaterThan(0);
     const listed = await f.app.inject({
       url: `/dicom-web/studies?PatientID=${a.mrn}`,
@@ -198,16 +205,15 @@ describe('a read in OHIF through the facade', () => {
     const uids = (listed.json() as Record<string, { Value: string[] }>[]).map((s) => s['0020000D']?.Value[0]);
     expect(uids.sort()).toEqual([current, prior, large].sort());
     // Compare with prior (OHIF's @ohif/hpCompare hanging protocol), in the same viewer session.
-    await o.page.goto(
-      `${f.baseUrl}/viewer?StudyInstanceUIDs=${current},${prior}&hangingprotocolId=@ohif/hpCompare`,
-      { timeout: 30_000 },
-    );
+    await o.page.goto(`${f.baseUrl}/viewer?StudyInstanceUIDs=${current},${prior}&hangingprotocolId=@ohif/hpCompare`, {
+      timeout: 30_000,
+    });
     await o.page.waitForFunction(`${DRAWN_VIEWPORTS} >= 2`, undefined, { timeout: RENDER_TIMEOUT_MS, polling: 500 });
     await docShot(o.page, 'viewer-compare-prior');
     expect(o.calls.some((x) => x.url.includes(`/studies/${prior}/`) && x.status === 200)).toBe(true);
     expect(o.calls.filter((x) => x.status >= 400)).toEqual([]);
     expect(o.visited.some((u) => u.includes('/auth/authorize'))).toBe(false);
-  });
+  }, 180_000);
 
   test('a link shared for one study opens that study only', async () => {
     const o = await open(await viewerUrl(a.orderId, dr.auth, '?share=study'));
@@ -216,7 +222,7 @@ describe('a read in OHIF through the facade', () => {
     await message(o.page).waitFor({ timeout: 30_000 });
     expect(await message(o.page).getAttribute('data-code')).toBe('notAvailable');
     expect(o.calls.some((x) => x.url.includes(prior) && x.status === 200)).toBe(false);
-  });
+  }, 180_000);
 
   test('MPR of a 200-slice CT, scrolled end to end, without a failed request', async () => {
     const o = await open(await viewerUrl(largeOrder, dr.auth));
@@ -224,15 +230,19 @@ describe('a read in OHIF through the facade', () => {
     await o.page.goto(`${f.baseUrl}/viewer?StudyInstanceUIDs=${large}&hangingprotocolId=mpr`, { timeout: 30_000 });
     await o.page.waitForFunction(`${DRAWN_VIEWPORTS} >= 3`, undefined, { timeout: RENDER_TIMEOUT_MS, polling: 500 });
     // The volume needs every slice: wait (bounded) until all 200 frames came.
-    const frames = () => new Set(o.calls.filter((x) => /\/frames\/\d+$/.test(x.url) && x.url.includes(large)).map((x) => x.url));
+    const frames = () =>
+      new Set(o.calls.filter((x) => /\/frames\/\d+$/.test(x.url) && x.url.includes(large)).map((x) => x.url));
     await expect.poll(() => frames().size, { timeout: RENDER_TIMEOUT_MS, interval: 1000 }).toBeGreaterThanOrEqual(200);
+    // The axial viewport's overlay says which of the 200 slices it shows: the last one, then the first one.
     await scroll(o.page, 220, 100);
+    await o.page.getByText('(200/200)').first().waitFor({ timeout: 30_000 });
     await scroll(o.page, 220, -100);
+    await o.page.getByText('(1/200)').first().waitFor({ timeout: 30_000 });
     await scroll(o.page, 100, 100);
     await docShot(o.page, 'viewer-mpr-200');
     expect(o.calls.filter((x) => x.status >= 400)).toEqual([]);
     expect(await o.page.evaluate(DRAWN_VIEWPORTS)).toBeGreaterThanOrEqual(3);
-  });
+  }, 300_000);
 
   test('an expired link and a study the user may not see: the viewer says what happened and what to do', async () => {
     const sub = String(await f.app.db.oneFirst(sql.unsafe`SELECT id::text FROM users WHERE username = ${dr.username}`));
@@ -263,5 +273,5 @@ describe('a read in OHIF through the facade', () => {
     expect(other.calls.some((x) => x.url.includes(studyB) && x.status === 200 && /frames|metadata/.test(x.url))).toBe(
       false,
     );
-  });
+  }, 180_000);
 });
