@@ -275,3 +275,59 @@ describe('a read in OHIF through the facade', () => {
     );
   }, 180_000);
 });
+
+describe('a signed-in read in OHIF', () => {
+  /** A second facade on the same stack whose access tokens live 30 s: OHIF must renew with its refresh token. */
+  let g: ListeningFacade;
+  beforeAll(async () => {
+    g = await startFacade({ authAccessTokenTtlS: TTL_S });
+  }, 60_000);
+  afterAll(async () => {
+    await g?.app.close();
+  });
+
+  test('outlasts the access token: refreshed with rotation, no sign-in again, no failed request', async () => {
+    const page = await browser.newPage({ viewport: VIEWPORT });
+    const visited: string[] = [];
+    page.on('framenavigated', (fr) => {
+      if (fr === page.mainFrame()) visited.push(fr.url());
+    });
+    const calls = recordDicomWeb(page);
+    const logs = recordConsole(page);
+    const refreshes: number[] = [];
+    page.on('response', (res) => {
+      const body = res.request().postData() ?? '';
+      if (res.url().endsWith('/auth/token') && body.includes('grant_type=refresh_token')) refreshes.push(res.status());
+    });
+    try {
+      await page.goto(`${g.baseUrl}/viewer?StudyInstanceUIDs=${current}`, { timeout: 30_000 });
+      await page.waitForSelector('input[name=username]', { timeout: 30_000 });
+      await page.fill('input[name=username]', dr.username);
+      await page.fill('input[name=password]', dr.password);
+      await Promise.all([page.waitForURL(/\/viewer/, { timeout: 30_000 }), page.click('button[type=submit]')]);
+      await waitForDrawnImage(page, RENDER_TIMEOUT_MS);
+      const signedIn = visited.length;
+      const start = Date.now();
+      while (Date.now() - start < 2.5 * TTL_S * 1000) {
+        await scroll(page, 5, (Math.floor((Date.now() - start) / 10_000) % 2 === 0 ? 1 : -1) * 100);
+        await page.waitForTimeout(2000);
+      }
+      // Slices drawn after the first access token expired, with the refreshed one.
+      await scroll(page, 20, 100);
+      await waitForDrawnImage(page, RENDER_TIMEOUT_MS);
+      await docShot(page, 'viewer-signed-in-long-read');
+
+      expect(refreshes.length).toBeGreaterThanOrEqual(2);
+      expect(refreshes.every((s) => s === 200)).toBe(true);
+      expect(visited.slice(signedIn).some((u) => u.includes('/auth/authorize'))).toBe(false);
+      expect(calls.filter((x) => x.status >= 400)).toEqual([]);
+      expect(new Set(calls.map((x) => x.authorization)).size).toBeGreaterThanOrEqual(2);
+    } catch (err) {
+      console.log(`${page.url()}\n${logs.join('\n')}\n${calls.map((x) => `${x.status} ${x.url}`).join('\n')}`);
+      await docShot(page, 'failed-read-signed-in').catch(() => undefined);
+      throw err;
+    } finally {
+      await page.close();
+    }
+  }, 300_000);
+});
