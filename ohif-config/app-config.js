@@ -75,7 +75,7 @@
       : 'You are not signed in. Reload the page to sign in.',
     forbidden: 'You may not view these images with this sign-in. Ask whoever manages access to imaging.',
     archiveDown:
-      'The image archive is not answering right now, so some images could not be loaded. Wait a minute and reload the page; nothing was lost.',
+      'The image archive is not answering right now, so images could not be loaded. Wait a minute and reload the page; nothing was lost.',
   };
   let ended = false;
   const show = (code, fatal) => {

@@ -331,3 +331,28 @@ describe('a signed-in read in OHIF', () => {
     }
   }, 300_000);
 });
+
+describe('the archive unavailable', () => {
+  /** A facade on the same database whose Orthanc does not answer (nothing listens on its port). */
+  let dead: ListeningFacade;
+  beforeAll(async () => {
+    const { freePort } = await import('../../src/stack/process.ts');
+    dead = await startFacade({ orthancUrl: `http://127.0.0.1:${await freePort()}` });
+  }, 60_000);
+  afterAll(async () => {
+    await dead?.app.close();
+  });
+
+  test('the viewer says the archive is not answering and what to do', async () => {
+    const reader = await doctor(dead.app, 'dr-archive', [a.patientId]);
+    const res = await dead.app.inject({ url: `/api/v1/dicom/viewer-url/${a.orderId}`, headers: reader.auth });
+    expect(res.statusCode, res.body).toBe(200);
+    const o = await open((res.json() as { viewer_url: string }).viewer_url);
+    const shown = o.page.locator('[data-testid="ehr-viewer-warning"], [data-testid="ehr-viewer-message"]').first();
+    await shown.waitFor({ timeout: 60_000 });
+    expect(await shown.getAttribute('data-code')).toBe('archiveDown');
+    expect(await shown.textContent()).toContain('The image archive is not answering right now');
+    await docShot(o.page, 'viewer-archive-unavailable');
+    expect(o.calls.some((x) => x.status >= 502 && x.status <= 504)).toBe(true);
+  }, 180_000);
+});
