@@ -620,7 +620,8 @@ export const configVars: readonly ConfigVar[] = [
     key: 'viewerIdleTimeoutS',
     schema: { type: 'integer', minimum: 60, maximum: 86400 },
     default: 1800,
-    description: 'Seconds without user activity after which an open viewer (link or sign-in) stops renewing its access.',
+    description:
+      'Seconds without user activity after which an open viewer (link or sign-in) stops renewing its access.',
   },
   {
     env: 'EHR_CHANGE_FEED_ENABLED',

@@ -49,8 +49,10 @@ async function narrowedSearch(app: FastifyInstance, req: FastifyRequest, reply: 
  * files are public and are answered in an onRequest hook that must run before authentication (see ohif-static.ts).
  *
  * - the viewer-token guard: a request carrying a viewer token (src/viewer/viewer-token.ts) is refused unless it is a
- *   DICOMweb read of the token's study. It only ever narrows: the resource server has verified the token before (its
- *   onRequest hook runs first), and this hook runs for every route of the app, including those registered later;
+ *   DICOMweb read of the token's study (of its patient's studies, for a patient-reach token) or a route of the viewer
+ *   session (renewal, session check: session-routes.ts). It only ever narrows: the resource server has verified the
+ *   token before (its onRequest hook runs first), and this hook runs for every route of the app, including those
+ *   registered later;
  * - `GET /api/v1/dicom/viewer-url/{order_id}` and `GET /fhir/ServiceRequest/{id}/$viewer-url`;
  * - OHIF's OAuth client at the built-in authorization server (registered on start);
  * - the OHIF build itself, on the facade's origin.

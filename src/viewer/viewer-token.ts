@@ -1,12 +1,13 @@
 /**
- * Viewer tokens: the short-lived, study-scoped bearer tokens inside `viewer-url` links.
+ * Viewer tokens: the short-lived bearer tokens inside `viewer-url` links, renewed while the viewer is open (renew.ts).
  *
  * A viewer token is an ordinary access token of the built-in authorization server (RFC 9068 JWT, `typ: at+jwt`, signed
  * with its current key, audience = our FHIR base URL, a `jti` so that it can be revoked), issued for the user who asked
  * for the link (`sub`, `fhirUser`: the audit trail names them), with the narrowest grant the policy knows:
  * `patient/ImagingStudy.rs` in the context of the order's patient (SMART App Launch 2.x scopes). On top of that it
- * carries {@link VIEWER_STUDY_CLAIM}, the StudyInstanceUID, and {@link checkViewerUse} confines it to DICOMweb reads
- * of exactly that study: anywhere else it is refused even where its scope alone would be enough.
+ * carries {@link VIEWER_STUDY_CLAIM}, the StudyInstanceUID it opens, and {@link VIEWER_REACH_CLAIM}: {@link checkViewerUse}
+ * confines it to DICOMweb reads of exactly that study (reach `study`) or of its patient's studies (reach `patient`,
+ * where the patient context does the filtering): anywhere else it is refused even where its scope alone would be enough.
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
