@@ -252,8 +252,9 @@
   };
   window.setInterval(() => {
     if (idleMs() >= idleTimeoutMs) {
-      if (viewerTokenMode) stopRenewal();
-      endIdleSession();
+      // A link-opened viewer stops renewing and says why; a signed-in one also ends its grant.
+      if (viewerTokenMode) show('idle', true);
+      else endIdleSession();
     }
   }, 5000);
 

@@ -356,3 +356,27 @@ describe('the archive unavailable', () => {
     expect(o.calls.some((x) => x.status >= 502 && x.status <= 504)).toBe(true);
   }, 180_000);
 });
+
+describe('an idle viewer', () => {
+  /** A facade on the same stack whose idle time is the configuration's minimum, 60 s. */
+  let quiet: ListeningFacade;
+  beforeAll(async () => {
+    quiet = await startFacade({ viewerIdleTimeoutS: 60 });
+  }, 60_000);
+  afterAll(async () => {
+    await quiet?.app.close();
+  });
+
+  test('closes after the idle time and says so', async () => {
+    const reader = await doctor(quiet.app, 'dr-idle', [a.patientId]);
+    const res = await quiet.app.inject({ url: `/api/v1/dicom/viewer-url/${a.orderId}`, headers: reader.auth });
+    expect(res.statusCode, res.body).toBe(200);
+    const o = await open((res.json() as { viewer_url: string }).viewer_url);
+    await waitForDrawnImage(o.page, RENDER_TIMEOUT_MS);
+    // Nobody touches the viewer: bounded by the idle time and the viewer's 5 s check.
+    await message(o.page).waitFor({ timeout: 90_000 });
+    expect(await message(o.page).getAttribute('data-code')).toBe('idle');
+    expect(await message(o.page).textContent()).toContain('The viewer closed after 1 minutes without activity');
+    await docShot(o.page, 'viewer-idle');
+  }, 180_000);
+});
