@@ -59,6 +59,8 @@
   // --- messages in words ------------------------------------------------------------------------------------------
   // What went wrong, said for a person, with what to do next. A fatal one covers the viewer (the read has ended).
   const linkWords = 'Open the study again from the order.';
+  const idleMinutes = Math.round(idleTimeoutMs / 60000);
+  const idleWords = `${idleMinutes} minute${idleMinutes === 1 ? '' : 's'}`;
   const MESSAGES = {
     expired: viewerTokenMode
       ? `This link expired. ${linkWords}`
@@ -66,8 +68,8 @@
     revoked:
       "Your access to this patient's images was withdrawn, so the viewer closed. If you still need them, ask whoever manages access to imaging.",
     idle: viewerTokenMode
-      ? `The viewer closed after ${Math.round(idleTimeoutMs / 60000)} minutes without activity. ${linkWords}`
-      : `The viewer closed after ${Math.round(idleTimeoutMs / 60000)} minutes without activity. Reload the page to sign in again.`,
+      ? `The viewer closed after ${idleWords} without activity. ${linkWords}`
+      : `The viewer closed after ${idleWords} without activity. Reload the page to sign in again.`,
     notAvailable:
       "This study is not available to you: it does not exist, or you may not see this patient's images. Check the link, or open the study from the order.",
     unauthorized: viewerTokenMode

@@ -376,7 +376,7 @@ describe('an idle viewer', () => {
     // Nobody touches the viewer: bounded by the idle time and the viewer's 5 s check.
     await message(o.page).waitFor({ timeout: 90_000 });
     expect(await message(o.page).getAttribute('data-code')).toBe('idle');
-    expect(await message(o.page).textContent()).toContain('The viewer closed after 1 minutes without activity');
+    expect(await message(o.page).textContent()).toContain('The viewer closed after 1 minute without activity. Open the study again from the order.');
     await docShot(o.page, 'viewer-idle');
   }, 180_000);
 });
