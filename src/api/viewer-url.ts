@@ -7,7 +7,8 @@
  * imaging, ImagingStudy). The link opens OHIF on the order's StudyInstanceUID with a new viewer token
  * (src/viewer/viewer-token.ts): at most 15 minutes (renewed while the user reads, src/viewer/renew.ts), DICOMweb reads
  * only, never the caller's token. It reaches the patient's other studies the user may read (priors, for comparison)
- * unless asked with `share=study`: a link to pass on for one study, which opens that study only.
+ * unless asked with `share=study`: a link to pass on for one study, which opens that study only. With `compare=prior`
+ * the link opens the study next to the patient's latest earlier study.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'slonik';
@@ -15,6 +16,7 @@ import { type Access, allowsPatient } from '../auth/access.ts';
 import { imagingAccess } from '../auth/imaging-access.ts';
 import { authUrls } from '../auth/server/discovery.ts';
 import type { Config } from '../config/spec.ts';
+import { latestPrior } from '../viewer/renew.ts';
 import { FhirError } from '../fhir/errors.ts';
 import {
   isStudyUid,
@@ -37,8 +39,22 @@ export interface ViewerLink {
  * The viewer URL for a study. The token is in the fragment (never sent to a server, so never in an access log or a
  * Referer); ohif-config/app-config.js hands it to OHIF's token-from-URL support, which removes it at once.
  */
-export function viewerUrl(publicBaseUrl: string, studyInstanceUid: string, token: string): string {
-  return `${publicBaseUrl}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}#token=${token}`;
+export function viewerUrl(publicBaseUrl: string, studyInstanceUid: string, token: string, prior?: string): string {
+  if (prior === undefined) {
+    return `${publicBaseUrl}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}#token=${token}`;
+  }
+  // OHIF 3.13's "compare two studies" hanging protocol: the first study left, the second (the prior) right.
+  const studies = encodeURIComponent(`${studyInstanceUid},${prior}`);
+  return `${publicBaseUrl}/viewer?StudyInstanceUIDs=${studies}&hangingprotocolId=%40ohif%2FhpCompare#token=${token}`;
+}
+
+/** `compare=prior`: open the study next to the patient's latest earlier study (a patient-reach link only). */
+function comparesPrior(req: FastifyRequest, reach: ViewerReach): boolean {
+  const compare = (req.query as Record<string, unknown> | undefined)?.['compare'];
+  if (compare === undefined) return false;
+  if (compare !== 'prior') throw new FhirError(400, 'value', 'compare must be "prior" when given');
+  if (reach !== 'patient') throw new FhirError(400, 'value', 'a link shared for one study cannot compare');
+  return true;
 }
 
 interface OrderRow {
@@ -62,6 +78,7 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
   }
   if (!FHIR_ID.test(orderId)) throw new FhirError(400, 'value', 'order id is not a valid FHIR id');
   const reach = reachOf(req);
+  const compare = comparesPrior(req, reach);
   if (!access.allows('read', 'ServiceRequest') || !access.allows('read', 'ImagingStudy')) {
     throw new FhirError(403, 'forbidden', 'reading orders and their imaging is not permitted for this token');
   }
@@ -122,8 +139,9 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
     },
     'viewer link issued',
   );
+  const prior = compare ? await latestPrior(app.db, patientId, study) : undefined;
   return {
-    viewerUrl: viewerUrl(config.publicBaseUrl, study, minted.token),
+    viewerUrl: viewerUrl(config.publicBaseUrl, study, minted.token, prior),
     expiresAt: minted.expiresAt,
     studyInstanceUid: study,
   } satisfies ViewerLink;

@@ -143,3 +143,17 @@ export async function claimRenewal(db: DatabasePool, c: ViewerClaims): Promise<b
     ON CONFLICT DO NOTHING RETURNING jti`);
   return row !== null;
 }
+
+/**
+ * The patient's most recent study before `study` (by the ImagingStudy's `started`, from StudyDate/StudyTime), for a
+ * viewer link that opens the study next to its prior; undefined when there is none.
+ */
+export async function latestPrior(db: DatabasePool, patientId: string, study: string): Promise<string | undefined> {
+  const uid = await db.maybeOneFirst(sql.unsafe`
+    SELECT p.study_instance_uid FROM imaging_studies p
+    JOIN imaging_studies c ON c.study_instance_uid = ${study} AND c.patient_id = p.patient_id
+    WHERE p.patient_id = ${patientId} AND NOT p.deleted AND p.study_instance_uid IS NOT NULL
+      AND p.study_instance_uid <> c.study_instance_uid AND p.sort_date < c.sort_date
+    ORDER BY p.sort_date DESC, p.last_updated DESC LIMIT 1`);
+  return typeof uid === 'string' && isStudyUid(uid) ? uid : undefined;
+}

@@ -48,8 +48,10 @@ async function ctFor(
   slices: number,
   size: number,
   what: string,
+  studyDate?: string,
 ) {
   const series = ctSeries({
+    ...(studyDate ? { studyDate } : {}),
     patientId: o.mrn,
     patientName: `${o.family}^Viewer`,
     studyInstanceUid: newUid(),
@@ -126,8 +128,8 @@ beforeAll(async () => {
   const big = await addOrder(f.app, admin, a.patientId);
   largeOrder = big.orderId;
   current = await ctFor(a, a.accession, 40, 128, 'CT HEAD CURRENT');
-  prior = await ctFor(a, priorOrder.accession, 20, 128, 'CT HEAD PRIOR');
-  large = await ctFor(a, big.accession, 200, 128, 'CT HEAD 200 SLICES');
+  prior = await ctFor(a, priorOrder.accession, 20, 128, 'CT HEAD PRIOR', '20250601');
+  large = await ctFor(a, big.accession, 200, 128, 'CT HEAD 200 SLICES', '20240101');
   studyB = await ctFor(b, b.accession, 2, 64, 'CT HEAD OTHER');
   dr = await doctor(f.app, 'dr-read', [a.patientId]);
 }, 300_000);
@@ -204,10 +206,11 @@ describe('a read in OHIF through the facade', () => {
     });
     const uids = (listed.json() as Record<string, { Value: string[] }>[]).map((s) => s['0020000D']?.Value[0]);
     expect(uids.sort()).toEqual([current, prior, large].sort());
-    // Compare with prior (OHIF's @ohif/hpCompare hanging protocol), in the same viewer session.
-    await o.page.goto(`${f.baseUrl}/viewer?StudyInstanceUIDs=${current},${prior}&hangingprotocolId=@ohif/hpCompare`, {
-      timeout: 30_000,
-    });
+    // The order's link asked with compare=prior: the study next to the patient's latest earlier one, OHIF's
+    // "compare two studies" hanging protocol (@ohif/hpCompare).
+    const compare = await viewerUrl(a.orderId, dr.auth, '?compare=prior');
+    expect(new URL(compare).searchParams.get('StudyInstanceUIDs')).toBe(`${current},${prior}`);
+    await o.page.goto(compare, { timeout: 30_000 });
     await o.page.waitForFunction(`${DRAWN_VIEWPORTS} >= 2`, undefined, { timeout: RENDER_TIMEOUT_MS, polling: 500 });
     await docShot(o.page, 'viewer-compare-prior');
     expect(o.calls.some((x) => x.url.includes(`/studies/${prior}/`) && x.status === 200)).toBe(true);
@@ -376,7 +379,9 @@ describe('an idle viewer', () => {
     // Nobody touches the viewer: bounded by the idle time and the viewer's 5 s check.
     await message(o.page).waitFor({ timeout: 90_000 });
     expect(await message(o.page).getAttribute('data-code')).toBe('idle');
-    expect(await message(o.page).textContent()).toContain('The viewer closed after 1 minute without activity. Open the study again from the order.');
+    expect(await message(o.page).textContent()).toContain(
+      'The viewer closed after 1 minute without activity. Open the study again from the order.',
+    );
     await docShot(o.page, 'viewer-idle');
   }, 180_000);
 });
