@@ -318,6 +318,10 @@ describe('viewer sessions: priors, renewal, session check', () => {
     expect(series.json()).toEqual([]);
     expect((await get(`/dicom-web/studies/${b.study}/metadata`, bearer(token))).statusCode).toBe(404);
     expect((await get(`/api/v1/dicom/viewer-url/${a.orderId}?share=all`, dr.auth)).statusCode).toBe(400);
+    expect((await get(`/api/v1/dicom/viewer-url/${a.orderId}?share=study&compare=prior`, dr.auth)).statusCode).toBe(
+      400,
+    );
+    expect((await get(`/api/v1/dicom/viewer-url/${a.orderId}?compare=latest`, dr.auth)).statusCode).toBe(400);
   });
 
   test('the session check says which studies a link opens', async () => {
