@@ -3,7 +3,12 @@ import { sql } from 'slonik';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { narrowScopes } from '../src/auth/scopes.ts';
-import { ensureOhifClient, OHIF_CLIENT_ID, OHIF_FORMER_SCOPE_CEILING } from '../src/viewer/oidc-client.ts';
+import {
+  ensureOhifClient,
+  OHIF_CLIENT_ID,
+  OHIF_FORMER_SCOPE_CEILINGS,
+  OHIF_SCOPE_CEILING,
+} from '../src/viewer/oidc-client.ts';
 import { testApp } from './helpers/app.ts';
 import { adminToken, bearer, grantPatient, tokenFor } from './helpers/auth.ts';
 import { makeSeries, newUid } from './helpers/dicom.ts';
@@ -32,24 +37,28 @@ const ceiling = async () =>
   );
 
 describe("the OHIF client's scope ceiling", () => {
-  test('lets the viewer create imaging as the user; the former read-only default is upgraded, a custom one kept', async () => {
-    await ensureOhifClient(app.db, 'http://localhost:8000');
-    expect(narrowScopes('openid fhirUser user/ImagingStudy.crs', await ceiling())).toEqual([
-      'openid',
-      'fhirUser',
-      'user/ImagingStudy.crs',
-    ]);
-    await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = ${OHIF_FORMER_SCOPE_CEILING}
+  test.each(OHIF_FORMER_SCOPE_CEILINGS.map((c) => [c]))(
+    'lets the viewer create imaging and refresh; the former default %s is upgraded, a custom one kept',
+    async (former) => {
+      await ensureOhifClient(app.db, 'http://localhost:8000');
+      expect(narrowScopes('openid fhirUser online_access user/ImagingStudy.crs', await ceiling())).toEqual([
+        'openid',
+        'fhirUser',
+        'online_access',
+        'user/ImagingStudy.crs',
+      ]);
+      await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = ${former}
       WHERE client_id = ${OHIF_CLIENT_ID}`);
-    await ensureOhifClient(app.db, 'http://localhost:8000');
-    expect(await ceiling()).toBe('openid fhirUser user/ImagingStudy.crs');
-    await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = 'openid user/ImagingStudy.rs'
+      await ensureOhifClient(app.db, 'http://localhost:8000');
+      expect(await ceiling()).toBe(OHIF_SCOPE_CEILING);
+      await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = 'openid user/ImagingStudy.rs'
       WHERE client_id = ${OHIF_CLIENT_ID}`);
-    await ensureOhifClient(app.db, 'http://localhost:8000');
-    expect(await ceiling()).toBe('openid user/ImagingStudy.rs');
-    await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = 'openid fhirUser user/ImagingStudy.crs'
+      await ensureOhifClient(app.db, 'http://localhost:8000');
+      expect(await ceiling()).toBe('openid user/ImagingStudy.rs');
+      await app.db.query(sql.unsafe`UPDATE oauth_clients SET scope_ceiling = ${OHIF_SCOPE_CEILING}
       WHERE client_id = ${OHIF_CLIENT_ID}`);
-  });
+    },
+  );
 });
 
 describe('an SR saved from the viewer into the open study', () => {

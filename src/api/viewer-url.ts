@@ -5,7 +5,10 @@
  *
  * The caller needs their own token and read access to the order's patient (the order, ServiceRequest, and its
  * imaging, ImagingStudy). The link opens OHIF on the order's StudyInstanceUID with a new viewer token
- * (src/auth/viewer-token.ts): at most 15 minutes, that study only, DICOMweb reads only; never the caller's token.
+ * (src/auth/viewer-token.ts): at most 15 minutes (renewed while the user reads, src/viewer/renew.ts), DICOMweb reads
+ * only, never the caller's token. It reaches the patient's other studies the user may read (priors, for comparison)
+ * unless asked with `share=study`: a link to pass on for one study, which opens that study only. With `compare=prior`
+ * the link opens the study next to the patient's latest earlier study.
  */
 import { API_RULES, FHIR_RULES } from '../http/route-rules.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -15,6 +18,7 @@ import { imagingAccess } from '../auth/imaging-access.ts';
 import { authUrls } from '../auth/server/discovery.ts';
 import type { Config } from '../config/spec.ts';
 import { renderFhir, renderJson, sendRendered } from '../errors/render.ts';
+import { latestPrior } from '../viewer/renew.ts';
 import { FhirError } from '../fhir/errors.ts';
 import {
   isStudyUid,
@@ -22,6 +26,7 @@ import {
   VIEWER_CLIENT_ID,
   VIEWER_SCOPE,
   VIEWER_STUDY_CLAIM,
+  type ViewerReach,
 } from '../auth/viewer-token.ts';
 
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
@@ -36,13 +41,35 @@ export interface ViewerLink {
  * The viewer URL for a study. The token is in the fragment (never sent to a server, so never in an access log or a
  * Referer); ohif-config/app-config.js hands it to OHIF's token-from-URL support, which removes it at once.
  */
-export function viewerUrl(publicBaseUrl: string, studyInstanceUid: string, token: string): string {
-  return `${publicBaseUrl}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}#token=${token}`;
+export function viewerUrl(publicBaseUrl: string, studyInstanceUid: string, token: string, prior?: string): string {
+  if (prior === undefined) {
+    return `${publicBaseUrl}/viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}#token=${token}`;
+  }
+  // OHIF 3.13's "compare two studies" hanging protocol: the first study left, the second (the prior) right.
+  const studies = encodeURIComponent(`${studyInstanceUid},${prior}`);
+  return `${publicBaseUrl}/viewer?StudyInstanceUIDs=${studies}&hangingprotocolId=%40ohif%2FhpCompare#token=${token}`;
+}
+
+/** `compare=prior`: open the study next to the patient's latest earlier study (a patient-reach link only). */
+function comparesPrior(req: FastifyRequest, reach: ViewerReach): boolean {
+  const compare = (req.query as Record<string, unknown> | undefined)?.['compare'];
+  if (compare === undefined) return false;
+  if (compare !== 'prior') throw new FhirError(400, 'value', 'compare must be "prior" when given');
+  if (reach !== 'patient') throw new FhirError(400, 'value', 'a link shared for one study cannot compare');
+  return true;
 }
 
 interface OrderRow {
   patient_id: string | null;
   study_instance_uid: string | null;
+}
+
+/** `share=study`: a one-study link; no parameter: the user's reach for the patient (priors). */
+function reachOf(req: FastifyRequest): ViewerReach {
+  const share = (req.query as Record<string, unknown> | undefined)?.['share'];
+  if (share === undefined) return 'patient';
+  if (share === 'study') return 'study';
+  throw new FhirError(400, 'value', 'share must be "study" when given');
 }
 
 async function createLink(app: FastifyInstance, config: Config, req: FastifyRequest, orderId: string) {
@@ -52,6 +79,8 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
     throw new FhirError(503, 'not-supported', 'viewer links need the built-in authorization server');
   }
   if (!FHIR_ID.test(orderId)) throw new FhirError(400, 'value', 'order id is not a valid FHIR id');
+  const reach = reachOf(req);
+  const compare = comparesPrior(req, reach);
   if (!access.allows('read', 'ServiceRequest') || !access.allows('read', 'ImagingStudy')) {
     throw new FhirError(403, 'forbidden', 'reading orders and their imaging is not permitted for this token');
   }
@@ -81,6 +110,7 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
     fhirUser: access.agent.fhirUser,
     patientId,
     studyInstanceUid: study,
+    reach,
     ttlS: config.viewerTokenTtlS,
   });
   // Audited as a token issued to the user (BALP/IUA "Get Access Token"): by its jti, never the token itself.
@@ -102,6 +132,8 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
         order: orderId,
         patient: patientId,
         [VIEWER_STUDY_CLAIM]: study,
+        reach,
+        session: minted.sessionId,
         who: access.agent.who,
         jti: minted.jti,
         expiresAt: minted.expiresAt.toISOString(),
@@ -109,8 +141,9 @@ async function createLink(app: FastifyInstance, config: Config, req: FastifyRequ
     },
     'viewer link issued',
   );
+  const prior = compare ? await latestPrior(app.db, patientId, study) : undefined;
   return {
-    viewerUrl: viewerUrl(config.publicBaseUrl, study, minted.token),
+    viewerUrl: viewerUrl(config.publicBaseUrl, study, minted.token, prior),
     expiresAt: minted.expiresAt,
     studyInstanceUid: study,
   } satisfies ViewerLink;

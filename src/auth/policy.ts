@@ -103,9 +103,11 @@ export interface Caller {
   readonly patientSets: Partial<Record<Exclude<PatientSource, 'all'>, readonly string[]>>;
   /** Backend client tokens (no user): the client's allowed patients. Absent for user tokens. */
   readonly clientPatients?: 'all' | readonly string[];
+  /** A viewer token (src/auth/viewer-token.ts), accepted only where a route accepts viewer tokens. */
+  readonly viewer?: true;
   /**
-   * A viewer token (src/auth/viewer-token.ts): its imaging is limited to these StudyInstanceUIDs, on top of what its
-   * scopes grant. Absent for every other token.
+   * A one-study viewer token: its imaging is limited to these StudyInstanceUIDs, on top of what its scopes grant.
+   * Absent for every other token (a patient-reach viewer token is bounded by its patient context instead).
    */
   readonly studies?: readonly string[];
 }

@@ -13,7 +13,7 @@ import { type Caller, isRole, neededPatientSources, type Role } from './policy.t
 import { narrowScopes, parseScopes } from './scopes.ts';
 import { clientById, isRevoked, userByExternalIdentity, userById } from './store.ts';
 import { accessFor } from './token-access.ts';
-import { isStudyUid, VIEWER_STUDY_CLAIM } from './viewer-token.ts';
+import { isStudyUid, VIEWER_REACH_CLAIM, VIEWER_STUDY_CLAIM } from './viewer-token.ts';
 import { TokenError, type VerifiedToken } from './verify-token.ts';
 
 const PATIENT_ID = /^[A-Za-z0-9.-]{1,64}$/;
@@ -37,14 +37,17 @@ export function issuedAfter(iat: unknown, notBefore: number | null | undefined):
 }
 
 /**
- * A token with the viewer-study claim (src/auth/viewer-token.ts) is a viewer token, limited to that study, whoever
- * issued it (the claim only ever narrows). A claim that is not a StudyInstanceUID is refused.
+ * A token with the viewer-study claim (src/auth/viewer-token.ts) is a viewer token, whoever issued it (the claim only
+ * ever narrows): limited to that study, or with reach `patient` to its patient context. A claim that is not a
+ * StudyInstanceUID is refused.
  */
-function viewerStudies(claims: Record<string, unknown>): { studies?: readonly string[] } {
+function viewerStudies(claims: Record<string, unknown>): { viewer?: true; studies?: readonly string[] } {
   const study = claims[VIEWER_STUDY_CLAIM];
   if (study === undefined) return {};
   if (typeof study !== 'string' || !isStudyUid(study)) throw new TokenError('viewer token study claim invalid');
-  return { studies: [study] };
+  // Patient reach (a link from an order, for priors): the token's patient context bounds it, like any patient token.
+  if (claims[VIEWER_REACH_CLAIM] === 'patient' && typeof claims['patient'] === 'string') return { viewer: true };
+  return { viewer: true, studies: [study] };
 }
 
 export async function resolveAccess(db: DatabasePool, token: VerifiedToken): Promise<Access> {

@@ -9,7 +9,7 @@ export type CallerKind = 'user' | 'patient' | 'system' | 'viewer';
 
 /** The kind of caller: a viewer token, a backend client (system), a token with patient context, or a user. */
 export function callerKind(caller: Caller): CallerKind {
-  if (caller.studies !== undefined) return 'viewer';
+  if (caller.viewer || caller.studies !== undefined) return 'viewer';
   if (caller.clientPatients !== undefined) return 'system';
   if (caller.patient !== undefined && caller.scopes.resource.some((s) => s.context === 'patient')) return 'patient';
   return 'user';

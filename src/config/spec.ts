@@ -89,6 +89,7 @@ export interface Config {
   ohifDistDir: string;
   webDistDir: string;
   viewerTokenTtlS: number;
+  viewerIdleTimeoutS: number;
   changeFeedEnabled: boolean;
   changeFeedPollMs: number;
   changeFeedBatchSize: number;
@@ -613,6 +614,14 @@ export const configVars: readonly ConfigVar[] = [
     schema: { type: 'integer', minimum: 30, maximum: 900 },
     default: 600,
     description: 'Lifetime in seconds of the study-scoped viewer tokens in `viewer-url` links (at most 15 minutes).',
+  },
+  {
+    env: 'EHR_VIEWER_IDLE_TIMEOUT_S',
+    key: 'viewerIdleTimeoutS',
+    schema: { type: 'integer', minimum: 60, maximum: 86400 },
+    default: 1800,
+    description:
+      'Seconds without user activity after which an open viewer (link or sign-in) stops renewing its access.',
   },
   {
     env: 'EHR_CHANGE_FEED_ENABLED',

@@ -1,3 +1,4 @@
+import { ViewerSessionError } from '../viewer/renew.ts';
 import { TokenInQueryError } from '../auth/plugin.ts';
 import { UserSpecError } from '../auth/user-admin.ts';
 import { StudyArchiveError } from '../api/study-archive.ts';
@@ -96,6 +97,7 @@ const SAMPLES: Record<ErrorCode, () => EhrError> = {
   EHR_STOW_INSTANCE_REJECTED: () => new InstanceRejection(FailureReason.ProcessingFailure, 'not DICOM'),
   EHR_UPLOAD_REQUEST: () => new UploadRequestError(415, 'send multipart/form-data'),
   EHR_AUTH_TOKEN_IN_QUERY: () => new TokenInQueryError(),
+  EHR_VIEWER_SESSION: () => new ViewerSessionError(404, 'study_not_available', 'not filed under this patient'),
   EHR_USER_SPEC: () => new UserSpecError(422, 'a patient login needs the patient it stands for'),
   EHR_STUDY_ARCHIVE: () => new StudyArchiveError(400, 'unknown format'),
   EHR_ORTHANC_UNAVAILABLE: () => new OrthancUnavailableError('image archive unavailable: ECONNREFUSED', false),
@@ -149,6 +151,7 @@ const CHOSEN: Partial<Record<ErrorCode, number>> = {
   EHR_FHIR_ERROR: 409,
   EHR_DICOMWEB_ERROR: 406,
   EHR_UPLOAD_REQUEST: 415,
+  EHR_VIEWER_SESSION: 404,
   EHR_USER_SPEC: 422,
   EHR_STUDY_ARCHIVE: 400,
   EHR_QUEUE_REQUEST: 403,

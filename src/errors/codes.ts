@@ -446,6 +446,13 @@ export const ERROR_CODES = {
     statusCode: 500,
     summary: 'A LISTEN channel name is not a plain identifier.',
   },
+  EHR_VIEWER_SESSION: {
+    className: 'ViewerSessionError',
+    module: 'src/viewer/renew.ts',
+    statusCode: 401,
+    varies: true,
+    summary: 'A viewer session cannot go on: revoked, idle, already renewed, or the study is not available (401, 404).',
+  },
   EHR_USER_SPEC: {
     className: 'UserSpecError',
     module: 'src/auth/user-admin.ts',

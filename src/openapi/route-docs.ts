@@ -207,7 +207,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /api/v1/dicom/viewer-url/:orderId': {
     summary: 'Viewer link of an order',
     description:
-      'A short-lived OHIF viewer link for the imaging study linked to the order (ServiceRequest id), with a viewer token limited to that study. Also as FHIR `ServiceRequest/{id}/$viewer-url`.',
+      "An OHIF viewer link for the imaging study linked to the order (ServiceRequest id), with a short-lived viewer token renewed while the viewer is open. It reads the patient's studies the user may read (priors), or only that study with `?share=study`. Also as FHIR `ServiceRequest/{id}/$viewer-url`.",
     tags: ['imaging'],
     security: bearerSecurity,
     response: {
@@ -233,6 +233,48 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       200: { description: 'The archive (application/zip)', type: 'string', format: 'binary' },
       400: { ...errorBody, description: 'Not a UID, or an unknown parameter or format' },
       404: { ...errorBody, description: 'No such study, or not one the caller may read' },
+      ...protectedErrors,
+    },
+  },
+  'GET /api/v1/viewer/session': {
+    summary: 'Check a viewer link',
+    description:
+      'Called by the viewer with its viewer token before OHIF loads: may this link open the studies in `studies` (comma-separated StudyInstanceUIDs)? See docs/viewer.md.',
+    tags: ['imaging'],
+    security: bearerSecurity,
+    response: {
+      200: {
+        description: 'The viewer session',
+        type: 'object',
+        properties: {
+          study: { type: 'string' },
+          reach: { type: 'string', enum: ['study', 'patient'] },
+          expires_at: { type: 'string', format: 'date-time' },
+          idle_timeout_s: { type: 'integer' },
+        },
+      },
+      404: { ...errorBody, description: 'The link does not open a requested study (`study_not_available`)' },
+      ...protectedErrors,
+    },
+  },
+  'POST /api/v1/viewer/renew': {
+    summary: 'Renew a viewer token',
+    description:
+      'A fresh viewer token for the same user, patient, study, reach and session, after the user\'s current rights are checked again. Body `{"idle_s": <seconds without activity>}`. Each token renews once; audited as a token issued. See docs/viewer.md.',
+    tags: ['imaging'],
+    security: bearerSecurity,
+    response: {
+      200: {
+        description: 'The new token',
+        type: 'object',
+        properties: {
+          token: { type: 'string' },
+          expires_at: { type: 'string', format: 'date-time' },
+          expires_in: { type: 'integer' },
+          idle_timeout_s: { type: 'integer' },
+        },
+      },
+      404: { ...errorBody, description: 'The study is no longer filed under the patient' },
       ...protectedErrors,
     },
   },

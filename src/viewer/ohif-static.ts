@@ -10,6 +10,8 @@ export interface OhifStaticOptions {
   distDir: string;
   /** Our OHIF configuration, served as /app-config.js in place of the copy inside the build. */
   appConfigFile: string;
+  /** Deployment settings the configuration reads (as `window.ehrViewerSettings`), e.g. the idle time of a session. */
+  settings?: Record<string, string | number | boolean>;
 }
 
 /** Headers on every HTML/config answer of the viewer: no sniffing, no framing, and never a Referer. */
@@ -64,6 +66,7 @@ function buildFiles(distDir: string): string[] {
  */
 export async function ohifStatic(app: FastifyInstance, opts: OhifStaticOptions): Promise<void> {
   const installed = existsSync(join(opts.distDir, 'index.html'));
+  const settingsLine = `window.ehrViewerSettings = ${JSON.stringify(opts.settings ?? {})};\n`;
   const routes = new Map<string, OhifAnswer>();
   const spa: OhifAnswer = installed ? { kind: 'index' } : { kind: 'missing' };
   for (const r of ['/', ...SPA_ROUTES.flatMap((route) => [route, `${route}/*`])]) routes.set(r, spa);
@@ -102,7 +105,7 @@ export async function ohifStatic(app: FastifyInstance, opts: OhifStaticOptions):
         return reply
           .headers({ ...PAGE_HEADERS, 'cache-control': 'no-cache' })
           .type('text/javascript; charset=utf-8')
-          .send(readFileSync(opts.appConfigFile, 'utf8'));
+          .send(`${settingsLine}${readFileSync(opts.appConfigFile, 'utf8')}`);
       case 'missing':
         return reply
           .code(503)

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
 import { ohifStatic } from './ohif-static.ts';
 import { ensureOhifClient } from './oidc-client.ts';
+import { viewerSessionRoutes } from './session-routes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -21,9 +22,9 @@ export function viewerPaths(config: Config): { distDir: string; appConfigFile: s
  * The OHIF viewer's part of the facade:
  *
  * - viewer tokens (src/auth/viewer-token.ts), minted by the viewer links (src/api/viewer-url.ts, registered by
- *   src/app.ts), are an `Access` of kind `viewer` limited to their study (src/auth/resolve-caller.ts): only routes
- *   declaring `who: 'token-or-viewer'` (DICOMweb reads) accept one, and the study authorization and QIDO-RS apply
- *   its study limit like any other constraint;
+ *   src/app.ts) and renewed by the viewer session routes (session-routes.ts), are an `Access` of kind `viewer`
+ *   (src/auth/resolve-caller.ts): limited to their study, or to their patient context for a patient-reach link. Only
+ *   routes declaring `who: 'token-or-viewer'` (DICOMweb reads, the viewer session) accept one;
  * - OHIF's OAuth client at the built-in authorization server (registered on start);
  * - the OHIF build itself, on the facade's origin: public routes (`who: 'anyone'`, see ohif-static.ts).
  */
@@ -31,7 +32,11 @@ export const viewerPlugin = fp(
   async (app: FastifyInstance, opts: { config: Config }) => {
     // Logged-in use: OHIF signs users in at the built-in authorization server as a public client.
     if (opts.config.authBuiltinServer) await ensureOhifClient(app.db, opts.config.publicBaseUrl);
-    await ohifStatic(app, viewerPaths(opts.config));
+    await app.register(viewerSessionRoutes, { config: opts.config });
+    await ohifStatic(app, {
+      ...viewerPaths(opts.config),
+      settings: { idleTimeoutS: opts.config.viewerIdleTimeoutS },
+    });
   },
   { name: 'viewer' },
 );

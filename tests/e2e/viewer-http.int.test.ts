@@ -2,7 +2,8 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mintViewerToken } from '../../src/auth/viewer-token.ts';
-import { adminToken, bearer } from '../helpers/auth.ts';
+import { revokeGrant } from '../../src/auth/user-admin.ts';
+import { adminToken, bearer, ensureUser } from '../helpers/auth.ts';
 import { eventOf } from '../helpers/audit.ts';
 import { type ListeningFacade, startFacade } from './helpers/browser.ts';
 import { ctSeries, newUid } from './helpers/ct-phantom.ts';
@@ -18,6 +19,8 @@ let admin: Auth;
 let a: Booked & { study: string };
 let b: Booked & { study: string };
 let dr: Doctor;
+/** A second study of patient A, on another order. */
+let a2: string;
 
 async function booked(family: string): Promise<Booked & { study: string }> {
   const o = await bookPatientAndOrder(f.app, admin, family);
@@ -41,13 +44,14 @@ beforeAll(async () => {
   dr = await doctor(f.app, 'dr-http', [a.patientId]);
   // A second study of patient A, on another order.
   const second = await addOrder(f.app, admin, a.patientId);
+  a2 = newUid();
   await stow(
     f.app,
     admin,
     ctSeries({
       patientId: a.mrn,
       patientName: 'Http-A^Viewer',
-      studyInstanceUid: newUid(),
+      studyInstanceUid: a2,
       slices: 1,
       size: 32,
       accessionNumber: second.accession,
@@ -158,7 +162,8 @@ describe('viewer links', () => {
   let viewer: Auth;
 
   beforeAll(async () => {
-    const res = await get(`/api/v1/dicom/viewer-url/${a.orderId}`, dr.auth);
+    // A link shared for one study: the narrowest viewer token.
+    const res = await get(`/api/v1/dicom/viewer-url/${a.orderId}?share=study`, dr.auth);
     expect(res.statusCode, res.body).toBe(200);
     link = res.json() as ViewerLinkBody;
     viewer = bearer(tokenOf(link.viewer_url));
@@ -171,7 +176,12 @@ describe('viewer links', () => {
     expect(url.searchParams.get('StudyInstanceUIDs')).toBe(a.study);
     expect(url.search).not.toContain('token');
     const claims = decodeJwt(viewer.authorization.slice('Bearer '.length));
-    expect(claims).toMatchObject({ ehr_viewer_study: a.study, patient: a.patientId, scope: 'patient/ImagingStudy.rs' });
+    expect(claims).toMatchObject({
+      ehr_viewer_study: a.study,
+      ehr_viewer_reach: 'study',
+      patient: a.patientId,
+      scope: 'patient/ImagingStudy.rs',
+    });
     expect(viewer.authorization).not.toBe(dr.auth.authorization);
     const ttl = (claims.exp ?? 0) - (claims.iat ?? 0);
     expect(ttl).toBe(f.config.viewerTokenTtlS);
@@ -286,5 +296,133 @@ describe('viewer links', () => {
     expect(res.headers['www-authenticate']).toContain('invalid_token');
     const event = await eventOf(f.app, res);
     expect(event.outcome).not.toBe('0');
+  });
+});
+
+const uidsOf = (body: string): string[] =>
+  (JSON.parse(body) as Record<string, { Value: string[] }>[]).map((x) => x['0020000D']?.Value[0] ?? '');
+
+describe('viewer sessions: priors, renewal, session check', () => {
+  let token: string;
+  const renew = (t: string, idle = 0) =>
+    f.app.inject({
+      method: 'POST',
+      url: '/api/v1/viewer/renew',
+      headers: { ...bearer(t), 'content-type': 'application/json' },
+      payload: JSON.stringify({ idle_s: idle }),
+    });
+  const session = (t: string, studies: string) => get(`/api/v1/viewer/session?studies=${studies}`, bearer(t));
+
+  beforeAll(async () => {
+    const res = await get(`/api/v1/dicom/viewer-url/${a.orderId}`, dr.auth);
+    expect(res.statusCode, res.body).toBe(200);
+    token = tokenOf((res.json() as ViewerLinkBody).viewer_url);
+  });
+
+  test("a link from an order reaches the patient's other studies, and no other patient's", async () => {
+    expect(decodeJwt(token)).toMatchObject({ ehr_viewer_reach: 'patient', ehr_viewer_study: a.study });
+    const mine = await get(`/dicom-web/studies?00100020=${a.mrn}`, bearer(token));
+    expect(mine.statusCode).toBe(200);
+    expect(uidsOf(mine.body).sort()).toEqual([a.study, a2].sort());
+    expect((await get(`/dicom-web/studies/${a2}/series`, bearer(token))).statusCode).toBe(200);
+    const theirs = await get(`/dicom-web/studies?StudyInstanceUID=${b.study}`, bearer(token));
+    expect(theirs.statusCode === 200 ? uidsOf(theirs.body) : []).toEqual([]);
+    // Another patient's study: QIDO-RS finds nothing in it, WADO-RS answers 404 (the normal patient filter).
+    const series = await get(`/dicom-web/studies/${b.study}/series`, bearer(token));
+    expect(series.statusCode).toBe(200);
+    expect(series.json()).toEqual([]);
+    expect((await get(`/dicom-web/studies/${b.study}/metadata`, bearer(token))).statusCode).toBe(404);
+    expect((await get(`/api/v1/dicom/viewer-url/${a.orderId}?share=all`, dr.auth)).statusCode).toBe(400);
+    expect((await get(`/api/v1/dicom/viewer-url/${a.orderId}?share=study&compare=prior`, dr.auth)).statusCode).toBe(
+      400,
+    );
+    expect((await get(`/api/v1/dicom/viewer-url/${a.orderId}?compare=latest`, dr.auth)).statusCode).toBe(400);
+  });
+
+  test('the session check says which studies a link opens', async () => {
+    const ok = await session(token, `${a.study},${a2}`);
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json()).toMatchObject({ study: a.study, reach: 'patient', idle_timeout_s: f.config.viewerIdleTimeoutS });
+    const other = await session(token, b.study);
+    expect(other.statusCode).toBe(404);
+    expect(other.json()).toMatchObject({ error: 'study_not_available' });
+    const one = await get(`/api/v1/dicom/viewer-url/${a.orderId}?share=study`, dr.auth);
+    const oneToken = tokenOf((one.json() as ViewerLinkBody).viewer_url);
+    expect((await session(oneToken, a.study)).statusCode).toBe(200);
+    expect((await session(oneToken, a2)).statusCode).toBe(404);
+    expect((await session(dr.auth.authorization.slice(7), a.study)).statusCode).toBe(401);
+  });
+
+  test('a renewal gives the same session a fresh token, audited; each token renews once', async () => {
+    const res = await renew(token);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const fresh = (res.json() as { token: string }).token;
+    const before = decodeJwt(token);
+    const after = decodeJwt(fresh);
+    for (const claim of [
+      'sub',
+      'patient',
+      'scope',
+      'client_id',
+      'ehr_viewer_study',
+      'ehr_viewer_reach',
+      'ehr_viewer_sid',
+    ]) {
+      expect(after[claim], claim).toEqual(before[claim]);
+    }
+    expect(after.jti).not.toBe(before.jti);
+    expect((after.exp ?? 0) - (after.iat ?? 0)).toBe(f.config.viewerTokenTtlS);
+    const event = await eventOf(f.app, res);
+    expect(event.outcome).toBe('0');
+    expect(JSON.stringify(event)).toContain(String(after.jti));
+    const request = event.entity?.find((e) => e.description === 'token request')?.query ?? '';
+    expect(Buffer.from(request, 'base64').toString()).toContain('viewer-renewal');
+    expect(JSON.stringify(event)).not.toContain(fresh);
+
+    const again = await renew(token);
+    expect(again.statusCode).toBe(401);
+    expect(again.json()).toMatchObject({ error: 'already_renewed' });
+    expect((await eventOf(f.app, again)).outcome).not.toBe('0');
+    // The fresh token reads and renews in turn.
+    expect((await get(`/dicom-web/studies/${a.study}/series`, bearer(fresh))).statusCode).toBe(200);
+    expect((await renew(fresh)).statusCode).toBe(200);
+    token = fresh;
+  });
+
+  test('no renewal after the idle time, for an expired token, or for a token that is no viewer token', async () => {
+    const idle = await renew(token, f.config.viewerIdleTimeoutS + 1);
+    expect(idle.statusCode).toBe(401);
+    expect(idle.json()).toMatchObject({ error: 'idle' });
+    const expired = await mintViewerToken(await f.app.authKeys.signingKey(), {
+      issuer: `${f.baseUrl}/auth`,
+      audience: `${f.baseUrl}/fhir`,
+      sub: String(decodeJwt(token).sub),
+      patientId: a.patientId,
+      studyInstanceUid: a.study,
+      reach: 'patient',
+      ttlS: 60,
+      now: Math.floor(Date.now() / 1000) - 3600,
+    });
+    const late = await renew(expired.token);
+    expect(late.statusCode).toBe(401);
+    expect(late.headers['www-authenticate']).toMatch(/expired/);
+    const user = await renew(dr.auth.authorization.slice(7));
+    expect(user.statusCode).toBe(401);
+    expect(user.json()).toMatchObject({ error: 'not_a_viewer_token' });
+  });
+
+  test('a revoked grant ends the session: no renewal, no read', async () => {
+    const reader = await doctor(f.app, 'dr-http-revoked', [a.patientId]);
+    const res = await get(`/api/v1/dicom/viewer-url/${a.orderId}`, reader.auth);
+    const t = tokenOf((res.json() as ViewerLinkBody).viewer_url);
+    expect((await get(`/dicom-web/studies/${a.study}/series`, bearer(t))).statusCode).toBe(200);
+    const userId = await ensureUser(f.app, { username: reader.username, roles: ['doctor'] });
+    const adminId = await ensureUser(f.app, { username: 'test-admin', roles: ['admin'] });
+    expect(await revokeGrant(f.app.db, userId, a.patientId, adminId)).toBe(true);
+    const refused = await renew(t);
+    expect(refused.statusCode).toBe(401);
+    expect(`${refused.headers['www-authenticate']}`).toMatch(/no longer has access/);
+    expect((await get(`/dicom-web/studies/${a.study}/series`, bearer(t))).statusCode).toBe(401);
   });
 });

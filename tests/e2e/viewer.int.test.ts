@@ -68,8 +68,8 @@ async function pydicomStudy(file: string, which: 'rle' | 'j2k'): Promise<void> {
   orders[which] = order.orderId;
 }
 
-async function viewerUrl(orderId: string, auth: Auth): Promise<string> {
-  const res = await f.app.inject({ method: 'GET', url: `/api/v1/dicom/viewer-url/${orderId}`, headers: auth });
+async function viewerUrl(orderId: string, auth: Auth, query = ''): Promise<string> {
+  const res = await f.app.inject({ method: 'GET', url: `/api/v1/dicom/viewer-url/${orderId}${query}`, headers: auth });
   if (res.statusCode !== 200) throw new Error(`viewer-url: ${res.statusCode} ${res.body}`);
   return (res.json() as { viewer_url: string }).viewer_url;
 }
@@ -152,8 +152,8 @@ describe('OHIF through the facade, in a real browser', () => {
       now: Math.floor(Date.now() / 1000) - 3600,
     });
     const late = await open(`${f.baseUrl}/viewer?StudyInstanceUIDs=${studyA}#token=${expired.token}`);
-    // Another patient: B's valid viewer token, with A's study in the URL.
-    const bUrl = new URL(await viewerUrl(b.orderId, dr.auth));
+    // Another patient: B's valid one-study viewer token, with A's study in the URL.
+    const bUrl = new URL(await viewerUrl(b.orderId, dr.auth, '?share=study'));
     bUrl.searchParams.set('StudyInstanceUIDs', studyA);
     const other = await open(bUrl.toString());
 

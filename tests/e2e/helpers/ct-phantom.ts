@@ -16,6 +16,8 @@ export interface CtSeriesOptions {
   studyInstanceUid: string;
   accessionNumber?: string;
   studyDescription?: string;
+  /** DICOM DA; 20260115 unless given. */
+  studyDate?: string;
   slices?: number;
   /** Rows = columns. */
   size?: number;
@@ -99,7 +101,7 @@ export function ctSeries(opts: CtSeriesOptions): CtSeries {
       AccessionNumber: opts.accessionNumber ?? '',
       StudyDescription: opts.studyDescription ?? 'CT HEAD PHANTOM',
       SeriesDescription: 'Axial 3 mm',
-      StudyDate: '20260115',
+      StudyDate: opts.studyDate ?? '20260115',
       StudyTime: '101500',
       SeriesDate: '20260115',
       SeriesTime: '101600',
