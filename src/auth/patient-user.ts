@@ -1,5 +1,5 @@
 /**
- * Patient logins (pure): a user with the `patient` role stands for one Patient (`users.patient_id`, migration 018).
+ * Patient logins (pure): a user with the `patient` role stands for one Patient (`users.patient_id`).
  * Every token the built-in server issues to such a user has that Patient as its launch context (SMART App Launch 2.x
  * `patient` claim, https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html), whatever the client asked
  * for, and its resource scopes are the patient-context, read-only form of the granted ones: `user/*.cruds` becomes
@@ -19,7 +19,7 @@ export interface PatientLoginFields {
   readonly practitionerId?: string | null | undefined;
 }
 
-/** A patient login has a linked Patient; a user with the role but without one (impossible by migration 018) is not. */
+/** A patient login has a linked Patient; a user with the role but without one (which the users table forbids) is not. */
 export function patientOfUser(user: PatientLoginFields): string | undefined {
   return user.roles.includes(PATIENT_ROLE) && user.patientId ? user.patientId : undefined;
 }

@@ -27,7 +27,7 @@ export interface NewUserLink {
 }
 
 /**
- * The rules of a patient login (migration 018 holds them too): the `patient` role alone, naming the Patient it stands
+ * The rules of a patient login (the users table checks them too): the `patient` role alone, naming the Patient it stands
  * for, without practitioner or department; no other user names a patient. Pure; undefined when the user keeps them.
  */
 export function patientLoginProblem(u: NewUserLink): string | undefined {

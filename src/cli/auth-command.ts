@@ -79,7 +79,7 @@ async function user(db: DatabasePool, args: string[]): Promise<number> {
       if (roles.length === 0 || !roles.every(isRole)) {
         throw new UsageError('--role must be one or more of doctor, nurse, radiologist, auditor, admin, patient');
       }
-      // A patient login: the patient role alone, standing for one existing Patient (migration 018).
+      // A patient login: the patient role alone, standing for one existing Patient (the users table checks it too).
       const link = { roles, patient: v.patient, practitionerId: v.practitioner, department: v.department };
       await checkNewUserLink(db, link).catch((e: unknown) => {
         throw e instanceof UserSpecError ? new UsageError(`${e.message} (--role patient --patient ID)`) : e;
