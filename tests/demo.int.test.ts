@@ -1,23 +1,26 @@
 /**
  * The demo (`bin/ehr demo`, run by `make up` on a fresh data folder) against the real facade on the throwaway stack:
  * what it loads, that it goes through the API (FHIR, STOW-RS) and is visible per role, the logins file, and that a
- * second run changes nothing.
+ * second run changes nothing. Then the README's walkthrough, run as written on what the demo left behind
+ * (helpers/walkthrough.ts): it needs the demo, so it runs here, after the demo's first load has been checked.
  */
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { LOGINS_FILE, MARKER_FILE, runDemo } from '../src/cli/demo-command.ts';
 import type { DemoResult } from '../src/cli/demo.ts';
 import { DEMO_SYSTEM, DEMO_USERS } from '../src/cli/demo-data.ts';
 import { pydicomAvailable } from '../src/cli/demo-dicom.ts';
+import { freePort } from '../src/stack/process.ts';
 import { testConfig } from './helpers/app.ts';
 import { bearer, tokenFor } from './helpers/auth.ts';
+import { runWalkthrough, steps, type WalkthroughRun } from './helpers/walkthrough.ts';
 
-const config = testConfig();
+let config: ReturnType<typeof testConfig>;
 let app: FastifyInstance;
 let baseUrl: string;
 let dataDir: string;
@@ -25,10 +28,13 @@ let first: DemoResult;
 const output: string[] = [];
 
 beforeAll(async () => {
+  // The facade's public base URL is the address it listens on, as on a reader's machine (the walkthrough's tokens
+  // name it as their audience).
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  config = testConfig({ host: '127.0.0.1', port, publicBaseUrl: baseUrl });
   app = await buildApp(config);
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = app.server.address() as { port: number };
-  baseUrl = `http://127.0.0.1:${addr.port}`;
+  await app.listen({ host: '127.0.0.1', port });
   dataDir = mkdtempSync(join(tmpdir(), 'ehr-demo-'));
   first = await runDemo(config, dataDir, (l) => output.push(l), { baseUrl });
 }, 180_000);
@@ -143,4 +149,27 @@ describe('second run', () => {
     expect(readFileSync(join(dataDir, LOGINS_FILE), 'utf8')).toBe(before);
     expect(DEMO_USERS).toHaveLength(6);
   });
+});
+
+describe('README walkthrough, on the loaded demo', () => {
+  let run: WalkthroughRun;
+  beforeAll(async () => {
+    run = await runWalkthrough({ baseUrl, dataDir, stack: inject('stack') });
+    if (process.env['EHR_WALKTHROUGH_TRANSCRIPT'])
+      writeFileSync(process.env['EHR_WALKTHROUGH_TRANSCRIPT'], run.transcript);
+  }, 300_000);
+
+  test('has commands to run', () => {
+    expect(steps.length).toBeGreaterThan(5);
+  });
+
+  test.each(steps.map((s, i) => ({ ...s, i, name: `line ${s.line}: ${s.command.slice(0, 90)}` })))(
+    '$name',
+    ({ i, expect: promised }) => {
+      const r = run.results[i];
+      if (!r) throw new Error(`the step did not run (an earlier one failed?); transcript:\n${run.transcript}`);
+      expect({ code: r.code, output: r.output }).toMatchObject({ code: 0 });
+      if (promised !== undefined) expect(r.output).toContain(promised);
+    },
+  );
 });
