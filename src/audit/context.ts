@@ -44,7 +44,6 @@ function pathOf(url: string): { path: string; query: string } {
   return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
 }
 
-const seg = (s: string | undefined) => (s ? decodeURIComponent(s) : undefined);
 const INSTANCE_INTERACTION: Record<string, RestInteraction> = {
   GET: 'read',
   HEAD: 'read',

@@ -1,8 +1,5 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { type AuditBase, fhirRestEvent } from './balp.ts';
-import { dicomRetrieveEvent } from './balp-dicom.ts';
-import { auditIndex } from './chain.ts';
 import { dicomKeys, fhirNamed, lookupable } from './enrich.ts';
 import { auditEventIssues } from './validate.ts';
 

@@ -5,14 +5,10 @@
  */
 import { pipeline, Readable } from 'node:stream';
 import cors from '@fastify/cors';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import { declareRules, dicomWebRules } from '../http/route-rules.ts';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/spec.ts';
-import { OrthancUnavailableError } from '../orthanc/errors.ts';
-import { isDatabaseFault } from '../db/breaker.ts';
-import { DependencyUnavailableError } from '../resilience/circuit-breaker.ts';
-import { AuditUnavailableError } from '../audit/hold-last.ts';
 import { OrthancProxy } from '../orthanc/proxy.ts';
 import { NOT_FOUND_MESSAGE } from './errors.ts';
 import { renderDicom, renderDicomStatus, sendRendered } from '../errors/render.ts';
@@ -22,7 +18,6 @@ import { collectRoutes, registerMethodNotAllowed } from './http/method-not-allow
 import { PUBLIC_DICOMWEB_PATH, planPublicUrls, ReplaceStream } from './http/public-url.ts';
 import { type QidoContext, qidoRoutes } from './qido/routes.ts';
 import { StudyAnswersStore } from './qido/study-answers-store.ts';
-import { DICOM_JSON } from './relay.ts';
 import { GcPacer, minorGcFunction, RELAY_GC_EVERY_BYTES } from './http/gc-pacer.ts';
 import { ResourceMembership } from './access/resource-membership.ts';
 import { fetchSeriesMetadata, MetadataPrefetch } from './qido/metadata-prefetch.ts';
