@@ -24,7 +24,7 @@
  * - FHIR writes commit their events in their own transaction: the FHIR scope wires its repository with
  *   {@link auditFhirWrites}.
  */
-import { dicomErrorBody } from '../errors/render.ts';
+import { renderError } from '../errors/render.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
@@ -42,7 +42,7 @@ import {
   type StudyPatientsLookup,
 } from './enrich.ts';
 import { GroupCommit } from './group-commit.ts';
-import { HoldLastChunk } from './hold-last.ts';
+import { AuditUnavailableError, HoldLastChunk } from './hold-last.ts';
 import { ChainAppender } from './chain-appender.ts';
 import { AuditOutbox } from './outbox.ts';
 import { timedAuditCommit, watchAuditQueues } from '../metrics/audit.ts';
@@ -204,23 +204,25 @@ export async function auditStoreWithin(
 const isStream = (payload: unknown): payload is Readable =>
   typeof (payload as { pipe?: unknown } | null)?.pipe === 'function';
 
-/** An error body in the route's error dialect (its rules): OperationOutcome, DICOM ErrorComment, or a JSON error. */
-function unavailableBody(req: FastifyRequest, reply: FastifyReply): string {
+/**
+ * The withheld answer, rendered like every other error of the route's API (its rules' dialect): an OperationOutcome,
+ * a DICOM ErrorComment, or the facade's JSON error (also for the OAuth endpoints, whose RFC 6749 errors have no
+ * "unavailable" value for a token response).
+ */
+function unavailableBody(req: FastifyRequest, reply: FastifyReply, cause: unknown): string {
   const dialect = req.routeOptions.config.rules?.dialect;
-  const fhir = dialect === 'fhir';
-  reply.removeHeader('content-length');
-  const message = `audit record could not be stored; request id ${req.id}`;
-  // DICOMweb clients get a DICOM-shaped error (ErrorComment), as for every other DICOMweb failure.
-  if (dialect === 'dicom') {
-    reply.type('application/dicom+json');
-    return dicomErrorBody(message);
-  }
-  reply.type(fhir ? 'application/fhir+json' : 'application/json; charset=utf-8');
-  return JSON.stringify(
-    fhir
-      ? { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', diagnostics: message }] }
-      : { error: 'audit unavailable', error_description: message, requestId: req.id },
+  const r = renderError(
+    dialect === 'fhir' || dialect === 'dicom' ? dialect : 'json',
+    new AuditUnavailableError(req.id, { cause }),
+    req.id,
   );
+  reply.removeHeader('content-length');
+  reply.code(r.statusCode);
+  for (const [name, value] of Object.entries(r.headers)) reply.header(name, value);
+  if (r.headers['content-type'] === undefined) {
+    reply.type(dialect === 'fhir' ? 'application/fhir+json' : 'application/json; charset=utf-8');
+  }
+  return typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
 }
 
 export const auditPlugin = fp(
@@ -354,8 +356,7 @@ export const auditPlugin = fp(
       } catch (err) {
         req.log.error({ err }, 'audit event could not be stored: response withheld');
         (payload as { destroy?: () => void } | null)?.destroy?.();
-        reply.code(503);
-        return unavailableBody(req, reply);
+        return unavailableBody(req, reply, err);
       }
     });
 

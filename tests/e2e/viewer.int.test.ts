@@ -19,7 +19,7 @@ import { ctSeries, newUid } from './helpers/ct-phantom.ts';
 import { type Auth, addOrder, type Booked, bookPatientAndOrder, type Doctor, doctor, stow } from './helpers/ehr.ts';
 
 /**
- * The issue's four real-browser tests: OHIF (served by the facade) in Debian's chromium, against the real facade and
+ * Real-browser tests of the viewer: OHIF (served by the facade) in Debian's chromium, against the real facade and
  * the throwaway PostgreSQL + Orthanc. Screenshots go to test-artifacts/e2e/. Every wait is bounded.
  */
 

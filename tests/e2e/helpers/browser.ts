@@ -44,7 +44,7 @@ export interface DicomWebCall {
   readonly authorization: string | undefined;
 }
 
-/** Records every /dicom-web response the page receives (the network log of the tests). */
+/** Records every /dicom-web response the page receives (the network log the viewer tests assert on). */
 export function recordDicomWeb(page: Page): DicomWebCall[] {
   const calls: DicomWebCall[] = [];
   page.on('response', (res) => {
