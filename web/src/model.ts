@@ -13,6 +13,8 @@ export interface Identifier {
 export interface HumanName {
   family?: string;
   given?: string[];
+  text?: string;
+  use?: string;
 }
 export interface Patient {
   resourceType: 'Patient';
@@ -86,8 +88,9 @@ export function accessionOf(o: ServiceRequest | undefined): string {
 
 export function nameOf(p: Patient | undefined): string {
   const n = p?.name?.[0];
-  if (!n) return '(no name)';
-  return [n.family, (n.given ?? []).join(' ')].filter(Boolean).join(', ');
+  // A name may hold only `text`, or nothing usable: never an empty string (it would be an unnamed link).
+  const parts = [n?.family, (n?.given ?? []).join(' ')].filter(Boolean).join(', ');
+  return parts || n?.text?.trim() || '(no name)';
 }
 
 /** The patient's name as a DICOM PN value: Family^Given (PS3.5 §6.2). */
