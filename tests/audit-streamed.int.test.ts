@@ -24,7 +24,9 @@ const eventStored = async (requestId: string) =>
   (await app.db.maybeOne(sql.unsafe`SELECT 1 FROM audit_event WHERE request_id = ${requestId}`)) !== null;
 
 beforeAll(async () => {
-  app = await testApp();
+  // Every retrieval with an event of its own (no study transfer windows: audit-transfer.int.test.ts covers those), so
+  // that each request below waits for its own commit.
+  app = await testApp({ auditTransferWindowS: 0 });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   data = await seedDataset(app, `aus${Date.now().toString(36)}`);
   patA = bearer(

@@ -5,7 +5,9 @@
  *
  * - QIDO-RS (search): type DCM 110112 "Query", action E, the raw query base64 in a BALP query entity.
  * - WADO-RS (retrieve): type DCM 110104 "DICOM Instances Transferred", action R (the server sends, the client reads
- *   or exports the instances), one entity per Study Instance UID (identifier type DCM 110180).
+ *   or exports the instances), one entity per Study Instance UID (identifier type DCM 110180). The record that closes
+ *   a transfer window (transfer-window.ts) adds the window's `period` and its counts as details of the study entity
+ *   (`retrievals`, `instances`, `series`, `frames`, `bytes`).
  * - Study archive download (`/api/v1/studies/{uid}/archive`): type DCM 110106 "Export", action R, as WADO-RS.
  * - STOW-RS (store): type DCM 110104, action C (created here), the studies and the order (ServiceRequest and
  *   accession number) as entities.
@@ -15,6 +17,7 @@
  */
 import type { AuditEvent, AuditEventEntity, AuditEventEntityDetail, Identifier, Reference } from '@medplum/fhirtypes';
 import { type AuditBase, dataEntity, frame, patientEntities, queryEntity } from './balp.ts';
+import type { TransferTally } from './transfer-window.ts';
 import { ENTITY_ROLE, ENTITY_TYPE, IDENTIFIER_TYPE, restSubtype, TYPE } from './codes.ts';
 
 /** A study touched, optionally narrowed to a series or instance. */
@@ -96,6 +99,19 @@ export interface DicomRetrieveInput {
   readonly patientIds?: Iterable<string> | undefined;
   /** The instances leave as a downloaded archive (zip, DICOMDIR media), not to a viewer: a Data Export event. */
   readonly export?: boolean | undefined;
+  /** The totals of a transfer window (transfer-window.ts): the event then stands for all its retrievals. */
+  readonly transfer?: TransferTally | undefined;
+}
+
+/** The counts of a transfer window, as details of its study entity. */
+function transferDetails(t: TransferTally): AuditEventEntityDetail[] {
+  return [
+    { type: 'retrievals', valueString: String(t.retrievals) },
+    { type: 'instances', valueString: String(t.instances) },
+    { type: 'series', valueString: String(t.series) },
+    { type: 'frames', valueString: String(t.frames) },
+    { type: 'bytes', valueString: String(t.bytes) },
+  ];
 }
 
 /**
@@ -103,9 +119,14 @@ export interface DicomRetrieveInput {
  * download is a Data Export (DCM 110106, PS3.15 A.5.3.7), also action R, with the same entities.
  */
 export function dicomRetrieveEvent(base: AuditBase, input: DicomRetrieveInput): AuditEvent {
-  const entities = [...patientEntities(base, input.patientIds ?? []), ...studies(input.studies)];
+  const transfer = input.transfer;
+  const studyEntities = studies(input.studies).map((e) =>
+    transfer ? { ...e, detail: [...(e.detail ?? []), ...transferDetails(transfer)] } : e,
+  );
+  const entities = [...patientEntities(base, input.patientIds ?? []), ...studyEntities];
   const type = input.export ? TYPE.export : TYPE.instancesTransferred;
-  return frame(base, type, [restSubtype('read')], 'R', 'read', entities);
+  const event = frame(base, type, [restSubtype('read')], 'R', 'read', entities);
+  return transfer ? { ...event, period: { start: transfer.start, end: transfer.end } } : event;
 }
 
 export interface DicomStoreInput {

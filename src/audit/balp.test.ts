@@ -208,6 +208,30 @@ describe('DICOMweb', () => {
     expect(auditEventIssues(e)).toEqual([]);
   });
 
+  test('the record closing a transfer window carries its period and its counts on the study entity', () => {
+    const transfer = {
+      retrievals: 42,
+      instances: 40,
+      series: 2,
+      frames: 40,
+      bytes: 21_000_000,
+      start: '2025-01-02T03:04:05.678Z',
+      end: '2025-01-02T03:06:00.000Z',
+    };
+    const e = dicomRetrieveEvent(base, { studies: [{ studyUid: '1.2.3' }], patientIds: ['pat-a'], transfer });
+    expect(e.type?.code).toBe('110104');
+    expect(e.period).toEqual({ start: transfer.start, end: transfer.end });
+    const study = e.entity?.find((x) => x.what?.identifier?.value === '1.2.3');
+    expect(study?.detail).toEqual([
+      { type: 'retrievals', valueString: '42' },
+      { type: 'instances', valueString: '40' },
+      { type: 'series', valueString: '2' },
+      { type: 'frames', valueString: '40' },
+      { type: 'bytes', valueString: '21000000' },
+    ]);
+    expect(auditEventIssues(e)).toEqual([]);
+  });
+
   test('a denied store keeps the study UIDs sent but names neither patient nor order', () => {
     const e = dicomStoreEvent(
       { ...base, outcome: '4', denied: true },

@@ -25,6 +25,7 @@ import {
 } from './balp-dicom.ts';
 import { apiRequestEvent, authRequestEvent } from './balp-generic.ts';
 import { type AuditOutcome, type RestInteraction, SUBTYPE } from './codes.ts';
+import type { RetrievalFacts, TransferTally } from './transfer-window.ts';
 import { type AuditDb, appendAuditEvent, type StoredAuditEvent } from './store.ts';
 
 /** What an access was, as a handler (or the fallback) describes it. */
@@ -251,6 +252,31 @@ export class AuditContext {
   }
 
   /**
+   * The study transfer this request is part of: a DICOMweb retrieval (not an archive export) of exactly one study,
+   * with what it addressed (transfer-window.ts); undefined for anything else.
+   */
+  transfer(): { studyUid: string; facts: RetrievalFacts } | undefined {
+    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url, this.facts.how);
+    if (d.kind !== 'dicom-retrieve' || d.input.export || d.input.transfer || d.input.studies.length !== 1)
+      return undefined;
+    const s = d.input.studies[0] as (typeof d.input.studies)[number];
+    return {
+      studyUid: s.studyUid,
+      facts: { seriesUid: s.seriesUid, instanceUid: s.instanceUid, frames: framesIn(this.facts.url) },
+    };
+  }
+
+  /**
+   * The record that closes a transfer window this request opened: the study as a whole with the window's totals,
+   * and the agent, network, patients and request id of this opening request (so both records of a window share the
+   * BALP transaction entity).
+   */
+  buildTransfer(studyUid: string, tally: TransferTally, recorded = new Date()): AuditEvent {
+    const d: AuditDescription = { kind: 'dicom-retrieve', input: { studies: [{ studyUid }], transfer: tally } };
+    return buildAuditEvent(this.patients.size ? addPatientIds(d, [...this.patients]) : d, this.base(200, recorded));
+  }
+
+  /**
    * Appends this request's event inside the handler's own transaction `tx` (so that a write and its audit commit
    * together) and marks it, so that the plugin does not write a second one; the plugin checks after the response
    * that it was committed, and records a fallback event otherwise.
@@ -260,6 +286,14 @@ export class AuditContext {
     this.appendedId = stored.id;
     return stored;
   }
+}
+
+const FRAME_LIST = /\/frames\/([0-9,]+)(?:\/|\?|$)/;
+
+/** The number of frames a WADO-RS URL asks for (`/frames/1,2,3`: 3); 0 when it names none. */
+export function framesIn(url: string): number {
+  const m = FRAME_LIST.exec(url);
+  return m?.[1] ? m[1].split(',').filter(Boolean).length : 0;
 }
 
 function addPatientIds(d: AuditDescription, ids: string[]): AuditDescription {

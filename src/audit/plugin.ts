@@ -47,6 +47,7 @@ import { ChainAppender } from './chain-appender.ts';
 import { AuditOutbox } from './outbox.ts';
 import { timedAuditCommit, watchAuditQueues } from '../metrics/audit.ts';
 import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
+import { TransferWindows, type TransferWindow } from './transfer-window.ts';
 import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
 import type { AuditEvent } from '@medplum/fhirtypes';
 
@@ -201,6 +202,15 @@ export async function auditStoreWithin(
   await ctx.writeWithin(tx, 200);
 }
 
+/** What the record closing a transfer window is built from: the opening request's audit context and its study. */
+interface TransferSeed {
+  readonly ctx: AuditContext;
+  readonly studyUid: string;
+}
+
+/** Most transfer windows open at once (callers × studies); one more ends the oldest early. */
+const MAX_OPEN_TRANSFERS = 10_000;
+
 const isStream = (payload: unknown): payload is Readable =>
   typeof (payload as { pipe?: unknown } | null)?.pipe === 'function';
 
@@ -285,9 +295,25 @@ export const auditPlugin = fp(
       { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs, maxInFlight: outbox ? 4 : 1 },
     );
     watchAuditQueues(writer, outbox);
+    // Study transfers (transfer-window.ts): a caller's successful retrievals of one study within the window share the
+    // opening retrieval's durable event; the window's totals are written as a second event when it ends.
+    const transfers =
+      opts.config.auditTransferWindowS > 0
+        ? new TransferWindows<TransferSeed>({
+            windowMs: opts.config.auditTransferWindowS * 1000,
+            maxOpen: MAX_OPEN_TRANSFERS,
+            onClose: (w) => {
+              const tally = w.tally();
+              writer.submit(w.seed.ctx.buildTransfer(w.seed.studyUid, tally)).catch((err: unknown) => {
+                app.log.error({ err, study: w.seed.studyUid, tally }, 'audit: a study transfer record was not stored');
+              });
+            },
+          })
+        : null;
     // Registered after the database plugin, so this runs before the pool closes: queued events are still written,
     // and the outbox ships what it holds.
     app.addHook('onClose', async () => {
+      await transfers?.endAll();
       await writer.close();
       await outbox?.close();
       await spill?.close();
@@ -337,10 +363,59 @@ export const auditPlugin = fp(
       }
     };
 
+    /**
+     * A successful retrieval of one study (transfer-window.ts): joins the caller's open window of that study, or opens
+     * one with this request's own event. Returns the window (whose `durable` the response waits for), or undefined
+     * when the request is not part of a study transfer (it then gets its own event as any other).
+     */
+    const inTransfer = (
+      req: FastifyRequest,
+      reply: FastifyReply,
+      status: number,
+    ): TransferWindow<TransferSeed> | undefined => {
+      if (!transfers || req.method !== 'GET' || status < 200 || status >= 300) return undefined;
+      const ctx = auditOf(req, baseUrl);
+      if (ctx.written || ctx.appendedId) return undefined;
+      const t = ctx.transfer();
+      if (!t) return undefined;
+      const key = `${t.studyUid}\u0000${req.ip}\u0000${JSON.stringify(req.access?.agent ?? null)}`;
+      let w = transfers.current(key);
+      if (w) ctx.written = true;
+      else {
+        const durable = record(req, status);
+        durable.catch((err: unknown) => {
+          req.log.error({ err }, 'audit event could not be stored: study transfer refused');
+        });
+        w = transfers.open(key, { ctx, studyUid: t.studyUid }, durable);
+      }
+      w.add(t.facts, transfers.now());
+      w.inFlight++;
+      const window = w;
+      const socket = req.raw.socket;
+      const start = socket?.bytesWritten ?? 0;
+      // 'close' follows 'finish', and also ends a response the client abandoned (no onResponse then).
+      reply.raw.once('close', () => transfers.finished(window, (socket?.bytesWritten ?? start) - start));
+      return w;
+    };
+
     app.addHook('onSend', async (req, reply, payload) => {
       if (!isAuditedRequest(req)) return payload;
       const status = reply.statusCode;
-      if (isStream(payload) && status >= 200 && status < 300 && req.method !== 'HEAD') {
+      const streamed = isStream(payload) && status >= 200 && status < 300 && req.method !== 'HEAD';
+      const transfer = inTransfer(req, reply, status);
+      if (transfer) {
+        // Joined a window whose opening event is durable: nothing to wait for.
+        if (transfer.committed) return payload;
+        if (streamed) return pipeline(payload, new HoldLastChunk(transfer.durable, req.id), () => undefined);
+        try {
+          await transfer.durable;
+          return payload;
+        } catch (err) {
+          (payload as { destroy?: () => void } | null)?.destroy?.();
+          return unavailableBody(req, reply, err);
+        }
+      }
+      if (streamed) {
         // A streamed answer (WADO-RS, relayed QIDO-RS): its bytes flow while the event commits, but the last chunk
         // waits for the commit, so the response never completes before its event is durable (hold-last.ts). (Not for
         // HEAD: its response completes without the body.)

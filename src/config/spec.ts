@@ -46,6 +46,7 @@ export interface Config {
   auditOutboxDir: string;
   auditSpillDir: string;
   auditOutboxShipMs: number;
+  auditTransferWindowS: number;
   stowMaxInstanceBytes: number;
   stowMaxRequestBytes: number;
   stowUnmatched: 'reject' | 'hold';
@@ -287,6 +288,14 @@ export const configVars: readonly ConfigVar[] = [
     default: 200,
     description:
       'With `EHR_AUDIT_OUTBOX_DIR`: milliseconds outboxed events wait before they are shipped to PostgreSQL.',
+  },
+  {
+    env: 'EHR_AUDIT_TRANSFER_WINDOW_S',
+    key: 'auditTransferWindowS',
+    schema: { type: 'integer', minimum: 0, maximum: 3600 },
+    default: 300,
+    description:
+      "Seconds a caller's retrievals of one study form one DICOM transfer: the first is recorded before its answer, the rest counted into one closing event. 0: one event each.",
   },
   {
     env: 'EHR_AUTH_BUILTIN_SERVER',
