@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { AccessLog } from './http/access-log.ts';
 import pino from 'pino';
 import type { Config } from './config/spec.ts';
 import { auditFhirWrites, auditPlugin, type FhirWriteHooked } from './audit/plugin.ts';
@@ -70,7 +71,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    logController: new AccessLog({ requestIdLogLabel: 'requestId' }),
     trustProxy: config.trustProxy,
     bodyLimit: 1_048_576,
     // Node's default 16 KiB header limit would answer a huge bearer token with a bare 431; allow enough that the

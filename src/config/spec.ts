@@ -231,7 +231,8 @@ export const configVars: readonly ConfigVar[] = [
     key: 'logLevel',
     schema: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     default: 'info',
-    description: 'Pino log level.',
+    description:
+      'Pino log level. `info`: one line per request when it ends (method, URL, status, time, request id); `debug` adds each incoming request with its headers, credentials redacted.',
   },
   {
     env: 'EHR_METRICS_LISTEN',
