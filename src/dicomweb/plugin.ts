@@ -46,6 +46,9 @@ declare module 'fastify' {
   }
 }
 
+/** How often the caches drop their expired entries. */
+const CACHE_SWEEP_MS = 10_000;
+
 /** Sends a DICOM-shaped error: status, `application/dicom+json` ErrorComment, and the reason in a `Warning` header. */
 export function sendDicomError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return sendRendered(reply, renderDicomStatus(status, message));
@@ -231,7 +234,15 @@ export const dicomWebPlugin = fp(
         ),
     });
     app.decorate('dicomWebMetadataPrefetch', metadataPrefetch);
+    // Expired answers leave the caches as they expire, so that memory an idle facade held for them goes back.
+    const sweeper = setInterval(() => {
+      seriesCache.sweep();
+      index.sweep();
+      resources.sweep();
+    }, CACHE_SWEEP_MS);
+    sweeper.unref();
     app.addHook('onClose', async () => {
+      clearInterval(sweeper);
       await metadataPrefetch.close();
       await changes?.stop();
       stopInvalidation();

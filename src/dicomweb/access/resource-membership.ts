@@ -66,6 +66,11 @@ export class ResourceMembership {
     });
   }
 
+  /** Drops the expired entries. */
+  sweep(): number {
+    return this.#cache.sweep();
+  }
+
   /** Does Orthanc hold the target (study, series or instance, whichever is deepest) in one of the linked studies? */
   async exists(linked: LinkedStudy, target: RetrieveTarget): Promise<boolean> {
     const patientIds = linked.patientIds.length ? linked.patientIds : await this.#patientIdsOf(target.study, linked);

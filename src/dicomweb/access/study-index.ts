@@ -76,6 +76,13 @@ export class StudyIndex {
     this.#unsubscribe = onStudyLinksChanged((uid) => this.invalidate(uid));
   }
 
+  /** Drops the expired entries of every cache. */
+  sweep(): number {
+    let n = 0;
+    for (const c of this.#caches()) n += c.sweep();
+    return n;
+  }
+
   /** Stops receiving invalidations (app shutdown). */
   close(): void {
     this.#unsubscribe();
@@ -105,7 +112,7 @@ export class StudyIndex {
     for (const c of this.#caches()) c.invalidate(studyUid);
   }
 
-  #caches(): readonly Pick<InvalidatableCache<unknown>, 'invalidate' | 'suspend' | 'resume'>[] {
+  #caches(): readonly Pick<InvalidatableCache<unknown>, 'invalidate' | 'suspend' | 'resume' | 'sweep'>[] {
     return [this.#byStudy, this.#byStudyRestricted, this.#byPatients];
   }
 

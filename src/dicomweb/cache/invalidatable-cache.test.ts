@@ -23,6 +23,22 @@ describe('InvalidatableCache', () => {
   });
 
   test.each([
+    // [age of the old entries when swept, dropped by the sweep]
+    [59_999, 0],
+    [60_000, 2],
+  ])('a sweep after %i ms drops %i expired entries and frees their weight', (after, dropped) => {
+    const { c, advance } = cache({ weigh: (_k, v) => v.length });
+    c.put('a', c.ticket('st1'), 'aaa');
+    c.put('b', c.ticket(undefined), 'bb');
+    advance(after);
+    c.put('fresh', c.ticket('st2'), 'f');
+    expect(c.sweep()).toBe(dropped);
+    expect(c.size).toBe(3 - dropped);
+    expect(c.weight).toBe(dropped ? 1 : 6);
+    expect(c.get('fresh')).toBe('f');
+  });
+
+  test.each([
     // [entry group, invalidated, entry dropped]
     ['st1', 'st1', true],
     ['st1', 'st2', false],

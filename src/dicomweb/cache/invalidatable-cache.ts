@@ -15,6 +15,7 @@
  *   before it is stored.
  * - Single flight: {@link fly} runs one read per key at a time; {@link flight} hands it to concurrent requests for the
  *   same key, unless its ticket went stale (its answer will not be stored, so waiting for it would be for nothing).
+ * - Sweep: {@link sweep} drops the expired entries (the owner calls it from time to time).
  * - Bound: the total weight (default: 1 per entry) stays within `maxWeight`, either by dropping the least recently
  *   used entries (`whenFull: 'lru'`) or by dropping everything (`'clear'`, cheap for answers that are cheap to read).
  */
@@ -116,6 +117,21 @@ export class InvalidatableCache<V> {
   has(key: string): boolean {
     const e = this.#entries.get(key);
     return !this.#suspended && e !== undefined && e.expires > this.#now();
+  }
+
+  /**
+   * Drops every expired entry; returns how many. Lookups drop an expired entry they meet, but one nobody asks for
+   * again would otherwise hold its memory until the bound pushes it out.
+   */
+  sweep(): number {
+    const now = this.#now();
+    let dropped = 0;
+    for (const [key, e] of this.#entries) {
+      if (e.expires > now) continue;
+      this.#remove(key);
+      dropped++;
+    }
+    return dropped;
   }
 
   /** Take before reading the source; `group` undefined: any invalidation makes the ticket stale. */

@@ -92,6 +92,11 @@ export class SeriesCache {
     });
   }
 
+  /** Drops the expired answers (their memory goes back at once, not when the bound pushes them out). */
+  sweep(): number {
+    return this.#cache.sweep();
+  }
+
   get enabled(): boolean {
     return !this.#cache.suspended && this.#opts.maxBytes > 0 && this.#opts.ttlMs > 0 && this.#opts.maxEntryBytes > 0;
   }
