@@ -155,8 +155,8 @@ async function dicomWebScope(app: FastifyInstance, opts: { config: Config; conte
   await app.register(qidoRoutes, { context: opts.context });
   await app.register(wadoRoutes, { context: opts.context });
   await app.register(wadoUriRoutes, { context: opts.context });
-  // STOW-RS (POST /studies, /studies/{study}): registered here.
-  await app.register(stowRoutes, { config });
+  // STOW-RS (POST /studies, /studies/{study}): registered here; the body's chunks are paced like relayed ones.
+  await app.register(stowRoutes, { config, gcPacer: opts.context.gcPacer });
   // Other methods on these resources: 405 with Allow, not 404 (RFC 9110 §15.5.6).
   registerMethodNotAllowed(app, routes, sendDicomError);
 }

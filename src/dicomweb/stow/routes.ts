@@ -1,3 +1,4 @@
+import type { GcPacer } from '../http/gc-pacer.ts';
 import { countStored } from '../../metrics/plugin.ts';
 import { uploadRules } from '../../http/route-rules.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -69,8 +70,9 @@ export function sendStowResult(
   return reply.code(r.status).header('content-type', 'application/dicom+json').send(r.body);
 }
 
-export async function stowRoutes(app: FastifyInstance, opts: { config: Config }): Promise<void> {
+export async function stowRoutes(app: FastifyInstance, opts: { config: Config; gcPacer?: GcPacer }): Promise<void> {
   const { config } = opts;
+  const onBytes = opts.gcPacer ? (n: number) => opts.gcPacer?.note(n) : undefined;
   const depsFor = stowFactory(app, config);
   const dicomWebBase = `${config.publicBaseUrl}/dicom-web`;
   installExpectHandling(app.server);
@@ -88,7 +90,7 @@ export async function stowRoutes(app: FastifyInstance, opts: { config: Config })
     const boundary = stowBoundary(req.headers['content-type']);
     checkContentLength(req, config.stowMaxRequestBytes);
     continueIfExpected(req, reply.raw);
-    const parts = parseMultipart(limitedBody(req.raw, config.stowMaxRequestBytes), {
+    const parts = parseMultipart(limitedBody(req.raw, config.stowMaxRequestBytes, onBytes), {
       boundary,
       maxPartBytes: config.stowMaxInstanceBytes,
     });

@@ -101,12 +101,20 @@ export function checkContentLength(req: FastifyRequest, max: number): void {
   }
 }
 
-/** The request body, failing with 413 past `max` bytes and with 400 when the client aborts. */
-export async function* limitedBody(raw: IncomingMessage, max: number): AsyncGenerator<Buffer> {
+/**
+ * The request body, failing with 413 past `max` bytes and with 400 when the client aborts; `onBytes` hears the size of
+ * each chunk read (the GC pacer, gc-pacer.ts).
+ */
+export async function* limitedBody(
+  raw: IncomingMessage,
+  max: number,
+  onBytes?: (n: number) => void,
+): AsyncGenerator<Buffer> {
   let n = 0;
   try {
     for await (const chunk of raw) {
       n += (chunk as Buffer).length;
+      onBytes?.((chunk as Buffer).length);
       if (n > max) throw new UploadRequestError(413, `request body exceeds the limit of ${max} bytes`);
       yield chunk as Buffer;
     }
