@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { AccessLog } from './http/access-log.ts';
-import pino from 'pino';
+import { AccessLog, stdoutLog } from './http/access-log.ts';
 import type { Config } from './config/spec.ts';
 import { auditFhirWrites, auditPlugin, type FhirWriteHooked } from './audit/plugin.ts';
 import { auditEventRoutes } from './audit/routes.ts';
@@ -51,6 +50,7 @@ export interface BuildOptions {
  * Order: logging and request ids → database → Orthanc client → health → access → FHIR → DICOMweb.
  */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const stdout = opts.logStream ? undefined : stdoutLog();
   const app = Fastify({
     logger: {
       level: config.logLevel,
@@ -63,9 +63,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
           headers: req.headers,
         }),
       },
-      // Asynchronous writes (sonic-boom, flushed at exit): a request's log lines do not block the event loop with one
-      // write(2) each; lines written while a write is in flight go out together.
-      stream: opts.logStream ?? pino.destination({ dest: 1, sync: false }),
+      // Asynchronous, batched writes (src/http/access-log.ts): lines never block the event loop.
+      stream: opts.logStream ?? (stdout as NonNullable<typeof stdout>).stream,
     },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -136,5 +135,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   // Unknown paths under /api and /auth: 404, audited like those surfaces' routes.
   await app.register(auditedNotFound, { prefix: '/api', rules: API_RULES });
   await app.register(auditedNotFound, { prefix: '/auth', rules: { ...OAUTH_RULES, dialect: 'plain' } });
+  // Last: lines logged while the app closes are still written.
+  if (stdout) app.addHook('onClose', async () => stdout.stop());
   return app;
 }
