@@ -173,10 +173,12 @@ async function main(): Promise<void> {
         const out: Result[] = [];
         const peers = wadoPeerWorkloads(ctx);
         for (const [i, w] of wadoWorkloads(ctx).entries()) {
-          const r = await pairedHttp(ctx, w);
+          const r = await pairedHttp(ctx, w, undefined, undefined, { b: ctx.facade.pid });
           if (r) out.push(r);
           const p = peers[i];
-          const q = p ? await pairedHttp(ctx, p, peer) : undefined;
+          const q = p
+            ? await pairedHttp(ctx, p, peer, undefined, { a: proxy.child.pid, b: ctx.facade.pid })
+            : undefined;
           if (q) out.push(q);
         }
         return out;

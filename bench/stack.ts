@@ -174,7 +174,7 @@ export async function stopBenchStack(s: BenchStack): Promise<void> {
 }
 
 /** CPU time (utime + stime, plus reaped children's) of a process from /proc/<pid>/stat, in ms; 0 when it is gone. */
-function cpuMsOf(pid: number): number {
+export function cpuMsOf(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

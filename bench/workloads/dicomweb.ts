@@ -10,7 +10,7 @@ import type { Caller } from '../admin.ts';
 import type { Group } from '../config.ts';
 import { type Ctx, type PairedResult, paired, type RatioTarget } from '../context.ts';
 import { profileWhile } from '../profile.ts';
-import { serverCpuMs } from '../stack.ts';
+import { cpuMsOf, serverCpuMs } from '../stack.ts';
 import { probe, runWrk, type Target } from '../wrk.ts';
 
 export const FRAME_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=*';
@@ -31,8 +31,24 @@ export interface HttpWorkload {
   aLabel?: string;
 }
 
-/** Checks that the first path answers 200 on both sides, then runs the paired wrk comparison. */
-export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Target): Promise<PairedResult | undefined> {
+/** The pids of the proxies on each side whose CPU time per request the report shows (none for direct Orthanc). */
+export interface CpuPids {
+  a?: number | undefined;
+  b?: number | undefined;
+}
+
+/**
+ * Checks that the first path answers 200 on both sides, then runs the paired wrk comparison. With `cpu`, the CPU time
+ * (user + system) each given process spent per request over the timed runs goes into the row's note: unlike the
+ * rates, it does not depend on what else the machine runs.
+ */
+export async function pairedHttp(
+  ctx: Ctx,
+  w: HttpWorkload,
+  a?: Target,
+  b?: Target,
+  cpu: CpuPids = {},
+): Promise<PairedResult | undefined> {
   const direct = a ?? ctx.direct;
   const facade = b ?? (await ctx.facadeAs(w.caller));
   const first = w.paths[0];
@@ -47,10 +63,13 @@ export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Targ
       return undefined;
     }
   }
+  const spent = { a: { ms: 0, requests: 0 }, b: { ms: 0, requests: 0 } };
   const run =
-    (t: Target, durationS = ctx.cfg.durationS) =>
-    () =>
-      runWrk(
+    (t: Target, durationS = ctx.cfg.durationS, side?: 'a' | 'b') =>
+    async () => {
+      const pid = side ? cpu[side] : undefined;
+      const c0 = pid ? cpuMsOf(pid) : 0;
+      const r = await runWrk(
         {
           target: t,
           paths: w.paths,
@@ -60,17 +79,29 @@ export async function pairedHttp(ctx: Ctx, w: HttpWorkload, a?: Target, b?: Targ
         },
         ctx.workDir,
       );
+      if (pid && side) {
+        spent[side].ms += cpuMsOf(pid) - c0;
+        spent[side].requests += r.count;
+      }
+      return r;
+    };
   const result = await paired(ctx, {
     id: w.id,
     group: w.group,
     label: w.label,
     showMb: w.showMb ?? false,
     ...(w.aLabel ? { aLabel: w.aLabel } : {}),
-    a: run(direct),
-    b: run(facade),
+    a: run(direct, ctx.cfg.durationS, 'a'),
+    b: run(facade, ctx.cfg.durationS, 'b'),
     warmup: { a: run(direct, 1), b: run(facade, 1) },
     ...(w.target ? { target: w.target } : {}),
   });
+  const perRequest = (side: 'a' | 'b', label: string) => {
+    const x = spent[side];
+    return cpu[side] && x.requests ? [`${label} ${(x.ms / x.requests).toFixed(2)} ms`] : [];
+  };
+  const cpuNote = [...perRequest('a', w.aLabel ?? 'direct'), ...perRequest('b', 'facade')];
+  if (result && cpuNote.length) result.note = `(CPU per request: ${cpuNote.join(', ')})`;
   if (ctx.cfg.profile) {
     // Server CPU (CPU 0: PostgreSQL + Orthanc) per request, direct against facade, for the findings.
     const c0 = await serverCpuMs(ctx.stack);
