@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { OutboxLockedError } from '../src/audit/outbox.ts';
+import { renderItem } from '../src/audit/compact.ts';
 import { parseSegment, segmentLines, segmentName } from '../src/audit/outbox-segment.ts';
 import { appendAuditEvents, verifyChain } from '../src/audit/store.ts';
 import { testApp } from './helpers/app.ts';
@@ -51,7 +52,7 @@ const onDisk = (dir: string): string[] =>
   readdirSync(dir)
     .filter((f) => f.startsWith('segment-'))
     .flatMap((f) => parseSegment(readFileSync(join(dir, f), 'utf8')).events)
-    .map((e) => e.entity?.find((x) => x.type?.code === 'XrequestId')?.what?.identifier?.value ?? '');
+    .map((e) => renderItem(e).entity?.find((x) => x.type?.code === 'XrequestId')?.what?.identifier?.value ?? '');
 const storedCount = async (requestId: string) =>
   Number(await base.db.oneFirst(sql.unsafe`SELECT count(*) FROM audit_event WHERE request_id = ${requestId}`));
 

@@ -13,8 +13,8 @@
  * FHIR write's event, the change feed), the head is read again and the batch re-linked; after {@link MAX_ATTEMPTS}
  * lost races it falls back to the locking append.
  */
-import type { AuditEvent } from '@medplum/fhirtypes';
 import { sql } from 'slonik';
+import type { AuditItem } from './compact.ts';
 import {
   AuditAppendError,
   type AuditDb,
@@ -39,8 +39,8 @@ export class ChainAppender {
     this.#db = db;
   }
 
-  /** Links `events`, in order, as the next links of the chain and commits them; all or none. */
-  async append(events: readonly AuditEvent[]): Promise<StoredAuditEvent[]> {
+  /** Links `events` (BALP events or compact records), in order, as the next links of the chain and commits them; all or none. */
+  async append(events: readonly AuditItem[]): Promise<StoredAuditEvent[]> {
     if (events.length === 0) return [];
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const expected = this.#head ?? (await readChainHead(this.#db));

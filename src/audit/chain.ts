@@ -162,7 +162,8 @@ export function auditIndex(event: AuditEvent): AuditIndex {
 export interface ChainRow {
   readonly seq: number;
   readonly id: string;
-  readonly content: AuditEvent;
+  /** What the chain hashed: the event, or what the event is rendered from (store.ts). */
+  readonly content: unknown;
   readonly prevHash: string;
   readonly hash: string;
   /** The stored index columns, compared with those derived from content. */
@@ -194,17 +195,24 @@ export function indexMismatch(stored: AuditIndex, derived: AuditIndex): string |
 }
 
 /**
- * Checks one row against the previous link: its prev_hash, its own hash, its id inside the content, its index
- * columns and that its seq follows the previous one. Returns the break, or undefined when the row is sound.
+ * Checks one row against the previous link: its prev_hash, its own hash (over the stored content), the id inside the
+ * event, the index columns against those of the event, and that its seq follows the previous one. `render` gives the
+ * event of a stored content (a compact row's is rendered from it: store.ts). Returns the break, or undefined when the
+ * row is sound.
  */
-export function checkLink(row: ChainRow, prev: { seq: number; hash: string }): ChainBreak | undefined {
+export function checkLink(
+  row: ChainRow,
+  prev: { seq: number; hash: string },
+  render: (content: unknown) => AuditEvent = (content) => content as AuditEvent,
+): ChainBreak | undefined {
   const { seq, id } = row;
   if (seq !== prev.seq + 1) return { seq, id, problem: 'sequence-gap', expected: prev.seq + 1 };
   if (row.prevHash !== prev.hash) return { seq, id, problem: 'prev-hash-mismatch', expected: prev.hash };
   const expected = linkHash(row.prevHash, row.content);
   if (row.hash !== expected) return { seq, id, problem: 'hash-mismatch', expected };
-  if (row.content.id !== id) return { seq, id, problem: 'id-mismatch' };
-  const column = indexMismatch(row.index, auditIndex(row.content));
+  const event = render(row.content);
+  if (event.id !== id) return { seq, id, problem: 'id-mismatch' };
+  const column = indexMismatch(row.index, auditIndex(event));
   if (column) return { seq, id, problem: 'index-mismatch', column };
   return undefined;
 }

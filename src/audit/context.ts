@@ -6,39 +6,14 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Agent } from '../auth/access.ts';
 import { type FhirPathKind, parseFhirPath } from '../fhir/rest/rest-path.ts';
-import { type AuditBase, type FhirRestInput, fhirRestEvent, outcomeForStatus } from './balp.ts';
-import {
-  type ClientAssertionRefusedInput,
-  clientAssertionRefusedEvent,
-  type LoginInput,
-  loginEvent,
-  type TokenIssuedInput,
-  tokenIssuedEvent,
-} from './balp-auth.ts';
-import {
-  type DicomQueryInput,
-  type DicomRetrieveInput,
-  type DicomStoreInput,
-  dicomQueryEvent,
-  dicomRetrieveEvent,
-  dicomStoreEvent,
-} from './balp-dicom.ts';
-import { apiRequestEvent, authRequestEvent } from './balp-generic.ts';
+import type { AuditBase, FhirRestInput } from './balp.ts';
+import { outcomeForStatus } from './balp.ts';
+import { type AuditDescription, buildAuditEvent, type CompactAuditRecord, compactRecord } from './compact.ts';
 import { type AuditOutcome, type RestInteraction, SUBTYPE } from './codes.ts';
 import type { RetrievalFacts, TransferTally } from './transfer-window.ts';
 import { type AuditDb, appendAuditEvent, type StoredAuditEvent } from './store.ts';
 
-/** What an access was, as a handler (or the fallback) describes it. */
-export type AuditDescription =
-  | { readonly kind: 'fhir'; readonly input: FhirRestInput }
-  | { readonly kind: 'dicom-query'; readonly input: DicomQueryInput }
-  | { readonly kind: 'dicom-retrieve'; readonly input: DicomRetrieveInput }
-  | { readonly kind: 'dicom-store'; readonly input: DicomStoreInput }
-  | { readonly kind: 'login'; readonly input: LoginInput }
-  | { readonly kind: 'token-issued'; readonly input: TokenIssuedInput }
-  | { readonly kind: 'client-assertion-refused'; readonly input: ClientAssertionRefusedInput }
-  | { readonly kind: 'api'; readonly input: { method: string; path: string } }
-  | { readonly kind: 'auth'; readonly input: { path: string; subtype?: (typeof SUBTYPE)[keyof typeof SUBTYPE] } };
+export { type AuditDescription, buildAuditEvent } from './compact.ts';
 
 function pathOf(url: string): { path: string; query: string } {
   const q = url.indexOf('?');
@@ -148,30 +123,6 @@ const DENIAL_DESC: Record<number, string> = {
   404: 'not found',
 };
 
-/** Builds the event of a description. */
-export function buildAuditEvent(d: AuditDescription, base: AuditBase): AuditEvent {
-  switch (d.kind) {
-    case 'fhir':
-      return fhirRestEvent(base, d.input);
-    case 'dicom-query':
-      return dicomQueryEvent(base, d.input);
-    case 'dicom-retrieve':
-      return dicomRetrieveEvent(base, d.input);
-    case 'dicom-store':
-      return dicomStoreEvent(base, d.input);
-    case 'login':
-      return loginEvent(base, d.input);
-    case 'token-issued':
-      return tokenIssuedEvent(base, d.input);
-    case 'client-assertion-refused':
-      return clientAssertionRefusedEvent(base, d.input);
-    case 'api':
-      return apiRequestEvent(base, d.input);
-    case 'auth':
-      return authRequestEvent(base, d.input);
-  }
-}
-
 /** The per-request audit context. */
 export class AuditContext {
   readonly facts: RequestFacts;
@@ -243,12 +194,23 @@ export class AuditContext {
     };
   }
 
+  /** The description the event is built from: the handler's (or the fallback), with the patients added. */
+  #fullDescription(): AuditDescription {
+    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url, this.facts.how);
+    return this.patients.size ? addPatientIds(d, [...this.patients]) : d;
+  }
+
   /** The one event of this request for a response with `status`. */
   build(status: number, recorded = new Date()): AuditEvent {
-    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url, this.facts.how);
-    const base = this.base(status, recorded);
-    const withPatients = this.patients.size ? addPatientIds(d, [...this.patients]) : d;
-    return buildAuditEvent(withPatients, base);
+    return buildAuditEvent(this.#fullDescription(), this.base(status, recorded));
+  }
+
+  /**
+   * The same event as a compact record (compact.ts): what it is built from, which the audit writer stores and every
+   * reader renders into exactly {@link build}'s event.
+   */
+  record(status: number, recorded = new Date()): CompactAuditRecord {
+    return compactRecord(this.#fullDescription(), this.base(status, recorded));
   }
 
   /**

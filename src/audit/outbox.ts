@@ -26,9 +26,9 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { AuditEvent } from '@medplum/fhirtypes';
 import { sql } from 'slonik';
 import type { ChainAppender } from './chain-appender.ts';
+import type { AuditItem } from './compact.ts';
 import { OutboxCorruptError, parseSegment, segmentLines, segmentName, segmentNumber } from './outbox-segment.ts';
 import type { AuditDb } from './store.ts';
 import { EhrError, type ErrorCode } from '../errors/base.ts';
@@ -79,7 +79,7 @@ export interface OutboxOptions {
 interface Segment {
   readonly n: number;
   readonly file: string;
-  readonly events: AuditEvent[];
+  readonly events: AuditItem[];
   /** How many of `events` are committed in PostgreSQL. */
   shipped: number;
 }
@@ -157,7 +157,7 @@ export class AuditOutbox {
 
   async #recover(name: string, n: number): Promise<void> {
     const file = join(this.#opts.dir, name);
-    let parsed: { events: AuditEvent[]; torn: boolean };
+    let parsed: { events: AuditItem[]; torn: boolean };
     try {
       parsed = parseSegment(await readFile(file, 'utf8'));
     } catch (err) {
@@ -186,9 +186,9 @@ export class AuditOutbox {
    * overlap the next call's write (the audit writer keeps several batches in flight: group-commit.ts), and whichever
    * fdatasync ends covers every line written before it started.
    */
-  async append(events: readonly AuditEvent[]): Promise<AuditEvent[]> {
+  async append(events: readonly AuditItem[]): Promise<AuditItem[]> {
     if (this.#closed) throw new OutboxClosedError();
-    const withIds = events.map((e) => (e.id ? e : { ...e, id: randomUUID() }));
+    const withIds = events.map((e): AuditItem => (e.id ? e : { ...e, id: randomUUID() }));
     const lines = segmentLines(withIds);
     const synced = await this.#serial(async () => {
       const seg = this.#current ?? (await this.#openSegment());
@@ -314,7 +314,7 @@ export class AuditOutbox {
   }
 
   /** The events of `chunk` whose ids are not in audit_event yet. */
-  async #notStored(chunk: readonly AuditEvent[]): Promise<AuditEvent[]> {
+  async #notStored(chunk: readonly AuditItem[]): Promise<AuditItem[]> {
     const ids = chunk.map((e) => e.id as string);
     const stored = new Set(
       (

@@ -49,7 +49,7 @@ import { timedAuditCommit, watchAuditQueues } from '../metrics/audit.ts';
 import { AuditSpill, isDatabaseUnavailable } from './spill.ts';
 import { TransferWindows, type TransferWindow } from './transfer-window.ts';
 import { type AuditDb, appendAuditEvent, auditEventExists } from './store.ts';
-import type { AuditEvent } from '@medplum/fhirtypes';
+import type { AuditItem } from './compact.ts';
 
 /** The part of the per-request FHIR repository the audit uses (src/fhir/repository-core.ts `onWrite`). */
 export interface FhirWriteHooked {
@@ -272,9 +272,9 @@ export const auditPlugin = fp(
           })
         : null;
     app.decorate('auditSpill', spill);
-    const toDatabase = async (events: readonly AuditEvent[]): Promise<readonly unknown[]> => {
+    const toDatabase = async (events: readonly AuditItem[]): Promise<readonly unknown[]> => {
       if (!spill) return appender.append(events);
-      const withIds = events.map((e) => (e.id ? e : { ...e, id: randomUUID() }));
+      const withIds = events.map((e): AuditItem => (e.id ? e : { ...e, id: randomUUID() }));
       // While spilled events wait for PostgreSQL, new ones queue behind them: the chain keeps the order of arrival.
       if (spill.pending > 0) return spill.append(withIds);
       try {
@@ -289,8 +289,8 @@ export const auditPlugin = fp(
         return spill.append(withIds);
       }
     };
-    const writer = new GroupCommit<AuditEvent, unknown>(
-      timedAuditCommit<AuditEvent, unknown>(outbox ? (events) => outbox.append(events) : toDatabase),
+    const writer = new GroupCommit<AuditItem, unknown>(
+      timedAuditCommit<AuditItem, unknown>(outbox ? (events) => outbox.append(events) : toDatabase),
       // The outbox orders its writes itself and lets their fdatasyncs overlap; the chain appender needs one at a time.
       { maxBatch: opts.config.auditBatchMax, maxWaitMs: opts.config.auditBatchWaitMs, maxInFlight: outbox ? 4 : 1 },
     );
@@ -338,8 +338,9 @@ export const auditPlugin = fp(
         if (d) ctx.describe(d);
       }
       await addPatients(req, ctx, status, payload);
-      const event = ctx.build(status);
-      await writer.submit(fallbackId ? { ...event, id: fallbackId } : event);
+      // The compact record of the event (compact.ts): stored as such, rendered into the BALP event when read.
+      const item = ctx.record(status);
+      await writer.submit(fallbackId ? { ...item, id: fallbackId } : item);
     };
 
     /**

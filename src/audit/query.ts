@@ -6,6 +6,7 @@
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { type CommonQueryMethods, type FragmentSqlToken, sql } from 'slonik';
+import { type AuditItem, renderItem } from './compact.ts';
 import type { AuditReadScope } from './read-access.ts';
 import { entitySurvives, type OwnIdentifiers, redactForPatient } from './redact.ts';
 import type { AuditSearch } from './search.ts';
@@ -49,10 +50,11 @@ export async function readAuditEvent(db: Db, id: string, scope: Visible): Promis
   if (!UUID.test(id)) return undefined;
   const row = (await db.maybeOne(
     sql.unsafe`SELECT content FROM audit_event WHERE id = ${sql.uuid(id)} AND ${visibility(scope)}`,
-  )) as { content: AuditEvent } | null;
+  )) as { content: AuditItem } | null;
   if (!row) return undefined;
+  const event = renderItem(row.content);
   const own = await ownOf(db, scope);
-  return own ? redactForPatient(row.content, own) : row.content;
+  return own ? redactForPatient(event, own) : event;
 }
 
 export interface SearchPage {
@@ -144,8 +146,8 @@ export async function searchAuditEvents(db: Db, search: AuditSearch, scope: Visi
   if (search.count === 0) return { events: [], total };
   const rows = (await db.any(sql.unsafe`
     SELECT content FROM audit_event WHERE ${cond} ORDER BY ${order} LIMIT ${search.count} OFFSET ${search.offset}`)) as readonly {
-    content: AuditEvent;
+    content: AuditItem;
   }[];
-  const events = rows.map((r) => r.content);
+  const events = rows.map((r) => renderItem(r.content));
   return { events: own ? events.map((e) => redactForPatient(e, own)) : events, total };
 }

@@ -14,8 +14,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AuditEvent } from '@medplum/fhirtypes';
 import type { ChainAppender } from './chain-appender.ts';
+import type { AuditItem } from './compact.ts';
 import { AuditOutbox, OutboxLockedError, type OutboxLog } from './outbox.ts';
 import type { AuditDb } from './store.ts';
 
@@ -71,7 +71,7 @@ export class AuditSpill {
   }
 
   /** Appends durably (fdatasync'd) and resolves with the events as they will be stored (ids assigned). */
-  async append(events: readonly AuditEvent[]): Promise<AuditEvent[]> {
+  async append(events: readonly AuditItem[]): Promise<AuditItem[]> {
     if (!this.#own) {
       this.#ownDir = join(this.#opts.root, `${process.pid}-${randomUUID().slice(0, 8)}`);
       this.#own = AuditOutbox.open(this.#db, this.#appender, this.#outboxOptions(this.#ownDir)).then((o) => {

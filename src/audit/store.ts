@@ -22,6 +22,7 @@ import {
   linkHash,
   linkHashOf,
 } from './chain.ts';
+import { type AuditItem, type CompactAuditRecord, isCompact, renderCompact, renderItem } from './compact.ts';
 import { EhrError, type ErrorCode } from '../errors/base.ts';
 
 /** A pool or a transaction connection (both can open a (sub)transaction). */
@@ -40,7 +41,10 @@ export interface StoredAuditEvent {
   readonly seq: number;
   readonly id: string;
   readonly hash: string;
+  /** The event (rendered from its compact record for a compact row). */
   readonly event: AuditEvent;
+  /** What the row stores and the chain hashes: the event itself, or its compact record (compact.ts). */
+  readonly content: AuditItem;
 }
 
 /** One row of audit_event as the append functions take it (`audit_append` reads them with `jsonb_to_recordset`). */
@@ -58,17 +62,26 @@ export interface EventRow {
   readonly outcome: string;
   readonly source: string;
   readonly request_id: string | null;
-  readonly content: AuditEvent;
+  readonly content: AuditItem;
   readonly prev_hash: string;
   readonly hash: string;
 }
 
-/** The row of one event: the index columns derived from its content, the content and its link. */
-export function eventRow(seq: number, content: AuditEvent, prevHash: string, hash: string): EventRow {
-  const ix = auditIndex(content);
+/**
+ * The row of one event: the index columns derived from the event, the content (the event, or its compact record
+ * `content` when given) and its link.
+ */
+export function eventRow(
+  seq: number,
+  event: AuditEvent,
+  prevHash: string,
+  hash: string,
+  content: AuditItem = event,
+): EventRow {
+  const ix = auditIndex(event);
   return {
     seq,
-    id: content.id as string,
+    id: event.id as string,
     recorded: ix.recorded,
     patient_ids: ix.patientIds,
     requested_patient_ids: ix.requestedPatientIds,
@@ -115,6 +128,19 @@ function canonicalContent(content: AuditEvent): { content: AuditEvent; canonical
   return { content: replaced, canonical: canonicalJson(replaced) };
 }
 
+/**
+ * The canonical JSON of a compact record, or undefined when it holds a character jsonb cannot (U+0000, a lone
+ * surrogate): such a record is stored as its BALP event instead, which {@link canonicalContent} makes storable.
+ */
+function compactCanonical(record: CompactAuditRecord): string | undefined {
+  try {
+    const canonical = canonicalJson(record);
+    return canonical.includes('\\u0000') ? undefined : canonical;
+  } catch {
+    return undefined; // a lone surrogate
+  }
+}
+
 /** One element of the batch JSON: the row's columns, with the content spliced in as its canonical JSON text. */
 function rowJson(row: EventRow, canonical: string): string {
   const { content: _content, ...columns } = row;
@@ -122,25 +148,38 @@ function rowJson(row: EventRow, canonical: string): string {
 }
 
 /**
- * The events (given ids where missing) linked, in order, after `head`: their rows, what is stored, the new head, and
- * `json`, the rows as the one JSON parameter of `audit_insert_batch` / `audit_append`. Each event is serialized once
- * (its canonical JSON is hashed and sent as is).
+ * The items (given ids where missing) linked, in order, after `head`: their rows, what is stored, the new head, and
+ * `json`, the rows as the one JSON parameter of `audit_insert_batch` / `audit_append`. Each item is serialized once
+ * (its canonical JSON is hashed and sent as is). A compact record (compact.ts) is stored and hashed as such, its
+ * index columns derived from the event it renders.
  */
 export function linkAfter(
   head: ChainHead,
-  events: readonly AuditEvent[],
+  items: readonly AuditItem[],
 ): { rows: EventRow[]; stored: StoredAuditEvent[]; head: ChainHead; json: string } {
   let seq = head.seq;
   let prevHash = head.hash;
   const stored: StoredAuditEvent[] = [];
   const parts: string[] = [];
-  const rows = events.map((e) => {
-    const { content, canonical } = canonicalContent(e.id ? e : { ...e, id: randomUUID() });
+  const rows = items.map((item) => {
+    const withId = item.id ? item : { ...item, id: randomUUID() };
+    const compact = isCompact(withId) ? compactCanonical(withId) : undefined;
+    let content: AuditItem;
+    let event: AuditEvent;
+    let canonical: string;
+    if (compact !== undefined) {
+      content = withId;
+      event = renderCompact(withId as CompactAuditRecord);
+      canonical = compact;
+    } else {
+      ({ content: event, canonical } = canonicalContent(renderItem(withId)));
+      content = event;
+    }
     seq++;
     const hash = linkHashOf(prevHash, canonical);
-    const row = eventRow(seq, content, prevHash, hash);
+    const row = eventRow(seq, event, prevHash, hash, content);
     parts.push(rowJson(row, canonical));
-    stored.push({ seq, id: content.id as string, hash, event: content });
+    stored.push({ seq, id: row.id, hash, event, content });
     prevHash = hash;
     return row;
   });
@@ -162,7 +201,7 @@ export async function readChainHead(db: AuditDb, forUpdate = false): Promise<Cha
  * transaction of their own (one commit, one WAL flush) or none does. (The per-process read writer uses the one-statement
  * variant in chain-appender.ts.)
  */
-export async function appendAuditEvents(db: AuditDb, events: readonly AuditEvent[]): Promise<StoredAuditEvent[]> {
+export async function appendAuditEvents(db: AuditDb, events: readonly AuditItem[]): Promise<StoredAuditEvent[]> {
   if (events.length === 0) return [];
   const append = async (tx: AuditDb): Promise<StoredAuditEvent[]> => {
     const { rows, stored, head, json } = linkAfter(await readChainHead(tx, true), events);
@@ -181,7 +220,7 @@ export async function appendAuditEvents(db: AuditDb, events: readonly AuditEvent
  * Appends `event` (given an id if it has none) as the next link of the chain. Inside a caller's transaction the rows
  * are part of that transaction and the chain-head lock is held until it commits or rolls back.
  */
-export async function appendAuditEvent(db: AuditDb, event: AuditEvent): Promise<StoredAuditEvent> {
+export async function appendAuditEvent(db: AuditDb, event: AuditItem): Promise<StoredAuditEvent> {
   const [stored] = await appendAuditEvents(db, [event]);
   return stored as StoredAuditEvent;
 }
@@ -205,7 +244,7 @@ interface Row {
   outcome: string;
   source: string;
   request_id: string | null;
-  content: AuditEvent;
+  content: AuditItem;
   prev_hash: string;
   hash: string;
 }
@@ -267,7 +306,7 @@ export async function verifyChain(db: AuditDb): Promise<VerifyResult> {
              source, request_id, content, prev_hash, hash
         FROM audit_event WHERE seq > ${prev.seq} ORDER BY seq LIMIT ${PAGE}`)) as readonly Row[];
     for (const row of rows.map(toChainRow)) {
-      const broken = checkLink(row, prev);
+      const broken = checkLink(row, prev, (content) => renderItem(content as AuditItem));
       if (broken) return { ok: false, events, break: broken };
       prev = { seq: row.seq, hash: row.hash };
       events++;
@@ -302,10 +341,10 @@ export async function exportEvents(
     const rows = (await db.any(sql.unsafe`
       SELECT seq, content FROM audit_event WHERE seq > ${after} ${since} ${until} ORDER BY seq LIMIT ${PAGE}`)) as readonly {
       seq: number | bigint;
-      content: AuditEvent;
+      content: AuditItem;
     }[];
     for (const r of rows) {
-      await write(r.content);
+      await write(renderItem(r.content));
       count++;
       after = Number(r.seq);
     }

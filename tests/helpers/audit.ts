@@ -6,14 +6,18 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import { expect } from 'vitest';
+import { type AuditItem, renderItem } from '../../src/audit/compact.ts';
 import { auditEventIssues } from '../../src/audit/validate.ts';
 
-/** Every stored event of one request (the plugin promises exactly one), each checked with validateResource. */
+/**
+ * Every stored event of one request (the plugin promises exactly one), each checked with validateResource; a compact
+ * row's event is rendered from its record as every reader does (src/audit/compact.ts).
+ */
 export async function eventsOf(app: FastifyInstance, requestId: string): Promise<AuditEvent[]> {
   const rows = (await app.db.any(
     sql.unsafe`SELECT content FROM audit_event WHERE request_id = ${requestId} ORDER BY seq`,
-  )) as readonly { content: AuditEvent }[];
-  const events = rows.map((r) => r.content);
+  )) as readonly { content: AuditItem }[];
+  const events = rows.map((r) => renderItem(r.content));
   for (const e of events) expect(auditEventIssues(e), JSON.stringify(e)).toEqual([]);
   return events;
 }
