@@ -93,7 +93,8 @@ export function isCompact(item: unknown): item is CompactAuditRecord {
 
 /**
  * `value` as plain JSON data: Sets and other iterables as arrays, objects as plain objects without undefined
- * members (what JSON.stringify would keep, but keeping the iterables the BALP builders accept).
+ * members (what JSON.stringify would keep, but keeping the iterables the BALP builders accept), their members in
+ * RFC 8785 order already, so that canonicalizing the record copies nothing (chain.ts `canonicalJson`).
  */
 function plain(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
@@ -102,17 +103,22 @@ function plain(value: unknown): unknown {
     return [...(value as Iterable<unknown>)].map(plain);
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = plain(v);
+  const o = value as Record<string, unknown>;
+  for (const k of Object.keys(o).sort()) {
+    const v = o[k];
+    if (v !== undefined) out[k] = plain(v);
+  }
   return out;
 }
 
 /** The compact record of an event built from `description` and `base` (as plain JSON data). */
 export function compactRecord(description: AuditDescription, base: AuditBase, id?: string): CompactAuditRecord {
+  // Members in RFC 8785 order (`id`, added last by the writer when missing, sorts last too).
   return {
-    compact: COMPACT_VERSION,
-    ...(id ? { id } : {}),
-    description: plain(description) as AuditDescription,
     base: plain(base) as AuditBase,
+    compact: COMPACT_VERSION,
+    description: plain(description) as AuditDescription,
+    ...(id ? { id } : {}),
   };
 }
 
