@@ -3,6 +3,7 @@
  * remembers, notices when another writer moved the head (another appender, the locking append of a FHIR write), links
  * again without writing anything twice, and the chain stays linear and verifiable; racing appenders never fork it.
  */
+import { randomUUID } from 'node:crypto';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
@@ -110,3 +111,59 @@ test('a batch that cannot be stored writes nothing and leaves the head where it 
   expect(await seqsOf(bad.map((e) => e.entity?.[0]?.what?.identifier?.value as string))).toEqual([]);
   expect((await verifyChain(app.db)).ok).toBe(true);
 });
+
+/**
+ * Holds the chain head for a moment in the transaction that inserts the event with `id` (a BEFORE INSERT trigger that
+ * sleeps, then refuses it when `refuse`), so that a batch sent meanwhile meets a batch still in flight.
+ */
+async function withSlowInsert<T>(id: string, refuse: boolean, fn: () => Promise<T>): Promise<T> {
+  const name = sql.identifier([`slow_${refuse ? 'refuse' : 'pass'}`]);
+  await app.db.query(sql.unsafe`
+    CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_sleep(0.3);
+      ${refuse ? sql.fragment`RAISE EXCEPTION 'refused (test)';` : sql.fragment``}
+      RETURN NEW;
+    END $$`);
+  await app.db.query(sql.unsafe`
+    CREATE TRIGGER ${name} BEFORE INSERT ON audit_event FOR EACH ROW
+      WHEN (NEW.id = ${sql.literalValue(id)}::uuid) EXECUTE FUNCTION ${name}()`);
+  try {
+    return await fn();
+  } finally {
+    await app.db.query(sql.unsafe`DROP TRIGGER ${name} ON audit_event`);
+    await app.db.query(sql.unsafe`DROP FUNCTION ${name}()`);
+  }
+}
+
+test.each([
+  ['commits', false],
+  ['fails', true],
+])(
+  'a batch sent while another is in flight: when that one %s, it is linked right after the head',
+  async (_, refuse) => {
+    const appender = new ChainAppender(app.db);
+    await appender.append([event(uniq('pipe-warm'))]); // now it remembers the head
+    const head = await readChainHead(app.db);
+    const slowId = randomUUID();
+    const first = [uniq('pipe-first')];
+    const second = [uniq('pipe-second'), uniq('pipe-second')];
+    const [a, b] = await withSlowInsert(slowId, refuse, () =>
+      Promise.allSettled([
+        appender.append(first.map((t) => ({ ...event(t), id: slowId }))),
+        appender.append(second.map(event)),
+      ]),
+    );
+    expect(a.status).toBe(refuse ? 'rejected' : 'fulfilled');
+    expect(b.status).toBe('fulfilled');
+    const rows = await seqsOf([...first, ...second]);
+    const expected = refuse ? second : [...first, ...second];
+    expect(rows.map((r) => r.tag)).toEqual(expected);
+    expect(rows.map((r) => r.seq)).toEqual(expected.map((_, i) => head.seq + 1 + i));
+    expect(await readChainHead(app.db)).toEqual({ seq: head.seq + expected.length, hash: expect.any(String) });
+    expect((await verifyChain(app.db)).ok).toBe(true);
+    // And the appender goes on after its own head.
+    const next = await appender.append([event(uniq('pipe-next'))]);
+    expect(next[0]?.seq).toBe(head.seq + expected.length + 1);
+  },
+);
