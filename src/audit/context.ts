@@ -229,13 +229,13 @@ export class AuditContext {
   }
 
   /**
-   * The record that closes a transfer window this request opened: the study as a whole with the window's totals,
-   * and the agent, network, patients and request id of this opening request (so both records of a window share the
-   * BALP transaction entity).
+   * The compact record that closes a transfer window this request opened: the study as a whole with the window's
+   * totals, and the agent, network, patients and request id of this opening request (so both records of a window share
+   * the BALP transaction entity).
    */
-  buildTransfer(studyUid: string, tally: TransferTally, recorded = new Date()): AuditEvent {
+  recordTransfer(studyUid: string, tally: TransferTally, recorded = new Date()): CompactAuditRecord {
     const d: AuditDescription = { kind: 'dicom-retrieve', input: { studies: [{ studyUid }], transfer: tally } };
-    return buildAuditEvent(this.patients.size ? addPatientIds(d, [...this.patients]) : d, this.base(200, recorded));
+    return compactRecord(this.patients.size ? addPatientIds(d, [...this.patients]) : d, this.base(200, recorded));
   }
 
   /**

@@ -304,7 +304,7 @@ export const auditPlugin = fp(
             maxOpen: MAX_OPEN_TRANSFERS,
             onClose: (w) => {
               const tally = w.tally();
-              writer.submit(w.seed.ctx.buildTransfer(w.seed.studyUid, tally)).catch((err: unknown) => {
+              writer.submit(w.seed.ctx.recordTransfer(w.seed.studyUid, tally)).catch((err: unknown) => {
                 app.log.error({ err, study: w.seed.studyUid, tally }, 'audit: a study transfer record was not stored');
               });
             },
