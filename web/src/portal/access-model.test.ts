@@ -34,6 +34,25 @@ describe('accessRows', () => {
       { who: 'You', what: 'images downloaded (export): imaging study', outcome: 'allowed' },
     ],
     [
+      'the record closing a viewing session',
+      {
+        recorded: '2026-01-02T11:30:00Z',
+        type: { code: '110104' },
+        outcome: '0',
+        agent: [doctor],
+        entity: [
+          {
+            what: { identifier: { value: '1.2.3', type: { coding: [{ code: '110180' }] } } },
+            detail: [
+              { type: 'retrievals', valueString: '42' },
+              { type: 'frames', valueString: '40' },
+            ],
+          },
+        ],
+      },
+      { what: 'images retrieved: imaging study (42 requests in one session)', outcome: 'allowed' },
+    ],
+    [
       'a refused WADO retrieval',
       {
         recorded: '2026-01-02T12:00:00Z',

@@ -21,6 +21,7 @@ export interface AuditEvent {
     what?: { reference?: string; identifier?: { value?: string; type?: { coding?: { code?: string }[] } } };
     role?: { code?: string };
     description?: string;
+    detail?: { type?: string; valueString?: string }[];
   }[];
 }
 
@@ -69,7 +70,10 @@ function what(e: AuditEvent, self: string): string {
   if (types.size === 0 && e.entity?.some((x) => x.what?.reference === self)) types.add('your details');
   const interaction = e.subtype?.map((s) => INTERACTIONS[s.code ?? ''] ?? s.display ?? s.code).find(Boolean);
   const head = dicom ?? interaction ?? e.type?.display ?? 'access';
-  return types.size ? `${head}: ${[...types].join(', ')}` : head;
+  const text = types.size ? `${head}: ${[...types].join(', ')}` : head;
+  // The record closing a viewing session (the server's transfer window) counts the requests it stands for.
+  const requests = Number(e.entity?.flatMap((x) => x.detail ?? []).find((d) => d.type === 'retrievals')?.valueString);
+  return requests > 1 ? `${text} (${requests} requests in one session)` : text;
 }
 
 /** The Practitioner references of the events' users, whose names the screen looks up (a shared type). */
