@@ -136,6 +136,21 @@ async function withSlowInsert<T>(id: string, refuse: boolean, fn: () => Promise<
   }
 }
 
+/** Resolves once an `audit_append` statement is inside the slow insert trigger (its pg_sleep), i.e. holds the head. */
+async function holdingHead(): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const n = Number(
+      await app.db.oneFirst(sql.unsafe`
+        SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event = 'PgSleep' AND query LIKE '%audit_append%'`),
+    );
+    if (n > 0) return;
+    if (Date.now() > deadline) throw new Error('the first batch never reached its slow insert');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 test.each([
   ['commits', false],
   ['fails', true],
@@ -148,12 +163,14 @@ test.each([
     const slowId = randomUUID();
     const first = [uniq('pipe-first')];
     const second = [uniq('pipe-second'), uniq('pipe-second')];
-    const [a, b] = await withSlowInsert(slowId, refuse, () =>
-      Promise.allSettled([
-        appender.append(first.map((t) => ({ ...event(t), id: slowId }))),
-        appender.append(second.map(event)),
-      ]),
-    );
+    const [a, b] = await withSlowInsert(slowId, refuse, async () => {
+      const one = appender.append(first.map((t) => ({ ...event(t), id: slowId })));
+      // The second batch is sent only once the first holds the chain head (its slow insert is running): which of two
+      // statements on two connections reaches PostgreSQL first is otherwise up to the pool and the scheduler.
+      await holdingHead();
+      const two = appender.append(second.map(event));
+      return Promise.allSettled([one, two]);
+    });
     expect(a.status).toBe(refuse ? 'rejected' : 'fulfilled');
     expect(b.status).toBe('fulfilled');
     const rows = await seqsOf([...first, ...second]);

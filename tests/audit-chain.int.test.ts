@@ -4,9 +4,6 @@
  * that event; the table refuses UPDATE/DELETE; export writes NDJSON for a date range; pruning keeps the chain
  * verifiable through a checkpoint.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
@@ -16,32 +13,11 @@ import { fhirRestEvent } from '../src/audit/balp.ts';
 import { runAuditCommand } from '../src/audit/cli.ts';
 import { appendAuditEvent, verifyChain } from '../src/audit/store.ts';
 import { testApp, testConfig } from './helpers/app.ts';
+import { ehrAudit } from './helpers/audit.ts';
 import { adminToken, bearer } from './helpers/auth.ts';
 
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 let app: FastifyInstance;
 let auth: { authorization: string };
-
-/** Runs the real `bin/ehr audit ...` against the test database. */
-async function ehrAudit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const c = testConfig();
-  const env = {
-    ...process.env,
-    EHR_ENV_FILE: '/dev/null',
-    EHR_STACK_DIR: '/nonexistent',
-    EHR_DATABASE_URL: c.databaseUrl,
-    EHR_ORTHANC_URL: c.orthancUrl,
-    EHR_ORTHANC_PASSWORD: c.orthancPassword,
-  };
-  try {
-    const r = await run(`${ROOT}bin/ehr`, ['audit', ...args], { env });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const event = (requestId: string, recorded = new Date()): AuditEvent =>
   fhirRestEvent(

@@ -4,9 +4,6 @@
  * full BALP rows (a FHIR write's event, committed in the write's transaction) verifies with `bin/ehr audit verify`,
  * and changing a compact row's record or one of its index columns through SQL is reported.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { AuditEvent, Bundle, Patient } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
@@ -16,36 +13,14 @@ import { runAuditCommand } from '../src/audit/cli.ts';
 import { type AuditItem, type CompactAuditRecord, isCompact } from '../src/audit/compact.ts';
 import { auditEventIssues } from '../src/audit/validate.ts';
 import { testApp, testConfig } from './helpers/app.ts';
+import { ehrAudit } from './helpers/audit.ts';
 import { adminToken, bearer, tokenFor } from './helpers/auth.ts';
 import { uniq } from './helpers/fhir.ts';
-
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 let app: FastifyInstance;
 let admin: { authorization: string };
 let auditor: { authorization: string };
 let patient: Patient;
-
-/** Runs the real `bin/ehr audit ...` against the test database. */
-async function ehrAudit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const c = testConfig();
-  const env = {
-    ...process.env,
-    EHR_ENV_FILE: '/dev/null',
-    EHR_STACK_DIR: '/nonexistent',
-    EHR_DATABASE_URL: c.databaseUrl,
-    EHR_ORTHANC_URL: c.orthancUrl,
-    EHR_ORTHANC_PASSWORD: c.orthancPassword,
-  };
-  try {
-    const r = await run(`${ROOT}bin/ehr`, ['audit', ...args], { env });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 interface StoredRow {
   seq: number;

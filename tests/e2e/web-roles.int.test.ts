@@ -206,15 +206,30 @@ async function walk(c: RoleCase, page: Page, may: Allowed): Promise<void> {
       await page.getByRole('button', { name: 'Add visit' }).click();
       await page.getByRole('table', { name: 'Visits' }).getByText(`${c.role} visit`).waitFor({ timeout: 15_000 });
       await orderForm.getByLabel('Visit').selectOption({ index: 1 });
+      // The order the click creates is the one that was not there before (the Orders table is there already, and
+      // another order may carry the same `authored` second).
+      const ordersNow = async () => {
+        const res = await f.app.inject({
+          method: 'GET',
+          url: `/fhir/ServiceRequest?patient=${patientId}&_count=100`,
+          headers: admin,
+        });
+        return ((res.json() as { entry?: { resource: ServiceRequest }[] }).entry ?? []).map((e) => e.resource);
+      };
+      const known = new Set((await ordersNow()).map((o) => o.id));
       await orderForm.getByRole('button', { name: 'Create order' }).click();
       const orders = page.getByRole('table', { name: 'Orders' });
       await orders.waitFor({ timeout: 15_000 });
-      const made = await f.app.inject({
-        method: 'GET',
-        url: `/fhir/ServiceRequest?patient=${patientId}&_sort=-authored&_count=1`,
-        headers: admin,
-      });
-      const created = (made.json() as { entry: { resource: ServiceRequest }[] }).entry[0]?.resource;
+      let created: ServiceRequest | undefined;
+      await expect
+        .poll(
+          async () => {
+            created = (await ordersNow()).find((o) => !known.has(o.id));
+            return created?.id;
+          },
+          { timeout: 15_000 },
+        )
+        .toBeTruthy();
       const accession = created?.identifier?.find((i) => i.type?.coding?.some((x) => x.code === 'ACSN'))?.value ?? '';
       await orders.getByRole('link', { name: accession }).waitFor({ timeout: 15_000 });
       if (patientId === p.patientId) uploadTo = { id: created?.id ?? '', accession };

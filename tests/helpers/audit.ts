@@ -1,13 +1,20 @@
 /**
  * Reading stored AuditEvents in integration tests: straight from the audit_event table (not from logs), by the
- * request id each response carries in `x-request-id`.
+ * request id each response carries in `x-request-id`; and running the real `bin/ehr audit` against the test database.
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import { expect } from 'vitest';
 import { type AuditItem, renderItem } from '../../src/audit/compact.ts';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { auditEventIssues } from '../../src/audit/validate.ts';
+import { testConfig } from './app.ts';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * Every stored event of one request (the plugin promises exactly one), each checked with validateResource; a compact
@@ -70,5 +77,25 @@ export async function withAuditRefusing<T>(
   } finally {
     await app.db.query(sql.unsafe`DROP TRIGGER ${ident} ON audit_event`);
     await app.db.query(sql.unsafe`DROP FUNCTION ${ident}()`);
+  }
+}
+
+/** Runs the real `bin/ehr audit ...` against the test database. */
+export async function ehrAudit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const c = testConfig();
+  const env = {
+    ...process.env,
+    EHR_ENV_FILE: '/dev/null',
+    EHR_STACK_DIR: '/nonexistent',
+    EHR_DATABASE_URL: c.databaseUrl,
+    EHR_ORTHANC_URL: c.orthancUrl,
+    EHR_ORTHANC_PASSWORD: c.orthancPassword,
+  };
+  try {
+    const r = await run(`${ROOT}bin/ehr`, ['audit', ...args], { env });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
