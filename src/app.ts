@@ -64,7 +64,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         }),
       },
       // Asynchronous, batched writes (src/http/access-log.ts): lines never block the event loop.
-      stream: opts.logStream ?? (stdout as NonNullable<typeof stdout>).stream,
+      stream: stdout?.stream ?? opts.logStream,
     },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

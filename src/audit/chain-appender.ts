@@ -39,7 +39,10 @@ export class ChainAppender {
     this.#db = db;
   }
 
-  /** Links `events` (BALP events or compact records), in order, as the next links of the chain and commits them; all or none. */
+  /**
+   * Links `events` (BALP events or compact records), in order, as the next links of the chain and commits them; all
+   * or none.
+   */
   async append(events: readonly AuditItem[]): Promise<StoredAuditEvent[]> {
     if (events.length === 0) return [];
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {

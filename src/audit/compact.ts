@@ -6,7 +6,7 @@
  *
  * The per-process audit writer stores reads as compact rows: the chain hashes the record's canonical JSON (RFC 8785,
  * a fraction of the BALP event's size), and the record travels to PostgreSQL instead of the event. Every reader
- * (FHIR read and search, export, verify) renders the BALP event from it (store.ts `renderStored`).
+ * (FHIR read and search, export, verify) renders the BALP event from it ({@link renderItem}).
  *
  * `compact` is the format's version and is hashed with the record: rendering a stored record must give the same
  * event forever (verify checks the index columns against it), so a change to the BALP output of an existing kind

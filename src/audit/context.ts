@@ -6,8 +6,7 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Agent } from '../auth/access.ts';
 import { type FhirPathKind, parseFhirPath } from '../fhir/rest/rest-path.ts';
-import type { AuditBase, FhirRestInput } from './balp.ts';
-import { outcomeForStatus } from './balp.ts';
+import { type AuditBase, type FhirRestInput, outcomeForStatus } from './balp.ts';
 import { type AuditDescription, buildAuditEvent, type CompactAuditRecord, compactRecord } from './compact.ts';
 import { type AuditOutcome, type RestInteraction, SUBTYPE } from './codes.ts';
 import type { RetrievalFacts, TransferTally } from './transfer-window.ts';
@@ -194,10 +193,19 @@ export class AuditContext {
     };
   }
 
+  /** The handler's description, or the fallback of the request's route and URL. */
+  #described(): AuditDescription {
+    return this.description ?? fallbackDescription(this.facts.method, this.facts.url, this.facts.how);
+  }
+
+  /** `d` with the patients the caller was allowed to touch. */
+  #withPatients(d: AuditDescription): AuditDescription {
+    return this.patients.size ? addPatientIds(d, [...this.patients]) : d;
+  }
+
   /** The description the event is built from: the handler's (or the fallback), with the patients added. */
   #fullDescription(): AuditDescription {
-    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url, this.facts.how);
-    return this.patients.size ? addPatientIds(d, [...this.patients]) : d;
+    return this.#withPatients(this.#described());
   }
 
   /** The one event of this request for a response with `status`. */
@@ -218,7 +226,7 @@ export class AuditContext {
    * with what it addressed (transfer-window.ts); undefined for anything else.
    */
   transfer(): { studyUid: string; facts: RetrievalFacts } | undefined {
-    const d = this.description ?? fallbackDescription(this.facts.method, this.facts.url, this.facts.how);
+    const d = this.#described();
     if (d.kind !== 'dicom-retrieve' || d.input.export || d.input.transfer || d.input.studies.length !== 1)
       return undefined;
     const s = d.input.studies[0] as (typeof d.input.studies)[number];
@@ -235,7 +243,7 @@ export class AuditContext {
    */
   recordTransfer(studyUid: string, tally: TransferTally, recorded = new Date()): CompactAuditRecord {
     const d: AuditDescription = { kind: 'dicom-retrieve', input: { studies: [{ studyUid }], transfer: tally } };
-    return compactRecord(this.patients.size ? addPatientIds(d, [...this.patients]) : d, this.base(200, recorded));
+    return compactRecord(this.#withPatients(d), this.base(200, recorded));
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
  * The on-disk format of the audit outbox (outbox.ts), pure: a segment file holds the items of the audit writer as
  * NDJSON, one per line, in the order they were accepted: AuditEvents, or compact records (compact.ts) that render
- * into them (segments written before compact records existed hold only AuditEvents). `JSON.stringify` never emits a raw line break inside a value, so
- * a line is always exactly one event.
+ * into them (segments written before compact records existed hold only AuditEvents). `JSON.stringify` never emits a
+ * raw line break inside a value, so a line is always exactly one event.
  *
  * A crash can leave only the tail of the newest segment torn: a batch's lines are written and fdatasync'd before any
  * of its responses is released, so a torn (unterminated) last line belongs to a batch that no client saw completed,

@@ -382,13 +382,7 @@ export const auditPlugin = fp(
       const key = `${t.studyUid}\u0000${req.ip}\u0000${JSON.stringify(req.access?.agent ?? null)}`;
       let w = transfers.current(key);
       if (w) ctx.written = true;
-      else {
-        const durable = record(req, status);
-        durable.catch((err: unknown) => {
-          req.log.error({ err }, 'audit event could not be stored: study transfer refused');
-        });
-        w = transfers.open(key, { ctx, studyUid: t.studyUid }, durable);
-      }
+      else w = transfers.open(key, { ctx, studyUid: t.studyUid }, record(req, status));
       w.add(t.facts, transfers.now());
       w.inFlight++;
       const window = w;
@@ -404,30 +398,20 @@ export const auditPlugin = fp(
       const status = reply.statusCode;
       const streamed = isStream(payload) && status >= 200 && status < 300 && req.method !== 'HEAD';
       const transfer = inTransfer(req, reply, status);
-      if (transfer) {
-        // Joined a window whose opening event is durable: nothing to wait for.
-        if (transfer.committed) return payload;
-        if (streamed) return pipeline(payload, new HoldLastChunk(transfer.durable, req.id), () => undefined);
-        try {
-          await transfer.durable;
-          return payload;
-        } catch (err) {
-          (payload as { destroy?: () => void } | null)?.destroy?.();
-          return unavailableBody(req, reply, err);
-        }
-      }
+      // Joined a study transfer whose opening event is durable: nothing to wait for.
+      if (transfer?.committed) return payload;
+      const durable = transfer?.durable ?? record(req, status, streamed ? undefined : payload);
       if (streamed) {
         // A streamed answer (WADO-RS, relayed QIDO-RS): its bytes flow while the event commits, but the last chunk
         // waits for the commit, so the response never completes before its event is durable (hold-last.ts). (Not for
         // HEAD: its response completes without the body.)
-        const committed = record(req, status);
-        committed.catch((err: unknown) => {
+        durable.catch((err: unknown) => {
           req.log.error({ err }, 'audit event could not be stored: response cut short');
         });
-        return pipeline(payload, new HoldLastChunk(committed, req.id), () => undefined);
+        return pipeline(payload, new HoldLastChunk(durable, req.id), () => undefined);
       }
       try {
-        await record(req, reply.statusCode, payload);
+        await durable;
         return payload;
       } catch (err) {
         req.log.error({ err }, 'audit event could not be stored: response withheld');

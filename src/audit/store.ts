@@ -43,8 +43,6 @@ export interface StoredAuditEvent {
   readonly hash: string;
   /** The event (rendered from its compact record for a compact row). */
   readonly event: AuditEvent;
-  /** What the row stores and the chain hashes: the event itself, or its compact record (compact.ts). */
-  readonly content: AuditItem;
 }
 
 /** One row of audit_event as the append functions take it (`audit_append` reads them with `jsonb_to_recordset`). */
@@ -179,7 +177,7 @@ export function linkAfter(
     const hash = linkHashOf(prevHash, canonical);
     const row = eventRow(seq, event, prevHash, hash, content);
     parts.push(rowJson(row, canonical));
-    stored.push({ seq, id: row.id, hash, event, content });
+    stored.push({ seq, id: row.id, hash, event });
     prevHash = hash;
     return row;
   });

@@ -72,7 +72,8 @@ export function sendStowResult(
 
 export async function stowRoutes(app: FastifyInstance, opts: { config: Config; gcPacer?: GcPacer }): Promise<void> {
   const { config } = opts;
-  const onBytes = opts.gcPacer ? (n: number) => opts.gcPacer?.note(n) : undefined;
+  const pacer = opts.gcPacer;
+  const onBytes = pacer ? (n: number) => pacer.note(n) : undefined;
   const depsFor = stowFactory(app, config);
   const dicomWebBase = `${config.publicBaseUrl}/dicom-web`;
   installExpectHandling(app.server);
